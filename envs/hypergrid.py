@@ -161,6 +161,11 @@ class HyperGrid:
         )
         return torch.log(r)
 
+    def pairwise_distance(self, states: torch.Tensor) -> np.ndarray:
+        """L1 (Manhattan) distances between grid points ``[n, n]`` (top-k diversity)."""
+        x = states.double()
+        return torch.cdist(x, x, p=1).cpu().numpy()
+
     def mode_index(self, states: torch.Tensor) -> torch.Tensor:
         """Index in [0, 2^D) of the mode region a state lies in, or -1 if none."""
         x = (states.float() / (self.height - 1)) * 2.0 - 1.0

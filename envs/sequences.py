@@ -247,6 +247,15 @@ class SequenceMDP:
         """Index of full-length states among the V^L sequences (base-V value)."""
         return self.tokens_value(states[..., : self.length])
 
+    def pairwise_distance(self, states: torch.Tensor) -> np.ndarray:
+        """Levenshtein distances between terminal sequences ``[n, n]`` (the diversity of
+        LS-GFN / BN: mean pairwise edit distance of the top-k samples)."""
+        from rapidfuzz.distance import Levenshtein
+        from rapidfuzz.process import cdist
+
+        words = ["".join(chr(65 + int(t)) for t in row) for row in states[:, : self.length].tolist()]
+        return cdist(words, words, scorer=Levenshtein.distance, dtype=np.int32)
+
     def encode(self, seqs: list[list[int]] | np.ndarray | torch.Tensor,
                device: torch.device | str = "cpu") -> torch.Tensor:
         """Terminal states ``[B, L+1]`` from token sequences of length L."""

@@ -14,6 +14,9 @@ METHODS: dict[str, str] = {
     "fm": "methods.gfn.fm",
     "subtb": "methods.gfn.subtb",
     "bn": "methods.gfn.bn",
+    "rpe": "methods.gfn.rpe",
+    "soft_dqn": "methods.gfn.soft_dqn",
+    "mdqn": "methods.gfn.mdqn",
 }
 
 

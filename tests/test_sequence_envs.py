@@ -358,3 +358,11 @@ def test_parents_invert_step(mdp):
         assert torch.equal(child, states[ok])
     n = env.level(states)
     assert torch.equal(valid.sum(1), torch.where(n > 0, P, 0))
+
+
+def test_pairwise_edit_distance_for_diversity():
+    env = Toy(3, 4, mdp="pa")
+    states = env.encode([[0, 1, 2, 0], [1, 2, 0, 0], [0, 1, 2, 0]])
+    d = env.pairwise_distance(states)
+    # 0120 -> 1200: delete the leading 0, append a 0 = 2 edits (Hamming would say 4)
+    assert d.tolist() == [[0, 2, 0], [2, 0, 2], [0, 2, 0]]

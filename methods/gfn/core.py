@@ -130,7 +130,11 @@ class GFlowNetLoss(Protocol):
       network at other states, e.g. parents in FM/BN, or keep a target network);
     * ``after_step()`` — called after every optimiser step (e.g. a Polyak target update);
     * ``policy(env, net) -> Policy`` — the sampling policy if not the forward head (RPE);
-    * ``behaviour = "uniform"`` — collect training data with the uniform policy (RPE).
+    * ``behaviour = "uniform"`` — collect training data with the uniform policy (RPE);
+    * ``observe(actions)`` and ``sample_loss(gen) -> loss`` — an off-policy learner with its
+      own transition buffer (soft DQN, M-DQN): it sees each round's trajectories and draws its
+      own batches; the core's trajectory replay is then unused;
+    * ``state_dict()`` / ``load_state_dict(d)`` — loss state to checkpoint (target nets, buffers).
     """
 
     uses_log_z: bool
@@ -205,6 +209,8 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
         tracker.load_state_dict(ckpt["tracker"])
         if explorer is not None:
             explorer.load_state_dict(ckpt["explorer"])
+        if hasattr(loss_fn, "load_state_dict"):
+            loss_fn.load_state_dict(ckpt["loss_state"])
         start, n_traj, last_loss = ckpt["iteration"], ckpt["n_traj"], ckpt["loss"]
 
     def metrics() -> dict[str, float]:
@@ -227,6 +233,7 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
             "gen": gen.get_state(), "replay": replay.state_dict(),
             "tracker": tracker.state_dict(), "iteration": iteration, "n_traj": n_traj,
             "loss": last_loss, "explorer": explorer.state_dict() if explorer is not None else None,
+            "loss_state": loss_fn.state_dict() if hasattr(loss_fn, "state_dict") else None,
         }, iteration)
 
     if start == 0:
@@ -243,16 +250,27 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
         with torch.no_grad():
             terminal = terminal_states(env, online)
             online_lr = cfg.reward_beta * env.log_reward(terminal)
-        tracker.add(terminal)
+        if behaviour is policy:
+            tracker.add(terminal)
+        else:
+            # the data come from another policy (RPE's pi_U): modes and the empirical L1
+            # describe the learned sampler, so draw a monitoring batch from it
+            tracker.add(terminal_states(env, sample_trajectories(env, policy, cfg.online_batch, gen)))
         n_traj += online.shape[0]
         if cfg.replay_batch > 0:
             replay.add(online, online_lr)
+        off_policy = hasattr(loss_fn, "sample_loss")
+        if off_policy:
+            loss_fn.observe(online)
         for _ in range(cfg.train_steps):
-            batch_actions = online
-            if cfg.replay_batch > 0:
-                batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
-            batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
-            loss = loss_fn(batch, log_z)
+            if off_policy:
+                loss = loss_fn.sample_loss(gen)
+            else:
+                batch_actions = online
+                if cfg.replay_batch > 0:
+                    batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
+                batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
+                loss = loss_fn(batch, log_z)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -304,7 +322,14 @@ def evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int,
             # Shen et al.'s relative mean error, from the evaluation samples
             rel_mean_error=rel, abs_rel_mean_error=abs(rel))
     unique = torch.unique(terminal, dim=0)
-    top = torch.sort((cfg.reward_beta * env.log_reward(unique)).exp(), descending=True).values[:100]
+    order = torch.sort((cfg.reward_beta * env.log_reward(unique)).exp(), descending=True)
+    top, top_states = order.values[:100], unique[order.indices[:100]]
+    if hasattr(env, "pairwise_distance") and len(top_states) > 1:
+        d = env.pairwise_distance(top_states)
+        n = len(top_states)
+        metrics["top100_diversity"] = float(d.sum() / (n * (n - 1)))   # mean over pairs i != j
+    else:
+        metrics["top100_diversity"] = nan
     stats = model.get("train_stats", {})
     metrics.update(
         emp_l1=float(stats.get("emp_l1", nan)),

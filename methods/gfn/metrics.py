@@ -39,11 +39,15 @@ class ExactDistribution:
     @torch.no_grad()
     def terminal_probs(self, policy: PolicyNet | Policy, chunk: int = 65536) -> torch.Tensor:
         env = self.env
-        logits_of = as_policy(env, policy)
-        logp = torch.cat([
-            masked_log_softmax(logits_of(s).double(), env.forward_mask(s))
-            for s in self.states.split(chunk)
-        ])
+        if hasattr(policy, "exact_logits"):
+            # a policy that scores children (RPE) computes all states' logits at once
+            logp = masked_log_softmax(policy.exact_logits(self), env.forward_mask(self.states))
+        else:
+            logits_of = as_policy(env, policy)
+            logp = torch.cat([
+                masked_log_softmax(logits_of(s).double(), env.forward_mask(s))
+                for s in self.states.split(chunk)
+            ])
         probs = logp.exp()
         reach = torch.zeros(len(self.states), dtype=torch.float64, device=self.device)
         term = torch.zeros_like(reach)

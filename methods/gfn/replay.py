@@ -43,3 +43,59 @@ class PrioritizedReplay:
 
     def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
         self.actions, self.log_reward = d["actions"], d["log_reward"]
+
+
+class TransitionReplay:
+    """Proportional prioritised replay of single transitions (Schaul et al.), as the soft-DQN /
+    Munchausen-DQN baselines use it: P(i) ∝ p_i^alpha with p_i = |TD error| + eps; new
+    transitions enter with the largest priority seen; beta = 0 (no importance weights).
+    A circular buffer of ``capacity`` transitions, fields stored as tensors."""
+
+    def __init__(self, capacity: int, alpha: float = 0.5, eps: float = 1e-6):
+        self.capacity, self.alpha, self.eps = capacity, alpha, eps
+        self.data: dict[str, torch.Tensor] = {}
+        self.priority = torch.empty(0)
+        self.next = 0      # slot of the next write once full
+        self.max_priority = 1.0
+
+    def __len__(self) -> int:
+        return self.priority.numel()
+
+    def add(self, fields: dict[str, torch.Tensor]) -> None:
+        n = next(iter(fields.values())).shape[0]
+        if n == 0:
+            return
+        new_p = torch.full((n,), self.max_priority, device=next(iter(fields.values())).device)
+        if not self.data:
+            self.data = {k: v[:0] for k, v in fields.items()}
+            self.priority = new_p[:0]
+        free = self.capacity - len(self)
+        if free > 0:  # still filling: append
+            take = min(free, n)
+            self.data = {k: torch.cat([self.data[k], v[:take]]) for k, v in fields.items()}
+            self.priority = torch.cat([self.priority, new_p[:take]])
+            fields, new_p, n = {k: v[take:] for k, v in fields.items()}, new_p[take:], n - take
+        if n > 0:  # full: overwrite the oldest slots
+            slots = (self.next + torch.arange(n, device=new_p.device)) % self.capacity
+            for k, v in fields.items():
+                self.data[k][slots] = v
+            self.priority[slots] = new_p
+            self.next = int((self.next + n) % self.capacity)
+
+    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Indices drawn ∝ priority^alpha (with replacement) and their transitions."""
+        idx = torch.multinomial(self.priority.pow(self.alpha), n, replacement=True, generator=gen)
+        return idx, {k: v[idx] for k, v in self.data.items()}
+
+    def update_priorities(self, idx: torch.Tensor, td_error: torch.Tensor) -> None:
+        p = td_error.detach().abs().float() + self.eps
+        self.priority[idx] = p
+        self.max_priority = max(self.max_priority, float(p.max()))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "priority": self.priority, "next": self.next,
+                "max_priority": self.max_priority}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.data, self.priority = d["data"], d["priority"]
+        self.next, self.max_priority = d["next"], d["max_priority"]

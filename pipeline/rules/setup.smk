@@ -1,8 +1,8 @@
-# Build each environment once, check that it steps, cache its exact target distribution.
+# Build each environment once, check that it steps, cache its exact target distribution
+# (target.npz beside info.json, for enumerable environments only; info.json is written last).
 rule setup_env:
     output:
         info=results("{scale}/_envs/{env_key}/info.json"),
-        target=results("{scale}/_envs/{env_key}/target.npz"),
     params:
         code=get_env_code_hash,
         kwargs=get_env_kwargs,
