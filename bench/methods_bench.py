@@ -32,8 +32,10 @@ def per_iteration(method: str, ndim: int, height: int, short: int, long: int, se
     mod = methods.load(method)
     times = {}
     for n in (short, long):
+        # one network and batch size for all (RPE's paper default is 2048 units, 32 trajectories)
         cfg = mod.Config(env="hypergrid", env_kwargs={"ndim": ndim, "height": height},
-                         iterations=n, eval_every=10**9, checkpoint_every=10**9)
+                         iterations=n, eval_every=10**9, checkpoint_every=10**9,
+                         hidden=256, n_hidden_layers=2, online_batch=16)
         run = MemoryRun(seed=seed)
         torch.manual_seed(seed)
         t0 = time.perf_counter()

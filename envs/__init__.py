@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "qm9str": "envs.qm9str:QM9Str",
     "bitseq": "envs.bitseq:BitSequence",
     "rna": "envs.rna:RNABinding",
+    "control": "envs.control:ControlTask",
 }
 
 

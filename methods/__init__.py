@@ -17,6 +17,16 @@ METHODS: dict[str, str] = {
     "rpe": "methods.gfn.rpe",
     "soft_dqn": "methods.gfn.soft_dqn",
     "mdqn": "methods.gfn.mdqn",
+    "td3": "methods.control.td3",
+    "sac": "methods.control.sac",
+    "ne": "methods.control.ne",
+    "td3_reset": "methods.control.td3_reset",
+    "td3_redo": "methods.control.td3_redo",
+    "td3_pi": "methods.control.td3_pi",
+    "td3_ln": "methods.control.td3_ln",
+    "omnet": "methods.control.omnet",
+    "redq": "methods.control.redq",
+    "droq": "methods.control.droq",
 }
 
 

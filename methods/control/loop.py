@@ -1,0 +1,195 @@
+"""The training loop shared by every continuous-control method (TD3, SAC and those built on
+them): environment interaction, random warm-up, ``utd`` updates per step, evaluation on a
+separately seeded env, logging, checkpoints and the saved model.
+
+An *agent* (methods/control/td3.py, sac.py and subclasses) supplies ``act``, ``update``,
+``diagnostics``, ``state_dict``/``load_state_dict`` and ``model_state``; the loop knows nothing
+of the algorithm. Checkpoints are taken at episode boundaries (the first one after each
+``checkpoint_every`` steps, or when the run is asked to stop), with every random state, so a
+resumed run is bit-identical to an uninterrupted one on CPU.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from envs.control import ControlTask, rng_state, set_rng_state
+from methods.common.replay import ReplayBuffer
+from methods.common.runapi import Preempted, Run
+
+TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
+
+
+@dataclass
+class ControlConfig:
+    """Task fields (set by the pipeline) and the hyper-parameters TD3 and SAC share.
+    ``iterations`` counts environment steps."""
+
+    env: str = "control"
+    env_kwargs: dict = field(default_factory=lambda: {"suite": "gym", "task": "Hopper-v5"})
+    iterations: int = 1_000_000
+    eval_every: int = 5000
+    checkpoint_every: int = 50_000
+    lr: float = 3e-4
+    batch: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005
+    hidden: int = 256
+    buffer_size: int = 1_000_000
+    start_steps: int = 25_000
+    utd: int = 1                 # gradient updates per environment step
+    eval_episodes: int = 10
+    diag_every: int = 0          # log dormant/active ratios every n steps (0: at evaluations)
+
+    def __post_init__(self) -> None:
+        if self.env != "control":
+            raise ValueError(f"control methods need env 'control' (got {self.env!r})")
+        for name in ("batch", "hidden", "buffer_size", "utd", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+
+    @classmethod
+    def hyperparameter_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Agent(Protocol):
+    n_updates: int
+
+    def act(self, obs: torch.Tensor, explore: bool) -> torch.Tensor: ...
+    def update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]: ...
+    def diagnostics(self, buffer: ReplayBuffer) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, d: dict[str, Any]) -> None: ...
+    def model_state(self) -> dict[str, Any]: ...
+    def load_model_state(self, d: dict[str, Any]) -> None: ...
+
+
+AgentFactory = Callable[[Any, ControlTask, torch.device, torch.Generator], Agent]
+
+
+@torch.no_grad()
+def evaluate_policy(agent: Any, task: ControlTask, seed: int, episodes: int,
+                    device: torch.device) -> list[float]:
+    """Undiscounted returns of the deterministic policy on an env seeded with seed + 100."""
+    env = task.make(seed + 100)
+    returns = []
+    obs, _ = env.reset(seed=seed + 100)
+    for _ in range(episodes):
+        total, done = 0.0, False
+        while not done:
+            a = agent.act(torch.as_tensor(obs, device=device), explore=False)
+            obs, r, term, trunc, _ = env.step(a.cpu().numpy())
+            total += r
+            done = term or trunc
+        returns.append(total)
+        obs, _ = env.reset()
+    env.close()
+    return returns
+
+
+def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[str, float]:
+    device = run.device
+    task = ControlTask(**cfg.env_kwargs)
+    torch.manual_seed(run.seed)
+    gen = torch.Generator(device=device).manual_seed(run.seed)
+    agent = make_agent(cfg, task, device, gen)
+    buffer = ReplayBuffer(min(cfg.buffer_size, cfg.iterations), task.obs_dim, task.act_dim, device)
+    rng = np.random.default_rng(run.seed)          # warm-up actions
+    env = task.make(run.seed)
+    obs, _ = env.reset(seed=run.seed)
+    step, episode_return, train_returns, last, last_eval = 0, 0.0, [], {}, float("nan")
+    last_diag: dict[str, float] = {}
+    update_time, updates_at_log = 0.0, 0
+
+    ckpt = run.load_checkpoint()
+    if ckpt is not None:
+        agent.load_state_dict(ckpt["agent"])
+        buffer.load_state_dict(ckpt["buffer"])
+        gen.set_state(ckpt["gen"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        set_rng_state(env, ckpt["env_rng"])
+        obs, _ = env.reset()
+        step, train_returns, last = ckpt["step"], ckpt["train_returns"], ckpt["last"]
+        update_time, updates_at_log = ckpt["update_time"], ckpt["updates_at_log"]
+    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+
+    def checkpoint(env_rng: Any) -> None:
+        run.save_checkpoint({
+            "agent": agent.state_dict(), "buffer": buffer.state_dict(), "gen": gen.get_state(),
+            "rng": rng.bit_generator.state, "env_rng": env_rng, "step": step,
+            "torch_rng": torch.get_rng_state(),   # dropout (DroQ) draws from the global generator
+            "train_returns": list(train_returns), "last": {k: float(v) for k, v in last.items()},
+            "update_time": update_time, "updates_at_log": updates_at_log}, step)
+
+    while step < cfg.iterations:
+        if step < cfg.start_steps:
+            action = rng.uniform(task.action_low, task.action_high).astype(np.float32)
+        else:
+            action = agent.act(torch.as_tensor(obs, device=device), explore=True).cpu().numpy()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated)
+        obs, episode_return, step = next_obs, episode_return + reward, step + 1
+        if step > cfg.start_steps:
+            t0 = time.perf_counter()
+            for _ in range(cfg.utd):
+                last.update(agent.update(buffer, step))
+            update_time += time.perf_counter() - t0
+        if step % cfg.eval_every == 0 or step == cfg.iterations:
+            last_eval = float(np.mean(evaluate_policy(agent, task, run.seed, cfg.eval_episodes, device)))
+            row = {"return": last_eval,
+                   "train_return": float(np.mean(train_returns)) if train_returns else float("nan"),
+                   "updates": agent.n_updates,
+                   "time_updates_per_s": (agent.n_updates - updates_at_log) / update_time if update_time > 0 else float("nan"),
+                   **{k: float(v) for k, v in last.items()}}
+            if len(buffer) >= cfg.batch:
+                last_diag = agent.diagnostics(buffer)
+                row.update(last_diag)
+            run.log(step, row)
+            train_returns, update_time, updates_at_log = [], 0.0, agent.n_updates
+        elif cfg.diag_every and step % cfg.diag_every == 0 and len(buffer) >= cfg.batch:
+            run.log(step, agent.diagnostics(buffer))
+        if terminated or truncated:
+            train_returns.append(episode_return)
+            episode_return = 0.0
+            env_rng = rng_state(env)
+            stop = run.should_stop()
+            if (step >= next_ckpt or stop) and step < cfg.iterations:
+                checkpoint(env_rng)
+                next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+                if stop or run.should_stop():
+                    raise Preempted(f"stopped at env step {step}")
+            obs, _ = env.reset()
+    env.close()
+    # the end-of-training diagnostics (active ratios, density, FLOPs) become final metrics
+    run.save_model({**agent.model_state(), "config": cfg.to_dict(), "final_return": last_eval,
+                    "train_stats": last_diag})
+    return {"return": last_eval}
+
+
+def evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device: str | torch.device,
+                   make_agent: AgentFactory) -> dict[str, Any]:
+    """Final metrics of a saved model: the deterministic policy's mean return over
+    ``eval_episodes`` episodes (env seeded seed + 100), and the agent's own extra metrics
+    (``agent.evaluation_metrics``, e.g. SAC's normalised Q-bias)."""
+    device = torch.device(device)
+    task = ControlTask(**cfg.env_kwargs)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    agent = make_agent(cfg, task, device, gen)
+    agent.load_model_state(model)
+    returns = evaluate_policy(agent, task, seed, cfg.eval_episodes, device)
+    metrics = {"return_mean": float(np.mean(returns)), "return_final": float(model.get("final_return", float("nan"))),
+               **{k: float(v) for k, v in (model.get("train_stats") or {}).items()}}
+    extra = getattr(agent, "evaluation_metrics", None)
+    if extra is not None:
+        metrics.update(extra(task, seed))
+    return {"metrics": metrics, "per_episode": {"return": [float(r) for r in returns]},
+            "n_episodes": len(returns)}

@@ -1,0 +1,136 @@
+"""NE's plasticity baselines on TD3 (../shared/specs/control_video.md §1.8, standard settings of
+the original papers [unverified for NE's runs]):
+
+* ``Reset`` (Nikishin et al., 2022): re-initialise the networks (all layers, or the last one
+  with ``reset_layers = "last"``), their targets and optimiser state every ``reset_interval``
+  updates; the replay buffer is kept.
+* ``ReDo`` (Sokar et al., 2023): every ``redo_interval`` updates, find the tau-dormant hidden
+  units (tau = 0.1) of actor and critic on a batch; re-initialise their incoming weights, zero
+  their outgoing weights and reset the Adam moments of exactly those entries.
+* ``PlasticityInjection`` (Nikishin et al., 2023): once, after ``inject_at`` x T_end updates,
+  every network becomes h = f_theta(x) + f_theta'(x) - f_theta'_frozen(x) with theta frozen and
+  theta' a fresh trainable init; the output is unchanged at the moment of injection.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from methods.common.dormant import dormant_units, inject, record_activations, redo_reset
+from methods.common.replay import ReplayBuffer
+from methods.control import td3
+from methods.control.nets import relus
+
+
+def _reinit(module: nn.Module) -> None:
+    for m in module.modules():
+        if m is not module and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+class ResetAgent(td3.TD3Agent):
+    def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
+        c = self.cfg
+        if self.n_updates % c.reset_interval != 0:
+            return {}
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.gen, device=self.gen.device)))
+        for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+            linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+            if c.reset_layers == "last":
+                heads = [seq[-1] for seq in net.modules() if isinstance(seq, nn.Sequential)]
+                linears = [m for m in linears if any(m is h for h in heads)]
+            for m in linears:
+                m.reset_parameters()
+            target.load_state_dict(net.state_dict())
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr)
+        return {"resets": 1.0}
+
+
+def hidden_pairs(net: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
+    """(linear_in, relu, linear_out) for every hidden unit layer of every MLP in ``net``."""
+    out = []
+    for seq in (m for m in net.modules() if isinstance(m, nn.Sequential)):
+        mods = list(seq)
+        lin = [i for i, m in enumerate(mods) if hasattr(m, "weight") and m.weight.dim() == 2]
+        for a, b in zip(lin[:-1], lin[1:]):
+            relu = next(m for m in mods[a:b] if isinstance(m, nn.ReLU))
+            out.append((mods[a], relu, mods[b]))
+    return out
+
+
+class ReDoAgent(td3.TD3Agent):
+    @torch.no_grad()
+    def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
+        c = self.cfg
+        if self.n_updates % c.redo_interval != 0:
+            return {}
+        b = buffer.sample(c.batch, self.gen)
+        cpu_gen = torch.Generator().manual_seed(self.n_updates)
+        n_reset = 0
+        for net, opt, target in ((self.actor, self.actor_opt, self.actor_target),
+                                 (self.critic, self.critic_opt, self.critic_target)):
+            pairs = hidden_pairs(net)
+            with record_activations([relu for _, relu, _ in pairs]) as acts:
+                net(b["obs"]) if net is self.actor else net(b["obs"], b["action"])
+            for (lin_in, _, lin_out), h in zip(pairs, acts.values()):
+                n_reset += redo_reset(lin_in, lin_out, dormant_units(h, c.redo_tau), opt, generator=cpu_gen)
+        return {"redo_units_reset": float(n_reset)}
+
+
+class InjectionAgent(td3.TD3Agent):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.injected = False
+
+    def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
+        c = self.cfg
+        if self.injected or self.n_updates < int(c.inject_at * max(1, c.iterations - c.start_steps)):
+            return {}
+        self.inject_now()
+        return {"injected": 1.0}
+
+    def inject_now(self) -> None:
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.gen, device=self.gen.device)))
+        self.actor.net = inject(self.actor.net, _reinit)
+        for i, member in enumerate(self.critic.members):
+            self.critic.members[i] = inject(member, _reinit)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam([p for p in self.actor.parameters() if p.requires_grad], lr=self.cfg.lr)
+        self.critic_opt = torch.optim.Adam([p for p in self.critic.parameters() if p.requires_grad], lr=self.cfg.lr)
+        self.injected = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"injected": self.injected}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d.get("injected") and not self.injected:
+            self.inject_now()          # rebuild the injected architecture, then load its weights
+        super().load_state_dict(d)
+
+    def load_model_state(self, d: dict[str, Any]) -> None:
+        if any(".new_frozen." in k for k in d["actor"]) and not self.injected:
+            self.inject_now()
+        super().load_model_state(d)
+
+
+@dataclass
+class ResetConfig(td3.Config):
+    reset_interval: int = 200_000
+    reset_layers: str = "all"
+
+
+@dataclass
+class ReDoConfig(td3.Config):
+    redo_interval: int = 1000
+    redo_tau: float = 0.1
+
+
+@dataclass
+class InjectionConfig(td3.Config):
+    inject_at: float = 0.5

@@ -1,0 +1,219 @@
+"""Continuous-control core and the NE / OMNet mechanisms (../shared/specs/control_video.md §1-2)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from envs.control import ControlTask
+from methods.common.masked import masked_layers
+from methods.common.replay import ReplayBuffer
+from methods.common.runapi import MemoryRun, Preempted
+from methods.control import ne, omnet, plasticity, redq, sac, td3
+
+PENDULUM = {"suite": "gym", "task": "Pendulum-v1"}
+
+
+def tiny(mod, **kw):
+    base = dict(env_kwargs=PENDULUM, iterations=400, eval_every=200, checkpoint_every=200,
+                start_steps=100, hidden=16, batch=16, eval_episodes=1)
+    base.update(kw)
+    return mod.Config(**base)
+
+
+def agent_of(mod, cfg, seed=0):
+    task = ControlTask(**cfg.env_kwargs)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    return mod.make_agent(cfg, task, torch.device("cpu"), gen), task
+
+
+def filled_buffer(task, n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    buf = ReplayBuffer(n, task.obs_dim, task.act_dim)
+    for i in range(n):
+        buf.add(rng.normal(size=task.obs_dim), rng.uniform(-1, 1, task.act_dim), float(i), rng.normal(size=task.obs_dim), i % 50 == 0)
+    return buf
+
+
+# ----------------------------------------------------------------------------- replay / envs
+def test_replay_wraps_and_samples_the_oldest_fraction():
+    buf = ReplayBuffer(10, 1, 1)
+    for i in range(15):
+        buf.add(np.array([i]), np.array([0.0]), float(i), np.array([i + 1]), False)
+    assert len(buf) == 10 and sorted(buf.data["reward"].tolist()) == list(map(float, range(5, 15)))
+    b = buf.sample_oldest(500, 0.3, torch.Generator().manual_seed(0))
+    assert set(b["reward"].tolist()) == {5.0, 6.0, 7.0}          # the 3 oldest of 10
+    state = buf.state_dict()
+    other = ReplayBuffer(10, 1, 1)
+    other.load_state_dict(state)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(buf.sample(8, g1)["obs"], other.sample(8, g2)["obs"])
+
+
+def test_env_factory_gym_and_dmc():
+    pend = ControlTask(**PENDULUM)
+    assert (pend.obs_dim, pend.act_dim, pend.max_action) == (3, 1, 2.0)
+    pend.check_steps()
+    dmc = ControlTask(suite="dmc", task="cartpole-balance")
+    assert (dmc.obs_dim, dmc.act_dim, dmc.max_action) == (5, 1, 1.0)   # position 3 + velocity 2
+    env = dmc.make(0)
+    obs, _ = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == (5,)
+    with pytest.raises(ValueError, match="suite"):
+        ControlTask(suite="atari", task="Pong")
+
+
+# -------------------------------------------------------------------------------- TD3 / SAC
+def test_td3_target_clipped_double_q_and_smoothing():
+    cfg = tiny(td3, policy_noise=0.0)
+    agent, task = agent_of(td3, cfg)
+    b = filled_buffer(task).sample(32, torch.Generator().manual_seed(0))
+    y = agent.td_target(b)
+    with torch.no_grad():
+        q = agent.critic_target(b["next_obs"], agent.actor_target(b["next_obs"])).min(0).values
+    assert torch.allclose(y, b["reward"] + 0.99 * (1 - b["terminated"]) * q)
+    # with huge noise every smoothed action stays within noise_clip * max_action of pi_targ(s')
+    agent.cfg = tiny(td3, policy_noise=100.0)
+    a0 = agent.actor_target(b["next_obs"])
+    noise = (torch.randn(a0.shape, generator=torch.Generator().manual_seed(3)) * 200.0).clamp(-1.0, 1.0)
+    assert float(noise.abs().max()) == pytest.approx(1.0)       # c * max_a = 0.5 * 2
+
+
+def test_sac_subset_target_and_entropy_sign():
+    cfg = tiny(redq)
+    agent, task = agent_of(sac, cfg)
+    assert len(agent.critic.members) == 10
+    members = agent.target_members()
+    assert members.numel() == 2 and members.unique().numel() == 2
+    b = filled_buffer(task).sample(16, torch.Generator().manual_seed(0))
+    # entropy -log pi below the target -|A| (log pi = 5) raises alpha; above it lowers alpha
+    for logp_value, direction in ((5.0, 1.0), (-5.0, -1.0)):
+        before = float(agent.temperature.log_alpha.detach())
+        logp = torch.full((16,), logp_value)
+        loss = -(agent.temperature.log_alpha * (logp + agent.target_entropy)).mean()
+        agent.optimizer_step(agent.alpha_opt, loss, agent.temperature)
+        assert direction * (float(agent.temperature.log_alpha.detach()) - before) > 0
+
+
+def untimed(rows):
+    """Curve rows without wall-clock columns (``time_*``), as a comparable string."""
+    return repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])
+
+
+@pytest.mark.parametrize("mod", [td3, sac, ne])
+def test_determinism_and_exact_resume(mod):
+    cfg = tiny(mod, **({"delta": 50} if mod is ne else {}))
+    a, b = MemoryRun(seed=3), MemoryRun(seed=3)
+    mod.train(cfg, a)
+    mod.train(cfg, b)
+    assert untimed(a.rows) == untimed(b.rows)
+    part = MemoryRun(seed=3, stop_after_checkpoints=1)
+    with pytest.raises(Preempted):
+        mod.train(cfg, part)
+    part._stop_after = None
+    mod.train(cfg, part)
+    assert untimed(part.rows) == untimed(a.rows)
+
+
+# --------------------------------------------------------------------------------------- NE
+def test_ne_growth_uses_largest_dense_gradients_and_zero_init():
+    cfg = tiny(ne, delta=1, prune_criterion="magnitude", omega=0.0, zeta=0.5, iterations=10_100, start_steps=100)
+    agent, task = agent_of(ne, cfg)
+    layer = max(masked_layers(agent.critic), key=lambda l: l.weight.numel() - float(l.masks.sum()))
+    before = layer.masks[0].clone()
+    agent._batch = filled_buffer(task).sample(16, torch.Generator().manual_seed(0))
+    grad = torch.randn(1, *layer.weight.shape, generator=torch.Generator().manual_seed(1))
+    layer._dense_grad = grad.clone()
+    for other in masked_layers(agent.critic):
+        if other is not layer:
+            other._dense_grad = torch.zeros_like(other.masks)
+    agent.n_updates = 0
+    agent.topology_update("critic", agent.critic, agent.critic_opt)
+    grown = (layer.masks[0] > before).reshape(-1)
+    k = int(grown.sum())
+    g_space = agent.growth_space[id(layer)]
+    assert k == math.floor(0.5 * g_space) > 0                     # phi(0) = zeta at t = 0
+    absent = ~before.bool().reshape(-1)
+    ranked = grad[0].abs().reshape(-1).masked_fill(~absent, -1).argsort(descending=True)[:k]
+    assert set(ranked.tolist()) == set(grown.nonzero().squeeze(1).tolist())
+    assert float(layer.weight.detach().reshape(-1)[grown].abs().max()) == 0.0   # zero init
+
+
+def test_ne_pruning_capped_by_omega_and_growth_stops_at_target():
+    cfg = tiny(ne, delta=20, iterations=1100, start_steps=100, omega=0.4, prune_criterion="magnitude",
+               target_sparsity=0.5, zeta=1.0, diag_every=100)
+    agent, _ = agent_of(ne, cfg)
+    assert ne.global_density(agent.critic) == pytest.approx(0.2, abs=0.01)   # 1 - S_init
+    run = MemoryRun(seed=0)
+    ne.train(cfg, run)
+    dens = [r["critic_density"] for r in run.rows if "critic_density" in r]
+    assert all(b >= a - 1e-9 for a, b in zip(dens, dens[1:]))      # net growth only
+    assert dens[-1] >= 0.5 - 0.01 and dens[-1] < 0.6                # stops around the target
+
+
+def test_ne_prune_never_exceeds_omega_times_grown():
+    cfg = tiny(ne, delta=1, prune_criterion="dormant", omega=0.4, zeta=0.5, iterations=10_100)
+    agent, task = agent_of(ne, cfg)
+    layer = masked_layers(agent.critic)[1]
+    rows = torch.ones(layer.out_features, dtype=torch.bool)     # every unit "dormant"
+    active = int(layer.masks[0].sum())
+    pruned = agent.prune(layer, rows, cap=7)
+    assert pruned.numel() == 7 and int(layer.masks[0].sum()) == active - 7
+
+
+def test_ne_experience_review_draws_oldest_when_triggered():
+    cfg = tiny(ne, review="fau_gate", awaken=0.4)
+    agent, task = agent_of(ne, cfg)
+    buf = filled_buffer(task, n=300)
+    agent.last_fau = 0.0                  # gate = 1/(1+0.9 e^0.4) = 0.42: review w.p. 0.58
+    picks = [agent.sample_batch(buf) for _ in range(200)]
+    old = [p for p in picks if float(p["reward"].max()) < 90]     # rewards = insertion index
+    assert 0.45 < len(old) / 200 < 0.7 and agent.reviewed == len(old)
+    agent.last_fau = 0.9                  # healthy critic: never
+    agent.reviewed = 0
+    for _ in range(50):
+        agent.sample_batch(buf)
+    assert agent.reviewed == 0
+
+
+# ---------------------------------------------------------------------------- baselines
+def test_plasticity_injection_keeps_outputs_and_redo_resets_dormant():
+    cfg = tiny(td3)
+    agent, task = agent_of(td3, cfg)
+    inj = plasticity.InjectionAgent(cfg, task.obs_dim, task.act_dim, task.max_action,
+                                    torch.device("cpu"), torch.Generator().manual_seed(0))
+    b = filled_buffer(task).sample(8, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a0, q0 = inj.actor(b["obs"]), inj.critic(b["obs"], b["action"])
+        inj.inject_now()
+        assert torch.equal(inj.actor(b["obs"]), a0) and torch.equal(inj.critic(b["obs"], b["action"]), q0)
+    redo_cfg = plasticity.ReDoConfig(**{**vars(cfg), "redo_interval": 1, "redo_tau": 10.0})
+    redo = plasticity.ReDoAgent(redo_cfg, task.obs_dim, task.act_dim, task.max_action,
+                                torch.device("cpu"), torch.Generator().manual_seed(0))
+    redo.n_updates = 1
+    out = redo.after_update(filled_buffer(task), 1)
+    assert out["redo_units_reset"] == 16 * 2 + 16 * 2 * 2        # tau huge: every hidden unit
+
+
+# ------------------------------------------------------------------------------------ OMNet
+def test_omnet_subnetworks_batched_equals_separate_and_masks_differ():
+    cfg = tiny(omnet)
+    agent, task = agent_of(omnet, cfg)
+    critic = agent.critic
+    b = filled_buffer(task).sample(8, torch.Generator().manual_seed(0))
+    q_all = critic(b["obs"], b["action"])
+    assert q_all.shape == (5, 8)
+    x = torch.cat([b["obs"], b["action"]], -1)
+    for k in range(5):
+        h = x
+        for j, layer in enumerate(critic.layers):
+            h = layer(h, k)
+            if j < len(critic.layers) - 1:
+                h = torch.relu(h)
+        assert torch.allclose(h.squeeze(-1), q_all[k], atol=1e-6)
+    masks = critic.layers[1].masks
+    assert 0.45 < float(masks.mean()) < 0.55
+    assert not torch.equal(masks[0], masks[1])
