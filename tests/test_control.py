@@ -66,6 +66,56 @@ def test_env_factory_gym_and_dmc():
         ControlTask(suite="atari", task="Pong")
 
 
+CYCLE = {"suite": "cycle", "task": "Pendulum-v1,MountainCarContinuous-v0", "cycle_steps": 30}
+
+
+def test_cycle_switches_every_cycle_steps_pads_and_scales():
+    task = ControlTask(**CYCLE)
+    assert (task.obs_dim, task.act_dim, task.max_action) == (3, 1, 1.0)   # max(3, 2) obs, act 1
+    env = task.make(0)
+    obs, info = env.reset(seed=0)
+    seen, switches, t = [], [], 0
+    while t < 95:
+        obs, r, term, trunc, info = env.step(np.ones(1, np.float32))
+        t += 1
+        seen.append(info["task_index"])
+        if info["task_index"] == 1:
+            assert obs[2] == 0.0                           # MountainCar obs (2) zero-padded to 3
+        if term or trunc:
+            switches.append((t, trunc))
+            obs, info = env.reset()
+    # the task follows the step count: 30 Pendulum, 30 MountainCar, 30 Pendulum, ...
+    assert seen == [(i // 30) % 2 for i in range(95)]
+    assert (30, True) in switches and (60, True) in switches and (90, True) in switches
+    # the action in [-1, 1] is scaled to the running task's bounds (Pendulum: +-2)
+    env.freeze(0)
+    env.reset(seed=1)
+    inner = env.envs[0]._env.unwrapped
+    env.step(np.array([0.5], np.float32))
+    assert inner.last_u == pytest.approx(1.0)
+    # evaluation after step s uses the task trained at step s - 1, frozen
+    assert task.phase_at(29) == 0 and task.phase_at(30) == 1 and task.phase_at(61) == 0
+    ev = task.make_eval(5, 60)
+    assert ev.phase() == 1 and task.eval_info(60) == {"task_index": 1.0}
+    with pytest.raises(ValueError, match="cycle_steps"):
+        ControlTask(suite="gym", task="Pendulum-v1", cycle_steps=10)
+    with pytest.raises(ValueError, match="cycle_steps"):
+        ControlTask(suite="cycle", task="Pendulum-v1,MountainCarContinuous-v0")
+
+
+def test_cycle_training_resumes_exactly_across_switches():
+    cfg = tiny(td3, env_kwargs=CYCLE, iterations=240, eval_every=30, checkpoint_every=60, start_steps=50)
+    full = MemoryRun(seed=1)
+    td3.train(cfg, full)
+    assert [r["task_index"] for r in full.rows] == [0.0, 1.0] * 4
+    part = MemoryRun(seed=1, stop_after_checkpoints=2)
+    with pytest.raises(Preempted):
+        td3.train(cfg, part)
+    part._stop_after = None
+    td3.train(cfg, part)
+    assert untimed(part.rows) == untimed(full.rows)
+
+
 # -------------------------------------------------------------------------------- TD3 / SAC
 def test_td3_target_clipped_double_q_and_smoothing():
     cfg = tiny(td3, policy_noise=0.0)

@@ -37,14 +37,21 @@ class AgentBase:
         self.n_updates = 0
 
     # -------------------------------------------------------------- hooks for subclasses
+    def make_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """Adam at ``cfg.lr``. The fused kernel (CPU and CUDA) is about 3x faster than the
+        per-tensor loop on these small nets; same update rule."""
+        return torch.optim.Adam(params, lr=self.cfg.lr, fused=True)
+
     def sample_batch(self, buffer: ReplayBuffer) -> dict[str, torch.Tensor]:
         """The batch of this update (NE's experience review overrides it)."""
         return buffer.sample(self.cfg.batch, self.gen)
 
     def optimizer_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
-        """Backward and step (NE skips the step on topology updates and re-applies masks)."""
+        """Backward and step (NE skips the step on topology updates and re-applies masks).
+        Gradients are computed for ``net``'s parameters only: the actor loss then skips the
+        critic's weight gradients (a third of its backward), which nothing would read."""
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=[p for p in net.parameters() if p.requires_grad])
         opt.step()
 
     def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:

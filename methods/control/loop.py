@@ -77,9 +77,10 @@ AgentFactory = Callable[[Any, ControlTask, torch.device, torch.Generator], Agent
 
 @torch.no_grad()
 def evaluate_policy(agent: Any, task: ControlTask, seed: int, episodes: int,
-                    device: torch.device) -> list[float]:
-    """Undiscounted returns of the deterministic policy on an env seeded with seed + 100."""
-    env = task.make(seed + 100)
+                    device: torch.device, step: int = 0) -> list[float]:
+    """Undiscounted returns of the deterministic policy on an env seeded with seed + 100 (for a
+    task cycle: the task trained at ``step``)."""
+    env = task.make_eval(seed + 100, step)
     returns = []
     obs, _ = env.reset(seed=seed + 100)
     for _ in range(episodes):
@@ -144,8 +145,8 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
                 last.update(agent.update(buffer, step))
             update_time += time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.iterations:
-            last_eval = float(np.mean(evaluate_policy(agent, task, run.seed, cfg.eval_episodes, device)))
-            row = {"return": last_eval,
+            last_eval = float(np.mean(evaluate_policy(agent, task, run.seed, cfg.eval_episodes, device, step)))
+            row = {"return": last_eval, **task.eval_info(step),
                    "train_return": float(np.mean(train_returns)) if train_returns else float("nan"),
                    "updates": agent.n_updates,
                    "time_updates_per_s": (agent.n_updates - updates_at_log) / update_time if update_time > 0 else float("nan"),
@@ -185,7 +186,7 @@ def evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device:
     gen = torch.Generator(device=device).manual_seed(seed)
     agent = make_agent(cfg, task, device, gen)
     agent.load_model_state(model)
-    returns = evaluate_policy(agent, task, seed, cfg.eval_episodes, device)
+    returns = evaluate_policy(agent, task, seed, cfg.eval_episodes, device, cfg.iterations)
     metrics = {"return_mean": float(np.mean(returns)), "return_final": float(model.get("final_return", float("nan"))),
                **{k: float(v) for k, v in (model.get("train_stats") or {}).items()}}
     extra = getattr(agent, "evaluation_metrics", None)

@@ -46,8 +46,8 @@ class ResetAgent(td3.TD3Agent):
             for m in linears:
                 m.reset_parameters()
             target.load_state_dict(net.state_dict())
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr)
+        self.actor_opt = self.make_optimizer(self.actor.parameters())
+        self.critic_opt = self.make_optimizer(self.critic.parameters())
         return {"resets": 1.0}
 
 
@@ -101,8 +101,8 @@ class InjectionAgent(td3.TD3Agent):
             self.critic.members[i] = inject(member, _reinit)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam([p for p in self.actor.parameters() if p.requires_grad], lr=self.cfg.lr)
-        self.critic_opt = torch.optim.Adam([p for p in self.critic.parameters() if p.requires_grad], lr=self.cfg.lr)
+        self.actor_opt = self.make_optimizer([p for p in self.actor.parameters() if p.requires_grad])
+        self.critic_opt = self.make_optimizer([p for p in self.critic.parameters() if p.requires_grad])
         self.injected = True
 
     def state_dict(self) -> dict[str, Any]:

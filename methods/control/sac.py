@@ -69,9 +69,9 @@ class SACAgent(AgentBase):
         self.temperature = nn.Module()
         self.temperature.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha), device=device))
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
-        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.lr)
+        self.actor_opt = self.make_optimizer(self.actor.parameters())
+        self.critic_opt = self.make_optimizer(self.critic.parameters())
+        self.alpha_opt = self.make_optimizer(self.temperature.parameters())
         self._critic_steps = 0
 
     def build_actor(self) -> nn.Module:
@@ -134,7 +134,7 @@ class SACAgent(AgentBase):
     @torch.no_grad()
     def evaluation_metrics(self, task: ControlTask, seed: int) -> dict[str, float]:
         """Normalised Q-bias (REDQ): mean and std over visited (s, a) of (Q - G) / |mean G|."""
-        env = task.make(seed + 200)
+        env = task.make_eval(seed + 200, self.cfg.iterations)
         obs, _ = env.reset(seed=seed + 200)
         qs, gs = [], []
         for _ in range(self.cfg.q_bias_episodes):

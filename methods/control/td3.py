@@ -49,8 +49,8 @@ class TD3Agent(AgentBase):
         self.critic = self.build_critic().to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        self.actor_opt = self.make_optimizer(self.actor.parameters())
+        self.critic_opt = self.make_optimizer(self.critic.parameters())
 
     # networks (overridden by sparse / LayerNorm variants)
     def build_actor(self) -> nn.Module:
