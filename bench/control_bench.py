@@ -132,15 +132,17 @@ def fwd_flops(net: nn.Module) -> int:
 
 
 def flops_per_update(algo: str) -> float:
-    """Per update and batch, counting backward as 2x forward (so fwd+bwd = 3x)."""
+    """Minimal matmul FLOPs per update and batch, counting a full backward as 2x forward."""
     f_pi = fwd_flops(mlp(OBS, ACT if algo == "td3" else 2 * ACT))
     f_q = fwd_flops(mlp(OBS + ACT, 1))
     target = f_pi + 2 * f_q                      # a' from the (target) actor, both target critics
     critic = 3 * 2 * f_q                         # both critics, fwd + bwd
-    if algo == "td3":                            # every 2nd update: actor and Q1, fwd + bwd
-        policy = 0.5 * 3 * (f_pi + f_q)
+    # the policy loss needs the actor's fwd + bwd and only the critics' fwd + input-gradient
+    # backward (2x forward; their weight gradients are not needed)
+    if algo == "td3":                            # every 2nd update: actor and Q1
+        policy = 0.5 * (3 * f_pi + 2 * f_q)
     else:                                        # every update: actor and both critics
-        policy = 3 * (f_pi + 2 * f_q)
+        policy = 3 * f_pi + 2 * 2 * f_q
     return BATCH * (target + critic + policy)
 
 

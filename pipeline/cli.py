@@ -81,8 +81,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
     wf = _workflow(args)
     st = wf.main["stats"]
+    reps = st["reps"] if isinstance(st["reps"], int) else st["reps"].get(wf.scale, 2000)
     stats.aggregate(wf.papers[args.paper], _paper_runs(wf, args.paper),
-                    _results(wf) / wf.scale / args.paper, reps=st["reps"],
+                    _results(wf) / wf.scale / args.paper, reps=reps,
                     confidence=st["confidence"], random_state=st["random_state"])
     return 0
 

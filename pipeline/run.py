@@ -181,7 +181,9 @@ def execute_train(job: RunJob, *, results_dir: Path, work_dir: Path, device: str
     seed_everything(job.seed)
     dev = resolve_device(device)
     if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+        # the flag itself; torch.use_deterministic_algorithms also imports torch._inductor
+        # (dynamo, sympy: ~2 s per job) only to set the compiler's flag, which we never use
+        torch._C._set_deterministic_algorithms(True)
     live = None
     if tracking.live_logging_enabled():
         live = tracking.LiveLogger(os.environ["MLFLOW_TRACKING_URI"], job.paper,

@@ -166,6 +166,11 @@ def test_determinism_and_exact_resume(mod):
     part._stop_after = None
     mod.train(cfg, part)
     assert untimed(part.rows) == untimed(a.rows)
+    # over-training averages survive the resume: the mean of the logged evaluations
+    stats = part.model["train_stats"]
+    assert stats == a.model["train_stats"]
+    assert stats["return_avg"] == pytest.approx(np.mean([r["return"] for r in a.rows if "return" in r]))
+    assert "critic_active_ratio_avg" in stats
 
 
 # --------------------------------------------------------------------------------------- NE
@@ -267,3 +272,15 @@ def test_omnet_subnetworks_batched_equals_separate_and_masks_differ():
     masks = critic.layers[1].masks
     assert 0.45 < float(masks.mean()) < 0.55
     assert not torch.equal(masks[0], masks[1])
+
+
+# ----------------------------------------------------------------------------------- learning
+def test_td3_learns_pendulum():
+    """Calibrated on seeds 0-3 (2026-11-30): a random policy scores about -1,200 to -1,500 on
+    Pendulum-v1; 7,000 steps of TD3 with 64-unit nets and lr 1e-3 reached -175 to -316 (SAC:
+    -121 to -198, not tested here to keep the suite short). Threshold -600 leaves a margin."""
+    cfg = tiny(td3, iterations=7000, eval_every=7000, checkpoint_every=7000, start_steps=1000,
+               hidden=64, batch=64, eval_episodes=3, lr=1e-3)
+    run = MemoryRun(seed=1)
+    td3.train(cfg, run)
+    assert run.rows[-1]["return"] > -600

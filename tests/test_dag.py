@@ -8,11 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import git_env, make_workspace, planned_jobs, snakemake
 
 RUN = "results/smoke/egfn/hypergrid/{method}/seed{seed}"
+
+# the session fixture runs the whole smoke DAG (~150 short jobs, each paying the torch import)
+# inside the first test that asks for it
+pytestmark = pytest.mark.timeout(1500)
 
 
 def test_smoke_dag_end_to_end(smoke_workspace):

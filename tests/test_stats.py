@@ -101,6 +101,16 @@ def test_vectorised_curve_iqm_matches_rliable():
         assert out[5 + j] == pytest.approx(metrics.aggregate_mean(s[..., j]))
 
 
+def test_fast_iqm_equals_rliable_exactly():
+    _, metrics = stats._rliable()
+    rng = np.random.default_rng(4)
+    for n in range(1, 12):
+        s = rng.normal(size=(n, 1))
+        assert stats.iqm(s) == metrics.aggregate_iqm(s)            # bit-for-bit, not approx
+    m = rng.normal(size=(9, 6))
+    assert np.array_equal(stats.iqm(m, axis=0), [metrics.aggregate_iqm(m[:, [j]]) for j in range(6)])
+
+
 def test_fast_probability_of_improvement_matches_rliable():
     _, metrics = stats._rliable()
     rng = np.random.default_rng(3)

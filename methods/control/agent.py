@@ -87,11 +87,12 @@ class AgentBase:
                 out[f"{name}_density"] = active / total
         # training FLOPs per environment step, batch B: each critic update = critic fwd+bwd
         # (3 F_c) + target critic fwd (F_c) + actor fwd at s' (F_a); the policy update once per
-        # step = actor fwd+bwd (3 F_a) + critic fwd+bwd for dQ/da (3 F_c). Masked layers count
-        # their active connections per mask.
+        # step = actor fwd+bwd (3 F_a) + critic fwd and input-gradient backward for dQ/da (2 F_c:
+        # the critic's weight gradients are not computed, see optimizer_step). Masked layers
+        # count their active connections per mask.
         f_a, f_c = out["actor_forward_flops"], out["critic_forward_flops"]
         per_update = 4 * f_c + f_a
-        out["flops_per_env_step"] = self.cfg.batch * (self.cfg.utd * per_update + 3 * (f_a + f_c))
+        out["flops_per_env_step"] = self.cfg.batch * (self.cfg.utd * per_update + 3 * f_a + 2 * f_c)
         return out
 
     # ------------------------------------------------------------------------- state

@@ -108,6 +108,9 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     obs, _ = env.reset(seed=run.seed)
     step, episode_return, train_returns, last, last_eval = 0, 0.0, [], {}, float("nan")
     last_diag: dict[str, float] = {}
+    # every evaluation's return and diagnostics, for the over-training averages ("kept over
+    # training" claims, area under the return curve)
+    history: dict[str, list[float]] = {}
     update_time, updates_at_log = 0.0, 0
 
     ckpt = run.load_checkpoint()
@@ -121,6 +124,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
         obs, _ = env.reset()
         step, train_returns, last = ckpt["step"], ckpt["train_returns"], ckpt["last"]
         update_time, updates_at_log = ckpt["update_time"], ckpt["updates_at_log"]
+        history, last_diag = ckpt.get("history", {}), ckpt.get("last_diag", {})
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
 
     def checkpoint(env_rng: Any) -> None:
@@ -129,7 +133,8 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             "rng": rng.bit_generator.state, "env_rng": env_rng, "step": step,
             "torch_rng": torch.get_rng_state(),   # dropout (DroQ) draws from the global generator
             "train_returns": list(train_returns), "last": {k: float(v) for k, v in last.items()},
-            "update_time": update_time, "updates_at_log": updates_at_log}, step)
+            "update_time": update_time, "updates_at_log": updates_at_log,
+            "history": history, "last_diag": last_diag}, step)
 
     while step < cfg.iterations:
         if step < cfg.start_steps:
@@ -154,6 +159,8 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             if len(buffer) >= cfg.batch:
                 last_diag = agent.diagnostics(buffer)
                 row.update(last_diag)
+            for k in ("return", *last_diag):
+                history.setdefault(k, []).append(float(row[k]))
             run.log(step, row)
             train_returns, update_time, updates_at_log = [], 0.0, agent.n_updates
         elif cfg.diag_every and step % cfg.diag_every == 0 and len(buffer) >= cfg.batch:
@@ -170,9 +177,12 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
                     raise Preempted(f"stopped at env step {step}")
             obs, _ = env.reset()
     env.close()
-    # the end-of-training diagnostics (active ratios, density, FLOPs) become final metrics
+    # the end-of-training diagnostics (active ratios, density, FLOPs) and their averages over
+    # all evaluations (``<name>_avg``; ``return_avg`` is the area under the return curve per
+    # evaluation) become final metrics
+    averages = {f"{k}_avg": float(np.mean(v)) for k, v in history.items() if v}
     run.save_model({**agent.model_state(), "config": cfg.to_dict(), "final_return": last_eval,
-                    "train_stats": last_diag})
+                    "train_stats": {**last_diag, **averages}})
     return {"return": last_eval}
 
 
