@@ -43,6 +43,24 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def skip_dynamo_import() -> None:
+    """Spare an evaluation job the ~1.5 s import of ``torch._dynamo``.
+
+    ``torch.optim.Optimizer``'s ``add_param_group`` / ``zero_grad`` / ``state_dict`` /
+    ``load_state_dict`` are wrapped by ``torch._compile._disable_dynamo``, which imports dynamo
+    on first call only to mark them "do not trace" for ``torch.compile``. Jobs never compile, so
+    the mark is pre-set to the plain function (the wrapper's own cache slot). Training still
+    imports dynamo (``Optimizer.step`` does so unconditionally); evaluation builds agents with
+    optimisers but never steps them. With a torch whose wrappers look different this does
+    nothing."""
+    for fn in vars(torch.optim.Optimizer).values():
+        inner = getattr(fn, "__wrapped__", None)
+        code = getattr(fn, "__code__", None)
+        if inner is not None and code is not None and code.co_qualname.startswith("_disable_dynamo"):
+            if getattr(inner, "__dynamo_disable", None) is None:
+                setattr(inner, "__dynamo_disable", inner)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -216,6 +234,7 @@ def execute_evaluate(job: RunJob, *, results_dir: Path, device: str = "auto",
                      assets_dir: Path | None = None) -> dict[str, Any]:
     import methods
 
+    skip_dynamo_import()
     dev = resolve_device(device)
     out_dir = results_dir / job.key
     model = torch.load(out_dir / "model.pt", map_location=dev, weights_only=False)
