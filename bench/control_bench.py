@@ -201,7 +201,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "control.json"))
+    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "control.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)

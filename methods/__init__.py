@@ -27,6 +27,9 @@ METHODS: dict[str, str] = {
     "omnet": "methods.control.omnet",
     "redq": "methods.control.redq",
     "droq": "methods.control.droq",
+    "sac20": "methods.control.sac20",
+    "sin_sac": "methods.control.sin_sac",
+    "sin_droq": "methods.control.sin_droq",
 }
 
 

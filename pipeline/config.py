@@ -119,6 +119,10 @@ def load_paper(path: Path) -> dict:
         _check_overrides(path, f"{where}.overrides", exp.get("overrides") or {}, exp["methods"])
         for scale in SCALES:
             sc = exp["scales"][scale]
+            for i, m in enumerate(sc.get("methods") or []):
+                if m not in exp["methods"]:
+                    _fail(path, f"{where}.scales.{scale}.methods[{i}]",
+                          f"{m!r} is not a method of this experiment ({', '.join(exp['methods'])})")
             _check_overrides(path, f"{where}.scales.{scale}.overrides",
                              sc.get("overrides") or {}, exp["methods"])
             try:
@@ -152,6 +156,13 @@ def _check_ref(path: Path, where: str, item: dict, doc: dict) -> None:
         if key in item and item[key] not in exp["methods"]:
             _fail(path, f"{where}.{key}",
                   f"method {item[key]!r} is not run in experiment {item['experiment']!r}")
+        # a claim decided at a scale needs its methods run there
+        for scale in item.get("scales") or SCALES:
+            run_here = exp["scales"][scale].get("methods") or exp["methods"]
+            if key in item and item[key] not in run_here:
+                _fail(path, f"{where}.{key}",
+                      f"method {item[key]!r} is not run at scale {scale!r} of experiment "
+                      f"{item['experiment']!r} (scales.{scale}.methods)")
 
 
 def _check_overrides(path: Path, where: str, overrides: dict, exp_methods: list[str]) -> None:
@@ -256,7 +267,7 @@ def expand_jobs(paper_cfg: dict, scale: str) -> list[RunJob]:
     jobs = []
     for exp_id, exp in paper_cfg["experiments"].items():
         sc = exp["scales"][scale]
-        for method in exp["methods"]:
+        for method in sc.get("methods") or exp["methods"]:
             hp = merged_overrides(exp, sc, method)
             for seed in range(sc["seeds"]):
                 jobs.append(RunJob(

@@ -48,6 +48,12 @@ CASES = {
                         "experiments.hypergrid.scales.smoke (overrides of egfn)", "base_loss must be one of"),
     "claim on absent method": (lambda d: d["claims"][0].update(method="fm"),
                                "claims[0].method", "not run in experiment"),
+    "scale runs an unknown method": (
+        lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(methods=["tb", "ppo"]),
+        "experiments.hypergrid.scales.small.methods[1]", "'ppo' is not a method of this experiment"),
+    "claim on a method a scale skips": (
+        lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(methods=["tb", "egfn"]),
+        "claims[0].method", "not run at scale 'small'"),
 }
 
 

@@ -138,7 +138,6 @@ def test_sac_subset_target_and_entropy_sign():
     assert len(agent.critic.members) == 10
     members = agent.target_members()
     assert members.numel() == 2 and members.unique().numel() == 2
-    b = filled_buffer(task).sample(16, torch.Generator().manual_seed(0))
     # entropy -log pi below the target -|A| (log pi = 5) raises alpha; above it lowers alpha
     for logp_value, direction in ((5.0, 1.0), (-5.0, -1.0)):
         before = float(agent.temperature.log_alpha.detach())
@@ -254,6 +253,17 @@ def test_plasticity_injection_keeps_outputs_and_redo_resets_dormant():
 
 
 # ------------------------------------------------------------------------------------ OMNet
+def test_single_network_and_high_utd_baselines():
+    from methods.control import sac20, sin_droq, sin_sac
+
+    one, _ = agent_of(sin_sac, tiny(sin_sac))
+    assert len(one.critic.members) == 1
+    drop, _ = agent_of(sin_droq, tiny(sin_droq))
+    assert sin_droq.Config().critic_dropout == 0.01 and sin_droq.Config().critic_layernorm == "all"
+    assert sum(isinstance(m, torch.nn.Dropout) for m in drop.critic.modules()) >= 1
+    assert (sac20.Config().utd, sac20.Config().n_critics) == (20, 2)
+
+
 def test_omnet_subnetworks_batched_equals_separate_and_masks_differ():
     cfg = tiny(omnet)
     agent, task = agent_of(omnet, cfg)

@@ -3,12 +3,9 @@ layers have dropout 0.01 followed by LayerNorm, UTD 20 (min over both in the tar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from methods.common.runapi import Run
 from methods.control import sac
-from methods.control.loop import evaluate_model, train_agent
+from methods.control.loop import entry_points
 
 
 @dataclass
@@ -19,10 +16,4 @@ class Config(sac.Config):
     utd: int = 20
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return train_agent(cfg, run, sac.make_agent)
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return evaluate_model(cfg, model, seed, device, sac.make_agent)
+make_agent, train, evaluate = entry_points(sac.SACAgent)

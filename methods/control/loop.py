@@ -204,3 +204,23 @@ def evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device:
         metrics.update(extra(task, seed))
     return {"metrics": metrics, "per_episode": {"return": [float(r) for r in returns]},
             "n_episodes": len(returns)}
+
+
+def entry_points(agent_cls: Callable[..., Agent]) -> tuple[AgentFactory, Callable[..., dict[str, float]],
+                                                        Callable[..., dict[str, Any]]]:
+    """The ``make_agent``, ``train`` and ``evaluate`` a control method module exposes (the
+    method registry's contract), for an agent class built as ``agent_cls(cfg, obs_dim,
+    act_dim, max_action, device, gen)``."""
+
+    def make_agent(cfg: ControlConfig, task: ControlTask, device: torch.device,
+                   gen: torch.Generator) -> Agent:
+        return agent_cls(cfg, task.obs_dim, task.act_dim, task.max_action, device, gen)
+
+    def train(cfg: ControlConfig, run: Run) -> dict[str, float]:
+        return train_agent(cfg, run, make_agent)
+
+    def evaluate(cfg: ControlConfig, model: dict[str, Any], seed: int, device: str = "cpu",
+                 assets_dir: Any = None) -> dict[str, Any]:
+        return evaluate_model(cfg, model, seed, device, make_agent)
+
+    return make_agent, train, evaluate

@@ -26,21 +26,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from envs.control import ControlTask
 from methods.common.dormant import dormant_units
 from methods.common.masked import (MaskedLinear, cosine_fraction, gradient_grow, init_masks_,
                                    magnitude_prune, masked_layers, prune_and_grow,
                                    reset_optimizer_state, sync_masks_)
 from methods.common.replay import ReplayBuffer
-from methods.common.runapi import Run
 from methods.control import td3
-from methods.control.loop import evaluate_model, train_agent
+from methods.control.loop import entry_points
 from methods.control.nets import Actor, Critics
 
 GROWTH = ("cosine", "constant")
@@ -306,14 +303,4 @@ class NEAgent(td3.TD3Agent):
         return masked_layers(self.actor) + masked_layers(self.critic)
 
 
-def make_agent(cfg: Config, task: ControlTask, device: torch.device, gen: torch.Generator) -> NEAgent:
-    return NEAgent(cfg, task.obs_dim, task.act_dim, task.max_action, device, gen)
-
-
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return train_agent(cfg, run, make_agent)
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return evaluate_model(cfg, model, seed, device, make_agent)
+make_agent, train, evaluate = entry_points(NEAgent)

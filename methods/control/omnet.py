@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from envs.control import ControlTask
 from methods.common.masked import MaskedLinear, bernoulli_mask
-from methods.common.runapi import Run
 from methods.control import sac
-from methods.control.loop import evaluate_model, train_agent
+from methods.control.loop import entry_points
 
 
 @dataclass
@@ -84,14 +80,4 @@ class OMNetAgent(sac.SACAgent):
                                 c.mask_output, c.rescale_init, gen)
 
 
-def make_agent(cfg: Config, task: ControlTask, device: torch.device, gen: torch.Generator) -> OMNetAgent:
-    return OMNetAgent(cfg, task.obs_dim, task.act_dim, task.max_action, device, gen)
-
-
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return train_agent(cfg, run, make_agent)
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return evaluate_model(cfg, model, seed, device, make_agent)
+make_agent, train, evaluate = entry_points(OMNetAgent)

@@ -23,7 +23,6 @@ from torch import nn
 from methods.common.dormant import dormant_units, inject, record_activations, redo_reset
 from methods.common.replay import ReplayBuffer
 from methods.control import td3
-from methods.control.nets import relus
 
 
 def _reinit(module: nn.Module) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +28,8 @@ from torch import nn
 
 from envs.control import ControlTask
 from methods.common.replay import ReplayBuffer
-from methods.common.runapi import Run
 from methods.control.agent import AgentBase, polyak_
-from methods.control.loop import ControlConfig, evaluate_model, train_agent
+from methods.control.loop import ControlConfig, entry_points
 from methods.control.nets import Critics, GaussianActor
 
 ACTOR_Q = ("min", "mean")
@@ -159,14 +157,4 @@ class SACAgent(AgentBase):
         return {"q_bias_mean": float(bias.mean()), "q_bias_std": float(bias.std())}
 
 
-def make_agent(cfg: Config, task: ControlTask, device: torch.device, gen: torch.Generator) -> SACAgent:
-    return SACAgent(cfg, task.obs_dim, task.act_dim, task.max_action, device, gen)
-
-
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return train_agent(cfg, run, make_agent)
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return evaluate_model(cfg, model, seed, device, make_agent)
+make_agent, train, evaluate = entry_points(SACAgent)

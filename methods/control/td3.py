@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from envs.control import ControlTask
 from methods.common.replay import ReplayBuffer
-from methods.common.runapi import Run
 from methods.control.agent import AgentBase, polyak_
-from methods.control.loop import ControlConfig, evaluate_model, train_agent
+from methods.control.loop import ControlConfig, entry_points
 from methods.control.nets import Actor, Critics
 
 
@@ -96,14 +93,4 @@ class TD3Agent(AgentBase):
         return out
 
 
-def make_agent(cfg: Config, task: ControlTask, device: torch.device, gen: torch.Generator) -> TD3Agent:
-    return TD3Agent(cfg, task.obs_dim, task.act_dim, task.max_action, device, gen)
-
-
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return train_agent(cfg, run, make_agent)
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return evaluate_model(cfg, model, seed, device, make_agent)
+make_agent, train, evaluate = entry_points(TD3Agent)

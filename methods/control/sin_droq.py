@@ -1,0 +1,16 @@
+"""Sin-DroQ — DroQ with a single dropout + LayerNorm Q-network, M = 1 (an OMNet baseline,
+spec §2.1 [inferred by a reviewer from the FLOPs]), at UTD 20."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.control import droq
+from methods.control.loop import entry_points
+
+
+@dataclass
+class Config(droq.Config):
+    n_critics: int = 1
+
+
+make_agent, train, evaluate = entry_points(droq.sac.SACAgent)
