@@ -30,6 +30,16 @@ def agent_of(mod, cfg, seed=0):
     return mod.make_agent(cfg, task, torch.device("cpu"), gen), task
 
 
+def preempted_then_resumed(mod, cfg, seed, checkpoints):
+    """A run stopped (Preempted) after ``checkpoints`` checkpoints, then resumed to the end."""
+    part = MemoryRun(seed=seed, stop_after_checkpoints=checkpoints)
+    with pytest.raises(Preempted):
+        mod.train(cfg, part)
+    part._stop_after = None
+    mod.train(cfg, part)
+    return part
+
+
 def filled_buffer(task, n=300, seed=0):
     rng = np.random.default_rng(seed)
     buf = ReplayBuffer(n, task.obs_dim, task.act_dim)
@@ -108,11 +118,7 @@ def test_cycle_training_resumes_exactly_across_switches():
     full = MemoryRun(seed=1)
     td3.train(cfg, full)
     assert [r["task_index"] for r in full.rows] == [0.0, 1.0] * 4
-    part = MemoryRun(seed=1, stop_after_checkpoints=2)
-    with pytest.raises(Preempted):
-        td3.train(cfg, part)
-    part._stop_after = None
-    td3.train(cfg, part)
+    part = preempted_then_resumed(td3, cfg, seed=1, checkpoints=2)
     assert untimed(part.rows) == untimed(full.rows)
 
 
@@ -159,11 +165,7 @@ def test_determinism_and_exact_resume(mod):
     mod.train(cfg, a)
     mod.train(cfg, b)
     assert untimed(a.rows) == untimed(b.rows)
-    part = MemoryRun(seed=3, stop_after_checkpoints=1)
-    with pytest.raises(Preempted):
-        mod.train(cfg, part)
-    part._stop_after = None
-    mod.train(cfg, part)
+    part = preempted_then_resumed(mod, cfg, seed=3, checkpoints=1)
     assert untimed(part.rows) == untimed(a.rows)
     # over-training averages survive the resume: the mean of the logged evaluations
     stats = part.model["train_stats"]
