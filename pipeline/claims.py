@@ -1,136 +1,441 @@
-"""Evaluate a paper's claims against its aggregated statistics (stats.json) -> claims.json.
+"""Decide a paper's claims from its per-seed final metrics (stats.json) -> claims.json.
 
-Each claim gets a verdict — ``reproduced``, ``not_reproduced`` or ``inconclusive`` — the numbers
-it was decided on, and the decision rule in words. Verdicts come from confidence intervals, not
-point estimates: a claim is decided only when the whole interval lies on one side.
+The procedure, with its error rate stated (see ``RULE``):
 
-Claim kinds (fields beyond ``id, statement, source, experiment, metric, kind``):
+* Each claim is a one-sided hypothesis test on the per-seed final values of one metric
+  (:mod:`pipeline.inference`): exact Mann–Whitney for ``compare`` / ``noninferior``, the exact
+  sign test for ``threshold``, Jonckheere–Terpstra for ``trend``. No bootstrap: a percentile
+  bootstrap collapses at 2-5 seeds and calls a null effect "reproduced" far more often than its
+  nominal rate.
+* The p-values of a paper's tested claims (those decided at this scale) are adjusted together
+  (Holm by default: family-wise error rate; ``bh``: false discovery rate).
+* ``reproduced``: the adjusted p-value of the claimed direction is <= alpha. ``not_reproduced``
+  needs its own evidence: the adjusted p-value of the opposite one-sided test is <= alpha (the
+  effect's CI excludes the claimed direction, or, for ``noninferior``, the method is worse by
+  more than the margin). Otherwise ``inconclusive``.
+* Before any data: a claim whose seed counts cannot give a p-value <= alpha is
+  ``not_decidable`` (with the power it would have), and is left out of the family.
+* A value at a metric's saturation point (``cap``) cannot tell a perfect sampler from an
+  over-sharp one: such a "reproduced" is downgraded to inconclusive.
+* ``fact``: a quantity computed from the architecture or config (``deterministic`` metrics,
+  e.g. FLOPs) is reported as holding or not "by construction" — not a reproduced claim.
+* At ``smoke`` scale every verdict is a plumbing check only (``plumbing_only`` in the file).
 
-* ``threshold`` (``method``, ``threshold``): the method's final IQM and its CI against the
-  threshold, on the metric's good side (below it when lower is better).
-* ``compare`` (``method``, ``baseline``, optional ``min_prob`` = 0.5): the probability of
-  improvement P(method > baseline) and its CI against ``min_prob``.
+Claim kinds (fields beyond ``id, statement, source, metric, kind, method``):
 
-Fewer than ``MIN_RUNS`` finite runs of a method make its claim inconclusive: with one run the
-bootstrap interval collapses to the point and says nothing about seed-to-seed spread.
+* ``compare`` (``experiment``, ``baseline``): the method is better than the baseline.
+* ``noninferior`` (``experiment``, ``baseline``, ``margin`` or ``margin_rel``): the method is
+  not worse than the baseline by more than the margin (metric units, or a fraction of the
+  baseline's median magnitude) — the meaning of "competitive / on par".
+* ``threshold`` (``experiment``, ``threshold``): the method's median is beyond the threshold.
+* ``trend`` (``experiments`` ordered easy -> hard, ``baseline``, optional ``relative``): the
+  method's advantage (per seed index: method - baseline, or relative to |baseline|) grows
+  along the ordered experiments.
+* ``fact`` (``experiment``, optional ``baseline`` or ``threshold``): see above.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from pipeline import inference as inf
 from pipeline.io import atomic_write_json
 
-VERDICTS = ("reproduced", "not_reproduced", "inconclusive")
+VERDICTS = ("reproduced", "not_reproduced", "inconclusive", "not_decidable", "fact")
+TESTED_KINDS = ("compare", "noninferior", "threshold", "trend")
+ALPHA = 0.05
+CORRECTION = "holm"
 MIN_RUNS = 2
+TESTS = {"compare": "exact one-sided Mann-Whitney", "noninferior": "exact one-sided Mann-Whitney, shifted by the margin",
+         "threshold": "exact one-sided sign test", "trend": "Jonckheere-Terpstra permutation test (ordered)"}
+CORRECTION_NAMES = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)",
+                    "none": "no correction"}
+
+
+def rule_text(alpha: float, correction: str) -> str:
+    """The verdict procedure in one paragraph (shown in the report and written to claims.json)."""
+    return (f"Each claim is a one-sided test on per-seed final values; p-values of the paper's tested claims "
+            f"are adjusted by {CORRECTION_NAMES.get(correction, correction)}. Reproduced: adjusted p <= {alpha} "
+            f"in the claimed direction. Not reproduced: adjusted p <= {alpha} in the opposite direction "
+            f"(for 'not worse' claims: worse by more than the margin). Otherwise inconclusive. Effects are "
+            f"shown with {1 - 2 * alpha:.0%} distribution-free CIs (the CI excludes 0 exactly when the "
+            f"unadjusted one-sided test rejects at {alpha}).")
 
 
 def _fmt(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+    if x is None:
+        return "n/a"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)
 
 
-def _higher_is_better(paper_cfg: dict, stats: dict, metric: str) -> bool:
+def _ci(ci: list) -> str:
+    lo, hi = (list(ci or []) + [None, None])[:2]
+    return f"[{'-inf' if lo is None else _fmt(lo)}, {'+inf' if hi is None else _fmt(hi)}]"
+
+
+def _hib(paper_cfg: dict, stats: dict, metric: str) -> bool:
     cfg = (paper_cfg.get("metrics") or {}).get(metric) or {}
     if "higher_is_better" in cfg:
         return bool(cfg["higher_is_better"])
     return bool((stats.get("higher_is_better") or {}).get(metric, True))
 
 
-def _threshold(claim: dict, exp: dict, metric: str, hib: bool, ci_name: str) -> tuple[str, dict, str, str]:
-    method, thr = claim.get("method"), claim.get("threshold")
-    side, other = (">", "<") if hib else ("<", ">")
-    rule = (f"IQM of final {metric} for {method} and its {ci_name} vs threshold {thr}: reproduced if the "
-            f"whole CI is {side} {thr}, not reproduced if the whole CI is {other} {thr}, else "
-            f"inconclusive; needs >= {MIN_RUNS} runs")
-    est = ((exp.get("final") or {}).get(metric) or {}).get(method)
-    try:
-        thr = float(thr)
-    except (TypeError, ValueError):
-        return "inconclusive", {}, rule, f"claim threshold {thr!r} is not a number"
-    if est is None:
-        return "inconclusive", {"threshold": thr}, rule, f"no final {metric} for method {method!r}"
-    lo, hi = (est.get("iqm_ci") or [None, None])[:2]
-    numbers = {"iqm": est.get("iqm"), "iqm_ci": [lo, hi], "mean": est.get("mean"),
-               "n": est.get("n", 0), "threshold": thr, "higher_is_better": hib}
-    if (est.get("n") or 0) < MIN_RUNS or lo is None or hi is None:
-        return "inconclusive", numbers, rule, f"{est.get('n') or 0} finite run(s) of {method}; need {MIN_RUNS}"
-    good = (lambda v: v > thr) if hib else (lambda v: v < thr)
-    bad = (lambda v: v < thr) if hib else (lambda v: v > thr)
-    ci = f"IQM {_fmt(est.get('iqm'))}, CI [{_fmt(lo)}, {_fmt(hi)}]"
-    if good(lo) and good(hi):
-        return "reproduced", numbers, rule, f"{ci} entirely {side} {thr}"
-    if bad(lo) and bad(hi):
-        return "not_reproduced", numbers, rule, f"{ci} entirely {other} {thr}"
-    return "inconclusive", numbers, rule, f"{ci} straddles {thr}"
+def _values(stats: dict, exp: str, metric: str, method: str) -> tuple[list[float], list[int]]:
+    """Finite per-seed final values of ``method`` and their seeds."""
+    e = (stats.get("experiments") or {}).get(exp) or {}
+    vals = (((e.get("final") or {}).get(metric) or {}).get(method) or {}).get("values") or []
+    seeds = (e.get("seeds") or {}).get(method) or list(range(len(vals)))
+    out_v, out_s = [], []
+    for v, s in zip(vals, seeds):
+        if v is not None and math.isfinite(float(v)):
+            out_v.append(float(v))
+            out_s.append(int(s))
+    return out_v, out_s
 
 
-def _compare(claim: dict, exp: dict, metric: str, hib: bool, ci_name: str) -> tuple[str, dict, str, str]:
+def _cap(paper_cfg: dict, claim: dict, scale: str | None) -> float | None:
+    cap = claim.get("cap")
+    if isinstance(cap, dict):
+        cap = cap.get(scale)
+    if cap is not None:
+        return float(cap)
+    cap = ((paper_cfg.get("metrics") or {}).get(claim.get("metric")) or {}).get("cap")
+    return None if cap is None else float(cap)
+
+
+def _at_cap(values: list[float], cap: float | None) -> bool:
+    if cap is None or not values:
+        return False
+    med = sorted(values)[len(values) // 2] if len(values) % 2 else \
+        0.5 * (sorted(values)[len(values) // 2 - 1] + sorted(values)[len(values) // 2])
+    return abs(med - cap) <= 1e-9 * max(1.0, abs(cap))
+
+
+# ---------------------------------------------------------------- one claim's test
+def _test(claim: dict, paper_cfg: dict, stats: dict, alpha: float) -> dict:
+    """Per-claim test before multiplicity: p_for / p_against, effect and CI, n, design."""
+    kind, metric = claim.get("kind"), str(claim.get("metric"))
+    hib = _hib(paper_cfg, stats, metric)
+    sign = 1.0 if hib else -1.0
     method, base = claim.get("method"), claim.get("baseline")
-    min_prob = float(claim.get("min_prob", 0.5))
-    rule = (f"probability of improvement P({method} better than {base}) on final {metric} "
-            f"({'higher' if hib else 'lower'} is better) and its {ci_name}: reproduced if CI low > {min_prob}, "
-            f"not reproduced if CI high < {min_prob}, else inconclusive; needs >= {MIN_RUNS} runs of each")
-    pair = ((exp.get("prob_improvement") or {}).get(metric) or {}).get(f"{method}>{base}")
-    if pair is None:
-        return "inconclusive", {"min_prob": min_prob}, rule, \
-            f"no probability of improvement for {method!r} over {base!r} on {metric}"
-    lo, hi = (pair.get("ci") or [None, None])[:2]
-    final = (exp.get("final") or {}).get(metric) or {}
-    n = list(pair.get("n") or [0, 0])
-    numbers = {"p": pair.get("p"), "ci": [lo, hi], "min_prob": min_prob, "n": n,
-               "iqm": {m: (final.get(m) or {}).get("iqm") for m in (method, base)},
-               "higher_is_better": hib}
-    if min(n) < MIN_RUNS or lo is None or hi is None:
-        return "inconclusive", numbers, rule, f"runs (method, baseline) = {n}; need {MIN_RUNS} of each"
-    ci = f"P = {_fmt(pair.get('p'))}, CI [{_fmt(lo)}, {_fmt(hi)}]"
-    if lo > min_prob:
-        return "reproduced", numbers, rule, f"{ci} entirely above {min_prob}"
-    if hi < min_prob:
-        return "not_reproduced", numbers, rule, f"{ci} entirely below {min_prob}"
-    return "inconclusive", numbers, rule, f"{ci} contains {min_prob}"
+    conf = 1.0 - 2.0 * alpha
+    t: dict[str, Any] = {"higher_is_better": hib, "test": TESTS.get(kind, kind)}
+
+    if kind == "trend":
+        groups, n = [], []
+        for exp in claim.get("experiments") or []:
+            mv, ms = _values(stats, exp, metric, method)
+            bv, bs = _values(stats, exp, metric, base)
+            bmap = dict(zip(bs, bv))
+            gaps = []
+            for v, s in zip(mv, ms):       # seed k of the method against seed k of the baseline
+                if s in bmap:
+                    g = sign * (v - bmap[s])
+                    if claim.get("relative"):
+                        g = g / abs(bmap[s]) if bmap[s] != 0 else math.nan
+                    if math.isfinite(g):
+                        gaps.append(g)
+            groups.append(gaps)
+            n.append(len(gaps))
+        t["n"] = n
+        t["gaps_median"] = [inf.median_ci(g, conf)["estimate"] for g in groups]
+        t["min_p"] = inf.min_p_ordered(n)
+        if min(n or [0]) < MIN_RUNS:
+            t["missing"] = f"seed-matched gaps per experiment = {n}; need {MIN_RUNS} each"
+            return t
+        t["p_for"] = inf.jonckheere(groups)["p"]
+        t["p_against"] = inf.jonckheere(groups[::-1])["p"]
+        t["effect"] = {"name": "median gap (method - baseline, good direction) per experiment",
+                       "estimate": t["gaps_median"], "ci": None}
+        return t
+
+    exp = claim.get("experiment")
+    mv, _ = _values(stats, exp, metric, method)
+    t["cap"] = _cap(paper_cfg, claim, stats.get("scale"))
+    if kind == "threshold":
+        thr = float(claim["threshold"])
+        t["n"] = [len(mv)]
+        t["min_p"] = inf.min_p_sign(len(mv))
+        med = inf.median_ci(mv, conf)
+        t["effect"] = {"name": "median", "estimate": med["estimate"], "ci": med["ci"], "threshold": thr}
+        t["at_cap"] = _at_cap(mv, t["cap"])
+        if len(mv) < MIN_RUNS:
+            t["missing"] = f"{len(mv)} finite run(s) of {method}; need {MIN_RUNS}"
+            return t
+        oriented = [sign * v for v in mv]
+        t["p_for"] = inf.sign_test(oriented, sign * thr)["p"]
+        t["p_against"] = inf.sign_test([-v for v in oriented], -sign * thr)["p"]
+        return t
+
+    bv, _ = _values(stats, exp, metric, base)
+    t["n"] = [len(mv), len(bv)]
+    t["min_p"] = inf.min_p_two_sample(len(mv), len(bv))
+    hl = inf.hodges_lehmann(mv, bv, conf)
+    t["effect"] = {"name": "Hodges-Lehmann shift (method - baseline)", "estimate": hl["estimate"], "ci": hl["ci"]}
+    t["p_improvement"] = inf.probability_of_improvement([sign * v for v in mv], [sign * v for v in bv])
+    t["median"] = {method: inf.median_ci(mv, conf)["estimate"], base: inf.median_ci(bv, conf)["estimate"]}
+    t["at_cap"] = _at_cap(mv, t["cap"])
+    margin = 0.0
+    if kind == "noninferior":
+        if claim.get("margin") is not None:
+            margin = float(claim["margin"])
+        elif bv:
+            margin = float(claim.get("margin_rel", 0.0)) * abs(inf.median_ci(bv, conf)["estimate"])
+        t["margin"] = margin
+    if min(len(mv), len(bv)) < MIN_RUNS:
+        t["missing"] = f"runs (method, baseline) = {[len(mv), len(bv)]}; need {MIN_RUNS} of each"
+        return t
+    xs, ys = [sign * v for v in mv], [sign * v for v in bv]
+    t["p_for"] = inf.mann_whitney(xs, ys, shift=margin)["p"]
+    t["p_against"] = inf.mann_whitney(ys, xs, shift=-margin)["p"]
+    return t
 
 
-KINDS = {"threshold": _threshold, "compare": _compare}
+def _fact(claim: dict, paper_cfg: dict, stats: dict) -> dict:
+    metric = str(claim.get("metric"))
+    hib = _hib(paper_cfg, stats, metric)
+    mv, _ = _values(stats, claim.get("experiment"), metric, claim.get("method"))
+    numbers: dict[str, Any] = {"higher_is_better": hib, "values": {claim.get("method"): mv}}
+    if not mv:
+        return {"numbers": numbers, "holds": None, "reason": f"no final {metric} for {claim.get('method')!r}"}
+    m = sorted(mv)[len(mv) // 2]
+    better = (lambda a, b: a > b) if hib else (lambda a, b: a < b)
+    if claim.get("baseline"):
+        bv, _ = _values(stats, claim.get("experiment"), metric, claim["baseline"])
+        numbers["values"][claim["baseline"]] = bv
+        if not bv:
+            return {"numbers": numbers, "holds": None, "reason": f"no final {metric} for {claim['baseline']!r}"}
+        b = sorted(bv)[len(bv) // 2]
+        numbers["ratio"] = m / b if b else None
+        holds = better(m, b)
+        txt = f"{claim.get('method')} {_fmt(m)} vs {claim['baseline']} {_fmt(b)} (ratio {_fmt(numbers['ratio'])})"
+    else:
+        thr = float(claim["threshold"])
+        holds = better(m, thr)
+        txt = f"{claim.get('method')} {_fmt(m)} vs threshold {_fmt(thr)}"
+    spread = max(mv) - min(mv)
+    return {"numbers": numbers, "holds": holds,
+            "reason": f"{'holds' if holds else 'does not hold'} by construction: {txt}"
+                      + ("" if spread == 0 else f" (values vary by {_fmt(spread)} across seeds)")}
 
 
-def evaluate(paper_cfg: dict, stats: dict) -> list[dict]:
-    """One verdict record per claim of ``paper_cfg``; missing data gives ``inconclusive``."""
-    conf = (stats.get("settings") or {}).get("confidence")
-    ci_name = f"{conf:.0%} bootstrap CI" if isinstance(conf, (int, float)) else "bootstrap CI"
-    out = []
+def _in_scale(claim: dict, scale: str | None) -> bool:
+    return not claim.get("scales") or scale in claim["scales"]
+
+
+def _explain(rec: dict, alpha: float) -> str:
+    """The verdict in one line a reader can check: effect, CI, test, corrected p, n."""
+    n = rec["numbers"]
+    eff = n.get("effect") or {}
+    parts = []
+    if rec["kind"] == "trend":
+        parts.append("median gaps " + ", ".join(_fmt(g) for g in eff.get("estimate") or []))
+    elif eff:
+        parts.append(f"{eff.get('name')} {_fmt(eff.get('estimate'))}, {1 - 2 * alpha:.0%} CI {_ci(eff.get('ci'))}")
+    if n.get("margin") is not None:
+        parts.append(f"margin {_fmt(n['margin'])}")
+    if "threshold" in eff:
+        parts.append(f"threshold {_fmt(eff['threshold'])}")
+    parts.append(n.get("test", ""))
+    if n.get("p_for") is not None:
+        parts.append(f"p {_fmt(n['p_for'])} (adjusted {_fmt(n.get('p_for_adj'))}, m = {n.get('family_size')}); "
+                     f"opposite direction p {_fmt(n.get('p_against'))} (adjusted {_fmt(n.get('p_against_adj'))})")
+    ns = n.get("n") or []
+    parts.append("n = " + " vs ".join(str(k) for k in ns) if ns else "n = 0")
+    return "; ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------- the paper's claims
+def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: str = CORRECTION,
+             settings: dict[str, list[dict]] | None = None) -> list[dict]:
+    """One verdict record per claim of ``paper_cfg``; see the module docstring.
+
+    ``settings`` (claim id -> resolved settings in which the two sides differ) is copied into
+    the records for the report."""
+    scale = stats.get("scale")
+    recs: list[dict] = []
+    family: list[int] = []
+    # decidability comes from the designed seed counts (the config), not from the runs that
+    # happened to finish: a lost run must not move a claim out of the family
+    planned = {}
+    if scale and all("scales" in (e or {}) for e in (paper_cfg.get("experiments") or {}).values()) \
+            and paper_cfg.get("experiments"):
+        planned = {r["id"]: r for r in design(paper_cfg, scale, alpha=alpha)}
     for claim in paper_cfg.get("claims") or []:
-        exp_id, metric, kind = claim.get("experiment"), claim.get("metric"), claim.get("kind")
-        rec = {k: claim.get(k) for k in ("id", "statement", "source", "experiment", "metric", "kind")}
-        for k in ("method", "baseline"):
+        kind = claim.get("kind")
+        rec = {k: claim.get(k) for k in ("id", "statement", "source", "metric", "kind")}
+        for k in ("experiment", "experiments", "method", "baseline", "differs_by"):
             if k in claim:
                 rec[k] = claim[k]
-        exp = (stats.get("experiments") or {}).get(exp_id)
-        hib = _higher_is_better(paper_cfg, stats, str(metric))
-        if kind not in KINDS:
-            verdict, numbers, rule, reason = "inconclusive", {}, "unknown claim kind", f"unknown kind {kind!r}"
+        if settings and claim.get("id") in settings:
+            rec["settings_differ"] = settings[claim["id"]]
+        recs.append(rec)
+        if kind == "fact":
+            f = _fact(claim, paper_cfg, stats)
+            rec.update(verdict="fact", numbers={**f["numbers"], "holds": f["holds"]}, reason=f["reason"])
+            continue
+        if kind not in TESTED_KINDS:
+            rec.update(verdict="inconclusive", numbers={}, reason=f"unknown claim kind {kind!r}")
+            continue
+        exps = claim.get("experiments") or [claim.get("experiment")]
+        missing_exp = [e for e in exps if e not in (stats.get("experiments") or {})]
+        t = _test(claim, paper_cfg, stats, alpha)
+        rec["numbers"] = t
+        if not _in_scale(claim, scale):
+            rec.update(verdict="inconclusive", reason=(
+                f"claim decided at scale {'/'.join(claim['scales'])} only (this is {scale}); numbers shown "
+                "for reference"))
+            continue
+        plan = planned.get(claim.get("id"))
+        n_design, min_p = (plan["n"], plan["min_p"]) if plan and "n" in plan else (t["n"], t["min_p"])
+        if min_p > alpha and (plan or "missing" not in t):
+            rec.update(verdict="not_decidable", reason=(
+                f"not decidable at {scale}: with n = {' vs '.join(map(str, n_design))} the smallest attainable "
+                f"p-value is {_fmt(min_p)} > alpha = {alpha}"))
+            continue
+        if t["min_p"] > alpha and "missing" not in t:
+            t["missing"] = (f"runs lost: n = {' vs '.join(map(str, t['n']))} of the planned "
+                            f"{' vs '.join(map(str, n_design))} cannot reach p <= {alpha}")
+        if missing_exp:
+            t["missing"] = f"no runs for experiment(s) {', '.join(map(str, missing_exp))}"
+        family.append(len(recs) - 1)
+
+    adjust = inf.CORRECTIONS[correction]
+    # a claim whose data is missing stays in the family with p = 1 (the family is fixed in advance)
+    p_for = [recs[i]["numbers"].get("p_for", 1.0) if "missing" not in recs[i]["numbers"] else 1.0 for i in family]
+    p_against = [recs[i]["numbers"].get("p_against", 1.0) if "missing" not in recs[i]["numbers"] else 1.0
+                 for i in family]
+    adj_for, adj_against = adjust(p_for), adjust(p_against)
+    m = len(family)
+    for j, i in enumerate(family):
+        rec, t = recs[i], recs[i]["numbers"]
+        t.update(p_for_adj=adj_for[j], p_against_adj=adj_against[j], family_size=m,
+                 alpha=alpha, correction=correction)
+        t["power_1sd"] = _power(rec["kind"], t["n"], alpha / max(m, 1))
+        if "missing" in t:
+            rec.update(verdict="inconclusive", reason=t["missing"])
+            continue
+        if adj_for[j] <= alpha:
+            if t.get("at_cap"):
+                rec.update(verdict="inconclusive", reason=(
+                    f"saturated: the method's median is at the metric's cap {_fmt(t['cap'])}, where an exact and an "
+                    f"over-sharp sampler look alike; {_explain(rec, alpha)}"))
+            else:
+                rec.update(verdict="reproduced", reason=_explain(rec, alpha))
+        elif adj_against[j] <= alpha:
+            rec.update(verdict="not_reproduced", reason=_explain(rec, alpha))
         else:
-            verdict, numbers, rule, reason = KINDS[kind](claim, exp or {}, str(metric), hib, ci_name)
-            if exp is None:
-                verdict, reason = "inconclusive", f"no runs for experiment {exp_id!r}"
-            scales = claim.get("scales")
-            if scales and stats.get("scale") not in scales:
-                # a claim about the paper's own numbers says nothing at a reduced budget
-                verdict = "inconclusive"
-                reason = (f"claim decided at scale {'/'.join(scales)} only "
-                          f"(this is {stats.get('scale')}); numbers shown for reference")
-        rec.update(verdict=verdict, numbers=numbers, rule=rule, reason=reason)
-        out.append(rec)
-    return out
+            rec.update(verdict="inconclusive", reason=_explain(rec, alpha))
+    for rec in recs:
+        if rec["verdict"] == "not_decidable":
+            t = rec["numbers"]
+            t["power_1sd"] = _power(rec["kind"], t["n"], alpha)
+    return recs
 
 
-def write(paper_cfg: dict, stats_json: Path, out_path: Path) -> list[dict]:
-    """Evaluate the claims against ``stats_json`` and write ``{"paper", ["scale",] "claims"}``."""
+def _power(kind: str, n: list[int], level: float, shift_sd: float = 1.0) -> float | None:
+    """Power at a ``shift_sd``-SD effect for these seed counts at ``level`` (design number)."""
+    if not n or min(n) == 0:
+        return 0.0
+    if kind in ("compare", "noninferior"):
+        return inf.power_two_sample(n[0], n[1], level, shift_sd)
+    if kind == "threshold":
+        return inf.power_sign(n[0], level, shift_sd)
+    if kind == "trend":
+        return inf.power_ordered(tuple(n), level, shift_sd)
+    return None
+
+
+def _detectable(kind: str, n: list[int], level: float) -> float | None:
+    """The effect (in SDs) these seed counts detect with 80 % power at ``level``."""
+    if not n or min(n) == 0 or kind not in ("compare", "noninferior", "threshold"):
+        return None
+    if kind == "threshold":
+        return inf.detectable_effect(inf.power_sign, n[0], level)
+    return inf.detectable_effect(inf.power_two_sample, n[0], n[1], level)
+
+
+# ---------------------------------------------------------------- design before running
+def design(paper_cfg: dict, scale: str, *, alpha: float = ALPHA) -> list[dict]:
+    """Per claim, from the config alone (seed counts of the runs at ``scale``): whether it can be
+    decided there, and its power at a one-SD effect. Shown before anything runs."""
+    exps = paper_cfg.get("experiments") or {}
+
+    def n_runs(exp_id: str, method: str | None) -> int:
+        sc = ((exps.get(exp_id) or {}).get("scales") or {}).get(scale) or {}
+        run = sc.get("methods") or (exps.get(exp_id) or {}).get("methods") or []
+        return int(sc.get("seeds", 0)) if method in run else 0
+
+    rows, tested = [], []
+    for claim in paper_cfg.get("claims") or []:
+        kind = claim.get("kind")
+        row = {"id": claim.get("id"), "kind": kind}
+        rows.append(row)
+        if kind not in TESTED_KINDS:
+            row["status"] = "fact" if kind == "fact" else "unknown kind"
+            continue
+        if not _in_scale(claim, scale):
+            row["status"] = f"decided at {'/'.join(claim['scales'])} only"
+            continue
+        if kind == "trend":
+            n = [min(n_runs(e, claim.get("method")), n_runs(e, claim.get("baseline")))
+                 for e in claim.get("experiments") or []]
+            min_p = inf.min_p_ordered(n)
+        elif kind == "threshold":
+            n = [n_runs(claim.get("experiment"), claim.get("method"))]
+            min_p = inf.min_p_sign(n[0])
+        else:
+            n = [n_runs(claim.get("experiment"), claim.get("method")),
+                 n_runs(claim.get("experiment"), claim.get("baseline"))]
+            min_p = inf.min_p_two_sample(*n)
+        row.update(n=n, min_p=min_p)
+        if min_p > alpha:
+            row["status"] = "not decidable"
+            row["power_1sd"] = _power(kind, n, alpha)
+        else:
+            tested.append(row)
+    for row in tested:
+        level = alpha / max(len(tested), 1)
+        row["status"] = "decidable" if row["min_p"] <= level else "decidable late"
+        row["power_1sd"] = _power(row["kind"], row["n"], level)
+        row["detectable_sd"] = _detectable(row["kind"], row["n"], level)
+        row["family_size"] = len(tested)
+    return rows
+
+
+def design_line(row: dict, scale: str) -> str:
+    n = row.get("n")
+    ns = " vs ".join(map(str, n)) if n else ""
+    if row.get("status") == "not decidable":
+        return (f"{row['id']}: not decidable at {scale}: smallest p {_fmt(row['min_p'])} at n = {ns} "
+                f"(power at 1 SD {_fmt(row.get('power_1sd'))})")
+    if row.get("status") in ("decidable", "decidable late"):
+        det = row.get("detectable_sd")
+        txt = (f"{row['id']}: decidable at {scale}: n = {ns}, power {_fmt(row['power_1sd'])} at a 1-SD effect, "
+               f"80 % power at {_fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} (Holm's first level, alpha/{row['family_size']})")
+        if row["status"] == "decidable late":
+            txt += (f"; smallest p {_fmt(row['min_p'])} > alpha/{row['family_size']}: reproducible only once "
+                    "other claims of the paper are")
+        return txt
+    return f"{row['id']}: {row.get('status')}"
+
+
+def write(paper_cfg: dict, stats_json: Path, out_path: Path, *, alpha: float = ALPHA,
+          correction: str = CORRECTION, settings: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Evaluate the claims against ``stats_json`` and write claims.json."""
     stats = json.loads(Path(stats_json).read_text(encoding="utf-8"))
-    claims = evaluate(paper_cfg, stats)
+    claims = evaluate(paper_cfg, stats, alpha=alpha, correction=correction, settings=settings)
     doc: dict[str, Any] = {"paper": paper_cfg.get("paper", stats.get("paper"))}
     if "scale" in stats:
         doc["scale"] = stats["scale"]
+    doc["plumbing_only"] = stats.get("scale") == "smoke"
+    doc["procedure"] = {"alpha": alpha, "correction": correction, "rule": rule_text(alpha, correction)}
+    if stats.get("scale"):
+        doc["design"] = design(paper_cfg, stats["scale"], alpha=alpha)
     doc["claims"] = claims
     atomic_write_json(out_path, doc)
     return claims

@@ -102,12 +102,41 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from pipeline import claims
+    from pipeline import claims, confounds
 
     wf = _workflow(args)
     base = _results(wf) / wf.scale / args.paper
-    for c in claims.write(wf.papers[args.paper], base / "stats.json", base / "claims.json"):
-        print(f"{c['id']}: {c['verdict']}")
+    cfg, st = wf.papers[args.paper], wf.main["stats"]
+    for c in claims.write(cfg, base / "stats.json", base / "claims.json", alpha=st["alpha"],
+                          correction=st["correction"], settings=confounds.settings_by_claim(cfg, wf.scale)):
+        print(f"{c['id']}: {c['verdict']} — {c.get('reason', '')}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """False 'reproduced' rate and power at a 1-SD effect for the configured seed counts."""
+    from pipeline import calibration
+
+    wf = _workflow(args)
+    rows = calibration.table(wf.papers, sims=args.sims)
+    print(f"{'kind':10} {'n':>10} {'false reproduced':>17} {'power at 1 SD':>14}   (alpha {wf.main['stats']['alpha']}, "
+          f"one claim, {args.sims} simulations each)")
+    for r in rows:
+        print(f"{r['kind']:10} {' vs '.join(map(str, r['n'])):>10} {r['false_reproduced']:>17.3f} {r['power_1sd']:>14.3f}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Before running: which claims the configured seed counts can decide, and their power."""
+    from pipeline import claims
+
+    wf = _workflow(args)
+    for name, cfg in wf.papers.items():
+        rows = claims.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
+        print(f"{name} ({wf.scale}): {sum(r.get('status', '').startswith('decidable') for r in rows)} of "
+              f"{len(rows)} claims decidable")
+        for row in rows:
+            print("  " + claims.design_line(row, wf.scale))
     return 0
 
 
@@ -119,10 +148,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     for name, cfg in wf.papers.items():
         base = _results(wf) / wf.scale / name
         fig_dir = REPO_ROOT / wf.main["reports_dir"] / wf.scale / name
+        claims_doc = json.loads((base / "claims.json").read_text())
         papers.append({
             "cfg": cfg,
             "stats": json.loads((base / "stats.json").read_text()),
-            "claims": json.loads((base / "claims.json").read_text())["claims"],
+            "claims": claims_doc["claims"],
+            "procedure": claims_doc.get("procedure"),
+            "plumbing_only": claims_doc.get("plumbing_only", False),
             "figures": [fig_dir / f"{f['id']}.png" for f in cfg["figures"]],
             "n_runs": len(wf.jobs(name)),
         })
@@ -214,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "figures":
             p.add_argument("--figure", help="draw only this figure id")
     sub.add_parser("report").set_defaults(fn=cmd_report)
+    sub.add_parser("plan", help="which claims the seed counts can decide").set_defaults(fn=cmd_plan)
+    p = sub.add_parser("calibrate", help="simulated error rate and power of the claims procedure")
+    p.add_argument("--sims", type=int, default=2000)
+    p.set_defaults(fn=cmd_calibrate)
     sub.add_parser("report-path").set_defaults(fn=cmd_report_path)
     p = sub.add_parser("register"); p.add_argument("--marker"); p.set_defaults(fn=cmd_register)
     p = sub.add_parser("init-tracking"); p.add_argument("--marker"); p.set_defaults(fn=cmd_init_tracking)

@@ -19,6 +19,7 @@ import yaml
 import envs
 import methods
 from pipeline import REPO_ROOT
+from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
 SCALES = ("smoke", "small", "paper")
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -136,20 +137,63 @@ def load_paper(path: Path) -> dict:
                 except (TypeError, ValueError) as exc:
                     _fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
     for i, claim in enumerate(doc["claims"]):
-        _check_ref(path, f"claims[{i}]", claim, doc)
-        if claim["kind"] == "threshold" and "threshold" not in claim:
-            _fail(path, f"claims[{i}].threshold", "missing required field for kind threshold")
-        if claim["kind"] == "compare" and "baseline" not in claim:
-            _fail(path, f"claims[{i}].baseline", "missing required field for kind compare")
+        _check_claim(path, i, claim, doc)
+    for field, problem in budget_problems(doc, SCALES):
+        _fail(path, field, problem)
     for i, fig in enumerate(doc["figures"]):
         _check_ref(path, f"figures[{i}]", fig, doc)
     return doc
 
 
-def _check_ref(path: Path, where: str, item: dict, doc: dict) -> None:
+# fields each claim kind needs / must not have (pipeline/claims.py)
+_CLAIM_NEEDS = {"threshold": ("experiment", "threshold"), "compare": ("experiment", "baseline"),
+                "noninferior": ("experiment", "baseline"), "trend": ("experiments", "baseline"),
+                "fact": ("experiment",)}
+_CLAIM_FORBIDS = {"threshold": ("baseline", "experiments", "margin", "margin_rel", "relative", "differs_by"),
+                  "compare": ("threshold", "experiments", "margin", "margin_rel", "relative"),
+                  "noninferior": ("threshold", "experiments", "relative"),
+                  "trend": ("experiment", "threshold", "margin", "margin_rel", "cap"),
+                  "fact": ("experiments", "margin", "margin_rel", "relative", "differs_by", "cap")}
+
+
+def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
+    where, kind = f"claims[{i}]", claim["kind"]
+    for key in _CLAIM_NEEDS[kind]:
+        if key not in claim:
+            _fail(path, f"{where}.{key}", f"missing required field for kind {kind}")
+    for key in _CLAIM_FORBIDS[kind]:
+        if key in claim:
+            _fail(path, f"{where}.{key}", f"not a field of kind {kind}")
+    if kind == "noninferior" and ("margin" in claim) == ("margin_rel" in claim):
+        _fail(path, f"{where}.margin", "kind noninferior needs exactly one of margin / margin_rel "
+              "(how much worse still counts as 'on par')")
+    if kind == "fact" and ("baseline" in claim) == ("threshold" in claim):
+        _fail(path, f"{where}.baseline", "kind fact needs exactly one of baseline / threshold")
+    metric_cfg = doc["metrics"].get(claim["metric"]) or {}
+    if metric_cfg.get("deterministic") and kind != "fact":
+        _fail(path, f"{where}.kind", f"metric {claim['metric']!r} is deterministic (computed from the "
+              "architecture/config, the same for every seed): a claim on it is decided by construction — "
+              "use kind fact")
+    if kind == "trend":
+        if claim["baseline"] == claim["method"]:
+            _fail(path, f"{where}.baseline", "must differ from method")
+        for j, exp_id in enumerate(claim["experiments"]):
+            _check_ref(path, where, {**claim, "experiment": exp_id}, doc, field=f"experiments[{j}]")
+    else:
+        _check_ref(path, where, claim, doc)
+        if claim.get("baseline") is not None and claim["baseline"] == claim["method"]:
+            _fail(path, f"{where}.baseline", "must differ from method")
+    budget = set(BUDGET_FIELDS.get(doc.get("family", ""), ()))
+    for j, name in enumerate(claim.get("differs_by") or []):
+        if name not in budget:
+            _fail(path, f"{where}.differs_by[{j}]", f"{name!r} is not a budget / update-ratio setting of "
+                  f"family {doc.get('family')!r} ({', '.join(sorted(budget)) or 'none'})")
+
+
+def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "experiment") -> None:
     exp = doc["experiments"].get(item["experiment"])
     if exp is None:
-        _fail(path, f"{where}.experiment", f"unknown experiment {item['experiment']!r}")
+        _fail(path, f"{where}.{field}", f"unknown experiment {item['experiment']!r}")
     if item["metric"] not in doc["metrics"]:
         _fail(path, f"{where}.metric", f"unknown metric {item['metric']!r} (declare it in metrics)")
     for key in ("method", "baseline"):

@@ -24,12 +24,16 @@ th{background:#f6f8fa} td.num{font-variant-numeric:tabular-nums;white-space:nowr
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:.8rem;font-size:.8rem;font-weight:600;
        white-space:nowrap;color:#fff}
 .reproduced{background:#1a7f37} .not_reproduced{background:#cf222e} .inconclusive{background:#9a6700}
+.not_decidable{background:#6e7781} .fact{background:#0969da}
+table.settings{font-size:.8rem;margin:.3rem 0} .plumbing{background:#ffebe9;border:1px solid #cf222e;
+       padding:.5rem .8rem;border-radius:.3rem}
 .rule{color:#57606a;font-size:.85rem} figure{display:inline-block;margin:.5rem 1rem .5rem 0}
 figure img{max-width:36rem;width:100%;border:1px solid #d0d7de} figcaption{font-size:.85rem;color:#57606a}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:.3rem}
 """
 
-_VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced", "inconclusive": "inconclusive"}
+_VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced", "inconclusive": "inconclusive",
+                 "not_decidable": "not decidable", "fact": "fact (by construction)"}
 
 
 def report_path(reports_dir: Path, scale: str) -> Path:
@@ -62,16 +66,47 @@ def _badge(verdict: str) -> str:
 
 
 def key_numbers(claim: dict) -> str:
-    """The numbers a verdict rests on, in one line of plain text."""
+    """The numbers a verdict rests on, in one line of plain text: effect, CI, test, p, n."""
     n = claim.get("numbers") or {}
-    if claim.get("kind") == "threshold" and "iqm" in n:
-        return (f"IQM {_est(n.get('iqm'), n.get('iqm_ci'))} vs threshold {_num(n.get('threshold'))}"
-                f" (n={_num(n.get('n'))})")
-    if claim.get("kind") == "compare" and "p" in n:
-        runs = n.get("n") or [None, None]
-        return (f"P(improvement) {_est(n.get('p'), n.get('ci'))} vs {_num(n.get('min_prob'))}"
-                f" (n={_num(runs[0])} vs {_num(runs[1])})")
-    return ", ".join(f"{k}={_num(v)}" for k, v in n.items()) or "—"
+    if claim.get("kind") == "fact":
+        vals = "; ".join(f"{m}: {', '.join(_num(v) for v in vs)}" for m, vs in (n.get("values") or {}).items())
+        return f"{vals}" + (f" (ratio {_num(n.get('ratio'))})" if n.get("ratio") is not None else "")
+    eff = n.get("effect") or {}
+    parts = []
+    if claim.get("kind") == "trend":
+        parts.append("median gap per setting " + ", ".join(_num(g) for g in eff.get("estimate") or []))
+    elif eff:
+        alpha = n.get("alpha", 0.05)
+        parts.append(f"{eff.get('name')} {_num(eff.get('estimate'))}, {1 - 2 * alpha:.0%} CI "
+                     f"{_ci(eff.get('ci'))}")
+    if n.get("p_for") is not None:
+        parts.append(f"{n.get('test')}: p = {_num(n.get('p_for'))}, adjusted {_num(n.get('p_for_adj'))} "
+                     f"(m = {_num(n.get('family_size'))})")
+    ns = n.get("n")
+    if ns:
+        parts.append("n = " + " vs ".join(_num(k) for k in ns))
+    if n.get("power_1sd") is not None:
+        parts.append(f"power at a 1-SD effect {_num(n['power_1sd'])}")
+    return "; ".join(parts) or "—"
+
+
+def _ci(ci: Any) -> str:
+    lo, hi = (list(ci) + [None, None])[:2] if isinstance(ci, (list, tuple)) else (None, None)
+    return f"[{'-inf' if lo is None else _num(lo)}, {'+inf' if hi is None else _num(hi)}]"
+
+
+def _settings_table(rows: list[dict]) -> str:
+    """Every resolved setting in which the two sides of a comparison differ, with provenance."""
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{_e(r.get('experiment', ''))}</td><td><code>{_e(r.get('setting', ''))}</code></td>"
+        f"<td>{_e(r.get('method'))}<br><span class=rule>{_e(r.get('method_source', ''))}</span></td>"
+        f"<td>{_e(r.get('baseline'))}<br><span class=rule>{_e(r.get('baseline_source', ''))}</span></td></tr>"
+        for r in rows)
+    return ("<details><summary>settings that differ between the two sides</summary><table class=settings>"
+            "<tr><th>experiment</th><th>setting</th><th>method (source)</th><th>baseline (source)</th></tr>"
+            f"{body}</table></details>")
 
 
 def _list(items: Iterable[Any]) -> str:
@@ -138,19 +173,29 @@ def _claims_table(claims: list[dict], paper: str | None = None) -> str:
     return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No claims.</p>"
 
 
-def _ledger(claims: list[dict]) -> str:
+def _ledger(claims: list[dict], procedure: dict | None = None, plumbing_only: bool = False) -> str:
     if not claims:
         return "<p>No claims configured.</p>"
     out = []
     for c in claims:
         src = f" <span class=meta>({_e(c['source'])})</span>" if c.get("source") else ""
+        exp = c.get("experiment") or " → ".join(c.get("experiments") or [])
+        vs = f" vs <code>{_e(c['baseline'])}</code>" if c.get("baseline") else ""
+        named = (f" Differs by design in: {_e(', '.join(c['differs_by']))}." if c.get("differs_by") else "")
         out.append(
             f"<tr><td><code>{_e(c.get('id', ''))}</code><br>{_badge(str(c.get('verdict', '')))}</td>"
-            f"<td>{_e(c.get('statement', ''))}{src}<br><span class=rule>Experiment {_e(c.get('experiment', ''))}, "
-            f"metric {_e(c.get('metric', ''))}. Rule: {_e(c.get('rule', ''))}</span></td>"
+            f"<td>{_e(c.get('statement', ''))}{src}<br><span class=rule>{_e(c.get('kind', ''))}: "
+            f"<code>{_e(c.get('method', ''))}</code>{vs}, experiment {_e(exp)}, metric {_e(c.get('metric', ''))}."
+            f"{named}</span>{_settings_table(c.get('settings_differ') or [])}</td>"
             f"<td class=num>{_e(key_numbers(c))}<br><span class=rule>{_e(c.get('reason', ''))}</span></td></tr>")
-    return ("<table><tr><th>claim / verdict</th><th>statement and rule</th><th>numbers / reason</th></tr>"
-            + "".join(out) + "</table>")
+    head = ""
+    if plumbing_only:
+        head += ('<p class=plumbing><b>Plumbing check only.</b> Smoke runs are seconds long: these verdicts '
+                 "show that the pipeline decides claims end to end, not whether the paper reproduces.</p>")
+    if procedure:
+        head += f"<p class=rule>Procedure: {_e(procedure.get('rule', ''))}</p>"
+    return (head + "<table><tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
+            "<th>effect, CI, test, adjusted p, n / reason</th></tr>" + "".join(out) + "</table>")
 
 
 def _figures(cfg: dict, figures: list[Path]) -> str:
@@ -222,7 +267,7 @@ def _paper_section(scale: str, p: dict) -> str:
         f"<p class=meta>paper <code>{_e(pid)}</code> · family {_e(cfg.get('family', ''))} · "
         f"source: {_e(cfg.get('source', ''))}</p>"
         f"<p>Runs at this scale: <b>{_e(p.get('n_runs', 0))}</b>. {setting_txt}</p>{dirs}"
-        f"<h3>Claims ledger</h3>{_ledger(claims)}"
+        f"<h3>Claims ledger</h3>{_ledger(claims, p.get('procedure'), bool(p.get('plumbing_only')))}"
         f"<h3>Figures</h3>{_figures(cfg, p.get('figures') or [])}"
         f"<h3>Final metrics</h3>{_metrics_tables(cfg, stats)}"
         f"<h3>Deviations from the paper at this scale</h3>{_deviations(cfg, scale)}"
@@ -246,7 +291,10 @@ def render(scale: str, papers: list[dict]) -> str:
         "rl-repro from the files in results/ (stats.json, claims.json, figures); the run manifests record "
         "versions, git commit and device.</p>"
         f"<p>Papers: {toc or 'none'}</p>"
-        f"<h2>Claims at a glance</h2><p>{tally}</p>{_claims_table(all_claims)}\n"
+        + ('<p class=plumbing><b>Smoke scale: plumbing check only.</b> Every verdict below comes from runs '
+           "of seconds; it shows the pipeline works end to end, not whether a paper reproduces.</p>"
+           if any(p.get("plumbing_only") for p in papers) else "")
+        + f"<h2>Claims at a glance</h2><p>{tally}</p>{_claims_table(all_claims)}\n"
         + "\n".join(_paper_section(scale, p) for p in papers)
         + "\n</body></html>\n")
 
@@ -254,6 +302,7 @@ def render(scale: str, papers: list[dict]) -> str:
 def build(scale: str, papers: list[dict], out_html: Path) -> Path:
     """Write the static offline report for ``scale`` to ``out_html`` and return its path.
 
-    ``papers`` items: ``{"cfg", "stats", "claims", "figures": [png paths], "n_runs", "run_dirs"?}``.
+    ``papers`` items: ``{"cfg", "stats", "claims", "figures": [png paths], "n_runs", "run_dirs"?,
+    "procedure"?, "plumbing_only"?}`` (the last two from claims.json).
     """
     return atomic_write_text(out_html, render(scale, papers))

@@ -2,125 +2,225 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
-from pipeline import claims
+from pipeline import claims, report
 
 CFG = {
     "paper": "toy",
     "metrics": {
         "tv": {"label": "TV", "higher_is_better": False},
         "reward": {"label": "reward", "higher_is_better": True},
+        "acc": {"label": "accuracy", "higher_is_better": True, "cap": 1.0},
+        "flops": {"label": "FLOPs", "higher_is_better": False, "deterministic": True},
     },
 }
+GOOD = [1.0, 1.1, 1.2, 1.3, 1.4]
+BAD = [0.0, 0.1, 0.2, 0.3, 0.4]
 
 
-def stats_with(final: dict | None = None, poi: dict | None = None, n: int = 5) -> dict:
-    """A stats dict with one experiment 'e' and methods 'a' / 'b'."""
-    return {
-        "paper": "toy", "scale": "small", "settings": {"confidence": 0.95},
-        "experiments": {"e": {"n_runs": {"a": n, "b": n}, "final": final or {}, "prob_improvement": poi or {}}},
-    }
+def stats_with(values: dict[str, dict[str, list]], scale: str = "small", exp: str = "e",
+               extra: dict | None = None) -> dict:
+    """A stats dict: ``values[metric][method]`` = per-seed final values of experiment ``exp``."""
+    exps = {exp: {"final": {m: {k: {"values": v, "n": len(v)} for k, v in per.items()} for m, per in values.items()},
+                  "seeds": {k: list(range(len(v))) for per in values.values() for k, v in per.items()}}}
+    exps.update(extra or {})
+    return {"paper": "toy", "scale": scale, "settings": {"confidence": 0.95}, "experiments": exps}
 
 
-def est(iqm: float, lo: float, hi: float, n: int = 5) -> dict:
-    return {"iqm": iqm, "iqm_ci": [lo, hi], "mean": iqm, "mean_ci": [lo, hi], "n": n, "values": [iqm] * n}
+def compare_claim(metric: str = "reward", kind: str = "compare", **kw) -> dict:
+    return {"id": kw.pop("id", "cmp"), "statement": "a beats b", "source": "Table 1", "experiment": "e",
+            "metric": metric, "kind": kind, "method": "a", "baseline": "b", **kw}
 
 
-def threshold_claim(metric: str, thr: float, method: str = "a") -> dict:
-    return {"id": f"thr-{metric}", "statement": "s", "source": "p. 1", "experiment": "e",
-            "metric": metric, "kind": "threshold", "method": method, "threshold": thr}
+def threshold_claim(metric: str, thr: float, **kw) -> dict:
+    return {"id": kw.pop("id", "thr"), "statement": "s", "experiment": "e", "metric": metric,
+            "kind": "threshold", "method": "a", "threshold": thr, **kw}
 
 
-def compare_claim(metric: str = "reward", **kw) -> dict:
-    return {"id": "cmp", "statement": "a beats b", "source": "Table 1", "experiment": "e",
-            "metric": metric, "kind": "compare", "method": "a", "baseline": "b", **kw}
-
-
-def verdict(claim: dict, stats: dict) -> dict:
-    (out,) = claims.evaluate({**CFG, "claims": [claim]}, stats)
-    assert out["verdict"] in claims.VERDICTS
-    assert out["rule"] and out["reason"]
+def verdicts(cfg_claims: list[dict], stats: dict, **kw) -> list[dict]:
+    out = claims.evaluate({**CFG, "claims": cfg_claims}, stats, **kw)
+    for rec in out:
+        assert rec["verdict"] in claims.VERDICTS and rec["reason"]
     return out
 
 
-@pytest.mark.parametrize("lo,hi,expected", [
-    (0.10, 0.20, "reproduced"),       # whole CI below (lower is better)
-    (0.30, 0.40, "not_reproduced"),   # whole CI above
-    (0.20, 0.30, "inconclusive"),     # straddles
+def verdict(claim: dict, stats: dict, **kw) -> dict:
+    (out,) = verdicts([claim], stats, **kw)
+    return out
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    (GOOD, BAD, "reproduced"),            # complete separation: p = 1/252
+    (BAD, GOOD, "not_reproduced"),        # the opposite test rejects
+    ([0.1, 1.2, 0.3, 1.4, 0.5], [1.0, 0.2, 1.1, 0.4, 1.3], "inconclusive"),
 ])
-def test_threshold_lower_is_better(lo, hi, expected):
-    out = verdict(threshold_claim("tv", 0.25), stats_with({"tv": {"a": est((lo + hi) / 2, lo, hi)}}))
+def test_compare(a, b, expected):
+    out = verdict(compare_claim(), stats_with({"reward": {"a": a, "b": b}}))
     assert out["verdict"] == expected
-    assert out["numbers"]["iqm_ci"] == [lo, hi] and out["numbers"]["threshold"] == 0.25
-    assert "95%" in out["rule"]
+    n = out["numbers"]
+    assert n["n"] == [5, 5] and n["family_size"] == 1
+    if expected == "reproduced":
+        assert n["p_for"] == pytest.approx(1 / 252) and n["p_for_adj"] == pytest.approx(1 / 252)
+        assert n["effect"]["estimate"] == pytest.approx(1.0) and n["effect"]["ci"][0] > 0
 
 
-@pytest.mark.parametrize("lo,hi,expected", [
-    (0.10, 0.20, "not_reproduced"),
-    (0.30, 0.40, "reproduced"),
-    (0.20, 0.30, "inconclusive"),
-])
-def test_threshold_higher_is_better(lo, hi, expected):
-    out = verdict(threshold_claim("reward", 0.25), stats_with({"reward": {"a": est((lo + hi) / 2, lo, hi)}}))
-    assert out["verdict"] == expected
+def test_lower_is_better_is_respected():
+    assert verdict(compare_claim("tv"), stats_with({"tv": {"a": BAD, "b": GOOD}}))["verdict"] == "reproduced"
+    assert verdict(compare_claim("tv"), stats_with({"tv": {"a": GOOD, "b": BAD}}))["verdict"] == "not_reproduced"
 
 
-@pytest.mark.parametrize("lo,hi,min_prob,expected", [
-    (0.60, 0.90, None, "reproduced"),
-    (0.10, 0.40, None, "not_reproduced"),   # confidently the baseline is better
-    (0.30, 0.70, None, "inconclusive"),
-    (0.55, 0.65, 0.7, "not_reproduced"),    # confidently below the claimed margin
-    (0.75, 0.95, 0.7, "reproduced"),
-])
-def test_compare(lo, hi, min_prob, expected):
-    poi = {"reward": {"a>b": {"p": (lo + hi) / 2, "ci": [lo, hi], "n": [5, 5]}}}
-    kw = {} if min_prob is None else {"min_prob": min_prob}
-    out = verdict(compare_claim(**kw), stats_with(poi=poi))
-    assert out["verdict"] == expected
-    assert out["numbers"]["ci"] == [lo, hi] and out["numbers"]["min_prob"] == (min_prob or 0.5)
-    assert out["method"] == "a" and out["baseline"] == "b"
+def test_two_seeds_that_differ_by_a_hair_are_not_decidable():
+    # the old rule called this reproduced (P = 1, CI [1, 1])
+    out = verdict(compare_claim(), stats_with({"reward": {"a": [1.01, 1.02], "b": [1.0, 1.005]}}))
+    assert out["verdict"] == "not_decidable" and "smallest attainable p-value is 0.1667" in out["reason"]
+    assert out["numbers"]["power_1sd"] == 0.0
 
 
-def test_missing_data_is_inconclusive():
-    s = stats_with({"tv": {"a": est(0.1, 0.05, 0.15)}})
-    assert verdict(threshold_claim("tv", 0.25, method="zzz"), s)["verdict"] == "inconclusive"
-    assert verdict(compare_claim(), s)["verdict"] == "inconclusive"
-    assert verdict({**threshold_claim("tv", 0.25), "experiment": "nope"}, s)["verdict"] == "inconclusive"
-    assert verdict({**threshold_claim("tv", 0.25), "kind": "vibes"}, s)["verdict"] == "inconclusive"
-    assert verdict(threshold_claim("tv", 0.25), {})["verdict"] == "inconclusive"
+def test_three_seeds_are_decidable_alone_but_not_after_a_correction():
+    sep = {"a": [1.0, 1.1, 1.2], "b": [0.0, 0.1, 0.2]}
+    assert verdict(compare_claim(), stats_with({"reward": sep}))["verdict"] == "reproduced"  # p = 1/20
+    two = verdicts([compare_claim(id="c1"), compare_claim(id="c2")], stats_with({"reward": sep}))
+    assert [r["verdict"] for r in two] == ["inconclusive", "inconclusive"]
+    assert two[0]["numbers"]["p_for_adj"] == pytest.approx(0.1)
 
 
-def test_too_few_runs_is_inconclusive():
-    single = stats_with({"tv": {"a": est(0.1, 0.1, 0.1, n=1)}})
-    out = verdict(threshold_claim("tv", 0.25), single)
-    assert out["verdict"] == "inconclusive" and "need" in out["reason"]
-    poi = {"reward": {"a>b": {"p": 1.0, "ci": [1.0, 1.0], "n": [1, 1]}}}
-    assert verdict(compare_claim(), stats_with(poi=poi))["verdict"] == "inconclusive"
+def test_holm_across_claims():
+    st = stats_with({"reward": {"a": GOOD, "b": BAD}, "tv": {"a": BAD, "b": GOOD}})
+    recs = verdicts([compare_claim(id="c1"), compare_claim("tv", id="c2")], st)
+    assert [r["verdict"] for r in recs] == ["reproduced", "reproduced"]
+    assert recs[0]["numbers"]["p_for_adj"] == pytest.approx(2 / 252)
+    bh = verdicts([compare_claim(id="c1"), compare_claim("tv", id="c2")], st, correction="bh")
+    assert bh[0]["numbers"]["p_for_adj"] == pytest.approx(1 / 252)
+
+
+def test_noninferior_margin():
+    b = [1.0, 1.1, 1.2, 1.3, 1.4]
+    within = [v - 0.05 for v in b]   # worse by 0.05, margin 0.5: clearly within
+    far = [v - 2.0 for v in b]       # worse by 2: clearly beyond the margin
+    c = compare_claim(kind="noninferior", margin=0.5)
+    assert verdict(c, stats_with({"reward": {"a": within, "b": b}}))["verdict"] == "reproduced"
+    assert verdict(c, stats_with({"reward": {"a": far, "b": b}}))["verdict"] == "not_reproduced"
+    rel = compare_claim(kind="noninferior", margin_rel=0.5)   # 0.5 x median 1.2 = 0.6
+    out = verdict(rel, stats_with({"reward": {"a": within, "b": b}}))
+    assert out["numbers"]["margin"] == pytest.approx(0.6) and out["verdict"] == "reproduced"
+
+
+def test_ties_at_a_cap_are_inconclusive():
+    # over-sharp samplers score accuracy 1 like exact ones: "as accurate" on capped values says nothing
+    c = compare_claim("acc", kind="noninferior", margin=0.05)
+    out = verdict(c, stats_with({"acc": {"a": [1.0] * 5, "b": [1.0] * 5}}))
+    assert out["verdict"] == "inconclusive" and "saturated" in out["reason"]
+    out = verdict(compare_claim("acc"), stats_with({"acc": {"a": [1.0] * 5, "b": BAD}}))
+    assert out["verdict"] == "inconclusive" and "cap" in out["reason"]
+    # a claim-level cap per scale (modes on a grid with 2^D regions)
+    modes = compare_claim("reward", cap={"small": 8})
+    tie = stats_with({"reward": {"a": [8] * 5, "b": [8] * 5}})
+    assert verdict(modes, tie)["verdict"] == "inconclusive"
+    assert verdict(modes, stats_with({"reward": {"a": [8] * 5, "b": [5, 6, 5, 6, 7]}}))["verdict"] == "inconclusive"
+
+
+def test_threshold_sign_test():
+    c = threshold_claim("tv", 0.5)
+    assert verdict(c, stats_with({"tv": {"a": BAD}}))["verdict"] == "reproduced"        # all 5 below
+    assert verdict(c, stats_with({"tv": {"a": GOOD}}))["verdict"] == "not_reproduced"
+    mixed = verdict(c, stats_with({"tv": {"a": [0.1, 0.2, 0.3, 0.6, 0.7]}}))
+    assert mixed["verdict"] == "inconclusive" and mixed["numbers"]["p_for"] == pytest.approx(16 / 32)
+    assert verdict(c, stats_with({"tv": {"a": [0.1, 0.2, 0.3]}}))["verdict"] == "not_decidable"  # 1/8
+
+
+def test_fact_is_reported_not_tested():
+    c = {"id": "f", "statement": "cheaper", "experiment": "e", "metric": "flops", "kind": "fact",
+         "method": "a", "baseline": "b"}
+    out = verdict(c, stats_with({"flops": {"a": [126.0] * 3, "b": [100.0] * 3}}))
+    assert out["verdict"] == "fact" and out["numbers"]["holds"] is False
+    assert "does not hold by construction" in out["reason"] and out["numbers"]["ratio"] == pytest.approx(1.26)
+    # facts are not in the family: the other claim keeps its uncorrected level
+    recs = verdicts([c, compare_claim()], stats_with({"flops": {"a": [1.0], "b": [2.0]},
+                                                      "reward": {"a": GOOD, "b": BAD}}))
+    assert recs[0]["numbers"]["holds"] is True and recs[1]["numbers"]["family_size"] == 1
+
+
+def test_trend_across_experiments():
+    def exp(gap: float) -> dict:
+        return {"final": {"reward": {"a": {"values": [1.0 + gap + 0.01 * k for k in range(5)]},
+                                     "b": {"values": [1.0 + 0.01 * k for k in range(5)]}}},
+                "seeds": {"a": list(range(5)), "b": list(range(5))}}
+    st = {"scale": "small", "experiments": {"e1": exp(0.0), "e2": exp(0.5), "e3": exp(1.0)}}
+    c = {"id": "t", "statement": "gap grows", "experiments": ["e1", "e2", "e3"], "metric": "reward",
+         "kind": "trend", "method": "a", "baseline": "b"}
+    out = verdict(c, st)
+    assert out["verdict"] == "reproduced" and out["numbers"]["n"] == [5, 5, 5]
+    assert out["numbers"]["gaps_median"] == pytest.approx([0.0, 0.5, 1.0])
+    rev = verdict({**c, "experiments": ["e3", "e2", "e1"]}, st)
+    assert rev["verdict"] == "not_reproduced"
+
+
+def test_missing_data_is_inconclusive_and_stays_in_the_family():
+    st = stats_with({"reward": {"a": GOOD, "b": BAD}})
+    recs = verdicts([compare_claim(id="c1"), compare_claim(id="c2", baseline="zzz")], st)
+    assert recs[1]["verdict"] == "inconclusive" and "need 2" in recs[1]["reason"]
+    assert recs[0]["numbers"]["family_size"] == 2
+    assert verdict({**compare_claim(), "experiment": "nope"}, st)["verdict"] == "inconclusive"
+    assert verdict({**compare_claim(), "kind": "vibes"}, st)["verdict"] == "inconclusive"
+
+
+def test_claim_restricted_to_scales_is_inconclusive_elsewhere_and_outside_the_family():
+    c = {**compare_claim(id="c1"), "scales": ["paper"]}
+    st = stats_with({"reward": {"a": GOOD, "b": BAD}})
+    assert verdict(c, {**st, "scale": "paper"})["verdict"] == "reproduced"
+    recs = verdicts([c, compare_claim(id="c2")], st)
+    assert recs[0]["verdict"] == "inconclusive" and "scale paper only" in recs[0]["reason"]
+    assert recs[1]["numbers"]["family_size"] == 1
+
+
+def test_explanation_line_has_effect_ci_test_adjusted_p_and_n():
+    out = verdict(compare_claim(), stats_with({"reward": {"a": GOOD, "b": BAD}}))
+    line = report.key_numbers(out)
+    for part in ("Hodges-Lehmann shift", "90% CI", "Mann-Whitney", "adjusted", "n = 5 vs 5", "power"):
+        assert part in line, (part, line)
+    assert "p 0.003968" in out["reason"] and "n = 5 vs 5" in out["reason"]
+
+
+def test_design_before_running():
+    cfg = {**CFG, "experiments": {"e": {"methods": ["a", "b"], "scales": {
+        "small": {"seeds": 2}, "paper": {"seeds": 5, "methods": ["a", "b"]}}}},
+        "claims": [compare_claim(), threshold_claim("tv", 0.5)]}
+    small = claims.design(cfg, "small")
+    assert [r["status"] for r in small] == ["not decidable", "not decidable"]
+    assert "not decidable at small" in claims.design_line(small[0], "small")
+    paper = claims.design(cfg, "paper")
+    assert paper[0]["status"] == "decidable" and paper[0]["family_size"] == 2
+    assert paper[1]["status"] == "decidable late"   # sign test at n = 5: 1/32 > 0.05 / 2
+    assert 0 < paper[0]["power_1sd"] < 1
+
+
+def test_smoke_verdicts_are_plumbing_only(tmp_path):
+    stats_json = tmp_path / "stats.json"
+    stats_json.write_text(json.dumps(stats_with({"reward": {"a": GOOD, "b": BAD}}, scale="smoke")))
+    claims.write({**CFG, "claims": [compare_claim()]}, stats_json, tmp_path / "claims.json")
+    doc = json.loads((tmp_path / "claims.json").read_text())
+    assert doc["plumbing_only"] is True and doc["procedure"]["correction"] == "holm"
+    html = report.render("smoke", [{"cfg": {**CFG, "claims": [compare_claim()]}, "stats": {}, "claims": doc["claims"],
+                                    "plumbing_only": True, "procedure": doc["procedure"]}])
+    assert "plumbing check only" in html.lower()
 
 
 def test_write(tmp_path):
     stats_json = tmp_path / "stats.json"
-    stats_json.write_text(json.dumps(stats_with({"tv": {"a": est(0.1, 0.05, 0.15)}})))
-    cfg = {**CFG, "claims": [threshold_claim("tv", 0.25), compare_claim()]}
-    out = claims.write(cfg, stats_json, tmp_path / "claims.json")
+    stats_json.write_text(json.dumps(stats_with({"tv": {"a": BAD}, "reward": {"a": GOOD, "b": BAD}})))
+    cfg = {**CFG, "claims": [threshold_claim("tv", 0.5), compare_claim()]}
+    settings = {"cmp": [{"experiment": "e", "setting": "lr", "method": 1e-3, "method_source": "x",
+                         "baseline": 1e-4, "baseline_source": "y"}]}
+    out = claims.write(cfg, stats_json, tmp_path / "claims.json", settings=settings)
     doc = json.loads((tmp_path / "claims.json").read_text())
-    assert doc["paper"] == "toy" and doc["scale"] == "small"
-    assert [c["verdict"] for c in doc["claims"]] == ["reproduced", "inconclusive"] == [c["verdict"] for c in out]
-    keys = {"id", "statement", "source", "experiment", "metric", "kind", "verdict", "numbers", "rule", "reason"}
+    assert doc["paper"] == "toy" and doc["scale"] == "small" and doc["plumbing_only"] is False
+    assert [c["verdict"] for c in doc["claims"]] == ["reproduced", "reproduced"] == [c["verdict"] for c in out]
+    assert doc["claims"][1]["settings_differ"][0]["setting"] == "lr"
+    keys = {"id", "statement", "metric", "kind", "verdict", "numbers", "reason"}
     assert all(keys <= set(c) for c in doc["claims"])
-
-
-def test_claim_restricted_to_scales_is_inconclusive_elsewhere():
-    from pipeline import claims as pc
-
-    cfg = {"metrics": {"m": {"label": "m", "higher_is_better": True}},
-           "claims": [{"id": "c", "statement": "s", "experiment": "e", "metric": "m",
-                       "kind": "threshold", "method": "a", "threshold": 1.0, "scales": ["paper"]}]}
-    final = {"m": {"a": {"iqm": 5.0, "iqm_ci": [4.0, 6.0], "mean": 5.0, "mean_ci": [4.0, 6.0],
-                         "values": [4.0, 5.0, 6.0], "n": 3}}}
-    stats = {"experiments": {"e": {"n_runs": {"a": 3}, "final": final, "prob_improvement": {}}}}
-    assert pc.evaluate(cfg, {**stats, "scale": "paper"})[0]["verdict"] == "reproduced"
-    small = pc.evaluate(cfg, {**stats, "scale": "small"})[0]
-    assert small["verdict"] == "inconclusive" and "scale paper only" in small["reason"]
+    assert all(math.isfinite(c["numbers"]["p_for_adj"]) for c in doc["claims"])
+    html = report.render("small", [{"cfg": cfg, "stats": {}, "claims": doc["claims"], "procedure": doc["procedure"]}])
+    assert "settings that differ" in html and "Holm" in html

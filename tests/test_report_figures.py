@@ -21,7 +21,7 @@ PAPER = {
                 "mean_reward": {"label": "reward", "higher_is_better": True}},
     "experiments": {"grid": {
         "title": "grid", "env": "hypergrid", "methods": ["tb", "db"],
-        "scales": {"small": {"seeds": 3, "deviations": ["8x8 grid instead of 20^4"]}},
+        "scales": {"small": {"seeds": 6, "deviations": ["8x8 grid instead of 20^4"]}},
     }},
     "deviations": ["paper-level deviation"],
     "unverified": [{"option": "log_z_lr", "default": 0.1, "source": "not in the paper"}],
@@ -44,7 +44,7 @@ def make_runs(root: Path) -> list[dict]:
     rng = np.random.default_rng(0)
     runs = []
     for method, floor in (("tb", 0.05), ("db", 0.5)):
-        for seed in range(3):
+        for seed in range(6):
             d = root / "results" / "small" / "toy" / "grid" / method / f"seed{seed}"
             d.mkdir(parents=True)
             tv = floor + 0.5 * np.exp(-STEPS / 30.0) + rng.uniform(0, 0.02, len(STEPS))

@@ -1,0 +1,110 @@
+"""What differs between the two sides of a comparison claim, and where each value came from.
+
+A comparison is only as good as its controls: BN at lr 1e-3 against FM at 1e-4, or OMNet at an
+update-to-data ratio of 5 against SAC at 1, measures the settings as much as the methods. For
+every comparison claim this module resolves both methods' hyper-parameters at a scale (method
+default -> experiment overrides -> scale overrides), lists each one in which they differ with its
+provenance, and rejects a difference in the sample budget or update ratio unless the claim names
+it in ``differs_by`` as the point of the comparison.
+
+Provenance of a value: the method's dataclass default (its docstring cites the paper or code),
+or the override's place in the paper config, annotated by the experiment's ``sources`` map
+(``{field: text}`` or ``{"<method>.<field>": text}``; e.g. "EGFN Table 2 [PAPER]",
+"chosen here: 2-core budget").
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import methods
+
+# Settings that change how much data or how many updates a method gets per unit of the
+# experiment's budget, per family (the budget itself, ``iterations``, is per experiment).
+BUDGET_FIELDS = {
+    "gfn": ("online_batch", "train_steps"),
+    "control": ("utd", "start_steps"),
+}
+COMPARE_KINDS = ("compare", "noninferior", "trend")
+
+
+def _defaults(method: str) -> dict[str, Any]:
+    cls = methods.load(method).Config
+    names = set(cls.hyperparameter_names())
+    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(cls) if f.name in names}
+
+
+def resolved_settings(paper_cfg: dict, exp_id: str, scale: str, method: str) -> dict[str, dict]:
+    """``{field: {"value", "source"}}`` of every hyper-parameter of ``method`` in an experiment."""
+    exp = paper_cfg["experiments"][exp_id]
+    sc = exp["scales"][scale]
+    module = methods.module_name(method)
+    notes = exp.get("sources") or {}
+    out = {k: {"value": v, "source": f"method default ({module}.Config)"} for k, v in _defaults(method).items()}
+    layers = (("overrides", exp.get("overrides") or {}),
+              (f"scales.{scale}.overrides", sc.get("overrides") or {}))
+    for where, layer in layers:
+        for target in ("all", method):
+            for key, value in (layer.get(target) or {}).items():
+                note = notes.get(f"{method}.{key}") or notes.get(key) or "source not stated"
+                out[key] = {"value": value, "source": f"experiments.{exp_id}.{where}.{target} ({note})"}
+    return out
+
+
+def _differences(paper_cfg: dict, exp_id: str, scale: str, method: str, baseline: str) -> list[dict]:
+    a = resolved_settings(paper_cfg, exp_id, scale, method)
+    b = resolved_settings(paper_cfg, exp_id, scale, baseline)
+    rows = []
+    for key in sorted(set(a) & set(b)):
+        if a[key]["value"] != b[key]["value"]:
+            rows.append({"experiment": exp_id, "setting": key,
+                         "method": a[key]["value"], "method_source": a[key]["source"],
+                         "baseline": b[key]["value"], "baseline_source": b[key]["source"]})
+    return rows
+
+
+def claim_differences(paper_cfg: dict, claim: dict, scale: str) -> list[dict]:
+    """Settings in which the claim's method and baseline differ at ``scale`` (all experiments
+    of a trend claim)."""
+    if claim.get("kind") not in COMPARE_KINDS or not claim.get("baseline"):
+        return []
+    exps = claim.get("experiments") or [claim.get("experiment")]
+    rows: list[dict] = []
+    for exp_id in exps:
+        run = paper_cfg["experiments"][exp_id]["scales"][scale].get("methods") or \
+            paper_cfg["experiments"][exp_id]["methods"]
+        if claim["method"] in run and claim["baseline"] in run:
+            rows += _differences(paper_cfg, exp_id, scale, claim["method"], claim["baseline"])
+    return rows
+
+
+def settings_by_claim(paper_cfg: dict, scale: str) -> dict[str, list[dict]]:
+    """claim id -> its differing settings, for claims.json and the report."""
+    return {c["id"]: claim_differences(paper_cfg, c, scale) for c in paper_cfg.get("claims") or []
+            if c.get("kind") in COMPARE_KINDS}
+
+
+def budget_problems(paper_cfg: dict, scales: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(field path, problem)`` for each comparison that differs in budget or update ratio
+    without naming it in ``differs_by``."""
+    budget = BUDGET_FIELDS.get(paper_cfg.get("family", ""), ())
+    problems = []
+    for i, claim in enumerate(paper_cfg.get("claims") or []):
+        if claim.get("kind") not in COMPARE_KINDS:
+            continue
+        named = set(claim.get("differs_by") or [])
+        for scale in claim.get("scales") or scales:
+            for row in claim_differences(paper_cfg, claim, scale):
+                if row["setting"] in budget and row["setting"] not in named:
+                    problems.append((
+                        f"claims[{i}] ({claim['id']})",
+                        f"{claim['method']} and {claim['baseline']} differ in {row['setting']} at scale {scale} "
+                        f"({row['method']} vs {row['baseline']}, experiment {row['experiment']}): a budget / "
+                        f"update-ratio difference confounds the comparison; equalise it or name it in "
+                        f"differs_by if it is the point of the claim"))
+                    break
+            else:
+                continue
+            break
+    return problems
