@@ -35,6 +35,7 @@ venv:
 	@test -f $(VENV)/.complete || { echo "virtual environment $(VENV) is incomplete" >&2; exit 1; }
 
 reproduce: venv
+	@$(BIN)/python -m pipeline plan $(SCALE_ARG)
 	$(BIN)/snakemake --cores $(CORES) $(SCALE_ARG) $(SNAKE_ARGS)
 	@$(BIN)/python -m pipeline report-path $(SCALE_ARG)
 
