@@ -11,6 +11,7 @@ METHODS: dict[str, str] = {
     "tb": "methods.gfn.tb",
     "db": "methods.gfn.db",
     "egfn": "methods.gfn.egfn",
+    "egfn_no_mutation": "methods.gfn.egfn_no_mutation",
     "fm": "methods.gfn.fm",
     "subtb": "methods.gfn.subtb",
     "bn": "methods.gfn.bn",

@@ -296,3 +296,61 @@ def test_td3_learns_pendulum():
     run = MemoryRun(seed=1)
     td3.train(cfg, run)
     assert run.rows[-1]["return"] > -600
+
+
+def _event_steps(mod, cfg, seed=0, stop_after=None):
+    """Environment steps at which the agent's after_update fired an event (non-empty result)."""
+    fired = []
+    original = {"reset": plasticity.ResetAgent.after_update, "redo": plasticity.ReDoAgent.after_update,
+                "pi": plasticity.InjectionAgent.after_update}
+
+    def spy(orig):
+        def wrapped(self, buffer, step):
+            out = orig(self, buffer, step)
+            if out:
+                fired.append(step)
+            return out
+        return wrapped
+
+    plasticity.ResetAgent.after_update = spy(original["reset"])
+    plasticity.ReDoAgent.after_update = spy(original["redo"])
+    plasticity.InjectionAgent.after_update = spy(original["pi"])
+    try:
+        if stop_after is None:
+            mod.train(cfg, MemoryRun(seed=seed))
+        else:
+            preempted_then_resumed(mod, cfg, seed, stop_after)
+    finally:
+        plasticity.ResetAgent.after_update = original["reset"]
+        plasticity.ReDoAgent.after_update = original["redo"]
+        plasticity.InjectionAgent.after_update = original["pi"]
+    return fired
+
+
+def test_plasticity_schedules_count_environment_steps():
+    from methods.control import td3_pi, td3_redo, td3_reset
+
+    # warm-up 100 steps and 2 updates per step: an update counter would fire at steps 200, 300, ...
+    cfg = tiny(td3_reset, iterations=700, eval_every=700, checkpoint_every=300, start_steps=100, utd=2,
+               reset_interval=200)
+    assert _event_steps(td3_reset, cfg) == [200, 400, 600]
+    # a preempted and resumed run fires the same events
+    assert _event_steps(td3_reset, cfg, stop_after=1) == [200, 400, 600]
+    cfg = tiny(td3_redo, iterations=500, eval_every=500, start_steps=100, utd=3, redo_interval=150)
+    assert _event_steps(td3_redo, cfg) == [150, 300, 450]
+    cfg = tiny(td3_pi, iterations=500, eval_every=500, start_steps=100, utd=2, inject_at=0.45)
+    assert _event_steps(td3_pi, cfg) == [225]
+
+
+def test_reset_at_every_switch_of_the_cycle_task():
+    from methods.control import td3_reset
+
+    cycle = {"suite": "cycle", "task": "Pendulum-v1,MountainCarContinuous-v0", "cycle_steps": 150}
+    cfg = tiny(td3_reset, env_kwargs=cycle, iterations=600, eval_every=600, checkpoint_every=600,
+               start_steps=100, reset_interval=150)
+    task = ControlTask(**cycle)
+    # after `s` environment steps the next one belongs to task phase_at(s)
+    switches = [s for s in range(1, 600) if task.phase_at(s) != task.phase_at(s - 1)]
+    assert switches == [150, 300, 450]
+    # no reset after the last step (it would leave fresh networks as the final model)
+    assert _event_steps(td3_reset, cfg) == switches

@@ -114,3 +114,32 @@ def test_egfn_resume_matches_uninterrupted_run():
     run._stop_after = None
     final = egfn.train(cfg, run)
     assert repr(run.rows) == repr(ref.rows) and repr(final) == repr(ref_final)
+
+
+def test_no_mutation_ablation_keeps_selection_and_crossover(monkeypatch):
+    from methods import load
+    from methods.gfn import egfn_no_mutation
+
+    assert load("egfn_no_mutation") is egfn_no_mutation and egfn_no_mutation.Config().mutation is False
+    env = envs.make("hypergrid", ndim=2, height=6)
+    cfg = egfn_no_mutation.Config(env_kwargs=env.kwargs(), population_size=8, num_elites=2, hidden=16,
+                                  crossover_prob=1.0)
+    torch.manual_seed(0)
+    pop = egfn.Population(env, cfg, torch.device("cpu"))
+    before = [snapshot(a) for a in pop.agents]
+
+    def no_noise(*args, **kwargs):
+        raise AssertionError("mutation called in the no-mutation ablation")
+
+    monkeypatch.setattr(egfn, "mutate", no_noise)
+    fitness = torch.tensor([0.1, 0.9, 0.3, 0.8, 0.2, 0.5, 0.4, 0.0])
+    pop.evolve(fitness, torch.Generator().manual_seed(1))
+    changed = 0
+    for agent in pop.agents:
+        for t, param in enumerate(agent.parameters()):
+            # every row is some agent's row from before: copied or crossed over, never perturbed
+            pool = torch.cat([b[t].reshape(b[t].shape[0], -1) for b in before])
+            rows = param.detach().reshape(param.shape[0], -1)
+            assert all(bool((pool == r).all(1).any()) for r in rows)
+        changed += not any(same(snapshot(agent), b) for b in before)
+    assert changed > 0   # crossover still mixed parents

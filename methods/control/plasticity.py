@@ -3,13 +3,19 @@ the original papers [unverified for NE's runs]):
 
 * ``Reset`` (Nikishin et al., 2022): re-initialise the networks (all layers, or the last one
   with ``reset_layers = "last"``), their targets and optimiser state every ``reset_interval``
-  updates; the replay buffer is kept.
-* ``ReDo`` (Sokar et al., 2023): every ``redo_interval`` updates, find the tau-dormant hidden
-  units (tau = 0.1) of actor and critic on a batch; re-initialise their incoming weights, zero
-  their outgoing weights and reset the Adam moments of exactly those entries.
-* ``PlasticityInjection`` (Nikishin et al., 2023): once, after ``inject_at`` x T_end updates,
-  every network becomes h = f_theta(x) + f_theta'(x) - f_theta'_frozen(x) with theta frozen and
-  theta' a fresh trainable init; the output is unchanged at the moment of injection.
+  environment steps; the replay buffer is kept.
+* ``ReDo`` (Sokar et al., 2023): every ``redo_interval`` environment steps, find the tau-dormant
+  hidden units (tau = 0.1) of actor and critic on a batch; re-initialise their incoming weights,
+  zero their outgoing weights and reset the Adam moments of exactly those entries.
+* ``PlasticityInjection`` (Nikishin et al., 2023): once, at environment step ``inject_at`` x T
+  (T = ``iterations``), every network becomes h = f_theta(x) + f_theta'(x) - f_theta'_frozen(x)
+  with theta frozen and theta' a fresh trainable init; the output is unchanged at the moment of
+  injection.
+
+Schedules count environment steps, as the paper configs state them (and as a task switch of the
+cycling task does): counting updates would shift every event by the warm-up and scale it by the
+update-to-data ratio. An event fires at the first update of its environment step, so with
+``utd`` > 1 it fires once, and the step's remaining updates train the new networks.
 """
 from __future__ import annotations
 
@@ -31,10 +37,22 @@ def _reinit(module: nn.Module) -> None:
             m.reset_parameters()
 
 
+def first_update_of_step(agent: td3.TD3Agent) -> bool:
+    """Whether the update just done is the first of its environment step (``utd`` per step;
+    counters only, so a resumed run fires the same events)."""
+    return (agent.n_updates - 1) % agent.cfg.utd == 0
+
+
+def due(agent: td3.TD3Agent, step: int, interval: int) -> bool:
+    """An every-``interval``-environment-steps event is due at this update (never after the last
+    step: fresh networks that no step trains would be the final model)."""
+    return step % interval == 0 and step < agent.cfg.iterations and first_update_of_step(agent)
+
+
 class ResetAgent(td3.TD3Agent):
     def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
         c = self.cfg
-        if self.n_updates % c.reset_interval != 0:
+        if not due(self, step, c.reset_interval):
             return {}
         torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.gen, device=self.gen.device)))
         for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
@@ -66,7 +84,7 @@ class ReDoAgent(td3.TD3Agent):
     @torch.no_grad()
     def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
         c = self.cfg
-        if self.n_updates % c.redo_interval != 0:
+        if not due(self, step, c.redo_interval):
             return {}
         b = buffer.sample(c.batch, self.gen)
         cpu_gen = torch.Generator().manual_seed(self.n_updates)
@@ -88,7 +106,7 @@ class InjectionAgent(td3.TD3Agent):
 
     def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
         c = self.cfg
-        if self.injected or self.n_updates < int(c.inject_at * max(1, c.iterations - c.start_steps)):
+        if self.injected or step < int(c.inject_at * c.iterations):
             return {}
         self.inject_now()
         return {"injected": 1.0}
@@ -120,16 +138,16 @@ class InjectionAgent(td3.TD3Agent):
 
 @dataclass
 class ResetConfig(td3.Config):
-    reset_interval: int = 200_000
+    reset_interval: int = 200_000     # environment steps
     reset_layers: str = "all"
 
 
 @dataclass
 class ReDoConfig(td3.Config):
-    redo_interval: int = 1000
+    redo_interval: int = 1000         # environment steps
     redo_tau: float = 0.1
 
 
 @dataclass
 class InjectionConfig(td3.Config):
-    inject_at: float = 0.5
+    inject_at: float = 0.5            # fraction of the run's environment steps

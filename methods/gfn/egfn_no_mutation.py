@@ -1,0 +1,16 @@
+"""EGFN without mutation — the paper's −mutation ablation (gfn.md §5.3: "mutation is the key
+component"): the same star, population, selection, crossover and replay as methods/gfn/egfn.py,
+with the Gaussian weight mutation switched off."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.gfn import egfn
+
+
+@dataclass
+class Config(egfn.Config):
+    mutation: bool = False
+
+
+train, evaluate = egfn.train, egfn.evaluate
