@@ -4,10 +4,13 @@ one training log per attempt, and kills or races that never leave a wrong result
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from pipeline import io as pio
 
 
@@ -23,3 +26,20 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
         os.umask(old)
     for p in paths:
         assert stat.S_IMODE(p.stat().st_mode) == mode, p
+
+
+# ------------------------------------------------------------------------ code hash
+def test_code_hash_covers_the_run_contract(tmp_path):
+    from pipeline.codehash import method_code_hash
+
+    for d in ("methods", "envs", "pipeline"):
+        shutil.copytree(REPO / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {m: method_code_hash(m, "hypergrid", tmp_path) for m in ("db", "tb")}
+    for f in ("pipeline/run.py", "methods/common/runapi.py"):
+        (tmp_path / f).write_text((tmp_path / f).read_text() + "\n# an edit\n")
+        after = {m: method_code_hash(m, "hypergrid", tmp_path) for m in ("db", "tb")}
+        assert all(after[m] != before[m] for m in after), f
+        before = after
+    (tmp_path / "methods/gfn/tb.py").write_text((tmp_path / "methods/gfn/tb.py").read_text() + "\n# x\n")
+    assert method_code_hash("db", "hypergrid", tmp_path) == before["db"]   # per-method reruns kept
+    assert method_code_hash("tb", "hypergrid", tmp_path) != before["tb"]
