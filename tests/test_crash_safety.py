@@ -3,12 +3,15 @@ and checksummed, evaluation a pure function of (model, seed), file modes that fo
 one training log per attempt, and kills or races that never leave a wrong result behind."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import stat
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO
 from pipeline import io as pio
@@ -26,6 +29,144 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
         os.umask(old)
     for p in paths:
         assert stat.S_IMODE(p.stat().st_mode) == mode, p
+
+
+# ----------------------------------------------------------------- checkpoints: code + checksum
+def tiny_job(seed: int = 0):
+    from pipeline.config import RunJob
+
+    return RunJob(scale="smoke", paper="egfn", experiment="hypergrid", method="db", seed=seed,
+                  env="hypergrid", env_kwargs={"ndim": 2, "height": 6}, iterations=40,
+                  eval_every=10, checkpoint_every=10, runtime_min=1, hparams={"hidden": 16})
+
+
+def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False) -> int:
+    """execute_train in-process; with ``stop_at_checkpoint``, preempted once a checkpoint exists.
+    Restores the process state execute_train sets (SIGTERM handler, threads, determinism)."""
+    from pipeline.run import FileRun, execute_train
+
+    saved = (signal.getsignal(signal.SIGTERM), torch.get_num_threads(),
+             torch.are_deterministic_algorithms_enabled())
+    should_stop = FileRun.should_stop
+    if stop_at_checkpoint:
+        FileRun.should_stop = lambda self: (self.ckpt_dir / "latest.pt").exists()
+    try:
+        return execute_train(tiny_job(), results_dir=base / "results", work_dir=base / "work",
+                             device="cpu", code_hash=code_hash)
+    finally:
+        FileRun.should_stop = should_stop
+        signal.signal(signal.SIGTERM, saved[0])
+        torch.set_num_threads(saved[1])
+        torch._C._set_deterministic_algorithms(saved[2])
+
+
+def run_dir(base: Path) -> Path:
+    return base / "results" / tiny_job().key
+
+
+def ckpt(base: Path) -> Path:
+    return base / "work" / "ckpt" / tiny_job().key / "latest.pt"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted tiny run."""
+    base = tmp_path_factory.mktemp("ref")
+    assert train(base) == 0
+    return base
+
+
+def same_outputs(base: Path, ref: Path) -> None:
+    assert (run_dir(base) / "curve.csv").read_bytes() == (run_dir(ref) / "curve.csv").read_bytes()
+    a = torch.load(run_dir(base) / "model.pt", weights_only=False)
+    b = torch.load(run_dir(ref) / "model.pt", weights_only=False)
+    assert a.keys() == b.keys() and all(torch.equal(a["net"][k], b["net"][k]) for k in b["net"])
+    assert json.loads((run_dir(base) / "manifest.json").read_text())["resumed_from"] is None
+    assert not ckpt(base).exists()
+
+
+def test_preempted_run_resumes_and_matches(tmp_path, reference, capsys):
+    """The checksummed checkpoint still resumes (the normal path is unchanged)."""
+    assert train(tmp_path, stop_at_checkpoint=True) == 75
+    assert ckpt(tmp_path).exists()
+    assert train(tmp_path) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert (run_dir(tmp_path) / "curve.csv").read_bytes() == (run_dir(reference) / "curve.csv").read_bytes()
+    assert not list(ckpt(tmp_path).parent.iterdir())  # checkpoint and sidecar cleared
+
+
+def test_checkpoint_of_other_code_is_discarded(tmp_path, reference, capsys):
+    assert train(tmp_path, code_hash="01dc0de", stop_at_checkpoint=True) == 75
+    capsys.readouterr()
+    assert train(tmp_path, code_hash="c0de") == 0
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "discarding checkpoint" in x)
+    assert str(ckpt(tmp_path)) in line and "01dc0de" in line and "c0de" in line
+    assert "resuming" not in err
+    same_outputs(tmp_path, reference)
+
+
+def flip_two_weight_bits(path: Path) -> None:
+    """Flip two bits inside the bytes of the policy net's first weight matrix."""
+    data = bytearray(path.read_bytes())
+    state = torch.load(path, weights_only=False)["state"]
+    weight = next(v for k, v in state["net"].items() if k.endswith("weight"))
+    at = bytes(data).find(weight.numpy().tobytes())
+    assert at > 0
+    data[at + 5] ^= 0x01
+    data[at + 42] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "garbage": lambda p: p.write_bytes(b"\x80\x03not a checkpoint at all" * 10),
+    "empty": lambda p: p.write_bytes(b""),
+    "bit-flipped": flip_two_weight_bits,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_checkpoint_is_set_aside_and_run_restarts(tmp_path, reference, capsys, damage):
+    assert train(tmp_path, stop_at_checkpoint=True) == 75
+    DAMAGE[damage](ckpt(tmp_path))
+    capsys.readouterr()
+    assert train(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert any(str(ckpt(tmp_path)) in x and "damaged" in x for x in err.splitlines()), err
+    assert "resuming" not in err
+    same_outputs(tmp_path, reference)
+    bad = [p.name for p in ckpt(tmp_path).parent.glob("latest.pt.bad-*") if p.suffix != ".sha256"]
+    assert len(bad) == 1 and bad[0] in err  # kept for a post-mortem
+
+
+def test_checksum_survives_a_kill_between_its_writes(tmp_path, monkeypatch):
+    """A kill between the checkpoint's and its sidecar's writes never makes a good one look bad."""
+    path = tmp_path / "latest.pt"
+    pio.atomic_write_checked(path, b"old")
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")
+
+    with monkeypatch.context() as m:   # killed after the sidecar's first write
+        m.setattr(pio, "atomic_write_bytes", killed)
+        with pytest.raises(SystemExit):
+            pio.atomic_write_checked(path, b"new")
+    assert pio.read_checked(path) == b"old"
+    real, calls = pio.atomic_write_text, []
+
+    def second_call_killed(p, t):
+        calls.append(p)
+        return killed() if len(calls) == 2 else real(p, t)
+
+    with monkeypatch.context() as m:   # killed after the data's write
+        m.setattr(pio, "atomic_write_text", second_call_killed)
+        with pytest.raises(SystemExit):
+            pio.atomic_write_checked(path, b"new")
+    assert pio.read_checked(path) == b"new"
+    path.write_bytes(b"nex")
+    with pytest.raises(pio.ChecksumError):
+        pio.read_checked(path)
 
 
 # ------------------------------------------------------------------------ code hash
