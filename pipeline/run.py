@@ -275,6 +275,7 @@ def execute_evaluate(job: RunJob, *, results_dir: Path, device: str = "auto",
     import methods
 
     skip_dynamo_import()
+    seed_everything(job.seed)  # evaluation is a pure function of (model, seed)
     dev = resolve_device(device)
     out_dir = results_dir / job.key
     model = torch.load(out_dir / "model.pt", map_location=dev, weights_only=False)

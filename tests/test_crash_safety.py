@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,6 +169,45 @@ def test_checksum_survives_a_kill_between_its_writes(tmp_path, monkeypatch):
     path.write_bytes(b"nex")
     with pytest.raises(pio.ChecksumError):
         pio.read_checked(path)
+
+
+# ------------------------------------------------------------------------- evaluation
+PENDULUM = {"suite": "gym", "task": "Pendulum-v1"}
+
+
+@pytest.mark.parametrize("method", ["omnet", "droq"])
+def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method):
+    """Q-bias with DroQ's dropout active: the same model and seed give the same metrics, whatever
+    the global generators did before, through the module (notebooks) and the pipeline."""
+    import methods
+    from methods.common.runapi import MemoryRun
+    from pipeline.config import RunJob
+    from pipeline.run import execute_evaluate
+
+    mod = methods.load(method)
+    hp = dict(start_steps=100, hidden=16, batch=16, utd=1, eval_episodes=1, q_bias_episodes=1)
+    cfg = mod.Config(env_kwargs=PENDULUM, iterations=150, eval_every=150, checkpoint_every=150, **hp)
+    run = MemoryRun(seed=1)
+    mod.train(cfg, run)
+
+    first = mod.evaluate(cfg, run.model, 1)
+    torch.rand(3), np.random.rand(3), random.random()           # unrelated use in between
+    after = torch.get_rng_state()
+    assert mod.evaluate(cfg, run.model, 1) == first
+    assert torch.equal(torch.get_rng_state(), after)            # the caller's stream untouched
+
+    job = RunJob(scale="smoke", paper="omnet", experiment="pendulum", method=method, seed=1,
+                 env="control", env_kwargs=PENDULUM, iterations=150, eval_every=150,
+                 checkpoint_every=150, runtime_min=1, hparams=hp)
+    (tmp_path / job.key).mkdir(parents=True)
+    torch.save(run.model, tmp_path / job.key / "model.pt")
+    outs = []
+    for noise in (1, 7):
+        torch.rand(noise)
+        execute_evaluate(job, results_dir=tmp_path, device="cpu")
+        outs.append((tmp_path / job.key / "eval.json").read_bytes())
+    assert outs[0] == outs[1]
+    assert json.loads(outs[0])["metrics"]["q_bias_mean"] == first["metrics"]["q_bias_mean"]
 
 
 # ------------------------------------------------------------------------ code hash
