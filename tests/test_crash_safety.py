@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from conftest import REPO
+from conftest import REPO, make_workspace, snakemake
 from pipeline import io as pio
 
 
@@ -208,6 +209,40 @@ def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method):
         outs.append((tmp_path / job.key / "eval.json").read_bytes())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["metrics"]["q_bias_mean"] == first["metrics"]["q_bias_mean"]
+
+
+# --------------------------------------------------------------------------- workspace
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """A workflow copy with a 40-iteration smoke hypergrid that checkpoints every 10."""
+    ws = make_workspace(tmp_path_factory.mktemp("ws") / "repo")
+    p = ws / "config/papers/egfn.yaml"
+    doc = yaml.safe_load(p.read_text())
+    doc["experiments"]["hypergrid"]["scales"]["smoke"].update(iterations=40, eval_every=20,
+                                                               checkpoint_every=10)
+    p.write_text(yaml.safe_dump(doc))
+    return ws
+
+
+def test_every_training_attempt_keeps_its_log(workspace):
+    """A train job that fails, then succeeds on the rerun: both attempts' logs are kept (Snakemake
+    deletes the declared log before each attempt), and the declared log is the latest."""
+    ws = workspace
+    key = "smoke/egfn/hypergrid/db/seed0"
+    blocker = ws / "work/ckpt" / key          # a file where the checkpoint folder goes: fails
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("")
+    target = (f"results/{key}/model.pt", "--config", "scale=smoke")
+    failed = snakemake(ws, "--cores", "1", *target, check=False)
+    assert failed.returncode != 0 and "Error in rule train" in failed.stdout + failed.stderr
+    blocker.unlink()
+    snakemake(ws, "--cores", "1", *target)
+    logs = ws / "logs/smoke/train/egfn/hypergrid/db"
+    first, second = logs / "seed0.attempt1.log", logs / "seed0.attempt2.log"
+    assert "Error" in first.read_text() and str(blocker) in first.read_text()
+    assert second.exists() and "Error" not in second.read_text()
+    assert os.path.samefile(logs / "seed0.log", second)
+    assert sorted(p.name for p in logs.iterdir()) == ["seed0.attempt1.log", "seed0.attempt2.log", "seed0.log"]
 
 
 # ------------------------------------------------------------------------ code hash
