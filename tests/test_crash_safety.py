@@ -9,6 +9,9 @@ import random
 import shutil
 import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +246,157 @@ def test_every_training_attempt_keeps_its_log(workspace):
     assert second.exists() and "Error" not in second.read_text()
     assert os.path.samefile(logs / "seed0.log", second)
     assert sorted(p.name for p in logs.iterdir()) == ["seed0.attempt1.log", "seed0.attempt2.log", "seed0.log"]
+
+
+# ----------------------------------------------------------------------- kills and races
+# `python -m pipeline ...` with atomic_write patched so that the n-th write is SIGKILLed
+# half-way through (its temporary file half-written): the deterministic form of a kill at the
+# worst moment.
+KILLED_AT_WRITE = """
+import os, signal, sys
+from pipeline import io, cli
+real, calls = io.atomic_write, []
+def half_then_killed(write):
+    def wrapped(tmp):
+        write(tmp)
+        os.truncate(tmp, tmp.stat().st_size // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return wrapped
+def atomic_write(path, write):
+    calls.append(path)
+    return real(path, half_then_killed(write) if len(calls) == int(sys.argv[1]) else write)
+io.atomic_write = atomic_write
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def pipeline_cli(base: Path, *args: str, kill_at_write: int = 0) -> int:
+    """``python -m pipeline`` on smoke EGFN with results and reports under ``base``; in-process
+    (fast: torch is imported already) unless a write is to be killed."""
+    from pipeline import cli
+
+    argv = ["--scale", "smoke", "--papers", "egfn", "--set", f"results_dir={base / 'res'}",
+            "--set", f"reports_dir={base / 'rep'}", *args]
+    if not kill_at_write:
+        return cli.main(argv)
+    proc = subprocess.run([sys.executable, "-c", KILLED_AT_WRITE, str(kill_at_write), *argv],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    return proc.returncode
+
+
+def write_synthetic_runs(base: Path) -> None:
+    """curve.csv and eval.json for every smoke run of the EGFN paper."""
+    from pipeline.config import load_from_files
+
+    rng = np.random.default_rng(0)
+    wf = load_from_files(REPO / "config/config.yaml", {"scale": "smoke", "papers": ["egfn"]})
+    for job in wf.jobs("egfn"):
+        d = base / "res" / job.key
+        d.mkdir(parents=True)
+        tv = 0.5 + rng.uniform(0, 0.3, 3)
+        rows = ["step,trajectories,exact_tv,emp_l1,modes_found,loss"] + [
+            f"{s},{s * 4},{v!r},{v / 2!r},{i},{rng.random()!r}" for i, (s, v) in enumerate(zip((0, 20, 40), tv))]
+        (d / "curve.csv").write_text("\n".join(rows) + "\n")
+        metrics = {"exact_tv": float(tv[-1]), "emp_l1": float(tv[-1] / 2), "modes_found": 2,
+                   "mean_reward": float(rng.random()), "abs_rel_mean_error": float(rng.random()),
+                   "top100_reward": float(rng.random()), "top100_diversity": float(rng.random()),
+                   "accuracy": float(rng.random())}
+        (d / "eval.json").write_text(json.dumps({"metrics": metrics, "per_episode": {}, "n_episodes": 1}))
+
+
+def outputs(paths: list[Path]) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in paths}
+
+
+def test_kill_mid_write_during_aggregate_and_report_reruns_identically(tmp_path):
+    write_synthetic_runs(tmp_path)
+    agg = [tmp_path / "res/smoke/egfn/summary.csv", tmp_path / "res/smoke/egfn/stats.json"]
+    html = tmp_path / "rep/smoke/index.html"
+    for stage in (["aggregate", "--paper", "egfn"], ["figures", "--paper", "egfn"],
+                  ["claims", "--paper", "egfn"], ["report"]):
+        assert pipeline_cli(tmp_path, *stage) == 0
+    ref = outputs(agg + [html])
+
+    for p in agg:
+        p.unlink()
+    # killed half-way through stats.json, summary.csv written: nothing half-written in place
+    pipeline_cli(tmp_path, "aggregate", "--paper", "egfn", kill_at_write=2)
+    assert [p.exists() for p in agg] == [True, False]
+    assert pipeline_cli(tmp_path, "aggregate", "--paper", "egfn") == 0
+    assert outputs(agg) == {k: ref[k] for k in ("summary.csv", "stats.json")}
+
+    html.write_text("<html>an old report</html>")
+    pipeline_cli(tmp_path, "report", kill_at_write=1)
+    assert html.read_text() == "<html>an old report</html>"   # the old file, whole
+    assert pipeline_cli(tmp_path, "report") == 0
+    assert html.read_bytes() == ref["index.html"]
+
+
+SLOW_WRITER = """
+import sys, time
+from pipeline.io import atomic_write
+def slow(tmp):
+    with open(tmp, "w") as fh:
+        fh.write("half of it"); fh.flush()
+        time.sleep(60)
+        fh.write(" and the rest")
+atomic_write(sys.argv[1], slow)
+"""
+
+
+def test_sigkill_mid_write_leaves_no_file_at_the_final_path(tmp_path):
+    target = tmp_path / "out" / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)], cwd=REPO)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(p.stat().st_size for p in target.parent.glob(".stats.json.*")):
+            time.sleep(0.02)
+        assert any(target.parent.glob(".stats.json.*.tmp")), "the writer never started"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not target.exists()
+
+
+def test_concurrent_register_on_a_fresh_store(tmp_path):
+    """16 `register` calls (processes) racing on one fresh SQLite store: 16 runs, no error."""
+    import multiprocessing as mp
+
+    from pipeline import tracking
+    from test_tracking import write_run
+
+    tracking._mlflow()
+    # imported once here rather than in each child: the race is the same, the test 10 s faster
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = tmp_path / "results"
+    dirs = [write_run(results, "tb", seed) for seed in range(16)]
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_register_one, args=(d, results, uri, queue)) for d in dirs]
+    for p in procs:
+        p.start()
+    outcomes = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    assert [o for o in outcomes if o != "ok"] == []
+    client = tracking._client(uri)
+    exp = client.get_experiment_by_name("rl-repro/egfn")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.data.tags["rlrepro.run_key"] for r in runs) == sorted(
+        str(d.relative_to(results)) for d in dirs)
+
+
+def _register_one(run_dir: Path, results: Path, uri: str, queue) -> None:
+    from pipeline import tracking
+
+    try:
+        summary = tracking.register([run_dir], results, uri)
+        queue.put("ok" if summary == {"logged": 1, "skipped": 0, "replaced": 0} else repr(summary))
+    except BaseException as exc:  # reported, not raised: the parent counts errors
+        queue.put(f"{type(exc).__name__}: {exc}")
 
 
 # ------------------------------------------------------------------------ code hash
