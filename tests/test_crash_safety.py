@@ -179,8 +179,17 @@ def test_checksum_survives_a_kill_between_its_writes(tmp_path, monkeypatch):
 PENDULUM = {"suite": "gym", "task": "Pendulum-v1"}
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny nets: one torch thread is faster, and steady on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("method", ["omnet", "droq"])
-def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method):
+def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method, one_thread):
     """Q-bias with DroQ's dropout active: the same model and seed give the same metrics, whatever
     the global generators did before, through the module (notebooks) and the pipeline."""
     import methods
