@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,10 +49,43 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def attempt_log(log: Path) -> Path:
+    """Send this process's stdout and stderr to a new ``<stem>.attempt<N><suffix>`` beside
+    ``log`` (the next free N) and make ``log`` a hard link to it; return the attempt's file.
+
+    Snakemake deletes a job's declared log before every attempt, retries included, so a shell
+    redirection into it keeps only the last attempt: the one a preempted or crashed attempt
+    would explain. Here every attempt keeps its own file and the declared log is the latest."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        attempt = log.with_name(f"{log.stem}.attempt{n}{log.suffix}")
+        try:
+            fd = os.open(attempt, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            n += 1
+    tmp = log.with_name(f".{log.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(attempt, tmp)
+    except OSError:  # a filesystem without hard links
+        os.symlink(attempt.name, tmp)
+    os.replace(tmp, log)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return attempt
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pipeline.codehash import method_code_hash
     from pipeline.run import execute_train
 
+    if args.log:
+        attempt_log(Path(args.log))
     wf = _workflow(args)
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
     return execute_train(job, results_dir=_results(wf), work_dir=REPO_ROOT / "work",
@@ -240,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("setup"); p.add_argument("--env-key", required=True); p.set_defaults(fn=cmd_setup)
     p = sub.add_parser("train"); run_args(p); p.add_argument("--threads", type=int); p.set_defaults(fn=cmd_train)
+    p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
     p = sub.add_parser("evaluate"); run_args(p); p.set_defaults(fn=cmd_evaluate)
     for name, fn in (("aggregate", cmd_aggregate), ("figures", cmd_figures), ("claims", cmd_claims)):
         p = sub.add_parser(name); p.add_argument("--paper", required=True); p.set_defaults(fn=fn)

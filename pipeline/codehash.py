@@ -3,7 +3,9 @@
 Snakemake cannot see code run by a `shell:` command (pipeline_notes §0.1), so each train job
 carries a hash of exactly the source files its method imports (transitively, within
 `methods/`), plus its environment's module. Editing methods/gfn/tb.py therefore reruns the
-TB runs only; editing methods/gfn/core.py reruns every method built on it.
+TB runs only; editing methods/gfn/core.py reruns every method built on it. The run contract's
+own code (seeding, checkpoints, curve formatting) shapes every run's results, so it is part of
+every method's hash.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from pipeline import REPO_ROOT
 # so one env's edit does not rerun another env's runs.
 _FACTORY_PACKAGES = {"envs"}
 _PROJECT_PACKAGES = ("methods", "envs")
+# the pipeline side of `train(cfg, run)`: what a run's results depend on besides its method
+CONTRACT_FILES = ("pipeline/run.py", "methods/common/runapi.py")
 
 
 def _module_file(module: str, root: Path) -> Path | None:
@@ -82,6 +86,7 @@ def files_hash(files: tuple[Path, ...], root: Path = REPO_ROOT) -> str:
 
 def method_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
     files = module_closure(methods.module_name(method), root) + module_closure(envs.module_of(env), root)
+    files += tuple(root / f for f in CONTRACT_FILES)
     return files_hash(tuple(sorted(set(files))), root)
 
 

@@ -3,7 +3,10 @@
 ``results/<scale>/<paper>/<experiment>/<method>/seed<k>/``: config.yaml, manifest.json,
 curve.csv, model.pt (train) and eval.json (evaluate), every one written atomically.
 Checkpoints live in ``work/ckpt/<same path>/`` — not declared to Snakemake, so a failed or
-preempted job keeps them — and ``train`` resumes from the latest one automatically.
+preempted job keeps them — and ``train`` resumes from the latest one automatically. A checkpoint
+carries its run's config and code hashes and has a sha256 sidecar (``latest.pt.sha256``): one
+of other code is discarded, a damaged or unreadable one is moved to ``latest.pt.bad-<time>``,
+and either way the run trains from scratch, saying so in its log.
 SIGTERM (SLURM preemption) makes the method checkpoint at its next iteration and exit non-zero.
 """
 from __future__ import annotations
@@ -30,7 +33,8 @@ import yaml
 from methods.common.runapi import Preempted
 from pipeline import REPO_ROOT
 from pipeline.config import RunJob
-from pipeline.io import atomic_write, atomic_write_json, atomic_write_text
+from pipeline.io import (atomic_write, atomic_write_checked, atomic_write_json, atomic_write_text,
+                         checksum_path, read_checked)
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the checkpoint is in work/ckpt
 TRACKED_PACKAGES = ("torch", "numpy", "snakemake", "mlflow", "dvc", "rliable", "gymnasium",
@@ -120,22 +124,56 @@ class FileRun:
         return self._stop
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
-        payload = {"state": state, "rows": self.rows, "step": step, "config_hash": self.job.config_hash()}
-        path = self.ckpt_dir / "latest.pt"
-        atomic_write(path, lambda p: torch.save(payload, p))
+        payload = {"state": state, "rows": self.rows, "step": step,
+                   "config_hash": self.job.config_hash(), "code_hash": self.code_hash}
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        # with a sha256 sidecar: a damaged checkpoint must never resume silently
+        atomic_write_checked(self.ckpt_path, buf.getvalue())
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        path = self.ckpt_dir / "latest.pt"
+        path = self.ckpt_path
         if not path.exists():
             return None
-        payload = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            payload = torch.load(io.BytesIO(read_checked(path)), map_location=self.device,
+                                 weights_only=False)
+            if not isinstance(payload, dict) or not {"state", "rows", "step"} <= payload.keys():
+                raise ValueError("not a checkpoint of pipeline.run")
+        except MemoryError:
+            raise
+        except Exception as exc:  # unreadable in any way: the run must not stay blocked on it
+            bad = self._set_aside(path)
+            print(f"[run] checkpoint {path} is damaged ({type(exc).__name__}: {exc}); "
+                  f"moved to {bad.name}; training from scratch", file=sys.stderr)
+            return None
         if payload.get("config_hash") != self.job.config_hash():
             print(f"[run] ignoring checkpoint {path}: it belongs to another config", file=sys.stderr)
+            return None
+        if payload.get("code_hash") != self.code_hash:
+            # resuming another code's state would mix two versions of the method in one result
+            print(f"[run] discarding checkpoint {path}: written by code {payload.get('code_hash')!r}, "
+                  f"this run's code is {self.code_hash!r}; training from scratch", file=sys.stderr)
+            self.clear_checkpoints()
             return None
         self.rows = payload["rows"]
         self.resumed_from = int(payload["step"])
         print(f"[run] resuming {self.job.key} from step {self.resumed_from}", file=sys.stderr)
         return payload["state"]
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.ckpt_dir / "latest.pt"
+
+    @staticmethod
+    def _set_aside(path: Path) -> Path:
+        """Move a damaged checkpoint (and its sidecar) to ``<name>.bad-<time>``, for a post-mortem."""
+        bad = path.with_name(f"{path.name}.bad-{dt.datetime.now():%Y%m%dT%H%M%S.%f}")
+        os.replace(path, bad)
+        side = checksum_path(path)
+        if side.exists():
+            os.replace(side, checksum_path(bad))
+        return bad
 
     def save_model(self, state: dict[str, Any]) -> None:
         atomic_write(self.out_dir / "model.pt", lambda p: torch.save(state, p))
@@ -178,8 +216,10 @@ class FileRun:
         })
 
     def clear_checkpoints(self) -> None:
-        for f in self.ckpt_dir.glob("*.pt"):
-            f.unlink()
+        # checkpoints first: a sidecar without its checkpoint is harmless, the reverse is not
+        for pattern in ("*.pt", "*.pt.sha256"):
+            for f in self.ckpt_dir.glob(pattern):
+                f.unlink()
 
 
 def _fmt(v: Any) -> Any:
@@ -235,6 +275,7 @@ def execute_evaluate(job: RunJob, *, results_dir: Path, device: str = "auto",
     import methods
 
     skip_dynamo_import()
+    seed_everything(job.seed)  # evaluation is a pure function of (model, seed)
     dev = resolve_device(device)
     out_dir = results_dir / job.key
     model = torch.load(out_dir / "model.pt", map_location=dev, weights_only=False)

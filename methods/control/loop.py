@@ -20,6 +20,7 @@ import torch
 from envs.control import ControlTask, rng_state, set_rng_state
 from methods.common.replay import ReplayBuffer
 from methods.common.runapi import Preempted, Run
+from methods.common.seeding import seeded
 
 TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 
@@ -190,7 +191,14 @@ def evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device:
                    make_agent: AgentFactory) -> dict[str, Any]:
     """Final metrics of a saved model: the deterministic policy's mean return over
     ``eval_episodes`` episodes (env seeded seed + 100), and the agent's own extra metrics
-    (``agent.evaluation_metrics``, e.g. SAC's normalised Q-bias)."""
+    (``agent.evaluation_metrics``, e.g. SAC's normalised Q-bias). A pure function of (model,
+    seed): the global generators are seeded for the call (dropout in the Q-bias draws from them)."""
+    with seeded(seed):
+        return _evaluate_model(cfg, model, seed, device, make_agent)
+
+
+def _evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device: str | torch.device,
+                    make_agent: AgentFactory) -> dict[str, Any]:
     device = torch.device(device)
     task = ControlTask(**cfg.env_kwargs)
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -18,6 +18,7 @@ from torch import nn
 
 import envs
 from methods.common.runapi import Preempted, Run
+from methods.common.seeding import seeded
 from methods.gfn.metrics import (  # noqa: F401  (re-exported: core is the family's facade)
     ExactDistribution, VisitTracker, exact_target, total_variation)
 from methods.gfn.policy import (  # noqa: F401
@@ -291,12 +292,19 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
     return final
 
 
-@torch.no_grad()
 def evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int,
              device: torch.device | str = "cpu", assets_dir: Any = None,
              loss_fn: Any = None) -> dict[str, Any]:
     """Final metrics of a trained model: exact TV, mean reward of ``eval_samples`` fresh
-    samples (per-sample rewards returned), and the training-time empirical L1 / modes."""
+    samples (per-sample rewards returned), and the training-time empirical L1 / modes. A pure
+    function of (model, seed): the global generators are seeded for the call."""
+    with seeded(seed):
+        return _evaluate(cfg, model, seed, device, assets_dir, loss_fn)
+
+
+@torch.no_grad()
+def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.device | str,
+              assets_dir: Any, loss_fn: Any) -> dict[str, Any]:
     device = torch.device(device)
     env, net, _ = build(cfg, device, seed)
     net.load_state_dict(model["net"])

@@ -1,6 +1,8 @@
 # One training run per (paper, experiment, method, seed). `params` carry the hash of the
 # method's source and of the run's config slice, so only runs whose code or config changed
 # rerun. Resumable checkpoints live in work/ckpt/ (undeclared: a failed job keeps them).
+# Snakemake deletes {log} before each attempt, so `--log` writes every attempt to its own
+# <log stem>.attempt<N>.log and links {log} to the latest (no `> {log}` redirection here).
 rule train:
     input:
         env=get_env_assets,
@@ -22,4 +24,4 @@ rule train:
     shell:
         CLI + " --papers {wildcards.paper} train --paper {wildcards.paper}"
         " --experiment {wildcards.experiment} --method {wildcards.method}"
-        " --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+        " --seed {wildcards.seed} --threads {threads} --log {log}"

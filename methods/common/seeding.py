@@ -1,0 +1,28 @@
+"""Global random state for code that must be a pure function of its seed (evaluation)."""
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python's, NumPy's and torch's global generators for the block, then give the caller
+    its own states back, so that whatever draws from them inside (DroQ's dropout, say) depends
+    on ``seed`` only and the caller's streams are untouched. CUDA generators are seeded too; their
+    states are restored only where CUDA was already initialised (forking them would start it)."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
