@@ -204,6 +204,10 @@ def _download(spec: DataFile, dest: Path) -> None:
             raise DataChecksumError(
                 f"download of data file {spec.relpath!r} from {spec.url} fails its checksum: "
                 f"expected sha256 {spec.sha256}, got {actual}")
+        # mkstemp's 0600 would hide the shared cache from the rest of the group
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         tmp.replace(dest)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
