@@ -11,9 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
 
-from pipeline import REPO_ROOT
+from pipeline import REPO_ROOT, yamlio
 from pipeline.config import ConfigError, Workflow, load_from_files
 
 
@@ -21,7 +20,7 @@ def _workflow(args: argparse.Namespace) -> Workflow:
     overrides = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = yamlio.load(value)
     if args.scale:
         overrides["scale"] = args.scale
     if args.papers:

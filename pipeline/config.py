@@ -18,7 +18,8 @@ import yaml
 
 import envs
 import methods
-from pipeline import REPO_ROOT
+from methods.common import hparams
+from pipeline import REPO_ROOT, yamlio
 from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
 SCALES = ("smoke", "small", "paper")
@@ -82,16 +83,33 @@ def _fill_defaults(doc: dict, schema: dict) -> dict:
 
 def _load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yamlio.load_file(path)
+    except yamlio.DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc.key} (line {exc.line}): written twice in one mapping (first on line "
+                          f"{exc.first_line}); YAML would silently keep the last value") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: (file): not valid YAML: {exc}") from exc
+
+
+def _unique(path: str | Path, field: str, items: list[Any], what: str) -> None:
+    seen: set = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            _fail(path, f"{field}[{i}]", f"{what} {item!r} is listed twice")
+        seen.add(item)
+
+
+# the curve columns a family's runs log, usable as a figure's x axis
+CURVE_AXES = {"gfn": ("step", "trajectories"), "control": ("step",)}
 
 
 # ------------------------------------------------------------------------ top level
 def load_main(config: dict, source: str = "config/config.yaml") -> dict:
     """Validate the (Snakemake-merged) top-level config and fill its defaults."""
-    cfg = copy.deepcopy(dict(config))
+    # Snakemake parses --config values as YAML 1.1, where 1e-3 is a string
+    cfg = yamlio.coerce_floats(copy.deepcopy(dict(config)))
     _validate(cfg, "config", source)
+    _unique(source, "papers", cfg["papers"], "paper")
     return _fill_defaults(cfg, _schema("config"))
 
 
@@ -109,8 +127,11 @@ def load_paper(path: Path) -> dict:
     _validate(doc, "paper", path)
     if doc["paper"] != path.stem:
         _fail(path, "paper", f"must equal the file name {path.stem!r} (got {doc['paper']!r})")
+    _unique(path, "claims", [c["id"] for c in doc["claims"]], "claim id")
+    _unique(path, "figures", [f["id"] for f in doc["figures"]], "figure id")
     for exp_id, exp in doc["experiments"].items():
         where = f"experiments.{exp_id}"
+        _unique(path, f"{where}.methods", exp["methods"], "method")
         if exp["env"] not in envs.names():
             _fail(path, f"{where}.env", f"unknown env {exp['env']!r}; known: {', '.join(envs.names())}")
         for i, m in enumerate(exp["methods"]):
@@ -120,6 +141,11 @@ def load_paper(path: Path) -> dict:
         _check_overrides(path, f"{where}.overrides", exp.get("overrides") or {}, exp["methods"])
         for scale in SCALES:
             sc = exp["scales"][scale]
+            _unique(path, f"{where}.scales.{scale}.methods", sc.get("methods") or [], "method")
+            if sc["eval_every"] > sc["iterations"]:
+                _fail(path, f"{where}.scales.{scale}.eval_every",
+                      f"must be <= iterations ({sc['iterations']}): no evaluation would fall inside the run "
+                      f"(got {sc['eval_every']})")
             for i, m in enumerate(sc.get("methods") or []):
                 if m not in exp["methods"]:
                     _fail(path, f"{where}.scales.{scale}.methods[{i}]",
@@ -140,8 +166,12 @@ def load_paper(path: Path) -> dict:
         _check_claim(path, i, claim, doc)
     for field, problem in budget_problems(doc, SCALES):
         _fail(path, field, problem)
+    axes = CURVE_AXES.get(doc["family"], ("step",))
     for i, fig in enumerate(doc["figures"]):
         _check_ref(path, f"figures[{i}]", fig, doc)
+        if fig.get("x", "step") not in axes:
+            _fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis the {doc['family']!r} runs log "
+                  f"({', '.join(axes)})")
     return doc
 
 
@@ -223,6 +253,9 @@ def _check_overrides(path: Path, where: str, overrides: dict, exp_methods: list[
                 if not _type_ok(value, allowed[key]):
                     _fail(path, f"{where}.{target}.{key}",
                           f"must be of type {type(allowed[key]).__name__} (got {value!r})")
+                bad = hparams.problem(key, value)
+                if bad:
+                    _fail(path, f"{where}.{target}.{key}", bad)
 
 
 def method_hyperparameters(method: str) -> dict[str, Any]:
@@ -350,6 +383,9 @@ class Workflow:
 
 
 def load_workflow(config: dict, root: Path = REPO_ROOT, source: str = "config/config.yaml") -> Workflow:
+    # Snakemake read config/config.yaml with a lenient parser: re-read it for duplicated keys
+    if (root / "config/config.yaml").is_file():
+        _load_yaml(root / "config/config.yaml")
     main = load_main(config, source)
     papers, files = {}, {}
     for i, paper in enumerate(main["papers"]):

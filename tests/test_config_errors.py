@@ -27,7 +27,7 @@ def mutate(fn):
 
 CASES = {
     "unknown method": (lambda d: d["experiments"]["hypergrid"]["methods"].append("ppo"),
-                       "experiments.hypergrid.methods[3]", "unknown method 'ppo'"),
+                       "experiments.hypergrid.methods[4]", "unknown method 'ppo'"),
     "unknown env": (lambda d: d["experiments"]["hypergrid"].update(env="gridworld"),
                     "experiments.hypergrid.env", "unknown env 'gridworld'"),
     "wrong type": (lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(iterations="many"),
@@ -78,9 +78,9 @@ def test_unknown_paper_and_bad_scale(tmp_path):
 def test_valid_config_expands_jobs():
     wf = pc.load_from_files()
     jobs = [j for j in wf.jobs("egfn") if j.experiment == "hypergrid"]
-    assert {j.method for j in jobs} == {"tb", "db", "egfn"}
+    assert {j.method for j in jobs} == {"tb", "db", "egfn", "egfn_no_mutation"}
     small = EGFN["experiments"]["hypergrid"]["scales"][wf.scale]
-    assert len(jobs) == 3 * small["seeds"]
+    assert len(jobs) == 4 * small["seeds"]
     cfg = jobs[0].method_config()
     assert cfg.lr == 1e-3 and cfg.env_kwargs == small["env_kwargs"]
 
@@ -96,3 +96,174 @@ def test_snakemake_stops_before_any_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert "egfn.yaml: experiments.hypergrid.scales.smoke.seeds: must be >= 1" in out
     assert not (ws / "results").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs that validated but ran wrong (or failed only inside a job): each stopped at load time.
+HG = ("experiments", "hypergrid")
+
+
+def at(d: dict, *keys: str) -> dict:
+    for k in keys:
+        d = d[k]
+    return d
+
+
+VALUE_CASES = {
+    "negative lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=-1.0e-3),
+                    "experiments.hypergrid.overrides.tb.lr", "must be > 0 (got -0.001)"),
+    "zero lr": (lambda d: at(d, *HG, "overrides", "db").update(lr=0.0),
+                "experiments.hypergrid.overrides.db.lr", "must be > 0"),
+    "nan lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=float("nan")),
+               "experiments.hypergrid.overrides.tb.lr", "must be a finite number"),
+    "inf lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=float("inf")),
+               "experiments.hypergrid.overrides.tb.lr", "must be a finite number"),
+    "zero hidden": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(hidden=0),
+                    "experiments.hypergrid.scales.smoke.overrides.all.hidden", "must be >= 1 (got 0)"),
+    "negative online batch": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(online_batch=-4),
+                              "experiments.hypergrid.scales.smoke.overrides.all.online_batch", "must be >= 1"),
+    "epsilon above 1": (lambda d: at(d, *HG, "overrides", "tb").update(epsilon=1.5),
+                        "experiments.hypergrid.overrides.tb.epsilon", "must be in [0, 1]"),
+    "mutation probability 2": (lambda d: at(d, *HG, "overrides", "egfn").update(mutation_prob=2.0),
+                               "experiments.hypergrid.overrides.egfn.mutation_prob", "must be in [0, 1]"),
+    "negative replay batch": (lambda d: at(d, *HG, "overrides", "db").update(replay_batch=-1),
+                              "experiments.hypergrid.overrides.db.replay_batch", "must be >= 0"),
+    "zero log Z lr": (lambda d: at(d, *HG, "overrides", "tb").update(log_z_lr=0.0),
+                      "experiments.hypergrid.overrides.tb.log_z_lr", "must be > 0"),
+    "negative reward exponent": (lambda d: at(d, *HG, "overrides", "db").update(reward_beta=-1.0),
+                                 "experiments.hypergrid.overrides.db.reward_beta", "must be > 0"),
+    "empty population": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "egfn").update(population_size=0),
+                         "experiments.hypergrid.scales.smoke.overrides.egfn.population_size", "must be >= 1"),
+    "zero train steps": (lambda d: at(d, "experiments", "tfbind8", "overrides", "all").update(train_steps=0),
+                         "experiments.tfbind8.overrides.all.train_steps", "must be >= 1"),
+    "bool for a float": (lambda d: at(d, *HG, "overrides", "tb").update(lr=True),
+                         "experiments.hypergrid.overrides.tb.lr", "must be of type float (got True)"),
+    "method listed twice": (lambda d: at(d, *HG)["methods"].append("tb"),
+                            "experiments.hypergrid.methods[4]", "method 'tb' is listed twice"),
+    "scale method listed twice": (lambda d: at(d, *HG, "scales", "small").update(methods=["tb", "tb"]),
+                                  "experiments.hypergrid.scales.small.methods[1]", "method 'tb' is listed twice"),
+    "claim id twice": (lambda d: d["claims"].append(dict(d["claims"][0])),
+                       f"claims[{len(EGFN['claims'])}]", "claim id 'db-fits-hga' is listed twice"),
+    "figure id twice": (lambda d: d["figures"].append(dict(d["figures"][0])),
+                        f"figures[{len(EGFN['figures'])}]", "figure id 'tv_curve' is listed twice"),
+    "figure axis that is not logged": (lambda d: d["figures"][0].update(x="stepz"),
+                                       "figures[0].x", "'stepz' is not a curve axis the 'gfn' runs log"),
+    "evaluation after the end": (lambda d: at(d, *HG, "scales", "smoke").update(eval_every=41),
+                                 "experiments.hypergrid.scales.smoke.eval_every", "must be <= iterations (40)"),
+    "zero iterations": (lambda d: at(d, *HG, "scales", "small").update(iterations=0),
+                        "experiments.hypergrid.scales.small.iterations", "must be >= 1"),
+    "zero checkpoint interval": (lambda d: at(d, *HG, "scales", "small").update(checkpoint_every=0),
+                                 "experiments.hypergrid.scales.small.checkpoint_every", "must be >= 1"),
+    "string seeds": (lambda d: at(d, *HG, "scales", "small").update(seeds="five"),
+                     "experiments.hypergrid.scales.small.seeds", "must be of type integer"),
+    "zero runtime": (lambda d: at(d, *HG, "scales", "paper").update(runtime_min=0),
+                     "experiments.hypergrid.scales.paper.runtime_min", "must be >= 1"),
+    "env_kwargs not a mapping": (lambda d: at(d, *HG, "scales", "small").update(env_kwargs=[3, 12]),
+                                 "experiments.hypergrid.scales.small.env_kwargs", "must be of type object"),
+    "override not a mapping": (lambda d: at(d, *HG, "overrides").update(tb=5),
+                               "experiments.hypergrid.overrides.tb", "must be of type object"),
+    "override of a method not run": (lambda d: at(d, *HG, "overrides").update(fm={"lr": 1e-3}),
+                                     "experiments.hypergrid.overrides.fm", "not a method of this experiment"),
+    "unknown scale field": (lambda d: at(d, *HG, "scales", "small").update(seed=3),
+                            "experiments.hypergrid.scales.small.seed", "unknown field"),
+    "unknown top-level field": (lambda d: d.update(experimentz={}), "experimentz", "unknown field"),
+    "no experiments": (lambda d: d.update(experiments={}), "experiments", "should be non-empty"),
+    "claim on an unknown experiment": (lambda d: d["claims"][0].update(experiment="grid"),
+                                       "claims[0].experiment", "unknown experiment 'grid'"),
+    "claim on an undeclared metric": (lambda d: d["claims"][0].update(metric="l2"),
+                                      "claims[0].metric", "unknown metric 'l2'"),
+    "figure of an undeclared metric": (lambda d: d["figures"][0].update(metric="l2"),
+                                       "figures[0].metric", "unknown metric 'l2'"),
+    "threshold claim without threshold": (lambda d: d["claims"][0].pop("threshold"),
+                                          "claims[0].threshold", "missing required field for kind threshold"),
+    "unknown claim kind": (lambda d: d["claims"][0].update(kind="vibes"), "claims.0.kind", "must be one of"),
+    "metric without direction": (lambda d: d["metrics"]["exact_tv"].pop("higher_is_better"),
+                                 "metrics.exact_tv.higher_is_better", "missing required field"),
+    "trend over one experiment": (lambda d: d["claims"][4].update(experiments=["hg_dim1"]),
+                                  "claims.4.experiments", "is too short"),
+    "paper name differs from file": (lambda d: d.update(paper="egfn2"), "paper", "must equal the file name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VALUE_CASES))
+def test_bad_values_stop_before_any_job(tmp_path, case):
+    fn, field, msg = VALUE_CASES[case]
+    path = write_paper(tmp_path, mutate(fn))
+    with pytest.raises(pc.ConfigError) as err:
+        pc.load_paper(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: {field}: "), text
+    assert msg in text, text
+
+
+MAIN = {"scale": "small", "papers": ["egfn"]}
+MAIN_CASES = {
+    "papers not a list": ({"papers": "egfn"}, "papers", "must be of type array"),
+    "no papers": ({"papers": []}, "papers", "should be non-empty"),
+    "paper listed twice": ({"papers": ["egfn", "bn", "egfn"]}, "papers[2]", "paper 'egfn' is listed twice"),
+    "unknown scale": ({"scale": "huge"}, "scale", "must be one of"),
+    "confidence above 1": ({"stats": {"confidence": 1.5}}, "stats.confidence", "1.5"),
+    "too few resamples": ({"stats": {"reps": 0}}, "stats.reps", "0"),
+    "alpha above 0.5": ({"stats": {"alpha": 0.7}}, "stats.alpha", "0.7"),
+    "unknown correction": ({"stats": {"correction": "bonferroni"}}, "stats.correction", "must be one of"),
+    "zero threads": ({"threads_per_run": 0}, "threads_per_run", "must be >= 1"),
+    "unknown device": ({"device": "tpu"}, "device", "must be one of"),
+    "unknown top-level key": ({"papres": ["egfn"]}, "papres", "unknown field"),
+    "unknown stats key": ({"stats": {"seed": 1}}, "stats.seed", "unknown field"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MAIN_CASES))
+def test_bad_main_config(case):
+    update, field, msg = MAIN_CASES[case]
+    with pytest.raises(pc.ConfigError) as err:
+        pc.load_workflow({**MAIN, **update}, REPO, "config/config.yaml")
+    text = str(err.value)
+    assert text.startswith(f"config/config.yaml: {field}: "), text
+    assert msg in text, text
+
+
+def test_duplicated_yaml_key_in_a_paper_file(tmp_path):
+    text = (REPO / "config/papers/egfn.yaml").read_text()
+    text = text.replace("    env: hypergrid\n", "    env: hypergrid\n    env: tfbind8\n", 1)
+    d = tmp_path / "papers"
+    d.mkdir()
+    (d / "egfn.yaml").write_text(text)
+    with pytest.raises(pc.ConfigError) as err:
+        pc.load_paper(d / "egfn.yaml")
+    assert str(err.value).startswith(f"{d / 'egfn.yaml'}: env (line ")
+    assert "written twice in one mapping" in str(err.value)
+
+
+def test_duplicated_yaml_key_in_config_yaml(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text("scale: small\npapers: [egfn]\nscale: paper\n")
+    with pytest.raises(pc.ConfigError, match=r"config.yaml: scale \(line 3\): written twice"):
+        pc.load_from_files(tmp_path / "config/config.yaml", root=tmp_path)
+
+
+def test_exponent_floats_are_floats(tmp_path):
+    # the README's own example: YAML 1.1 reads 1e-3 as a string
+    doc = mutate(lambda d: None)
+    text = yaml.safe_dump(doc).replace("lr: 0.001", "lr: 1e-3")
+    assert "lr: 1e-3" in text
+    d = tmp_path / "papers"
+    d.mkdir()
+    (d / "egfn.yaml").write_text(text)
+    loaded = pc.load_paper(d / "egfn.yaml")
+    assert loaded["experiments"]["hypergrid"]["overrides"]["tb"]["lr"] == 1e-3
+    # on the command line too: Snakemake's --config and the CLI's --set
+    wf = pc.load_workflow({**MAIN, "stats": {"alpha": "1e-2"}}, REPO, "config/config.yaml")
+    assert wf.main["stats"]["alpha"] == 0.01
+    from pipeline import cli
+    ns = cli.argparse.Namespace(set=["threads_per_run=1", "stats={alpha: 5e-2}"], scale=None, papers="egfn",
+                                config_file=str(REPO / "config/config.yaml"))
+    assert cli._workflow(ns).main["stats"]["alpha"] == 0.05
+
+
+def test_method_defaults_pass_the_value_checks():
+    import methods
+    from methods.common import hparams
+
+    for name in methods.names():
+        hparams.check(methods.load(name).Config())
