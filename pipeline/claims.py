@@ -274,6 +274,10 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         if settings and claim.get("id") in settings:
             rec["settings_differ"] = settings[claim["id"]]
         recs.append(rec)
+        if kind == "fact" and not _in_scale(claim, scale):
+            rec.update(verdict="inconclusive", numbers={}, reason=(
+                f"computed at scale {'/'.join(claim['scales'])} only (this is {scale})"))
+            continue
         if kind == "fact":
             f = _fact(claim, paper_cfg, stats)
             rec.update(verdict="fact", numbers={**f["numbers"], "holds": f["holds"]}, reason=f["reason"])

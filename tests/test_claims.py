@@ -137,6 +137,7 @@ def test_fact_is_reported_not_tested():
     out = verdict(c, stats_with({"flops": {"a": [126.0] * 3, "b": [100.0] * 3}}))
     assert out["verdict"] == "fact" and out["numbers"]["holds"] is False
     assert "does not hold by construction" in out["reason"] and out["numbers"]["ratio"] == pytest.approx(1.26)
+    assert verdict({**c, "scales": ["paper"]}, stats_with({"flops": {"a": [1.0]}}))["verdict"] == "inconclusive"
     # facts are not in the family: the other claim keeps its uncorrected level
     recs = verdicts([c, compare_claim()], stats_with({"flops": {"a": [1.0], "b": [2.0]},
                                                       "reward": {"a": GOOD, "b": BAD}}))
