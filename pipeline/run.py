@@ -213,6 +213,8 @@ class FileRun:
             "wall_seconds": round(wall, 3), "resumed_from": self.resumed_from,
             "code_hash": self.code_hash, "config_hash": self.job.config_hash(),
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            # forked from the job server (pipeline/jobserver.py) or a process of its own
+            "launcher": "jobserver" if os.environ.get("RLREPRO_FORKED") else "process",
         })
 
     def clear_checkpoints(self) -> None:

@@ -112,3 +112,37 @@ def get_final_outputs():
     if WF.main["tracking"]["register"]:
         out.append(results(f"{SCALE}/_tracking/registered.json"))
     return out
+
+
+# One process imports torch & co. once and forks a child per job (pipeline/jobserver.py): on
+# local execution only; a cluster's jobs run on other machines and start as usual.
+def _start_jobserver(log):
+    from pipeline import jobserver
+
+    if WF.main["jobserver"] in ("off", False) or not workflow.local_exec or workflow.remote_exec:
+        return
+    started = jobserver.start(os.getpid(), "logs/jobserver.log")
+    if started:
+        os.environ[jobserver.ENV], pid = started
+        os.environ["RLREPRO_JOBSERVER_PID"] = str(pid)
+
+
+def _stop_jobserver(log):
+    from pipeline import jobserver
+
+    pid = os.environ.pop("RLREPRO_JOBSERVER_PID", None)
+    os.environ.pop(jobserver.ENV, None)
+    if pid:
+        jobserver.stop(int(pid))
+
+
+onstart:
+    _start_jobserver(log)
+
+
+onsuccess:
+    _stop_jobserver(log)
+
+
+onerror:
+    _stop_jobserver(log)
