@@ -35,7 +35,8 @@ def _module_file(module: str, root: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str) -> set[str]:
+@lru_cache(maxsize=None)
+def _imports(path: Path, module: str) -> frozenset[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
@@ -52,7 +53,7 @@ def _imports(path: Path, module: str) -> set[str]:
             found.add(mod)
             # `from pkg import sub` may name a submodule
             found.update(f"{mod}.{a.name}" for a in node.names)
-    return found
+    return frozenset(found)
 
 
 @lru_cache(maxsize=None)
@@ -74,7 +75,10 @@ def module_closure(module: str, root: Path = REPO_ROOT) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
+@lru_cache(maxsize=None)
 def files_hash(files: tuple[Path, ...], root: Path = REPO_ROOT) -> str:
+    """Hash of the files' paths and contents. Cached: one process (the Snakefile's DAG) asks
+    for the same closure once per job; a changed file is seen by the next process."""
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.relative_to(root)).encode())
@@ -84,11 +88,13 @@ def files_hash(files: tuple[Path, ...], root: Path = REPO_ROOT) -> str:
     return h.hexdigest()[:16]
 
 
+@lru_cache(maxsize=None)
 def method_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
     files = module_closure(methods.module_name(method), root) + module_closure(envs.module_of(env), root)
     files += tuple(root / f for f in CONTRACT_FILES)
     return files_hash(tuple(sorted(set(files))), root)
 
 
+@lru_cache(maxsize=None)
 def env_code_hash(env: str, root: Path = REPO_ROOT) -> str:
     return files_hash(module_closure(envs.module_of(env), root), root)

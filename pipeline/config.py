@@ -117,10 +117,52 @@ def paper_path(cfg: dict, paper: str, root: Path = REPO_ROOT) -> Path:
     return (root / cfg["paper_dir"] / f"{paper}.yaml")
 
 
+# A paper config that passed validation with this exact code is remembered (by the hash of the
+# file and of the code that validates it), so later invocations skip the checks that import
+# every method module (torch, gymnasium, ...): `snakemake -n` then never imports torch.
+VALIDATED_DIR = REPO_ROOT / ".snakemake" / "rlrepro" / "validated"
+_CODE_DIGEST: list[str] = []
+
+
+def code_digest(root: Path = REPO_ROOT) -> str:
+    """sha256 of every file the validation depends on (pipeline, schemas, methods, envs)."""
+    if not _CODE_DIGEST:
+        h = hashlib.sha256()
+        for d in ("pipeline", "methods", "envs"):
+            for f in sorted((root / d).rglob("*")):
+                if f.suffix in (".py", ".yaml") and "__pycache__" not in f.parts:
+                    h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+        _CODE_DIGEST.append(h.hexdigest())
+    return _CODE_DIGEST[0]
+
+
+def _validated_path(path: Path, raw: bytes) -> Path:
+    key = hashlib.sha256(str(path.resolve()).encode() + b"\0" + raw + b"\0" + code_digest().encode())
+    return VALIDATED_DIR / f"{key.hexdigest()[:32]}.json"
+
+
 def load_paper(path: Path) -> dict:
     """Load and validate one paper config, including its references to methods and envs."""
     if not path.exists():
         raise ConfigError(f"{path}: (file): not found")
+    raw = path.read_bytes()
+    memo = _validated_path(path, raw)
+    if memo.is_file():
+        try:
+            return json.loads(memo.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    doc = _check_paper(path)
+    try:
+        from pipeline.io import atomic_write_json  # noqa: PLC0415
+
+        atomic_write_json(memo, doc)
+    except (OSError, TypeError, ValueError):
+        pass    # a read-only checkout (or an exotic YAML value) validates every time
+    return doc
+
+
+def _check_paper(path: Path) -> dict:
     doc = _load_yaml(path)
     if not isinstance(doc, dict):
         _fail(path, "(top level)", "must be a mapping")
@@ -368,18 +410,31 @@ class Workflow:
     def scale(self) -> str:
         return self.main["scale"]
 
+    def _expanded(self, paper: str) -> list[RunJob]:
+        # expanded once per paper: the Snakefile asks for a job by its wildcards ~4x per job
+        cache = self.__dict__.setdefault("_jobs", {})
+        if paper not in cache:
+            cache[paper] = expand_jobs(self.papers[paper], self.scale)
+            index = self.__dict__.setdefault("_index", {})
+            index.update({(paper, j.experiment, j.method, j.seed): j for j in cache[paper]})
+        return cache[paper]
+
     def jobs(self, paper: str | None = None) -> list[RunJob]:
         names = [paper] if paper else list(self.papers)
-        return [j for p in names for j in expand_jobs(self.papers[p], self.scale)]
+        return [j for p in names for j in self._expanded(p)]
 
     def job(self, paper: str, experiment: str, method: str, seed: int) -> RunJob:
-        for j in self.jobs(paper):
-            if (j.experiment, j.method, j.seed) == (experiment, method, int(seed)):
-                return j
-        raise KeyError(f"no run {paper}/{experiment}/{method}/seed{seed} at scale {self.scale}")
+        if paper in self.papers:
+            self._expanded(paper)
+        job = self.__dict__.get("_index", {}).get((paper, experiment, method, int(seed)))
+        if job is None:
+            raise KeyError(f"no run {paper}/{experiment}/{method}/seed{seed} at scale {self.scale}")
+        return job
 
     def envs(self) -> dict[str, tuple[str, dict]]:
-        return {j.env_key: (j.env, j.env_kwargs) for j in self.jobs()}
+        if "_envs" not in self.__dict__:
+            self.__dict__["_envs"] = {j.env_key: (j.env, j.env_kwargs) for j in self.jobs()}
+        return self.__dict__["_envs"]
 
 
 def load_workflow(config: dict, root: Path = REPO_ROOT, source: str = "config/config.yaml") -> Workflow:
