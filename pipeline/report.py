@@ -18,17 +18,21 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2re
      padding:0 1rem;color:#1d2125;line-height:1.45}
 h1{margin-bottom:.2rem} h2{border-bottom:2px solid #d0d7de;padding-bottom:.2rem;margin-top:2.5rem}
 h3{margin-top:1.6rem} .meta{color:#57606a;font-size:.9rem}
-table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.3rem .55rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa} td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.9rem;max-width:100%}
+th,td{border:1px solid #d0d7de;padding:.3rem .55rem;text-align:left;vertical-align:top;
+      overflow-wrap:break-word}
+th{background:#f6f8fa} td.num{font-variant-numeric:tabular-nums}
+table.ledger{width:100%;table-layout:fixed} table.ledger col.c1{width:17%} table.ledger col.c3{width:38%}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:.8rem;font-size:.8rem;font-weight:600;
        white-space:nowrap;color:#fff}
 .reproduced{background:#1a7f37} .not_reproduced{background:#cf222e} .inconclusive{background:#9a6700}
 .not_decidable{background:#6e7781} .fact{background:#0969da}
 table.settings{font-size:.8rem;margin:.3rem 0} .plumbing{background:#ffebe9;border:1px solid #cf222e;
        padding:.5rem .8rem;border-radius:.3rem}
-.rule{color:#57606a;font-size:.85rem} figure{display:inline-block;margin:.5rem 1rem .5rem 0}
-figure img{max-width:36rem;width:100%;border:1px solid #d0d7de} figcaption{font-size:.85rem;color:#57606a}
+.rule{color:#57606a;font-size:.85rem}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1rem}
+figure{margin:0} figure img{width:100%;height:auto;border:1px solid #d0d7de}
+figcaption{font-size:.85rem;color:#57606a}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:.3rem}
 """
 
@@ -194,7 +198,8 @@ def _ledger(claims: list[dict], procedure: dict | None = None, plumbing_only: bo
                  "show that the pipeline decides claims end to end, not whether the paper reproduces.</p>")
     if procedure:
         head += f"<p class=rule>Procedure: {_e(procedure.get('rule', ''))}</p>"
-    return (head + "<table><tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
+    return (head + '<table class=ledger><colgroup><col class=c1><col class=c2><col class=c3></colgroup>'
+            "<tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
             "<th>effect, CI, test, adjusted p, n / reason</th></tr>" + "".join(out) + "</table>")
 
 
@@ -213,7 +218,7 @@ def _figures(cfg: dict, figures: list[Path]) -> str:
         data = base64.b64encode(p.read_bytes()).decode("ascii")
         out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
                    f"<figcaption>{cap} (<code>{_e(p.name)}</code>)</figcaption></figure>")
-    return "".join(out) or "<p>No figures.</p>"
+    return f'<div class=figures>{"".join(out)}</div>' if out else "<p>No figures.</p>"
 
 
 def _ordered(preferred: Iterable[str], found: Iterable[str]) -> list[str]:

@@ -6,6 +6,8 @@ BIN=${1:?usage: tests/run_tests.sh VENV_BIN}
 cd "$(dirname "$0")/.."
 export PATH="$BIN:$PATH"
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+# Selenium must use the installed chromedriver, never download one
+export SE_OFFLINE=true
 export RLREPRO_DATA_MIRROR=${RLREPRO_DATA_MIRROR:-$(cd .. && pwd)/shared/data}
 "$BIN/python" -m pytest "${@:2}"
 rc=$?
