@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 import torch
 
 from envs.control import ControlTask, rng_state, set_rng_state
+from methods.common.constraints import Bound, Constrained, at_least, positive, within
 from methods.common.replay import ReplayBuffer
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
@@ -26,9 +27,10 @@ TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_ever
 
 
 @dataclass
-class ControlConfig:
+class ControlConfig(Constrained):
     """Task fields (set by the pipeline) and the hyper-parameters TD3 and SAC share.
-    ``iterations`` counts environment steps."""
+    ``iterations`` counts environment steps. Value constraints: ``CONSTRAINTS``
+    (methods/common/constraints.py), checked by ``__post_init__``."""
 
     env: str = "control"
     env_kwargs: dict = field(default_factory=lambda: {"suite": "gym", "task": "Hopper-v5"})
@@ -46,12 +48,23 @@ class ControlConfig:
     eval_episodes: int = 10
     diag_every: int = 0          # log dormant/active ratios every n steps (0: at evaluations)
 
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
+        "lr": positive(), "batch": at_least(1),
+        "gamma": within(0, 1),                  # discount factor
+        "tau": within(0, 1, lo_open=True),      # Polyak weight; 0 would freeze the targets
+        "hidden": at_least(1), "buffer_size": at_least(1),
+        "start_steps": at_least(0),             # 0: no random warm-up
+        "utd": at_least(1), "eval_episodes": at_least(1),
+        "diag_every": at_least(0),              # 0: diagnostics at evaluations only
+    }
+    # the control loop logs its curve against environment steps only
+    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
+
     def __post_init__(self) -> None:
         if self.env != "control":
             raise ValueError(f"control methods need env 'control' (got {self.env!r})")
-        for name in ("batch", "hidden", "buffer_size", "utd", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        self.check_values()
 
     @classmethod
     def hyperparameter_names(cls) -> list[str]:

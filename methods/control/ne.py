@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from methods.common.constraints import Bound, at_least, within
 from methods.common.dormant import dormant_units
 from methods.common.masked import (MaskedLinear, cosine_fraction, gradient_grow, init_masks_,
                                    magnitude_prune, masked_layers, prune_and_grow,
@@ -69,6 +70,17 @@ class Config(td3.Config):
     review_fraction: float = 0.3
     fluctuation_window: int = 1000
     fluctuation_threshold: float = 0.01
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "initial_sparsity": within(0, 1, hi_open=True), "target_sparsity": within(0, 1),
+        "delta": at_least(1),                   # updates between topology events
+        "zeta": at_least(0),                    # 0: automatic
+        "constant_fraction": within(0, 1), "rigl_zeta": within(0, 1),
+        "omega": within(0, 1, hi_open=True),    # prune cap; the auto zeta divides by 1 - omega
+        "awaken": within(0, 1),                 # FAU threshold
+        "tamp": at_least(0), "review_fraction": within(0, 1, lo_open=True),
+        "fluctuation_window": at_least(1), "fluctuation_threshold": at_least(0),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

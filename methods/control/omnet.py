@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from methods.common.constraints import Bound, within
 from methods.common.masked import MaskedLinear, bernoulli_mask
 from methods.control import sac
 from methods.control.loop import entry_points
@@ -39,10 +41,8 @@ class Config(sac.Config):
     mask_output: bool = True
     rescale_init: bool = True
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.keep <= 1.0:
-            raise ValueError(f"omnet: keep must be in (0, 1] (got {self.keep})")
+    # keep probability of a weight entry in each subnetwork's mask
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"keep": within(0, 1, lo_open=True)}
 
 
 class SubnetworkCritic(nn.Module):

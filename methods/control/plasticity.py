@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from methods.common.constraints import Bound, at_least, one_of, within
 from methods.common.dormant import dormant_units, inject, record_activations, redo_reset
 from methods.common.replay import ReplayBuffer
 from methods.control import td3
@@ -141,13 +142,20 @@ class ResetConfig(td3.Config):
     reset_interval: int = 200_000     # environment steps
     reset_layers: str = "all"
 
+    # any other reset_layers value would silently reset all layers
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"reset_interval": at_least(1), "reset_layers": one_of("all", "last")}
+
 
 @dataclass
 class ReDoConfig(td3.Config):
     redo_interval: int = 1000         # environment steps
     redo_tau: float = 0.1
 
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"redo_interval": at_least(1), "redo_tau": at_least(0)}
+
 
 @dataclass
 class InjectionConfig(td3.Config):
     inject_at: float = 0.5            # fraction of the run's environment steps
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"inject_at": within(0, 1)}

@@ -20,17 +20,18 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from envs.control import ControlTask
+from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.replay import ReplayBuffer
 from methods.control.agent import AgentBase, polyak_
 from methods.control.loop import ControlConfig, entry_points
-from methods.control.nets import Critics, GaussianActor
+from methods.control.nets import LAYERNORM, Critics, GaussianActor
 
 ACTOR_Q = ("min", "mean")
 
@@ -48,6 +49,13 @@ class Config(ControlConfig):
     critic_dropout: float = 0.0
     critic_layernorm: str = "none"
     q_bias_episodes: int = 5
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "init_alpha": positive(),                       # the temperature is learned as log alpha
+        "n_critics": at_least(1), "target_subset": at_least(0),
+        "critic_dropout": within(0, 1, hi_open=True),   # dropout probability; 1 drops everything
+        "critic_layernorm": one_of(*LAYERNORM), "q_bias_episodes": at_least(1),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from methods.common.constraints import Bound, at_least, one_of
 from methods.common.replay import ReplayBuffer
 from methods.control.agent import AgentBase, polyak_
 from methods.control.loop import ControlConfig, entry_points
-from methods.control.nets import Actor, Critics
+from methods.control.nets import LAYERNORM, Actor, Critics
 
 
 @dataclass
@@ -36,6 +37,13 @@ class Config(ControlConfig):
     expl_noise: float = 0.1
     critic_hidden_layers: int = 2
     critic_layernorm: str = "none"
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        # noise scales are fractions of max_action; 0 switches the noise off
+        "policy_noise": at_least(0), "noise_clip": at_least(0), "expl_noise": at_least(0),
+        "policy_delay": at_least(1), "critic_hidden_layers": at_least(1),
+        "critic_layernorm": one_of(*LAYERNORM),   # else the job fails when it builds the critic
+    }
 
 
 class TD3Agent(AgentBase):

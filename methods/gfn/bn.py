@@ -31,10 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from methods.common.constraints import Bound, at_least
 from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
@@ -50,11 +51,12 @@ class Config(core.GFNConfig):
     terminal_form: str = "reward"
     leaf_coef: float = 1.0
 
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"leaf_coef": at_least(0)}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.terminal_form not in TERMINAL_FORMS:
             raise ValueError(f"bn: terminal_form must be one of {TERMINAL_FORMS} (got {self.terminal_form!r})")
-        if self.leaf_coef < 0:
-            raise ValueError(f"bn: leaf_coef must be >= 0 (got {self.leaf_coef})")
 
 
 def allocation(env: Any, net: torch.nn.Module, states: torch.Tensor) -> torch.Tensor:

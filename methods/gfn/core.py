@@ -11,12 +11,13 @@ Environments follow ``envs.base.DagEnv``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 import envs
+from methods.common.constraints import Bound, Constrained, at_least, positive, within
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.gfn.metrics import (  # noqa: F401  (re-exported: core is the family's facade)
@@ -32,8 +33,10 @@ TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_ever
 
 
 @dataclass
-class GFNConfig:
-    """Defaults: EGFN Table 2, HG-A column (../shared/specs/gfn.md §5.2)."""
+class GFNConfig(Constrained):
+    """Defaults: EGFN Table 2, HG-A column (../shared/specs/gfn.md §5.2). Value constraints:
+    ``CONSTRAINTS`` (methods/common/constraints.py), checked by ``__post_init__``; a subclass
+    with its own ``__post_init__`` calls ``super().__post_init__()`` first."""
 
     # task (set by the pipeline from the experiment)
     env: str = "hypergrid"
@@ -61,6 +64,24 @@ class GFNConfig:
     # metrics
     emp_l1_window: int = 200_000
     eval_samples: int = 2000
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
+        # n_hidden_layers 0 would be a linear model that silently ignores `hidden`
+        "hidden": at_least(1), "n_hidden_layers": at_least(1),
+        "lr": positive(), "log_z_lr": positive(),
+        "online_batch": at_least(1), "train_steps": at_least(1),
+        "replay_batch": at_least(0),            # 0: no replay
+        "replay_size": at_least(1), "replay_top_frac": within(0, 1),
+        "epsilon": within(0, 1),                # probability of a uniform action
+        "reward_beta": positive(),              # R^beta: beta <= 0 flattens or inverts the target
+        "emp_l1_window": at_least(1), "eval_samples": at_least(1),
+    }
+    # curve columns a GFlowNet logs that can serve as a figure's x axis
+    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step", "trajectories")
+
+    def __post_init__(self) -> None:
+        self.check_values()
 
     @classmethod
     def hyperparameter_names(cls) -> list[str]:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from methods.common.constraints import Bound, at_least, within
 from methods.common.runapi import Run
 from methods.gfn import core, db, tb
 
@@ -49,7 +50,14 @@ class Config(core.GFNConfig):
     mutation_prob: float = 0.9
     mutation_std: float = 1.0
 
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "population_size": at_least(2),     # at least one elite and one agent to evolve
+        "num_elites": at_least(1), "tournament_size": at_least(1), "eval_episodes": at_least(1),
+        "crossover_prob": within(0, 1), "mutation_prob": within(0, 1), "mutation_std": at_least(0),
+    }
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.base_loss not in LOSSES:
             raise ValueError(f"egfn: base_loss must be one of {sorted(LOSSES)} (got {self.base_loss!r})")
         if not 0 < self.num_elites < self.population_size:

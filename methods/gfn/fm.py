@@ -33,10 +33,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from methods.common.constraints import Bound, at_least
 from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
@@ -50,11 +51,7 @@ class Config(core.GFNConfig):
     fm_epsilon: float = 0.0
     leaf_coef: float = 1.0
 
-    def __post_init__(self) -> None:
-        if self.fm_epsilon < 0:
-            raise ValueError(f"fm: fm_epsilon must be >= 0 (got {self.fm_epsilon})")
-        if self.leaf_coef < 0:
-            raise ValueError(f"fm: leaf_coef must be >= 0 (got {self.leaf_coef})")
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"fm_epsilon": at_least(0), "leaf_coef": at_least(0)}
 
 
 # --------------------------------------------------------------- shared by FM and BN

@@ -42,10 +42,11 @@ import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from methods.common.constraints import Bound, within
 from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
@@ -65,11 +66,12 @@ class Config(core.GFNConfig):
     loss_space: str = "log"
     target_tau: float = 0.0
 
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"target_tau": within(0, 1)}  # 0: no target network
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loss_space not in LOSS_SPACES:
             raise ValueError(f"rpe: loss_space must be one of {LOSS_SPACES} (got {self.loss_space!r})")
-        if not 0.0 <= self.target_tau <= 1.0:
-            raise ValueError(f"rpe: target_tau must be in [0, 1] (got {self.target_tau})")
 
 
 # ------------------------------------------------------------------ DAG structure

@@ -19,11 +19,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from methods.common.constraints import Bound, at_least, at_most, within
 from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.replay import TransitionReplay
@@ -44,11 +45,13 @@ class Config(core.GFNConfig):
     munchausen_alpha: float = 0.0
     munchausen_l0: float = -100.0
 
-    def __post_init__(self) -> None:
-        if not 0.0 < self.target_tau <= 1.0:
-            raise ValueError(f"soft_dqn: target_tau must be in (0, 1] (got {self.target_tau})")
-        if self.munchausen_alpha < 0 or self.munchausen_l0 > 0:
-            raise ValueError("soft_dqn: munchausen_alpha must be >= 0 and munchausen_l0 <= 0")
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "transition_batch": at_least(1), "buffer_size": at_least(1),
+        "per_alpha": at_least(0),                   # priority exponent; 0 = uniform sampling
+        "target_tau": within(0, 1, lo_open=True),   # Polyak weight; 0 would freeze the target
+        "munchausen_alpha": at_least(0),            # 0 = soft DQN
+        "munchausen_l0": at_most(0),                # lower clip of a log-probability
+    }
 
 
 def transitions(env: Any, actions: torch.Tensor, reward_beta: float) -> dict[str, torch.Tensor]:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from methods.common.constraints import Bound, positive
 from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
@@ -41,9 +42,7 @@ class Config(core.GFNConfig):
     lamda: float = 0.9
     use_log_z: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.lamda > 0:
-            raise ValueError(f"subtb: lamda must be > 0 (got {self.lamda})")
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {"lamda": positive()}  # geometric weight lamda^len
 
 
 def subtb_residuals(batch: EvaluatedBatch, log_z: torch.Tensor | None = None
