@@ -332,6 +332,9 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
                 rec.update(verdict="reproduced", reason=_explain(rec, alpha))
         elif adj_against[j] <= alpha:
             rec.update(verdict="not_reproduced", reason=_explain(rec, alpha))
+        elif t.get("at_cap"):
+            rec.update(verdict="inconclusive", reason=(
+                f"saturated: the method's median is at the metric's cap {_fmt(t['cap'])}; {_explain(rec, alpha)}"))
         else:
             rec.update(verdict="inconclusive", reason=_explain(rec, alpha))
     for rec in recs:

@@ -18,7 +18,6 @@ import yaml
 
 import envs
 import methods
-from methods.common import hparams
 from pipeline import REPO_ROOT, yamlio
 from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
@@ -99,8 +98,6 @@ def _unique(path: str | Path, field: str, items: list[Any], what: str) -> None:
         seen.add(item)
 
 
-# the curve columns a family's runs log, usable as a figure's x axis
-CURVE_AXES = {"gfn": ("step", "trajectories"), "control": ("step",)}
 
 
 # ------------------------------------------------------------------------ top level
@@ -208,12 +205,15 @@ def _check_paper(path: Path) -> dict:
         _check_claim(path, i, claim, doc)
     for field, problem in budget_problems(doc, SCALES):
         _fail(path, field, problem)
-    axes = CURVE_AXES.get(doc["family"], ("step",))
     for i, fig in enumerate(doc["figures"]):
         _check_ref(path, f"figures[{i}]", fig, doc)
+        # the curve columns every method of the experiment logs (each family's Config says which)
+        exp_methods = doc["experiments"][fig["experiment"]]["methods"]
+        axes = [a for a in methods.load(exp_methods[0]).Config.CURVE_AXES
+                if all(a in methods.load(m).Config.CURVE_AXES for m in exp_methods)]
         if fig.get("x", "step") not in axes:
-            _fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis the {doc['family']!r} runs log "
-                  f"({', '.join(axes)})")
+            _fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis of experiment "
+                  f"{fig['experiment']!r}; its methods log: {', '.join(axes)}")
     return doc
 
 
@@ -295,7 +295,7 @@ def _check_overrides(path: Path, where: str, overrides: dict, exp_methods: list[
                 if not _type_ok(value, allowed[key]):
                     _fail(path, f"{where}.{target}.{key}",
                           f"must be of type {type(allowed[key]).__name__} (got {value!r})")
-                bad = hparams.problem(key, value)
+                bad = methods.load(m).Config.value_problem(key, value)
                 if bad:
                     _fail(path, f"{where}.{target}.{key}", bad)
 

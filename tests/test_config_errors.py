@@ -115,9 +115,9 @@ VALUE_CASES = {
     "zero lr": (lambda d: at(d, *HG, "overrides", "db").update(lr=0.0),
                 "experiments.hypergrid.overrides.db.lr", "must be > 0"),
     "nan lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=float("nan")),
-               "experiments.hypergrid.overrides.tb.lr", "must be a finite number"),
+               "experiments.hypergrid.overrides.tb.lr", "must be finite"),
     "inf lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=float("inf")),
-               "experiments.hypergrid.overrides.tb.lr", "must be a finite number"),
+               "experiments.hypergrid.overrides.tb.lr", "must be finite"),
     "zero hidden": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(hidden=0),
                     "experiments.hypergrid.scales.smoke.overrides.all.hidden", "must be >= 1 (got 0)"),
     "negative online batch": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(online_batch=-4),
@@ -133,7 +133,7 @@ VALUE_CASES = {
     "negative reward exponent": (lambda d: at(d, *HG, "overrides", "db").update(reward_beta=-1.0),
                                  "experiments.hypergrid.overrides.db.reward_beta", "must be > 0"),
     "empty population": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "egfn").update(population_size=0),
-                         "experiments.hypergrid.scales.smoke.overrides.egfn.population_size", "must be >= 1"),
+                         "experiments.hypergrid.scales.smoke.overrides.egfn.population_size", "must be >= 2"),
     "zero train steps": (lambda d: at(d, "experiments", "tfbind8", "overrides", "all").update(train_steps=0),
                          "experiments.tfbind8.overrides.all.train_steps", "must be >= 1"),
     "bool for a float": (lambda d: at(d, *HG, "overrides", "tb").update(lr=True),
@@ -147,7 +147,7 @@ VALUE_CASES = {
     "figure id twice": (lambda d: d["figures"].append(dict(d["figures"][0])),
                         f"figures[{len(EGFN['figures'])}]", "figure id 'tv_curve' is listed twice"),
     "figure axis that is not logged": (lambda d: d["figures"][0].update(x="stepz"),
-                                       "figures[0].x", "'stepz' is not a curve axis the 'gfn' runs log"),
+                                       "figures[0].x", "'stepz' is not a curve axis of experiment 'hypergrid'"),
     "evaluation after the end": (lambda d: at(d, *HG, "scales", "smoke").update(eval_every=41),
                                  "experiments.hypergrid.scales.smoke.eval_every", "must be <= iterations (40)"),
     "zero iterations": (lambda d: at(d, *HG, "scales", "small").update(iterations=0),
@@ -261,9 +261,27 @@ def test_exponent_floats_are_floats(tmp_path):
     assert cli._workflow(ns).main["stats"]["alpha"] == 0.05
 
 
-def test_method_defaults_pass_the_value_checks():
+def test_method_defaults_pass_the_value_checks_and_every_number_is_bounded():
+    import dataclasses
+
     import methods
-    from methods.common import hparams
 
     for name in methods.names():
-        hparams.check(methods.load(name).Config())
+        cls = methods.load(name).Config
+        cfg = cls()                      # __post_init__ applies the table: defaults pass it
+        limits = cls.constraints()
+        for f in dataclasses.fields(cls):
+            value = getattr(cfg, f.name)
+            if f.name in cls.hyperparameter_names() and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool):
+                assert f.name in limits, f"{name}: numeric hyper-parameter {f.name} has no limit"
+        assert set(limits) <= {f.name for f in dataclasses.fields(cls)}, name
+
+
+def test_configs_check_themselves_outside_the_pipeline():
+    import methods
+
+    with pytest.raises(ValueError, match="lr: must be > 0"):
+        methods.load("tb").Config(lr=-1.0)
+    with pytest.raises(ValueError, match="hidden: must be >= 1"):
+        methods.load("sac").Config(hidden=0)
