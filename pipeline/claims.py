@@ -320,23 +320,29 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         t.update(p_for_adj=adj_for[j], p_against_adj=adj_against[j], family_size=m,
                  alpha=alpha, correction=correction)
         t["power_1sd"] = _power(rec["kind"], t["n"], alpha / max(m, 1))
+        rec["explanation"] = _explain(rec, alpha)
         if "missing" in t:
             rec.update(verdict="inconclusive", reason=t["missing"])
             continue
+        saturated = (f"saturated: the method's median is at the metric's cap {_fmt(t.get('cap'))}, where an exact "
+                     "and an over-sharp sampler look alike")
+        against = "worse than the baseline by more than the margin" if rec["kind"] == "noninferior" else \
+            "the opposite direction"
         if adj_for[j] <= alpha:
             if t.get("at_cap"):
-                rec.update(verdict="inconclusive", reason=(
-                    f"saturated: the method's median is at the metric's cap {_fmt(t['cap'])}, where an exact and an "
-                    f"over-sharp sampler look alike; {_explain(rec, alpha)}"))
+                rec.update(verdict="inconclusive", reason=f"{saturated} (adjusted p {_fmt(adj_for[j])})")
             else:
-                rec.update(verdict="reproduced", reason=_explain(rec, alpha))
+                rec.update(verdict="reproduced", reason=(
+                    f"adjusted p {_fmt(adj_for[j])} <= {alpha} in the claimed direction"))
         elif adj_against[j] <= alpha:
-            rec.update(verdict="not_reproduced", reason=_explain(rec, alpha))
+            rec.update(verdict="not_reproduced", reason=(
+                f"adjusted p {_fmt(adj_against[j])} <= {alpha} for {against}"))
         elif t.get("at_cap"):
-            rec.update(verdict="inconclusive", reason=(
-                f"saturated: the method's median is at the metric's cap {_fmt(t['cap'])}; {_explain(rec, alpha)}"))
+            rec.update(verdict="inconclusive", reason=saturated)
         else:
-            rec.update(verdict="inconclusive", reason=_explain(rec, alpha))
+            rec.update(verdict="inconclusive", reason=(
+                f"neither direction significant after correction (adjusted p {_fmt(adj_for[j])} claimed, "
+                f"{_fmt(adj_against[j])} opposite)"))
     for rec in recs:
         if rec["verdict"] == "not_decidable":
             t = rec["numbers"]

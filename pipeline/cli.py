@@ -142,7 +142,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
     cfg, st = wf.papers[args.paper], wf.main["stats"]
     for c in claims.write(cfg, base / "stats.json", base / "claims.json", alpha=st["alpha"],
                           correction=st["correction"], settings=confounds.settings_by_claim(cfg, wf.scale)):
-        print(f"{c['id']}: {c['verdict']} — {c.get('reason', '')}")
+        print(f"{c['id']}: {c['verdict']} — {c.get('reason', '')}"
+              + (f"\n    {c['explanation']}" if c.get("explanation") else ""))
     return 0
 
 

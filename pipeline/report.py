@@ -83,6 +83,8 @@ def key_numbers(claim: dict) -> str:
         alpha = n.get("alpha", 0.05)
         parts.append(f"{eff.get('name')} {_num(eff.get('estimate'))}, {1 - 2 * alpha:.0%} CI "
                      f"{_ci(eff.get('ci'))}")
+    if n.get("margin") is not None:
+        parts.append(f"margin {_num(n['margin'])}")
     if n.get("p_for") is not None:
         parts.append(f"{n.get('test')}: p = {_num(n.get('p_for'))}, adjusted {_num(n.get('p_for_adj'))} "
                      f"(m = {_num(n.get('family_size'))})")

@@ -182,7 +182,8 @@ def test_explanation_line_has_effect_ci_test_adjusted_p_and_n():
     line = report.key_numbers(out)
     for part in ("Hodges-Lehmann shift", "90% CI", "Mann-Whitney", "adjusted", "n = 5 vs 5", "power"):
         assert part in line, (part, line)
-    assert "p 0.003968" in out["reason"] and "n = 5 vs 5" in out["reason"]
+    assert "p 0.003968" in out["explanation"] and "n = 5 vs 5" in out["explanation"]
+    assert out["reason"] == "adjusted p 0.003968 <= 0.05 in the claimed direction"
 
 
 def test_design_before_running():
