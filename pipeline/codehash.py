@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 
 import envs
@@ -35,8 +34,32 @@ def _module_file(module: str, root: Path) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
+# Per-file caches, valid while the file's (mtime, size) is unchanged: the Snakefile asks for the
+# same closures once per job (~1,000 times at paper scale), and a file edited meanwhile (a test
+# does it in-process) must be seen.
+_STAT_CACHE: dict[tuple[str, Path], tuple[tuple[int, int], object]] = {}
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def _cached(kind: str, path: Path, compute):  # noqa: ANN001, ANN202
+    key = _stat_key(path)
+    hit = _STAT_CACHE.get((kind, path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    value = compute()
+    _STAT_CACHE[(kind, path)] = (key, value)
+    return value
+
+
 def _imports(path: Path, module: str) -> frozenset[str]:
+    return _cached(f"imports:{module}", path, lambda: _parse_imports(path, module))
+
+
+def _parse_imports(path: Path, module: str) -> frozenset[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
@@ -56,7 +79,6 @@ def _imports(path: Path, module: str) -> frozenset[str]:
     return frozenset(found)
 
 
-@lru_cache(maxsize=None)
 def module_closure(module: str, root: Path = REPO_ROOT) -> tuple[Path, ...]:
     """Project source files reached from `module` by imports (factories excluded)."""
     seen: dict[str, Path] = {}
@@ -75,26 +97,22 @@ def module_closure(module: str, root: Path = REPO_ROOT) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
-@lru_cache(maxsize=None)
 def files_hash(files: tuple[Path, ...], root: Path = REPO_ROOT) -> str:
-    """Hash of the files' paths and contents. Cached: one process (the Snakefile's DAG) asks
-    for the same closure once per job; a changed file is seen by the next process."""
+    """Hash of the files' paths and contents (each file read once while it is unchanged)."""
     h = hashlib.sha256()
     for f in files:
         h.update(str(f.relative_to(root)).encode())
         h.update(b"\0")
-        h.update(f.read_bytes())
+        h.update(_cached("bytes", f, f.read_bytes))
         h.update(b"\0")
     return h.hexdigest()[:16]
 
 
-@lru_cache(maxsize=None)
 def method_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
     files = module_closure(methods.module_name(method), root) + module_closure(envs.module_of(env), root)
     files += tuple(root / f for f in CONTRACT_FILES)
     return files_hash(tuple(sorted(set(files))), root)
 
 
-@lru_cache(maxsize=None)
 def env_code_hash(env: str, root: Path = REPO_ROOT) -> str:
     return files_hash(module_closure(envs.module_of(env), root), root)

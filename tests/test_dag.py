@@ -61,13 +61,15 @@ def edited(path: Path):
 
 
 def test_editing_tb_loss_reruns_only_its_users(smoke_workspace):
-    """TB runs, and EGFN runs (egfn.py imports the TB module), rerun; DB runs do not."""
+    """TB runs, and EGFN runs (egfn.py imports the TB module; its no-mutation ablation imports
+    egfn.py), rerun; DB runs do not."""
     ws = smoke_workspace
     with edited(ws / "methods/gfn/tb.py"):
         jobs = planned_jobs(ws, "--config", "scale=smoke")
     trained = {(w["method"], w["seed"]) for r, w in jobs if r == "train"}
-    assert trained == {("tb", "0"), ("tb", "1"), ("egfn", "0"), ("egfn", "1")}
-    assert {w["method"] for r, w in jobs if r == "evaluate"} == {"tb", "egfn"}
+    assert trained == {("tb", "0"), ("tb", "1"), ("egfn", "0"), ("egfn", "1"),
+                       ("egfn_no_mutation", "0"), ("egfn_no_mutation", "1")}
+    assert {w["method"] for r, w in jobs if r == "evaluate"} == {"tb", "egfn", "egfn_no_mutation"}
     assert "setup_env" not in {r for r, _ in jobs}
     assert planned_jobs(ws, "--config", "scale=smoke") == []
 
@@ -94,7 +96,7 @@ def test_adding_a_seed_adds_only_that_seed(smoke_workspace):
         doc["experiments"]["hypergrid"]["scales"]["smoke"]["seeds"] = 3
         p.write_text(yaml.safe_dump(doc))
         jobs = planned_jobs(ws, "--config", "scale=smoke")
-        new = {("tb", "2"), ("db", "2"), ("egfn", "2")}
+        new = {("tb", "2"), ("db", "2"), ("egfn", "2"), ("egfn_no_mutation", "2")}
         assert {(w["method"], w["seed"]) for r, w in jobs if r == "train"} == new
         assert {(w["method"], w["seed"]) for r, w in jobs if r == "evaluate"} == new
         rules = {r for r, _ in jobs}

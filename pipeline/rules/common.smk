@@ -116,6 +116,9 @@ def get_final_outputs():
 
 # One process imports torch & co. once and forks a child per job (pipeline/jobserver.py): on
 # local execution only; a cluster's jobs run on other machines and start as usual.
+_JOBSERVER = {}
+
+
 def _start_jobserver(log):
     from pipeline import jobserver
 
@@ -123,17 +126,15 @@ def _start_jobserver(log):
         return
     started = jobserver.start(os.getpid(), "logs/jobserver.log")
     if started:
-        os.environ[jobserver.ENV], pid = started
-        os.environ["RLREPRO_JOBSERVER_PID"] = str(pid)
+        os.environ[jobserver.ENV], _JOBSERVER["pid"] = started
 
 
 def _stop_jobserver(log):
     from pipeline import jobserver
 
-    pid = os.environ.pop("RLREPRO_JOBSERVER_PID", None)
     os.environ.pop(jobserver.ENV, None)
-    if pid:
-        jobserver.stop(int(pid))
+    if "pid" in _JOBSERVER:
+        jobserver.stop(_JOBSERVER.pop("pid"))
 
 
 onstart:
