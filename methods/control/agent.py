@@ -15,12 +15,6 @@ from methods.common.replay import ReplayBuffer
 from methods.control.nets import relus
 
 
-@torch.no_grad()
-def polyak_(target: nn.Module, online: nn.Module, tau: float) -> None:
-    t, o = list(target.parameters()), list(online.parameters())
-    torch._foreach_lerp_(t, o, tau)
-
-
 class AgentBase:
     """Subclasses set ``actor``, ``critic``, their targets and optimisers in ``__init__``."""
 

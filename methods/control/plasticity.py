@@ -19,7 +19,6 @@ update-to-data ratio. An event fires at the first update of its environment step
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +28,7 @@ from torch import nn
 from methods.common.constraints import Bound, at_least, one_of, within
 from methods.common.dormant import dormant_units, inject, record_activations, redo_reset
 from methods.common.replay import ReplayBuffer
+from methods.common.target import frozen_copy
 from methods.control import td3
 
 
@@ -117,8 +117,8 @@ class InjectionAgent(td3.TD3Agent):
         self.actor.net = inject(self.actor.net, _reinit)
         for i, member in enumerate(self.critic.members):
             self.critic.members[i] = inject(member, _reinit)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
         self.actor_opt = self.make_optimizer([p for p in self.actor.parameters() if p.requires_grad])
         self.critic_opt = self.make_optimizer([p for p in self.critic.parameters() if p.requires_grad])
         self.injected = True

@@ -17,7 +17,6 @@ Evaluation adds the normalised Q-bias of REDQ: on the evaluation episodes, mean 
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,7 +28,8 @@ from torch import nn
 from envs.control import ControlTask
 from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.replay import ReplayBuffer
-from methods.control.agent import AgentBase, polyak_
+from methods.common.target import frozen_copy, polyak_
+from methods.control.agent import AgentBase
 from methods.control.loop import ControlConfig, entry_points
 from methods.control.nets import LAYERNORM, Critics, GaussianActor
 
@@ -71,7 +71,7 @@ class SACAgent(AgentBase):
         super().__init__(cfg, obs_dim, act_dim, max_action, device, gen)
         self.actor = self.build_actor().to(device)
         self.critic = self.build_critic().to(device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic_target = frozen_copy(self.critic)
         self.temperature = nn.Module()
         self.temperature.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha), device=device))
         self.target_entropy = -float(act_dim)

@@ -12,7 +12,6 @@ Critic: NE's MuJoCo variant has three hidden layers with LayerNorm on the third
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,7 +20,8 @@ from torch import nn
 
 from methods.common.constraints import Bound, at_least, one_of
 from methods.common.replay import ReplayBuffer
-from methods.control.agent import AgentBase, polyak_
+from methods.common.target import frozen_copy, polyak_
+from methods.control.agent import AgentBase
 from methods.control.loop import ControlConfig, entry_points
 from methods.control.nets import LAYERNORM, Actor, Critics
 
@@ -52,8 +52,8 @@ class TD3Agent(AgentBase):
         super().__init__(cfg, obs_dim, act_dim, max_action, device, gen)
         self.actor = self.build_actor().to(device)
         self.critic = self.build_critic().to(device)
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
         self.actor_opt = self.make_optimizer(self.actor.parameters())
         self.critic_opt = self.make_optimizer(self.critic.parameters())
 
