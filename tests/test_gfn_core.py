@@ -6,6 +6,7 @@ import torch
 import envs
 from methods.common.runapi import MemoryRun
 from methods.gfn import core, db, tb
+from resume import preempted_then_resumed
 
 
 def uniform_net(env):
@@ -113,15 +114,7 @@ def test_resume_matches_uninterrupted_run():
                     checkpoint_every=20, hidden=32)
     ref = MemoryRun(seed=3)
     ref_final = db.train(cfg, ref)
-    run = MemoryRun(seed=3, stop_after_checkpoints=1)
-    try:
-        db.train(cfg, run)
-    except core.Preempted:
-        pass
-    else:
-        raise AssertionError("did not stop")
-    run._stop_after = None
-    final = db.train(cfg, run)
+    run, final = preempted_then_resumed(db.train, cfg, seed=3)
     assert repr(run.rows) == repr(ref.rows)  # repr: NaN == NaN, exact floats
     assert repr(final) == repr(ref_final)
 
@@ -131,7 +124,7 @@ def test_evaluate_accuracy_and_relative_error_of_uniform_policy():
     env = envs.make("hypergrid", ndim=2, height=3, r0=0.1)
     cfg = tb.Config(env_kwargs=env.kwargs(), hidden=8, n_hidden_layers=1, eval_samples=4000)
     net = uniform_net(env)
-    out = core.evaluate(cfg, {"net": net.state_dict()}, seed=0)["metrics"]
+    out = tb.evaluate(cfg, {"net": net.state_dict()}, seed=0)["metrics"]
     p = core.ExactDistribution(env).terminal_probs(net)
     states = env.all_states()
     r = env.log_reward(states).double().exp() * env.terminal_mask(states)

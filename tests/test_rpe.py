@@ -12,7 +12,8 @@ from envs.hypergrid import HyperGrid
 from envs.sequences import SequenceMDP
 from methods.common.runapi import MemoryRun
 from methods.gfn import core, mdqn, rpe, soft_dqn
-from methods.gfn.replay import TransitionReplay
+from methods.common.replay import TransitionReplay
+from resume import preempted_then_resumed
 
 
 class ToySeq(SequenceMDP):
@@ -306,9 +307,5 @@ def test_soft_dqn_checkpoint_resume_is_exact():
                           checkpoint_every=10, hidden=16, transition_batch=16)
     full = MemoryRun(seed=1)
     soft_dqn.train(cfg, full)
-    part = MemoryRun(seed=1, stop_after_checkpoints=1)
-    with pytest.raises(Exception, match="stopped"):
-        soft_dqn.train(cfg, part)
-    part._stop_after = None
-    soft_dqn.train(cfg, part)
+    part, _ = preempted_then_resumed(soft_dqn.train, cfg, seed=1)
     assert repr(part.rows) == repr(full.rows)   # repr: NaN == NaN

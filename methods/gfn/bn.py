@@ -30,16 +30,15 @@ Sampling: on-policy P_F = A_theta with the baselines' epsilon (0 on HG-A).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from methods.common.constraints import Bound, at_least
-from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
-from methods.gfn.fm import batch_nodes, masked_logsumexp, parent_outputs
+from methods.gfn.graph import batch_nodes, parent_outputs
+from methods.gfn.policy import masked_logsumexp
 
 TERMINAL_FORMS = ("reward", "flow")
 
@@ -64,7 +63,7 @@ def allocation(env: Any, net: torch.nn.Module, states: torch.Tensor) -> torch.Te
     return core.masked_log_softmax(net(env.obs(states))[0], env.forward_mask(states))
 
 
-class BifurcatedFlow:
+class BifurcatedFlow(core.TrajectoryLearner):
     uses_log_z = False
 
     def __init__(self, terminal_form: str = "reward", leaf_coef: float = 1.0):
@@ -105,16 +104,11 @@ class BifurcatedFlow:
                                                        device=res.device)])
         return res, is_leaf
 
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
         res, is_leaf = self.residuals(batch)
         w = torch.where(is_leaf, torch.full_like(res, self.leaf_coef), torch.ones_like(res))
         return (w * res.pow(2)).sum() / res.numel()
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, BifurcatedFlow(cfg.terminal_form, cfg.leaf_coef))
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(
+    lambda cfg: BifurcatedFlow(cfg.terminal_form, cfg.leaf_coef))

@@ -25,7 +25,9 @@ from methods.gfn.metrics import (  # noqa: F401  (re-exported: core is the famil
 from methods.gfn.policy import (  # noqa: F401
     Policy, PolicyNet, forward_head, masked_log_softmax, sample_trajectories,
     terminal_states, uniform_policy)
-from methods.gfn.replay import PrioritizedReplay  # noqa: F401
+from methods.gfn.learner import (  # noqa: F401
+    Learner, TrajectoryLearner, TransitionLearner, check_learner)
+from methods.common.replay import PrioritizedReplay  # noqa: F401
 
 # Fields the pipeline fills from the experiment (env, budget, schedule); every other field
 # is a hyper-parameter that paper configs may override.
@@ -145,29 +147,9 @@ def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
                           states, visited)
 
 
-class GFlowNetLoss(Protocol):
-    """A training objective. Optional members a method may define:
-
-    * ``bind(env, net)`` — called once after the network is built (losses that evaluate the
-      network at other states, e.g. parents in FM/BN, or keep a target network);
-    * ``after_step()`` — called after every optimiser step (e.g. a Polyak target update);
-    * ``policy(env, net) -> Policy`` — the sampling policy if not the forward head (RPE);
-    * ``behaviour = "uniform"`` — collect training data with the uniform policy (RPE);
-    * ``observe(actions)`` and ``sample_loss(gen) -> loss`` — an off-policy learner with its
-      own transition buffer (soft DQN, M-DQN): it sees each round's trajectories and draws its
-      own batches; the core's trajectory replay is then unused;
-    * ``state_dict()`` / ``load_state_dict(d)`` — loss state to checkpoint (target nets, buffers).
-    """
-
-    uses_log_z: bool
-
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor: ...
-
-
-def method_policy(loss_fn: Any, env: Any, net: PolicyNet) -> Policy:
+def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:
     """The policy a trained model samples with (and whose exact distribution is measured)."""
-    make = getattr(loss_fn, "policy", None)
-    return make(env, net) if make is not None else forward_head(env, net)
+    return learner.policy(env, net)
 
 
 # ---------------------------------------------------------------------------- training
@@ -195,22 +177,22 @@ class Explorer(Protocol):
 ExplorerFactory = Callable[[Any, "GFNConfig", torch.device], Explorer]
 
 
-def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
+def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
           explorer_factory: ExplorerFactory | None = None) -> dict[str, float]:
-    """Train a GFlowNet with ``loss_fn``; log metrics every ``eval_every`` iterations
+    """Train a GFlowNet with ``learner``; log metrics every ``eval_every`` iterations
     (and at iteration 0), checkpoint every ``checkpoint_every``, save the model at the end.
     Returns the last logged metrics."""
+    check_learner(learner)
     device = run.device
     env, net, log_z = build(cfg, device, run.seed)
     explorer = explorer_factory(env, cfg, device) if explorer_factory is not None else None
     groups = [{"params": net.parameters(), "lr": cfg.lr}]
-    if loss_fn.uses_log_z:
+    if learner.uses_log_z:
         groups.append({"params": [log_z], "lr": cfg.log_z_lr})
     opt = torch.optim.Adam(groups)
-    if hasattr(loss_fn, "bind"):
-        loss_fn.bind(env, net)
-    policy = method_policy(loss_fn, env, net)
-    behaviour = uniform_policy(env) if getattr(loss_fn, "behaviour", "policy") == "uniform" else policy
+    learner.bind(env, net)
+    policy = method_policy(learner, env, net)
+    behaviour = uniform_policy(env) if learner.behaviour == "uniform" else policy
     gen = torch.Generator(device=device).manual_seed(run.seed)
     replay = PrioritizedReplay(cfg.replay_size, env.max_traj_len, cfg.replay_top_frac, device)
     tracker = VisitTracker(env, cfg.emp_l1_window, device)
@@ -231,14 +213,13 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
         tracker.load_state_dict(ckpt["tracker"])
         if explorer is not None:
             explorer.load_state_dict(ckpt["explorer"])
-        if hasattr(loss_fn, "load_state_dict"):
-            loss_fn.load_state_dict(ckpt["loss_state"])
+        learner.load_state_dict(ckpt["loss_state"])
         start, n_traj, last_loss = ckpt["iteration"], ckpt["n_traj"], ckpt["loss"]
 
     def metrics() -> dict[str, float]:
         nan = float("nan")
         with torch.no_grad():
-            log_z_value = float(log_z) if loss_fn.uses_log_z else float(
+            log_z_value = float(log_z) if learner.uses_log_z else float(
                 net(env.obs(env.initial(1, device)))[2])
         return {
             "trajectories": n_traj,
@@ -255,7 +236,7 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
             "gen": gen.get_state(), "replay": replay.state_dict(),
             "tracker": tracker.state_dict(), "iteration": iteration, "n_traj": n_traj,
             "loss": last_loss, "explorer": explorer.state_dict() if explorer is not None else None,
-            "loss_state": loss_fn.state_dict() if hasattr(loss_fn, "state_dict") else None,
+            "loss_state": learner.state_dict(),
         }, iteration)
 
     if start == 0:
@@ -281,23 +262,22 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
         n_traj += online.shape[0]
         if cfg.replay_batch > 0:
             replay.add(online, online_lr)
-        off_policy = hasattr(loss_fn, "sample_loss")
+        off_policy = isinstance(learner, TransitionLearner)
         if off_policy:
-            loss_fn.observe(online)
+            learner.observe(online)
         for _ in range(cfg.train_steps):
             if off_policy:
-                loss = loss_fn.sample_loss(gen)
+                loss = learner.sample_loss(gen)
             else:
                 batch_actions = online
                 if cfg.replay_batch > 0:
                     batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
                 batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
-                loss = loss_fn(batch, log_z)
+                loss = learner.loss(batch, log_z)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if hasattr(loss_fn, "after_step"):
-                loss_fn.after_step()
+            learner.after_step()
         last_loss = float(loss.detach())
         done = it + 1
         if done % cfg.eval_every == 0 or done == cfg.iterations:
@@ -313,23 +293,24 @@ def train(cfg: GFNConfig, run: Run, loss_fn: GFlowNetLoss,
     return final
 
 
-def evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int,
-             device: torch.device | str = "cpu", assets_dir: Any = None,
-             loss_fn: Any = None) -> dict[str, Any]:
-    """Final metrics of a trained model: exact TV, mean reward of ``eval_samples`` fresh
-    samples (per-sample rewards returned), and the training-time empirical L1 / modes. A pure
-    function of (model, seed): the global generators are seeded for the call."""
+def evaluate_model(cfg: GFNConfig, model: dict[str, Any], seed: int,
+                   device: torch.device | str, assets_dir: Any, learner: Learner) -> dict[str, Any]:
+    """Final metrics of a trained model, sampled with ``learner``'s policy: exact TV, mean
+    reward of ``eval_samples`` fresh samples (per-sample rewards returned), and the
+    training-time empirical L1 / modes. A pure function of (model, seed): the global
+    generators are seeded for the call."""
     with seeded(seed):
-        return _evaluate(cfg, model, seed, device, assets_dir, loss_fn)
+        return _evaluate(cfg, model, seed, device, assets_dir, learner)
 
 
 @torch.no_grad()
 def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.device | str,
-              assets_dir: Any, loss_fn: Any) -> dict[str, Any]:
+              assets_dir: Any, learner: Learner) -> dict[str, Any]:
     device = torch.device(device)
     env, net, _ = build(cfg, device, seed)
     net.load_state_dict(model["net"])
-    policy = method_policy(loss_fn, env, net)
+    check_learner(learner).bind(env, net)
+    policy = method_policy(learner, env, net)
     nan = float("nan")
     gen = torch.Generator(device=device).manual_seed(10_000 + seed)  # disjoint from training
     actions = sample_trajectories(env, policy, cfg.eval_samples, gen, epsilon=0.0)
@@ -369,3 +350,22 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
     r_list = rewards.cpu().numpy()
     return {"metrics": metrics, "per_episode": {"reward": [float(r) for r in r_list]},
             "n_episodes": int(len(r_list))}
+
+
+LearnerFactory = Callable[[Any], Learner]
+
+
+def entry_points(make_learner: LearnerFactory, explorer_factory: ExplorerFactory | None = None
+                 ) -> tuple[LearnerFactory, Callable[..., dict[str, float]], Callable[..., dict[str, Any]]]:
+    """The ``make_learner``, ``train`` and ``evaluate`` a GFlowNet method module exposes (the
+    method registry's contract), the last two built from ``make_learner(cfg)``: evaluation
+    always samples with the method's own policy."""
+
+    def train(cfg: GFNConfig, run: Run) -> dict[str, float]:
+        return train_learner(cfg, run, make_learner(cfg), explorer_factory)
+
+    def evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: str = "cpu",
+                 assets_dir: Any = None) -> dict[str, Any]:
+        return evaluate_model(cfg, model, seed, device, assets_dir, make_learner(cfg))
+
+    return make_learner, train, evaluate

@@ -8,12 +8,9 @@ P_B = 1) and after a move into a forced-terminal state. Averaged over all transi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 
-from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
 
@@ -23,10 +20,10 @@ class Config(core.GFNConfig):
     """DB on HG-A: lr 1e-3 (EGFN Table 2); log Z is not used (F(s_0) plays its role)."""
 
 
-class DetailedBalance:
+class DetailedBalance(core.TrajectoryLearner):
     uses_log_z = False
 
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
         res = detailed_balance_residuals(batch)
         return res[batch.valid].pow(2).mean()
 
@@ -40,10 +37,4 @@ def detailed_balance_residuals(batch: EvaluatedBatch) -> torch.Tensor:
     return log_f_src + batch.log_pf - log_f_dst - batch.log_pb
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, DetailedBalance())
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(lambda cfg: DetailedBalance())

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from methods.common.constraints import Bound, at_least, within
-from methods.common.runapi import Run
 from methods.gfn import core, db, tb
 
 
@@ -83,9 +81,9 @@ def crossover(a: torch.nn.Module, b: torch.nn.Module, gen: torch.Generator) -> N
     set by the direction of its first draw."""
     for wa, wb in zip(flat_params(a), flat_params(b)):
         rows = wa.shape[0]
-        n = int(torch.randint(0, rows, (1,), generator=gen))
-        idx = torch.randint(0, rows, (n,), generator=gen)
-        b_to_a = torch.rand(n, generator=gen) > 0.5
+        n = int(torch.randint(0, rows, (1,), generator=gen, device=gen.device))
+        idx = torch.randint(0, rows, (n,), generator=gen, device=gen.device)
+        b_to_a = torch.rand(n, generator=gen, device=gen.device) > 0.5
         seen: set[int] = set()
         for i, d in zip(idx.tolist(), b_to_a.tolist()):
             if i in seen:
@@ -99,7 +97,7 @@ def crossover(a: torch.nn.Module, b: torch.nn.Module, gen: torch.Generator) -> N
 
 def mutate(net: torch.nn.Module, prob: float, std: float, gen: torch.Generator) -> None:
     for w in flat_params(net):
-        if float(torch.rand(1, generator=gen)) < prob:
+        if float(torch.rand(1, generator=gen, device=gen.device)) < prob:
             w.add_(torch.randn(w.shape, generator=gen, device=w.device) * std)
 
 
@@ -108,11 +106,11 @@ def tournament(rank: list[int], n_draws: int, size: int, gen: torch.Generator) -
     order of first win and made even by repeating a random winner."""
     winners: list[int] = []
     for _ in range(n_draws):
-        w = rank[int(torch.randint(0, len(rank), (size,), generator=gen).min())]
+        w = rank[int(torch.randint(0, len(rank), (size,), generator=gen, device=gen.device).min())]
         if w not in winners:
             winners.append(w)
     if len(winners) % 2:
-        winners.append(winners[int(torch.randint(0, len(winners), (1,), generator=gen))])
+        winners.append(winners[int(torch.randint(0, len(winners), (1,), generator=gen, device=gen.device))])
     return winners
 
 
@@ -149,7 +147,7 @@ class Population:
         elites = rank[: cfg.num_elites]
         offspring = tournament(rank, k - cfg.num_elites, cfg.tournament_size, gen)
         unselected = [i for i in range(k) if i not in elites and i not in offspring]
-        unselected = [unselected[i] for i in torch.randperm(len(unselected), generator=gen).tolist()]
+        unselected = [unselected[i] for i in torch.randperm(len(unselected), generator=gen, device=gen.device).tolist()]
         # elites are copied unchanged into free slots (unselected first, then offspring)
         new_elites = []
         for e in elites:
@@ -158,15 +156,15 @@ class Population:
             new_elites.append(slot)
         # the other unselected slots: clone an elite and an offspring, then cross them
         if unselected and len(unselected) % 2:
-            unselected.append(unselected[int(torch.randint(0, len(unselected), (1,), generator=gen))])
+            unselected.append(unselected[int(torch.randint(0, len(unselected), (1,), generator=gen, device=gen.device))])
         for i, j in zip(unselected[::2], unselected[1::2]):
-            clone_into(self.agents[new_elites[int(torch.randint(0, len(new_elites), (1,), generator=gen))]],
+            clone_into(self.agents[new_elites[int(torch.randint(0, len(new_elites), (1,), generator=gen, device=gen.device))]],
                        self.agents[i])
-            clone_into(self.agents[offspring[int(torch.randint(0, len(offspring), (1,), generator=gen))]],
+            clone_into(self.agents[offspring[int(torch.randint(0, len(offspring), (1,), generator=gen, device=gen.device))]],
                        self.agents[j])
             crossover(self.agents[i], self.agents[j], gen)
         for i, j in zip(offspring[::2], offspring[1::2]):
-            if float(torch.rand(1, generator=gen)) < cfg.crossover_prob:
+            if float(torch.rand(1, generator=gen, device=gen.device)) < cfg.crossover_prob:
                 crossover(self.agents[i], self.agents[j], gen)
         if cfg.mutation:
             for i in range(k):
@@ -188,10 +186,5 @@ class Population:
             a.load_state_dict(sd)
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, LOSSES[cfg.base_loss](), explorer_factory=Population)
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(
+    lambda cfg: LOSSES[cfg.base_loss](), explorer_factory=Population)

@@ -13,4 +13,4 @@ class Config(egfn.Config):
     mutation: bool = False
 
 
-train, evaluate = egfn.train, egfn.evaluate
+make_learner, train, evaluate = egfn.make_learner, egfn.train, egfn.evaluate

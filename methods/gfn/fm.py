@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from methods.common.constraints import Bound, at_least
-from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
+from methods.gfn.graph import Nodes, batch_nodes, parent_outputs
+from methods.gfn.policy import masked_logsumexp
 
 
 @dataclass
@@ -54,51 +54,6 @@ class Config(core.GFNConfig):
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {"fm_epsilon": at_least(0), "leaf_coef": at_least(0)}
 
 
-# --------------------------------------------------------------- shared by FM and BN
-@dataclass
-class Nodes:
-    """The non-initial nodes visited by a batch, one per valid transition t (node s_{t+1})."""
-
-    source: torch.Tensor        # [N, S] s_t, the state the transition leaves
-    child: torch.Tensor         # [N, S] s_{t+1}
-    by_stop: torch.Tensor       # [N] reached by the stop action (a terminal copy of s_t)
-    terminal: torch.Tensor      # [N] s_{t+1} is terminal (by stop or forced)
-    log_reward: torch.Tensor    # [N] beta * log R(s_{t+1}) where terminal, else 0
-    index: tuple[torch.Tensor, torch.Tensor]  # (b, t) of each node in the batch
-
-
-def batch_nodes(env: Any, batch: EvaluatedBatch) -> Nodes:
-    b, t = batch.valid.nonzero(as_tuple=True)
-    source = batch.states[b, t]
-    child = batch.states[b, t + 1]
-    by_stop = batch.is_stop[b, t]
-    terminal = batch.last[b, t]
-    log_r = torch.where(terminal, batch.log_reward[b], torch.zeros_like(batch.log_reward[b]))
-    return Nodes(source, child, by_stop, terminal, log_r, (b, t))
-
-
-def parent_outputs(env: Any, net: torch.nn.Module, child: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The network at every parent edge of ``child`` [N, S] reached by a move.
-
-    Returns ``(logits [N, P], log_alloc [N, P], log_f [N, P], valid [N, P])``: the raw forward
-    logit of the edge's action at the parent, its masked log-softmax (P_F = allocation), the
-    parent's log state flow, and which parent slots exist."""
-    parents, actions, valid = env.parents(child)
-    N, P = actions.shape
-    flat = parents.reshape(N * P, -1)
-    logits, _, log_f = net(env.obs(flat))
-    log_alloc = core.masked_log_softmax(logits, env.forward_mask(flat))
-    a = actions.reshape(N * P, 1).clamp(min=0)
-    edge_logit = logits.gather(1, a).view(N, P)
-    edge_alloc = log_alloc.gather(1, a).view(N, P)
-    return edge_logit, edge_alloc, log_f.view(N, P), valid
-
-
-def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    return torch.logsumexp(x.masked_fill(~mask, -math.inf), dim=dim)
-
-
 def add_epsilon(log_x: torch.Tensor, eps: float) -> torch.Tensor:
     """log(eps + x) from log x (identity for eps = 0)."""
     if eps <= 0:
@@ -107,7 +62,7 @@ def add_epsilon(log_x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------ loss
-class FlowMatching:
+class FlowMatching(core.TrajectoryLearner):
     uses_log_z = False
 
     def __init__(self, epsilon: float = 0.0, leaf_coef: float = 1.0):
@@ -115,10 +70,6 @@ class FlowMatching:
         self.leaf_coef = leaf_coef
         self.env: Any = None
         self.net: torch.nn.Module | None = None
-
-    def bind(self, env: Any, net: torch.nn.Module) -> None:
-        """The loss evaluates the network at parents, so it keeps the env and the net."""
-        self.env, self.net = env, net
 
     def residuals(self, batch: EvaluatedBatch) -> tuple[torch.Tensor, Nodes]:
         """log inflow - log outflow per visited non-initial node ``[N]``."""
@@ -145,16 +96,11 @@ class FlowMatching:
         res = add_epsilon(inflow, self.epsilon) - add_epsilon(outflow, self.epsilon)
         return res, nodes
 
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
         res, nodes = self.residuals(batch)
         w = torch.where(nodes.terminal, torch.full_like(res, self.leaf_coef), torch.ones_like(res))
         return (w * res.pow(2)).sum() / res.numel()
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, FlowMatching(cfg.fm_epsilon, cfg.leaf_coef))
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(
+    lambda cfg: FlowMatching(cfg.fm_epsilon, cfg.leaf_coef))

@@ -4,10 +4,7 @@ hypergrid (-2500 for molecules). The learner itself is methods.gfn.soft_dqn."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from methods.common.runapi import Run
 from methods.gfn import core, soft_dqn
 
 
@@ -17,10 +14,4 @@ class Config(soft_dqn.Config):
     munchausen_l0: float = -100.0
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, soft_dqn.SoftQLearning(cfg))
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(soft_dqn.SoftQLearning)

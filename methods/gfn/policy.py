@@ -38,6 +38,11 @@ def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.log_softmax(logits.masked_fill(~mask, -math.inf), dim=-1)
 
 
+def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """log sum exp over the entries where ``mask`` holds (-inf where none does)."""
+    return torch.logsumexp(x.masked_fill(~mask, -math.inf), dim=dim)
+
+
 # ---------------------------------------------------------------------------- sampling
 # A policy maps states [N, S] to forward logits [N, A] (masked by the caller). By default it is
 # the network's forward head; a method may define another (RPE: children's flows) or sample

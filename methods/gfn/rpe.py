@@ -38,18 +38,17 @@ and PA-MDPs (g = |V|^t) and fails on hypergrids; tests/test_rpe.py shows both.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from methods.common.target import frozen_copy, polyak_
 from methods.common.constraints import Bound, within
-from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
+from methods.gfn.policy import masked_logsumexp
 
 LOSS_SPACES = ("log", "value")
 
@@ -108,10 +107,6 @@ def child_log_flows(env: Any, net: torch.nn.Module, ch: Children) -> torch.Tenso
     N, A, S = ch.states.shape
     log_f = net(env.obs(ch.states.reshape(N * A, S)))[2].view(N, A)
     return torch.where(ch.terminal, ch.log_reward.to(log_f.dtype), log_f)
-
-
-def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.logsumexp(x.masked_fill(~mask, -math.inf), dim=-1)
 
 
 def trajectory_log_g(env: Any, batch: EvaluatedBatch) -> torch.Tensor:
@@ -182,7 +177,7 @@ class ChildFlowPolicy:
 
 
 # ------------------------------------------------------------------------------- loss
-class RectifiedPolicyEvaluation:
+class RectifiedPolicyEvaluation(core.TrajectoryLearner):
     uses_log_z = False
     behaviour = "uniform"
 
@@ -195,7 +190,7 @@ class RectifiedPolicyEvaluation:
     def bind(self, env: Any, net: torch.nn.Module) -> None:
         self.env, self.net = env, net
         if self.target_tau > 0:
-            self.target = copy.deepcopy(net).requires_grad_(False)
+            self.target = frozen_copy(net)
 
     def policy(self, env: Any, net: torch.nn.Module) -> ChildFlowPolicy:
         return ChildFlowPolicy(env, net, self.reward_beta)
@@ -215,15 +210,13 @@ class RectifiedPolicyEvaluation:
         log_g = trajectory_log_g(env, batch)[:, :-1][sel]
         return (log_g.exp() * (log_f.double().exp() - target.double().exp())), sel
 
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
         res, _ = self.residuals(batch)
         return res.pow(2).mean().to(batch.log_f.dtype)
 
-    @torch.no_grad()
     def after_step(self) -> None:
         if self.target is not None:
-            for p_t, p in zip(self.target.parameters(), self.net.parameters()):
-                p_t.lerp_(p, self.target_tau)
+            polyak_(self.target, self.net, self.target_tau)
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target.state_dict() if self.target is not None else None}
@@ -237,10 +230,4 @@ def make_loss(cfg: Config) -> RectifiedPolicyEvaluation:
     return RectifiedPolicyEvaluation(cfg.loss_space, cfg.target_tau, cfg.reward_beta)
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, make_loss(cfg))
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir, loss_fn=make_loss(cfg))
+make_learner, train, evaluate = core.entry_points(make_loss)

@@ -16,18 +16,16 @@ between Q(s, a) and y on a batch of transitions from a proportional prioritised 
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from methods.common.target import frozen_copy, polyak_
 from methods.common.constraints import Bound, at_least, at_most, within
-from methods.common.runapi import Run
 from methods.gfn import core
-from methods.gfn.replay import TransitionReplay
+from methods.common.replay import TransitionReplay
 
 
 @dataclass
@@ -69,7 +67,7 @@ def transitions(env: Any, actions: torch.Tensor, reward_beta: float) -> dict[str
     return {"s": s, "a": a, "next": nxt, "terminal": terminal, "log_pb": log_pb, "log_r": log_r}
 
 
-class SoftQLearning:
+class SoftQLearning(core.TransitionLearner):
     """Soft DQN (``munchausen_alpha = 0``) or Munchausen DQN (> 0) with its own PER buffer."""
 
     uses_log_z = False
@@ -84,7 +82,7 @@ class SoftQLearning:
 
     def bind(self, env: Any, net: torch.nn.Module) -> None:
         self.env, self.net = env, net
-        self.target = copy.deepcopy(net).requires_grad_(False)
+        self.target = frozen_copy(net)
 
     def q_values(self, net: torch.nn.Module, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.env.forward_mask(states)
@@ -117,13 +115,8 @@ class SoftQLearning:
         self.buffer.update_priorities(idx, td)
         return loss
 
-    def __call__(self, batch: Any, log_z: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise RuntimeError("soft DQN learns from its transition buffer (sample_loss)")
-
-    @torch.no_grad()
     def after_step(self) -> None:
-        for p_t, p in zip(self.target.parameters(), self.net.parameters()):
-            p_t.lerp_(p, self.cfg.target_tau)
+        polyak_(self.target, self.net, self.cfg.target_tau)
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target.state_dict(), "buffer": self.buffer.state_dict()}
@@ -133,10 +126,4 @@ class SoftQLearning:
         self.buffer.load_state_dict(d["buffer"])
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, SoftQLearning(cfg))
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(SoftQLearning)

@@ -24,13 +24,11 @@ as in this project's DB).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
 from methods.common.constraints import Bound, positive
-from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
 
@@ -77,22 +75,17 @@ def subtb_weights(mask: torch.Tensor, lamda: float) -> torch.Tensor:
     return torch.nan_to_num(w, nan=0.0)
 
 
-class SubTrajectoryBalance:
+class SubTrajectoryBalance(core.TrajectoryLearner):
     def __init__(self, lamda: float = 0.9, use_log_z: bool = False):
         self.lamda = lamda
         self.uses_log_z = use_log_z
 
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
         res, mask = subtb_residuals(batch, log_z if self.uses_log_z else None)
         w = subtb_weights(mask, self.lamda).to(res.dtype)
         per_traj = (w * res.masked_fill(~mask, 0.0).pow(2)).flatten(1).sum(1)
         return per_traj.mean()
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, SubTrajectoryBalance(cfg.lamda, cfg.use_log_z))
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(
+    lambda cfg: SubTrajectoryBalance(cfg.lamda, cfg.use_log_z))

@@ -8,12 +8,9 @@ own learning rate (EGFN: 0.1).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 
-from methods.common.runapi import Run
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
 
@@ -23,10 +20,10 @@ class Config(core.GFNConfig):
     """TB on HG-A: lr 1e-3, log Z lr 0.1 (EGFN Table 2)."""
 
 
-class TrajectoryBalance:
+class TrajectoryBalance(core.TrajectoryLearner):
     uses_log_z = True
 
-    def __call__(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
+    def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
         return trajectory_balance_residuals(batch, log_z).pow(2).mean()
 
 
@@ -35,10 +32,4 @@ def trajectory_balance_residuals(batch: EvaluatedBatch, log_z: torch.Tensor) -> 
     return log_z + batch.log_pf.sum(1) - batch.log_reward - batch.log_pb.sum(1)
 
 
-def train(cfg: Config, run: Run) -> dict[str, float]:
-    return core.train(cfg, run, TrajectoryBalance())
-
-
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Path | None = None) -> dict[str, Any]:
-    return core.evaluate(cfg, model, seed, device, assets_dir)
+make_learner, train, evaluate = core.entry_points(lambda cfg: TrajectoryBalance())
