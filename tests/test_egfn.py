@@ -5,6 +5,7 @@ import torch
 import envs
 from methods.common.runapi import MemoryRun
 from methods.gfn import core, egfn
+from resume import preempted_then_resumed
 
 
 def make_population(k=6, elites=2, **kw):
@@ -106,13 +107,7 @@ def test_egfn_resume_matches_uninterrupted_run():
                       checkpoint_every=10, hidden=16, population_size=4, num_elites=1)
     ref = MemoryRun(seed=2)
     ref_final = egfn.train(cfg, ref)
-    run = MemoryRun(seed=2, stop_after_checkpoints=1)
-    try:
-        egfn.train(cfg, run)
-    except core.Preempted:
-        pass
-    run._stop_after = None
-    final = egfn.train(cfg, run)
+    run, final = preempted_then_resumed(egfn.train, cfg, seed=2)
     assert repr(run.rows) == repr(ref.rows) and repr(final) == repr(ref_final)
 
 

@@ -42,6 +42,8 @@ class MemoryRun:
         self.model: dict[str, Any] | None = None
         self._stop_after = stop_after_checkpoints
         self._n_ckpt = 0
+        # step of the checkpoint the last train() call resumed from (None: started afresh)
+        self.resumed_from: int | None = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.rows.append({"step": step, **metrics})
@@ -56,6 +58,7 @@ class MemoryRun:
     def load_checkpoint(self) -> dict[str, Any] | None:
         if self.checkpoint is None:
             return None
+        self.resumed_from = self.checkpoint["step"]
         self.rows = copy.deepcopy(self.checkpoint["rows"])
         return copy.deepcopy(self.checkpoint["state"])
 
