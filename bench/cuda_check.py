@@ -1,5 +1,6 @@
-"""CUDA-path check (run on a GPU machine; CI has none): GFlowNet training on HG-A (TB, RPE,
-soft DQN) and TD3 / SAC / NE / OMNet updates on a synthetic replay buffer, all on ``cuda``.
+"""CUDA-path check (run on a GPU machine; CI has none): every registered GFlowNet method trained
+and evaluated on HG-A, and every registered control agent's updates on a synthetic replay
+buffer, all on ``cuda``. ``tests/test_cuda_check.py`` runs the same functions on the CPU.
 Needs only torch + numpy (no gymnasium): the control agents are driven without an env.
 
     python bench/cuda_check.py   # prints one line per check and 'cuda check: ok'
@@ -16,45 +17,65 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def gfn(device: torch.device) -> None:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def registered(family: str) -> list[str]:
+    import methods
+    return sorted(m for m, mod in methods.METHODS.items() if mod.startswith(f"methods.{family}."))
+
+
+def gfn(device: torch.device, iterations: int = 200) -> None:
+    """Every registered GFlowNet method: train on HG-A and evaluate, all on ``device``."""
+    import methods
     from methods.common.runapi import MemoryRun
-    from methods.gfn import rpe, soft_dqn, tb
 
-    for mod in (tb, rpe, soft_dqn):
+    for name in registered("gfn"):
+        mod = methods.load(name)
+        extra = {"population_size": 4, "num_elites": 1, "tournament_size": 2} if name.startswith("egfn") else {}
         cfg = mod.Config(env="hypergrid", env_kwargs={"ndim": 2, "height": 8, "r0": 0.1},
-                         iterations=200, eval_every=100, hidden=64)
+                         iterations=iterations, eval_every=max(1, iterations // 2), hidden=64,
+                         eval_samples=200, **extra)
         t0 = time.perf_counter()
-        final = mod.train(cfg, MemoryRun(seed=0, device=device))
-        print(f"{mod.__name__}: exact TV {final['exact_tv']:.3f} in {time.perf_counter() - t0:.1f}s on {device}")
+        run = MemoryRun(seed=0, device=device)
+        final = mod.train(cfg, run)
+        ev = mod.evaluate(cfg, run.model, 0, str(device))
+        _sync(device)
+        print(f"{name}: exact TV {final['exact_tv']:.3f} (evaluated {ev['metrics']['exact_tv']:.3f}) "
+              f"in {time.perf_counter() - t0:.1f}s on {device}")
 
 
-def control(device: torch.device) -> None:
+def control(device: torch.device, updates: int = 200) -> None:
+    """Every registered control method's agent: updates, diagnostics and acting on ``device``."""
+    import methods
     from methods.common.replay import ReplayBuffer
-    from methods.control import ne, omnet, sac, td3
 
     obs_dim, act_dim = 17, 6
     buf = ReplayBuffer(5000, obs_dim, act_dim, device)
     rng = np.random.default_rng(0)
     for _ in range(5000):
         buf.add(rng.normal(size=obs_dim), rng.uniform(-1, 1, act_dim), rng.normal(), rng.normal(size=obs_dim), False)
-    for mod, kw in ((td3, {}), (sac, {}), (ne, {"delta": 50, "iterations": 10_000, "start_steps": 0}), (omnet, {})):
+    task = type("Task", (), {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": 1.0})()
+    for name in registered("control"):
+        mod = methods.load(name)
+        kw = {"delta": 50, "iterations": 10_000, "start_steps": 0} if name == "ne" else {}
         cfg = mod.Config(**kw)
         gen = torch.Generator(device=device).manual_seed(0)
-        agent = mod.make_agent(cfg, type("T", (), {"obs_dim": obs_dim, "act_dim": act_dim, "max_action": 1.0})(),
-                               device, gen)
+        agent = mod.make_agent(cfg, task, device, gen)
         for _ in range(5):
             agent.update(buf, 0)
-        torch.cuda.synchronize()
+        _sync(device)
         t0 = time.perf_counter()
-        n = 200
-        for _ in range(n):
-            agent.update(buf, 0)
-        torch.cuda.synchronize()
+        for step in range(updates):
+            agent.update(buf, step)
+        _sync(device)
         diag = agent.diagnostics(buf)
         a = agent.act(torch.zeros(obs_dim, device=device), explore=True)
-        assert a.device.type == "cuda" and torch.isfinite(a).all()
-        print(f"{mod.__name__}: {n / (time.perf_counter() - t0):.0f} updates/s on {device}, "
-              f"critic active ratio {diag['critic_active_ratio']:.2f}")
+        assert a.device.type == device.type and torch.isfinite(a).all(), name
+        print(f"{name}: {updates / (time.perf_counter() - t0):.0f} updates/s on {device}, "
+              f"critic active ratio {diag.get('critic_active_ratio', float('nan')):.2f}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from methods.common.masked import MaskedLinear, reset_param_state
+from methods.common.seeding import draw_device
 
 Activations = Mapping[str, Tensor] | Sequence[Tensor] | Tensor
 
@@ -142,7 +143,7 @@ def redo_reset(linear_in: nn.Module, linear_out: nn.Module | None, dormant: Tens
     bound = 1.0 / math.sqrt(fan_in)
     shape = (n, *w.shape[1:])
     if init == "kaiming_uniform":
-        new = (torch.rand(shape, generator=generator, dtype=w.dtype) * 2 - 1) * bound
+        new = (torch.rand(shape, generator=generator, device=draw_device(generator), dtype=w.dtype) * 2 - 1) * bound
     elif init == "lecun":
         new = torch.empty(shape, dtype=w.dtype)
         nn.init.trunc_normal_(new, 0.0, bound, -2 * bound, 2 * bound, generator=generator)
@@ -159,7 +160,7 @@ def redo_reset(linear_in: nn.Module, linear_out: nn.Module | None, dormant: Tens
         if bias == "zero":
             b[idx] = 0.0
         elif bias == "init":
-            b[idx] = ((torch.rand(n, generator=generator, dtype=b.dtype) * 2 - 1) * bound).to(b.device)
+            b[idx] = ((torch.rand(n, generator=generator, device=draw_device(generator), dtype=b.dtype) * 2 - 1) * bound).to(b.device)
         else:
             raise ValueError(f"unknown bias rule {bias!r}")
     if linear_out is not None:

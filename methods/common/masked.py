@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from methods.common.seeding import draw_device
+
 ThresholdShape = Literal["weight", "unit", "layer"]
 GrowInit = Literal["zero", "lecun", "kaiming_uniform", "random"]
 
@@ -330,7 +332,7 @@ def random_mask(shape: Sequence[int], density: float, generator: torch.Generator
     n = math.prod(shape)
     k = int(round(density * n))
     m = torch.zeros(n, device=device)
-    m[torch.randperm(n, generator=generator)[:k].to(m.device)] = 1.0
+    m[torch.randperm(n, generator=generator, device=draw_device(generator))[:k].to(m.device)] = 1.0
     return m.view(*shape)
 
 
@@ -349,7 +351,7 @@ def magnitude_mask(weight: Tensor, density: float) -> Tensor:
 def bernoulli_mask(shape: Sequence[int], keep: float, generator: torch.Generator | None = None,
                    device: torch.device | str | None = None) -> Tensor:
     """Float 0/1 mask with i.i.d. Bernoulli(keep) entries (OMNet's reconstructed init, spec §2.2)."""
-    return (torch.rand(*shape, generator=generator) < keep).float().to(device)
+    return (torch.rand(*shape, generator=generator, device=draw_device(generator)) < keep).float().to(device)
 
 
 @torch.no_grad()
@@ -413,7 +415,7 @@ def grow_values(layer: MaskedLinear, n: int, init: GrowInit | float = "zero",
         return v.to(w.device)
     if init in ("kaiming_uniform", "random"):
         b = 1.0 / math.sqrt(fan_in)
-        return ((torch.rand(n, generator=generator, dtype=w.dtype) * 2 - 1) * b).to(w.device)
+        return ((torch.rand(n, generator=generator, device=draw_device(generator), dtype=w.dtype) * 2 - 1) * b).to(w.device)
     raise ValueError(f"unknown grow init {init!r}")
 
 
@@ -472,7 +474,7 @@ def random_grow(layer: MaskedLinear, k: int, mask_index: int = 0, init: GrowInit
                 exclude: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Activate ``k`` uniformly random absent connections (SET, Mocanu et al. 2018). Returns positions."""
     cand = _grow_candidates(layer, mask_index, exclude)
-    scores = torch.rand(cand.numel(), generator=generator).to(cand.device)
+    scores = torch.rand(cand.numel(), generator=generator, device=draw_device(generator)).to(cand.device)
     pos = _select(scores, cand, k, largest=True)
     return _activate(layer, pos, mask_index, init, generator)
 

@@ -26,3 +26,9 @@ def seeded(seed: int) -> Iterator[None]:
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+def draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where a draw from ``generator`` must be made: its own device (a CUDA generator cannot
+    fill a CPU tensor, nor a CPU one a CUDA tensor); the CPU for the global generator."""
+    return generator.device if generator is not None else torch.device("cpu")

@@ -279,7 +279,8 @@ class NEAgent(td3.TD3Agent):
                 torch.zeros(0, dtype=torch.long, device=layer.weight.device)
         cand = (layer.masks[0].bool() & dormant_rows[:, None]).reshape(-1).nonzero().squeeze(1)
         if cand.numel() > cap:                   # the excess is truncated at random
-            keep = torch.randperm(cand.numel(), generator=self.topology_gen)[:cap].to(cand.device)
+            keep = torch.randperm(cand.numel(), generator=self.topology_gen,
+                                  device=self.topology_gen.device)[:cap].to(cand.device)
             cand = cand[keep].sort().values
         with torch.no_grad():
             layer.masks[0].view(-1)[cand] = 0.0
