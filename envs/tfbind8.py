@@ -1,4 +1,4 @@
-"""TFBind8 (design-bench TFBind8-Exact-v0, transcription factor SIX6_REF_R1), gfn.md §0.2.
+"""TFBind8 (design-bench TFBind8-Exact-v0, transcription factor SIX6_REF_R1).
 
 Sequences of L = 8 nucleotides A, C, G, T (tokens 0..3), built by the prepend-append MDP
 (``mdp="pa"``, Shen et al. 2023; the RPE "DAG" form) or autoregressively (``mdp="ar"``, the

@@ -1,6 +1,6 @@
 """Parameter and FLOP counts of MLPs built from nn.Linear / MaskedLinear, counting active connections.
 
-Conventions (RigL, Evci et al. 2020; used by MAST, marl.md §2.4, and for OMNet's compute plots):
+Conventions (RigL, Evci et al. 2020; used by MAST, Hu et al. 2024, and for OMNet's compute plots):
 * a multiply-add is 2 FLOPs; a linear layer costs ``2*active + out`` per sample (the ``out``
   term is the bias add, dropped with ``include_bias=False``); activations, LayerNorm and the
   loss are not counted (they are O(units), not O(connections));
@@ -75,7 +75,7 @@ def rigl_train_flops(model: nn.Module, batch_size: int, delta: int, mask_index: 
                      include_bias: bool = True) -> float:
     """Per-update training FLOPs of dynamic sparse training with a dense gradient every ``delta``
     updates (RigL §3): ``(3 f_S Δ + 2 f_S + f_D) / (Δ + 1)``, f_S / f_D the sparse / dense forward
-    FLOPs. MAST (marl.md §2.4) adds this amortised dense-gradient cost."""
+    FLOPs. MAST (Hu et al. 2024) adds this amortised dense-gradient cost."""
     f_s = forward_flops(model, batch_size, mask_index, include_bias)
     f_d = forward_flops(model, batch_size, mask_index, include_bias, dense=True)
     return (3 * f_s * delta + 2 * f_s + f_d) / (delta + 1)

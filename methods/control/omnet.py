@@ -1,5 +1,5 @@
 """OMNet — "One is More: Diverse Perspectives within a Single Network for Efficient DRL" (Tan,
-Pan, Huang; arXiv 2310.14009), ../shared/specs/control_video.md §2 (reconstructed: no code).
+Pan, Huang; arXiv 2310.14009); reconstructed from the paper: no official code is public.
 
 One SAC critic network holds N subnetworks defined by fixed random binary masks over shared
 weights (N = 5, keep 0.5; i.i.d. Bernoulli per weight entry, biases unmasked). All N are
@@ -30,7 +30,7 @@ from methods.control.loop import entry_points
 
 @dataclass
 class Config(sac.Config):
-    """OMNet (spec §2.2, REDQ/DroQ protocol): N = 5 subnetworks at keep 0.5, subset-min target
+    """OMNet (the paper's REDQ/DroQ protocol): N = 5 subnetworks at keep 0.5, subset-min target
     over 2, mean-Q actor, UTD 20."""
 
     n_critics: int = 5

@@ -1,4 +1,4 @@
-"""NE's plasticity baselines on TD3 (../shared/specs/control_video.md §1.8, standard settings of
+"""NE's plasticity baselines on TD3 (Liu et al., ICLR 2025, standard settings of
 the original papers [unverified for NE's runs]):
 
 * ``Reset`` (Nikishin et al., 2022): re-initialise the networks (all layers, or the last one

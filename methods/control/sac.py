@@ -1,7 +1,7 @@
 """SAC with automatic temperature (Haarnoja et al., 2018), generalised to an ensemble of N
 critics with in-target minimisation over a random subset (REDQ, Chen et al., 2021) and a
 high update-to-data ratio — the base of OMNet and of its baselines SAC, SAC-20, REDQ, DroQ
-(../shared/specs/control_video.md §2.2).
+(as the OMNet paper, Tan et al. 2023, runs it).
 
 Per update, on a batch (s, a, r, s', d), a' ~ pi(.|s'):
     y = r + gamma * (1 - d) * ( min_{j in M} Qbar_j(s', a') - alpha * log pi(a'|s') )

@@ -1,4 +1,4 @@
-"""SAC-20 — SAC at update-to-data ratio 20 (an OMNet baseline, spec §2.1): the same two critics
+"""SAC-20 — SAC at update-to-data ratio 20 (an OMNet baseline, Tan et al. 2023): the same two critics
 and target as SAC, twenty critic updates per environment step."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SinSAC — SAC with a single Q-network (an OMNet baseline, spec §2.1 [inferred]): the target
+"""SinSAC — SAC with a single Q-network (an OMNet baseline; inferred from the paper's description): the target
 and the actor use that one critic, no clipped double Q."""
 from __future__ import annotations
 

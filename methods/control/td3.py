@@ -1,5 +1,5 @@
 """TD3 (Fujimoto et al., 2018), the base learner of Neuroplastic Expansion and its baselines
-(../shared/specs/control_video.md §1.2; hyper-parameters of the authors' stl/TD3.py).
+(Fujimoto et al. 2018; hyper-parameters of the NE authors' TD3 script).
 
 Per update, on a batch (s, a, r, s', d):
     a' = clip(pi_targ(s') + clip(N(0, sigma * max_a), -c * max_a, c * max_a), -max_a, max_a)
@@ -29,7 +29,7 @@ from methods.control.nets import LAYERNORM, Actor, Critics
 @dataclass
 class Config(ControlConfig):
     """TD3 on MuJoCo: lr 3e-4, batch 256, gamma 0.99, tau 0.005, policy noise 0.2 (clip 0.5),
-    delay 2, exploration 0.1, 25k warm-up, replay 1e6 (spec §1.2)."""
+    delay 2, exploration 0.1, 25k warm-up, replay 1e6 (Fujimoto et al.'s defaults)."""
 
     policy_noise: float = 0.2
     noise_clip: float = 0.5

@@ -1,7 +1,7 @@
 """BN — Bifurcated GFlowNets (Li, Liu, Liu, Cai, Pan; arXiv 2406.01901, published as "Flow
-Factorization for Efficient Generative Flow Networks", AAAI 2025), ../shared/specs/gfn.md §2.
+Factorization for Efficient Generative Flow Networks", AAAI 2025).
 
-Parameterisation (§2.1): one network, two heads on a shared trunk — a scalar state flow
+Parameterisation (as the paper describes it): one network, two heads on a shared trunk — a scalar state flow
 log F_theta(s) (the core's flow head) and an allocation A_theta(.|s) = masked softmax of the
 forward head over the valid outgoing actions of s (stop included). The edge flow is factorised
 
@@ -10,7 +10,8 @@ forward head over the valid outgoing actions of s (stop included). The edge flow
 so outflow(s) = F_theta(s) because the allocation sums to one, and P_F = A_theta. No backward
 policy, no log Z (F_theta(s_0) is the partition function).
 
-Loss (§2.2, [RECON]): for every non-initial node s' visited by the batch
+Loss (reconstructed from the paper's equations; no official code is public): for every
+non-initial node s' visited by the batch
 
     L_BN(s') = ( logsumexp_{(s, a) -> s'} [ log F_theta(s) + log A_theta(a|s) ] - log F_theta(s') )^2
 

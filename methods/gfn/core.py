@@ -36,7 +36,7 @@ TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_ever
 
 @dataclass
 class GFNConfig(Constrained):
-    """Defaults: EGFN Table 2, HG-A column (../shared/specs/gfn.md §5.2). Value constraints:
+    """Defaults: EGFN (Ikram et al., TMLR 2025) Table 2, hypergrid column. Value constraints:
     ``CONSTRAINTS`` (methods/common/constraints.py), checked by ``__post_init__``; a subclass
     with its own ``__post_init__`` calls ``super().__post_init__()`` first."""
 
@@ -327,7 +327,8 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
         rel = (float(rewards.mean()) - expected_target) / expected_target
         metrics.update(
             exact_tv=total_variation(term, target),
-            # RPE's accuracy [RECON, gfn.md §0.4]: exact E_{p_theta}[R] / E_{p*}[R], capped at 1
+            # RPE's accuracy (He et al. 2025, reconstructed: the paper defines it only in words):
+            # exact E_{p_theta}[R] / E_{p*}[R], capped at 1
             accuracy=min(float((term * r_all).sum()) / expected_target, 1.0),
             # Shen et al.'s relative mean error, from the evaluation samples
             rel_mean_error=rel, abs_rel_mean_error=abs(rel))

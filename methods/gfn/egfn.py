@@ -1,4 +1,4 @@
-"""EGFN — Evolution-guided GFlowNets (Ikram, Pan, Liu; TMLR 2025), ../shared/specs/gfn.md §5.
+"""EGFN — Evolution-guided GFlowNets (Ikram, Pan, Liu; TMLR 2025).
 
 A star agent, trained by gradient with a GFlowNet loss (DB by default, the paper's main
 objective on HG-A; TB also available), and a population of k agents of the same architecture
@@ -33,7 +33,7 @@ from methods.gfn import core, db, tb
 
 @dataclass
 class Config(core.GFNConfig):
-    """EGFN on HG-A (paper Table 2 and §5.2 of the spec): k = 10, E = 4, 2 elites,
+    """EGFN on the hypergrid (paper Table 2): k = 10, E = 4, 2 elites,
     crossover 0.1, mutation prob 0.9 with gamma = 1, star lr 1e-3 (DB/TB), no ε-exploration.
     ``eval_episodes``: the paper says E = 4, the authors' grid config uses 10 (unverified
     which produced the figures)."""
@@ -101,6 +101,11 @@ def mutate(net: torch.nn.Module, prob: float, std: float, gen: torch.Generator) 
             w.add_(torch.randn(w.shape, generator=gen, device=w.device) * std)
 
 
+def pick(items: list[int], gen: torch.Generator) -> int:
+    """A uniformly drawn element of ``items`` (one draw from ``gen``)."""
+    return items[int(torch.randint(0, len(items), (1,), generator=gen, device=gen.device))]
+
+
 def tournament(rank: list[int], n_draws: int, size: int, gen: torch.Generator) -> list[int]:
     """Indices of tournament winners (best rank of ``size`` random draws), de-duplicated in
     order of first win and made even by repeating a random winner."""
@@ -110,7 +115,7 @@ def tournament(rank: list[int], n_draws: int, size: int, gen: torch.Generator) -
         if w not in winners:
             winners.append(w)
     if len(winners) % 2:
-        winners.append(winners[int(torch.randint(0, len(winners), (1,), generator=gen, device=gen.device))])
+        winners.append(pick(winners, gen))
     return winners
 
 
@@ -147,7 +152,8 @@ class Population:
         elites = rank[: cfg.num_elites]
         offspring = tournament(rank, k - cfg.num_elites, cfg.tournament_size, gen)
         unselected = [i for i in range(k) if i not in elites and i not in offspring]
-        unselected = [unselected[i] for i in torch.randperm(len(unselected), generator=gen, device=gen.device).tolist()]
+        shuffle = torch.randperm(len(unselected), generator=gen, device=gen.device).tolist()
+        unselected = [unselected[i] for i in shuffle]
         # elites are copied unchanged into free slots (unselected first, then offspring)
         new_elites = []
         for e in elites:
@@ -156,12 +162,10 @@ class Population:
             new_elites.append(slot)
         # the other unselected slots: clone an elite and an offspring, then cross them
         if unselected and len(unselected) % 2:
-            unselected.append(unselected[int(torch.randint(0, len(unselected), (1,), generator=gen, device=gen.device))])
+            unselected.append(pick(unselected, gen))
         for i, j in zip(unselected[::2], unselected[1::2]):
-            clone_into(self.agents[new_elites[int(torch.randint(0, len(new_elites), (1,), generator=gen, device=gen.device))]],
-                       self.agents[i])
-            clone_into(self.agents[offspring[int(torch.randint(0, len(offspring), (1,), generator=gen, device=gen.device))]],
-                       self.agents[j])
+            clone_into(self.agents[pick(new_elites, gen)], self.agents[i])
+            clone_into(self.agents[pick(offspring, gen)], self.agents[j])
             crossover(self.agents[i], self.agents[j], gen)
         for i, j in zip(offspring[::2], offspring[1::2]):
             if float(torch.rand(1, generator=gen, device=gen.device)) < cfg.crossover_prob:

@@ -12,7 +12,7 @@ non-initial node s' visited by the batch,
 averaged over the nodes of the batch. No log Z and no backward policy; the sampling policy is
 the softmax of the edge log-flows (the core's default forward head).
 
-Nodes of a DAG with a stop action (HG-A, ../shared/specs/gfn.md §0.2): a non-terminal state s
+Nodes of a DAG with a stop action (the hypergrid "HG-A" of EGFN, envs/hypergrid.py): a non-terminal state s
 and the terminal node x = s reached from it by ``stop`` are two different nodes. The interior
 node's outflow includes its stop edge F(s, stop); the terminal node x has the single parent
 (s, stop) (EGFN's ``parent_transitions``: a used stop has one parent) and outflow R(x). A state

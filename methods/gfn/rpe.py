@@ -1,7 +1,6 @@
-"""RPE — Rectified (random) Policy Evaluation (He et al., ICML 2025; arXiv 2406.02213),
-../shared/specs/gfn.md §1.
+"""RPE — Rectified (random) Policy Evaluation (He et al., ICML 2025; arXiv 2406.02213).
 
-Idea (§1.1): evaluate the *fixed uniform* policy pi_U with the rectified terminal reward
+Idea: evaluate the *fixed uniform* policy pi_U with the rectified terminal reward
 R'(x) = g(x) R(x), where the branching ratio along a path is
 
     g(tau, s_t) = prod_{i<t} |A(s_i)| / |B(s_{i+1})|      (|A|: out-edges, |B|: in-edges).
@@ -16,12 +15,12 @@ no log Z, no entropy term — and the sampler it induces is
 
     P_F(s'|s) = F(s') / (|B(s')| F(s))          (policy(): logits log F(s') - log|B(s')|).
 
-Algorithm (§1.2): trajectories come from pi_U (the data never depends on the model, the
+Algorithm: trajectories come from pi_U (the data never depends on the model, the
 ``behaviour = "uniform"`` hook of the core); for every visited non-terminal state the target
 is the full expectation over *all* children, with a stop-gradient (semi-gradient TD).
 
 Implementation choices (unverified details, see config/papers/rpe.yaml ``unverified``):
-* ``loss_space = "log"`` (default, spec [RECON]): residual
+* ``loss_space = "log"`` (default; reconstructed, the paper does not say which space): residual
   log F_theta(s) - logsumexp_{s'} [log F(s') - log|B(s')|]; g cancels. ``"value"`` is the
   literal raw-scale MSE between g(tau, s) F_theta(s) and sum_a pi_U(a|s) g(tau, s') F(s')
   (g along the sampled trajectory); same zero, but g up to 4^14 makes it numerically
@@ -31,7 +30,7 @@ Implementation choices (unverified details, see config/papers/rpe.yaml ``unverif
 * Terminal nodes take F(x) := R(x) exactly (the spec's terminal residual log F(x) - log R(x)
   is imposed by construction: in HG-A the terminal copy x of s shares s's observation).
 
-Why path invariance matters (§1.1, the paper's stated limitation): the identity above needs
+Why path invariance matters (the paper's stated limitation): the identity above needs
 g(tau, s) only along the trajectory, but evaluating pi_U with a *Markov* rectified reward
 R'(x) = g(x) R(x) needs g(x) to be the same on every path. That holds on trees (AR sequences)
 and PA-MDPs (g = |V|^t) and fails on hypergrids; tests/test_rpe.py shows both.
@@ -55,8 +54,9 @@ LOSS_SPACES = ("log", "value")
 
 @dataclass
 class Config(core.GFNConfig):
-    """RPE (§1.3): 2-layer MLP of 2048 units; lr 1e-4, 32 trajectories per round [RECON,
-    Shen/LS-GFN defaults]; no replay and no epsilon (the data come from pi_U)."""
+    """RPE (the paper's hypergrid setting): 2-layer MLP of 2048 units; lr 1e-4, 32 trajectories
+    per round (not stated in the paper: Shen et al.'s / LS-GFN's defaults); no replay and no
+    epsilon (the data come from pi_U)."""
 
     hidden: int = 2048
     lr: float = 1e-4

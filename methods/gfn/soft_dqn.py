@@ -1,6 +1,6 @@
 """Soft DQN and Munchausen DQN as GFlowNet samplers (Tiapkin et al., AISTATS 2024, "Generative
-Flow Networks as Entropy-Regularized RL"), the MaxEnt-RL baselines of RPE (../shared/specs/gfn.md
-§1.4; reference code d-tiapkin/gflownet-rl, hypergrid/algorithms/soft_dqn.py).
+Flow Networks as Entropy-Regularized RL"), the MaxEnt-RL baselines of RPE (He et al.
+2025; Tiapkin et al.'s code, d-tiapkin/gflownet-rl, hypergrid/algorithms/soft_dqn.py).
 
 The forward head is read as soft Q-values Q(s, .); the sampler is pi = softmax(Q) over valid
 actions. With a fixed uniform backward policy the GFlowNet problem is an entropy-regularised

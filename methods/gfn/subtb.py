@@ -17,7 +17,7 @@ r(i, j) = u_i - u_j.
 
 ``lamda`` defaults to 0.9: the geometric weighting default of torchgfn's SubTB (its
 ``lamda = 0.9``); Madan et al. tune lambda per task, and BN does not state its value
-([RECON], listed as unverified in config/papers/bn.yaml). ``use_log_z``: take log F(s_0) from a
+(reconstructed, listed as unverified in config/papers/bn.yaml). ``use_log_z``: take log F(s_0) from a
 separate learned scalar log Z (with ``log_z_lr``) instead of the flow head (default: flow head,
 as in this project's DB).
 """
