@@ -120,12 +120,14 @@ def long_run_workspace(tmp_path: Path, name: str, iterations: int, runtime_min: 
 RUN = "results/smoke/egfn/hypergrid/tb/seed0"
 
 
+LOCAL_TRAIN = [sys.executable, "-m", "pipeline", "--scale", "smoke", "--papers", "egfn", "train",
+               "--paper", "egfn", "--experiment", "hypergrid", "--method", "tb", "--seed", "0"]
+
+
 def train_locally(ws: Path) -> float:
     """Run the workspace's long run locally (no server, no SLURM); return its wall time."""
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "--scale", "smoke", "--papers", "egfn", "train",
-                           "--paper", "egfn", "--experiment", "hypergrid", "--method", "tb", "--seed", "0"],
-                          cwd=ws, capture_output=True, text=True, env=git_env())
+    proc = subprocess.run(LOCAL_TRAIN, cwd=ws, capture_output=True, text=True, env=git_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
     return time.monotonic() - t0
 
@@ -160,9 +162,12 @@ def test_preempted_and_timed_out_jobs_resume_from_checkpoints(partition, tmp_pat
     """SIGTERM (scancel --signal=TERM) mid-run, and a runtime too short (TIMEOUT): each retry
     resumes from its checkpoint and ends with the numbers of an uninterrupted run."""
     # about 120 s of work: SLURM stops the first attempt at its 1-minute limit (+ up to 30 s),
-    # the second (2 minutes) finishes it
+    # the second (2 minutes; a third has 3) finishes it, even with the three runs sharing cores
     n = int(max(400, 120 * iterations_per_second(tmp_path))) // 20 * 20
     reference = long_run_workspace(tmp_path, "reference", n, 5)
+    # the uninterrupted run, locally and meanwhile (its numbers do not depend on the load)
+    ref_proc = subprocess.Popen(LOCAL_TRAIN, cwd=reference, env=git_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
     # preemption: SIGTERM to the running training job, once it has checkpointed
     pre = long_run_workspace(tmp_path, "preempt", n, 5)
@@ -182,7 +187,8 @@ def test_preempted_and_timed_out_jobs_resume_from_checkpoints(partition, tmp_pat
     proc_t = snakemake(tmo, f"{RUN}/model.pt", *slurm_args(partition), "--config", "scale=smoke", "papers=[egfn]")
     out, _ = job.communicate(timeout=1200)
     assert job.returncode == 0, out[-3000:]
-    train_locally(reference)                              # the uninterrupted run
+    ref_out, _ = ref_proc.communicate(timeout=1200)
+    assert ref_proc.returncode == 0, ref_out[-2000:]
     assert proc_t.returncode == 0, proc_t.stdout[-3000:] + proc_t.stderr[-3000:]
 
     for ws, why in ((pre, "preempted"), (tmo, "timed out")):
