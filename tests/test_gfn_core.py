@@ -1,6 +1,7 @@
 """GFlowNet core and losses on cases computed by hand."""
 import math
 
+import pytest
 import torch
 
 import envs
@@ -134,3 +135,19 @@ def test_evaluate_accuracy_and_relative_error_of_uniform_policy():
     exact_rel = (float((p * r).sum()) - expected_target) / expected_target
     assert abs(out["rel_mean_error"] - exact_rel) < 0.05
     assert out["abs_rel_mean_error"] == abs(out["rel_mean_error"])
+
+
+def test_accuracy_is_capped_at_one_for_an_over_sharp_sampler():
+    """A sampler that always stops at s_0 = (0, 0), a corner with the largest reward, has
+    E_p[R] = R_max > E_{p*}[R]: RPE's accuracy saturates at 1 there (uncapped it would exceed
+    1), which is why claims on it treat the cap as a tie (pipeline/claims.py)."""
+    env = envs.make("hypergrid", ndim=2, height=3, r0=0.1)
+    cfg = tb.Config(env_kwargs=env.kwargs(), hidden=8, n_hidden_layers=1, eval_samples=200)
+    net = uniform_net(env)
+    with torch.no_grad():
+        net.body[-1].bias[env.stop_action] = 50.0     # stop at once, whatever the state
+    r = env.log_reward(core.ExactDistribution(env).states).exp()
+    assert float(env.log_reward(env.initial(1, torch.device("cpu"))).exp()) == pytest.approx(float(r.max()))
+    out = tb.evaluate(cfg, {"net": net.state_dict()}, seed=0)["metrics"]
+    assert out["accuracy"] == 1.0
+    assert out["exact_tv"] > 0.5 and out["mean_reward"] == pytest.approx(float(r.max()), rel=1e-5)
