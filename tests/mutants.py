@@ -1,0 +1,190 @@
+"""Hand-written mutation testing: does the suite notice when a mechanism is broken?
+
+Each mutant replaces one snippet of the code (which must occur exactly once) by a broken
+variant and runs the tests that should catch it. A mutant is *killed* when those tests fail,
+*survives* when they pass (a gap in the tests), and is *stale* when its snippet no longer
+exists (update the list). Mutants are applied in a scratch copy of the repository; the
+working tree is never touched.
+
+    <venv>/bin/python tests/mutants.py [--only SUBSTRING] [--keep-going]
+
+Not part of CI (a few minutes); the survivors of the last run are listed in tests/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+GFN = ("tests/test_gfn_core.py", "tests/test_fm_subtb_bn.py", "tests/test_gfn_learners.py")
+MUTANTS: list[Mutant] = [
+    # ---------------------------------------------------------------- GFlowNet losses
+    Mutant("TB: P_B added instead of subtracted", "methods/gfn/tb.py",
+           "- batch.log_reward - batch.log_pb.sum(1)", "- batch.log_reward + batch.log_pb.sum(1)", GFN),
+    Mutant("DB: last transition ends in the flow head, not the reward", "methods/gfn/db.py",
+           "log_f_dst = torch.where(batch.last, batch.log_reward[:, None], log_f_dst)",
+           "log_f_dst = log_f_dst", GFN),
+    Mutant("SubTB: lambda^(i-j) instead of lambda^(j-i)", "methods/gfn/subtb.py",
+           "logw = (k[None, :] - k[:, None]) *", "logw = (k[:, None] - k[None, :]) *", GFN),
+    Mutant("FM: leaf weight ignored", "methods/gfn/fm.py",
+           "torch.full_like(res, self.leaf_coef)", "torch.ones_like(res)", GFN),
+    Mutant("masked logsumexp ignores its mask", "methods/gfn/policy.py",
+           "return torch.logsumexp(x.masked_fill(~mask, -math.inf), dim=dim)",
+           "return torch.logsumexp(x, dim=dim)", GFN),
+    Mutant("RPE: child flows not divided by |B(s')|", "methods/gfn/rpe.py",
+           "return child_log_flows(self.env, self.net, ch) - ch.log_n_parents",
+           "return child_log_flows(self.env, self.net, ch)", ("tests/test_rpe.py",)),
+    Mutant("soft DQN: Munchausen term unclipped", "methods/gfn/soft_dqn.py",
+           "log_pi.clamp(self.cfg.munchausen_l0, 0.0)", "log_pi", ("tests/test_rpe.py",)),
+    Mutant("core: evaluation uses the forward head whatever the learner", "methods/gfn/core.py",
+           "def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:\n"
+           '    """The policy a trained model samples with (and whose exact distribution is measured)."""\n'
+           "    return learner.policy(env, net)",
+           "def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:\n"
+           "    return forward_head(env, net)", ("tests/test_gfn_learners.py", "tests/test_rpe.py")),
+    Mutant("core: accuracy no longer capped at 1", "methods/gfn/core.py",
+           "accuracy=min(float((term * r_all).sum()) / expected_target, 1.0)",
+           "accuracy=float((term * r_all).sum()) / expected_target", GFN + ("tests/test_rpe.py",)),
+    Mutant("core: the after-step hook never called", "methods/gfn/core.py",
+           "            learner.after_step()\n", "", GFN + ("tests/test_rpe.py",)),
+    Mutant("EGFN: mutation with probability 1 - p", "methods/gfn/egfn.py",
+           "generator=gen, device=gen.device)) < prob:", "generator=gen, device=gen.device)) > prob:",
+           ("tests/test_egfn.py",)),
+    Mutant("EGFN: tournament picks the worst draw", "methods/gfn/egfn.py",
+           "(size,), generator=gen, device=gen.device).min())]",
+           "(size,), generator=gen, device=gen.device).max())]", ("tests/test_egfn.py",)),
+    Mutant("replay: keeps the lowest rewards", "methods/common/replay.py",
+           "order = torch.sort(-lr, stable=True).indices[: self.size]",
+           "order = torch.sort(lr, stable=True).indices[: self.size]", GFN + ("tests/test_egfn.py",)),
+    # ---------------------------------------------------------------- control
+    Mutant("TD3: target policy noise unclipped", "methods/control/td3.py",
+           ").clamp(-c.noise_clip * m, c.noise_clip * m)", ")", ("tests/test_td3_sac.py", "tests/test_control.py")),
+    Mutant("TD3: actor updated every step", "methods/control/td3.py",
+           "if self.n_updates % self.cfg.policy_delay == 0:", "if True:", ("tests/test_td3_sac.py", "tests/test_control.py")),
+    Mutant("SAC: no entropy bonus in the target", "methods/control/sac.py",
+           "v_next = q_next.min(0).values - self.alpha * logp_next", "v_next = q_next.min(0).values",
+           ("tests/test_td3_sac.py", "tests/test_control.py")),
+    Mutant("Polyak: target moves by 1 - tau", "methods/common/target.py",
+           "list(online.parameters()), tau)", "list(online.parameters()), 1 - tau)",
+           ("tests/test_td3_sac.py", "tests/test_rpe.py", "tests/test_control.py")),
+    Mutant("plasticity: events fire on every update of a step", "methods/control/plasticity.py",
+           "return (agent.n_updates - 1) % agent.cfg.utd == 0", "return True", ("tests/test_td3_sac.py", "tests/test_control.py")),
+    Mutant("plasticity: an event after the last step", "methods/control/plasticity.py",
+           "return step % interval == 0 and step < agent.cfg.iterations and",
+           "return step % interval == 0 and", ("tests/test_td3_sac.py", "tests/test_control.py")),
+    Mutant("ReDo: scores not normalised by the layer mean", "methods/common/dormant.py",
+           "    return mean_abs / denom\n", "    return mean_abs\n",
+           ("tests/test_masked.py", "tests/test_common_blocks.py", "tests/test_control.py")),
+    Mutant("FLOPs: a MAC counted as one FLOP", "methods/common/flops.py",
+           "per_sample += 2 * active_connections(layer, mask_index, dense)",
+           "per_sample += active_connections(layer, mask_index, dense)",
+           ("tests/test_masked.py", "tests/test_common_blocks.py", "tests/test_control.py")),
+    Mutant("OMNet: init not rescaled by 1/sqrt(keep)", "methods/control/omnet.py",
+           "layer.weight.mul_(1.0 / math.sqrt(keep))", "layer.weight.mul_(1.0)",
+           ("tests/test_common_blocks.py", "tests/test_control.py")),
+    Mutant("RigL: prune_and_grow grows nothing", "methods/common/masked.py",
+           "        grown = gradient_grow(layer, k, dense_grad, mask_index, init, exclude, generator)",
+           "        grown = gradient_grow(layer, 0, dense_grad, mask_index, init, exclude, generator)",
+           ("tests/test_masked.py", "tests/test_common_blocks.py", "tests/test_control.py")),
+    # ---------------------------------------------------------------- verdicts
+    Mutant("Mann-Whitney: strict tail (p too small)", "pipeline/inference.py",
+           'p, method = float(np.mean(us >= u - 1e-9)), "exact (ties enumerated)"',
+           'p, method = float(np.mean(us > u + 1e-9)), "exact (ties enumerated)"',
+           ("tests/test_inference.py", "tests/test_calibration.py")),
+    Mutant("Holm: Bonferroni-free (no multiplier)", "pipeline/inference.py",
+           "running = max(running, min(1.0, (m - rank) * float(pvalues[i])))",
+           "running = max(running, min(1.0, float(pvalues[i])))",
+           ("tests/test_inference.py", "tests/test_claims.py", "tests/test_calibration.py")),
+    Mutant("BH: not monotone", "pipeline/inference.py",
+           "running = min(running, m * float(pvalues[i]) / rank)",
+           "running = m * float(pvalues[i]) / rank", ("tests/test_inference.py", "tests/test_claims.py")),
+    Mutant("sign test: ties counted as successes", "pipeline/inference.py",
+           "above, below = int(np.sum((diff > 0) & ~tie)), int(np.sum((diff < 0) & ~tie))",
+           "above, below = int(np.sum((diff >= 0))), int(np.sum((diff < 0) & ~tie))",
+           ("tests/test_inference.py", "tests/test_claims.py")),
+    Mutant("claims: 'not reproduced' without evidence", "pipeline/claims.py",
+           "        elif adj_against[j] <= alpha:", "        elif True:", ("tests/test_claims.py",)),
+    Mutant("claims: saturation ignored", "pipeline/claims.py",
+           "            if t.get(\"at_cap\"):\n                rec.update(verdict=\"inconclusive\", reason=f\"{saturated}",
+           "            if False:\n                rec.update(verdict=\"inconclusive\", reason=f\"{saturated}",
+           ("tests/test_claims.py",)),
+    Mutant("claims: non-inferiority margin dropped", "pipeline/claims.py",
+           't["p_for"] = inf.mann_whitney(xs, ys, shift=margin)["p"]',
+           't["p_for"] = inf.mann_whitney(xs, ys)["p"]', ("tests/test_claims.py",)),
+    Mutant("stats: IQM trims nothing", "pipeline/stats.py",
+           "lo = int(0.25 * n)", "lo = 0", ("tests/test_stats.py",)),
+    Mutant("claims: no family-wise correction", "pipeline/claims.py",
+           "alpha: float = ALPHA, correction: str = CORRECTION,\n",
+           'alpha: float = ALPHA, correction: str = "none",\n',
+           ("tests/test_claims.py", "tests/test_calibration.py")),
+    Mutant("Hodges-Lehmann: CI bounds from the wrong order statistics", "pipeline/inference.py",
+           "hi = None if c is None else float(d[d.size - c])", "hi = None if c is None else float(d[d.size - 1])",
+           ("tests/test_inference.py", "tests/test_claims.py")),
+]
+
+
+def run(mutant: Mutant, scratch: Path, python: str) -> str:
+    target = scratch / mutant.path
+    original = target.read_text()
+    if original.count(mutant.old) != 1:
+        return "stale"
+    target.write_text(original.replace(mutant.old, mutant.new))
+    try:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+                   RLREPRO_DATA_MIRROR=os.environ.get("RLREPRO_DATA_MIRROR", str(ROOT.parent / "shared/data")))
+        proc = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+                              cwd=scratch, env=env, capture_output=True, text=True, timeout=900)
+        return "survived" if proc.returncode == 0 else "killed"
+    finally:
+        target.write_text(original)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="run the mutants whose name contains one of these "
+                                              "comma-separated words")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rlrepro-mutants-") as tmp:
+        scratch = Path(tmp) / "repo"
+        shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(
+            ".git", "results", "work", "logs", "reports", ".snakemake", "mlruns", "__pycache__", ".dvc"))
+        rows = []
+        words = [w for w in args.only.split(",") if w]
+        for m in MUTANTS:
+            if words and not any(w in m.name for w in words):
+                continue
+            t0 = time.monotonic()
+            outcome = run(m, scratch, sys.executable)
+            rows.append((m, outcome))
+            print(f"{outcome:9s} {time.monotonic() - t0:6.1f}s  {m.name}  ({m.path})", flush=True)
+    survived = [m for m, o in rows if o == "survived"]
+    stale = [m for m, o in rows if o == "stale"]
+    killed = sum(o == "killed" for _, o in rows)
+    print(f"\n{killed} killed, {len(survived)} survived, {len(stale)} stale of {len(rows)}")
+    for m in survived:
+        print(f"SURVIVED: {m.name} ({m.path})")
+    for m in stale:
+        print(f"STALE: {m.name} ({m.path})")
+    return 1 if survived or stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
