@@ -246,7 +246,8 @@ def bench_dag(repeats: int, cores: int) -> dict:
         ws = Path(tmp) / "repo"
         make_workspace(ws, env)
         papers = doubled_papers(ws)
-        subprocess.run(["git", "commit", "-qam", "doubled"], cwd=ws, env=env, check=True)
+        for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "doubled"]):
+            subprocess.run(cmd, cwd=ws, env=env, check=True)
         cmd = [smk, "-n", "--config", "scale=paper", f"papers=[{','.join(papers)}]"]
         sec, proc = timed(cmd, ws, env)          # first call fills the validated-config cache
         times = [timed(cmd, ws, env)[0] for _ in range(repeats)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 from pathlib import Path
 
 import envs
@@ -108,10 +109,33 @@ def files_hash(files: tuple[Path, ...], root: Path = REPO_ROOT) -> str:
     return h.hexdigest()[:16]
 
 
+# (method, env, root) -> (the files with their (mtime, size), hash): every job of a method
+# asks again; one os.stat per file revalidates the answer (an edited file changes its key).
+_METHOD_HASHES: dict[tuple[str, str, str], tuple[tuple[tuple[str, tuple[int, int]], ...], str]] = {}
+
+
+def _unchanged(stamped: tuple[tuple[str, tuple[int, int]], ...]) -> bool:
+    try:
+        for path, key in stamped:
+            st = os.stat(path)
+            if (st.st_mtime_ns, st.st_size) != key:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def method_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
+    memo_key = (method, env, str(root))
+    hit = _METHOD_HASHES.get(memo_key)
+    if hit is not None and _unchanged(hit[0]):
+        return hit[1]
     files = module_closure(methods.module_name(method), root) + module_closure(envs.module_of(env), root)
     files += tuple(root / f for f in CONTRACT_FILES)
-    return files_hash(tuple(sorted(set(files))), root)
+    files = tuple(sorted(set(files)))
+    digest = files_hash(files, root)
+    _METHOD_HASHES[memo_key] = (tuple((str(f), _stat_key(f)) for f in files), digest)
+    return digest
 
 
 def env_code_hash(env: str, root: Path = REPO_ROOT) -> str:

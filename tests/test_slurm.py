@@ -40,9 +40,12 @@ def _cluster_running() -> bool:
     return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mix", "alloc"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def partition():
-    """The cluster's partition; started here if it was not running (and then stopped here)."""
+    """The cluster's partition; started here if it was not running (and then stopped at the end
+    of the session, not of this module: snakemake's SLURM plugin runs `scontrol show config` at
+    import, which waits ~10 s for an absent controller, so every later snakemake call in the
+    session would pay that)."""
     started_here = not _cluster_running()
     proc = subprocess.run(["bash", str(SLURM_DIR / "start-local-slurm.sh")], capture_output=True, text=True,
                           timeout=600)
