@@ -84,11 +84,30 @@ def _recv_msg(sock: socket.socket, with_fds: bool = False) -> tuple[dict, list[i
 
 
 # ------------------------------------------------------------------------------------ client
+def _wait_until_ready(sock_path: Path, timeout: float = 120.0) -> bool:
+    """The server is started without waiting for it (a workflow with nothing to do should not
+    pay its imports), so the first jobs may arrive before it listens: wait for its ``ready``
+    marker while its process lives."""
+    import time
+
+    ready, pid_file = sock_path.with_name("ready"), sock_path.with_name("pid")
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if not _alive(pid) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def run_via_server(argv: list[str]) -> int | None:
     """Run ``python -m pipeline argv`` in the server's fork; None if no server answers (the
     caller then runs the job itself). Imports nothing heavy."""
     path = os.environ.get(ENV)
-    if not path:
+    if not path or not _wait_until_ready(Path(path)):
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -266,14 +285,18 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:   # a zombie (dead, not yet reaped by its parent) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def start(owner: int, log_path: str | Path, timeout: float = 120.0,
-          cwd: str | Path | None = None) -> tuple[str, int] | None:
-    """Start a server for the process ``owner`` and wait until it listens: ``(socket, pid)``,
-    or None if it did not come up (jobs then run themselves). It serves the checkout in ``cwd``
-    (default: the current directory, the workflow's), whose code ``python -m`` imports."""
+          cwd: str | Path | None = None, wait: bool = True) -> tuple[str, int] | None:
+    """Start a server for the process ``owner``: ``(socket, pid)``, or None if it did not come
+    up (jobs then run themselves). With ``wait``, return once it listens; without, at once (the
+    clients wait for it). It serves the checkout in ``cwd`` (default: the current directory,
+    the workflow's), whose code ``python -m`` imports."""
     import subprocess
     import tempfile
     import time
@@ -285,6 +308,9 @@ def start(owner: int, log_path: str | Path, timeout: float = 120.0,
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.jobserver", str(sock), str(ready), str(owner)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                 cwd=cwd)
+    (folder / "pid").write_text(str(proc.pid))
+    if not wait:
+        return str(sock), proc.pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready.exists() and sock.exists():

@@ -98,3 +98,32 @@ def test_without_a_server_the_job_runs_itself(tmp_path):
     proc = pipeline_cmd(ws, ["--papers", "egfn", "plan"], str(tmp_path / "no-such.sock"))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "egfn (small)" in out
+
+
+def test_a_server_started_without_waiting_serves_the_first_job(tmp_path):
+    """The workflow starts the server without waiting (a no-op rerun must not pay its imports):
+    a job that arrives before it listens waits for it and is still forked."""
+    ws = make_workspace(tmp_path / "ws")
+    t0 = time.monotonic()
+    started = jobserver.start(os.getpid(), ws / "logs/jobserver.log", cwd=ws, wait=False)
+    assert started is not None and time.monotonic() - t0 < 1.0
+    sock, pid = started
+    try:
+        assert not Path(sock).with_name("ready").exists()       # still importing
+        proc = pipeline_cmd(ws, TRAIN, sock)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert json.loads((ws / RUN / "manifest.json").read_text())["launcher"] == "jobserver"
+    finally:
+        jobserver.stop(pid)
+
+
+def test_a_dead_server_is_not_waited_for(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    sock, pid = jobserver.start(os.getpid(), ws / "logs/jobserver.log", cwd=ws, wait=False)
+    jobserver.stop(pid)
+    t0 = time.monotonic()
+    proc = pipeline_cmd(ws, ["--papers", "egfn", "plan"], sock)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "egfn (small)" in out
+    assert time.monotonic() - t0 < 60

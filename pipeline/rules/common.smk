@@ -124,7 +124,8 @@ def _start_jobserver(log):
 
     if WF.main["jobserver"] in ("off", False) or not workflow.local_exec or workflow.remote_exec:
         return
-    started = jobserver.start(os.getpid(), "logs/jobserver.log")
+    # not waiting: a rerun with nothing to do must not pay the server's imports
+    started = jobserver.start(os.getpid(), "logs/jobserver.log", wait=False)
     if started:
         os.environ[jobserver.ENV], _JOBSERVER["pid"] = started
 
