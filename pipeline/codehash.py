@@ -1,6 +1,6 @@
 """Content hashes of the code a run depends on, for the train rule's `params`.
 
-Snakemake cannot see code run by a `shell:` command (pipeline_notes §0.1), so each train job
+Snakemake cannot see code run by a `shell:` command (it tracks only declared files), so each train job
 carries a hash of exactly the source files its method imports (transitively, within
 `methods/`), plus its environment's module. Editing methods/gfn/tb.py therefore reruns the
 TB runs only; editing methods/gfn/core.py reruns every method built on it. The run contract's
