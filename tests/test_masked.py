@@ -66,11 +66,31 @@ def test_gradient_grow_picks_the_largest_absent_gradients():
     assert (lin.weight.detach().view(-1)[pos] == 0).all()  # init "zero"
 
 
-def test_prune_and_grow_keeps_density():
+def test_prune_and_grow_swaps_smallest_weights_for_largest_gradients():
+    """RigL's constant-density step (NE's phase after growth): the k smallest-|W| active
+    connections go, the k absent ones with the largest |dense grad| come (at zero), the density
+    stays, and the optimizer state of every changed position is reset."""
     lin = layer(n_masks=1)
-    before = int(lin.masks[0].sum())
-    masked.prune_and_grow(lin, 5, torch.randn(5, 6), 0)
-    assert int(lin.masks[0].sum()) == before
+    opt = torch.optim.Adam([lin.weight])
+    lin(torch.randn(8, 6), 0).pow(2).sum().backward()
+    opt.step()
+    lin.enforce_masks_()
+    before, w0 = lin.masks[0].bool().clone(), lin.weight.detach().clone()
+    grad = torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
+    change = masked.prune_and_grow(lin, 4, grad, 0, optimizer=opt)
+    after = lin.masks[0].bool()
+    pruned = (before & ~after).view(-1).nonzero().squeeze(1)
+    grown = (~before & after).view(-1).nonzero().squeeze(1)
+    assert int(after.sum()) == int(before.sum())
+    smallest = w0.abs().view(-1).masked_fill(~before.view(-1), float("inf")).argsort()[:4]
+    largest = grad.abs().view(-1).masked_fill(before.view(-1), -1.0).argsort(descending=True)[:4]
+    assert set(pruned.tolist()) == set(smallest.tolist()) == set(change.pruned.tolist())
+    assert set(grown.tolist()) == set(largest.tolist()) == set(change.grown.tolist())
+    assert (lin.weight.detach().view(-1)[torch.cat([pruned, grown])] == 0).all()
+    state = opt.state[lin.weight]
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert (state[key].view(-1)[change.changed] == 0).all()
+        assert (state[key].view(-1)[after.view(-1)] != 0).sum() > 0
 
 
 def test_redo_resets_exactly_the_dormant_units():
