@@ -210,16 +210,6 @@ def test_ne_pruning_capped_by_omega_and_growth_stops_at_target():
     assert dens[-1] >= 0.5 - 0.01 and dens[-1] < 0.6                # stops around the target
 
 
-def test_ne_prune_never_exceeds_omega_times_grown():
-    cfg = tiny(ne, delta=1, prune_criterion="dormant", omega=0.4, zeta=0.5, iterations=10_100)
-    agent, task = agent_of(ne, cfg)
-    layer = masked_layers(agent.critic)[1]
-    rows = torch.ones(layer.out_features, dtype=torch.bool)     # every unit "dormant"
-    active = int(layer.masks[0].sum())
-    pruned = agent.prune(layer, rows, cap=7)
-    assert pruned.numel() == 7 and int(layer.masks[0].sum()) == active - 7
-
-
 def test_ne_experience_review_draws_oldest_when_triggered():
     cfg = tiny(ne, review="fau_gate", awaken=0.4)
     agent, task = agent_of(ne, cfg)
