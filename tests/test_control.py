@@ -7,46 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from control_helpers import PENDULUM, agent_of, filled_buffer, tiny
 from envs.control import ControlTask
 from methods.common.masked import masked_layers
 from methods.common.replay import ReplayBuffer
-from methods.common.runapi import MemoryRun, Preempted
+from methods.common.runapi import MemoryRun
 from methods.control import ne, omnet, plasticity, redq, sac, td3
-
-PENDULUM = {"suite": "gym", "task": "Pendulum-v1"}
-
-
-def tiny(mod, **kw):
-    base = dict(env_kwargs=PENDULUM, iterations=400, eval_every=200, checkpoint_every=200,
-                start_steps=100, hidden=16, batch=16, eval_episodes=1)
-    base.update(kw)
-    return mod.Config(**base)
-
-
-def agent_of(mod, cfg, seed=0):
-    task = ControlTask(**cfg.env_kwargs)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    return mod.make_agent(cfg, task, torch.device("cpu"), gen), task
-
-
-def preempted_then_resumed(mod, cfg, seed, checkpoints):
-    """A run stopped (Preempted) after ``checkpoints`` checkpoints, then resumed to the end."""
-    part = MemoryRun(seed=seed, stop_after_checkpoints=checkpoints)
-    with pytest.raises(Preempted):
-        mod.train(cfg, part)
-    part._stop_after = None
-    mod.train(cfg, part)
-    return part
-
-
-def filled_buffer(task, n=300, seed=0):
-    rng = np.random.default_rng(seed)
-    buf = ReplayBuffer(n, task.obs_dim, task.act_dim)
-    for i in range(n):
-        buf.add(rng.normal(size=task.obs_dim), rng.uniform(-1, 1, task.act_dim), float(i), rng.normal(size=task.obs_dim), i % 50 == 0)
-    return buf
-
+from resume import preempted_then_resumed
 
 # ----------------------------------------------------------------------------- replay / envs
 def test_replay_wraps_and_samples_the_oldest_fraction():
@@ -118,7 +85,7 @@ def test_cycle_training_resumes_exactly_across_switches():
     full = MemoryRun(seed=1)
     td3.train(cfg, full)
     assert [r["task_index"] for r in full.rows] == [0.0, 1.0] * 4
-    part = preempted_then_resumed(td3, cfg, seed=1, checkpoints=2)
+    part, _ = preempted_then_resumed(td3.train, cfg, seed=1, checkpoints=2)
     assert untimed(part.rows) == untimed(full.rows)
 
 
@@ -165,7 +132,7 @@ def test_determinism_and_exact_resume(mod):
     mod.train(cfg, a)
     mod.train(cfg, b)
     assert untimed(a.rows) == untimed(b.rows)
-    part = preempted_then_resumed(mod, cfg, seed=3, checkpoints=1)
+    part, _ = preempted_then_resumed(mod.train, cfg, seed=3, checkpoints=1)
     assert untimed(part.rows) == untimed(a.rows)
     # over-training averages survive the resume: the mean of the logged evaluations
     stats = part.model["train_stats"]
@@ -309,7 +276,7 @@ def _event_steps(mod, cfg, seed=0, stop_after=None):
         if stop_after is None:
             mod.train(cfg, MemoryRun(seed=seed))
         else:
-            preempted_then_resumed(mod, cfg, seed, stop_after)
+            preempted_then_resumed(mod.train, cfg, seed, stop_after)
     finally:
         plasticity.ResetAgent.after_update = original["reset"]
         plasticity.ReDoAgent.after_update = original["redo"]
