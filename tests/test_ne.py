@@ -39,3 +39,25 @@ def test_ne_dormant_pruning_removes_omega_times_grown(omega):
     assert 0 < cap < n_active or omega == 0.0
     pruned, grown = topology_change(agent, filled_buffer(task), agent.critic)[1]
     assert grown == k and pruned == cap
+
+
+@pytest.mark.parametrize("review", ne.REVIEW)
+def test_ne_logging_frequency_never_changes_training(review):
+    """Evaluations and diagnostics only read the agent: a run that logs every 30 steps and one
+    that logs once end with the same parameters, and the review did fire."""
+    from methods.common.runapi import MemoryRun
+
+    models = []
+    for eval_every, diag_every in ((600, 0), (100, 30)):
+        cfg = tiny(ne, iterations=600, eval_every=eval_every, diag_every=diag_every, checkpoint_every=600, delta=20,
+                   review=review, fluctuation_window=20, fluctuation_threshold=0.0, awaken=0.9)
+        run = MemoryRun(seed=2)
+        ne.train(cfg, run)
+        models.append(run)
+    quiet, chatty = models
+    assert len(chatty.rows) > len(quiet.rows) + 5
+    assert (quiet.rows[-1]["reviewed_batches"] > 0) == (review != "off")
+    assert quiet.rows[-1]["reviewed_batches"] == chatty.rows[-1]["reviewed_batches"]
+    for part in ("actor", "critic"):
+        for key, value in quiet.model[part].items():
+            assert torch.equal(value, chatty.model[part][key]), (part, key)

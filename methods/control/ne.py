@@ -25,6 +25,7 @@ every run records the options it used in its config.yaml.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -129,7 +130,8 @@ class NEAgent(td3.TD3Agent):
         self.growing = {"actor": cfg.grow_actor, "critic": True}
         self.rigl_start: dict[str, int] = {}
         self.last_fau = 1.0
-        self.dormant_history: list[float] = []
+        # critic dormant ratio (tau = 0) on each training batch, appended by updates only
+        self.dormant_history: deque[float] = deque(maxlen=2)
         self.reviewed = 0
         self.events = 0
         self._batch: dict[str, torch.Tensor] | None = None
@@ -146,14 +148,18 @@ class NEAgent(td3.TD3Agent):
 
     # ----------------------------------------------------------------- experience review
     def _fau_hooks(self) -> None:
-        """Record the critic's FAU on every training forward (the code's gate statistic)."""
+        """Record the critic's FAU on every training forward (the code's gate statistic) and which
+        units were active on the update's first critic forward (for the dormant ratio)."""
         from methods.control.nets import relus
 
         self._fau_parts: list[torch.Tensor] = []
+        self._unit_activity: dict[int, torch.Tensor] = {}
 
-        def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+        def hook(m: nn.Module, _i: Any, out: torch.Tensor) -> None:
             if torch.is_grad_enabled():
-                self._fau_parts.append((out.detach() > 0).float().mean())
+                active = out.detach() > 0
+                self._fau_parts.append(active.float().mean())
+                self._unit_activity.setdefault(id(m), active.reshape(-1, active.shape[-1]).any(0))
         for m in relus(self.critic):
             m.register_forward_hook(hook)
 
@@ -181,7 +187,7 @@ class NEAgent(td3.TD3Agent):
     # --------------------------------------------------------------------- topology
     def update(self, buffer: ReplayBuffer, step: int) -> dict[str, Any]:
         self._event = (self.n_updates + 1) % self.cfg.delta == 0
-        self._fau_parts = []
+        self._fau_parts, self._unit_activity = [], {}
         # dense gradients are captured by hooks registered at forward time, so switch tracking
         # on before this update's forwards; optimizer_step switches it off again
         for layer in self._all_layers():
@@ -189,6 +195,9 @@ class NEAgent(td3.TD3Agent):
         out = super().update(buffer, step)
         if self._fau_parts:
             self.last_fau = float(torch.stack(self._fau_parts).mean())
+        if self._unit_activity:
+            units = list(self._unit_activity.values())
+            self.dormant_history.append(1.0 - float(sum(int(u.sum()) for u in units)) / sum(u.numel() for u in units))
         return out
 
     def optimizer_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
@@ -289,7 +298,6 @@ class NEAgent(td3.TD3Agent):
 
     def diagnostics(self, buffer: ReplayBuffer, tau: float = 0.1) -> dict[str, float]:
         out = super().diagnostics(buffer, tau)
-        self.dormant_history.append(1.0 - out["critic_active_ratio"])
         out.update(reviewed_batches=float(self.reviewed), topology_events=float(self.events),
                    critic_fau_train=self.last_fau)
         return out
@@ -308,7 +316,8 @@ class NEAgent(td3.TD3Agent):
         ne = d["ne"]
         self.growth_space = {id(layer): g for layer, g in zip(self._all_layers(), ne["growth_space"]) if g is not None}
         self.growing, self.rigl_start = dict(ne["growing"]), dict(ne["rigl_start"])
-        self.last_fau, self.dormant_history = ne["last_fau"], list(ne["dormant_history"])
+        self.last_fau = ne["last_fau"]
+        self.dormant_history = deque(ne["dormant_history"], maxlen=self.dormant_history.maxlen)
         self.reviewed, self.events = ne["reviewed"], ne["events"]
         self.topology_gen.set_state(ne["topology_gen"])
 
