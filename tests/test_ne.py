@@ -110,3 +110,113 @@ def test_ne_logging_frequency_never_changes_training(review):
     for part in ("actor", "critic"):
         for key, value in quiet.model[part].items():
             assert torch.equal(value, chatty.model[part][key]), (part, key)
+
+
+class FakeActivity:
+    fau, dormant_ratio = 1.0, None
+
+
+def test_ne_dormant_fluctuation_compares_window_means():
+    """The paper's trigger: |mean of the last W dormant ratios - mean of the W before| > eps.
+    A single spike of 0.3 moves a 3-update mean by 0.1 only, so W decides whether it triggers."""
+    def trigger(window, values, threshold=0.15):
+        activity = FakeActivity()
+        review = ne.DormantFluctuation(tiny(ne, fluctuation_window=window, fluctuation_threshold=threshold), activity)
+        for v in values:
+            activity.dormant_ratio = v
+            review.observe()
+        return review
+    spike = [0.0] * 5 + [0.3]
+    assert trigger(1, spike).wants_review(None)
+    assert not trigger(3, spike).wants_review(None)
+    assert trigger(3, [0.0] * 3 + [0.3] * 3).wants_review(None)
+    assert not trigger(3, [0.0] * 3 + [0.3] * 3, threshold=0.35).wants_review(None)
+    assert not trigger(3, [0.0] * 2 + [0.3] * 3).wants_review(None)      # fewer than 2W updates
+    saved = trigger(3, [0.0] * 3 + [0.3] * 3)
+    restored = trigger(3, [])
+    restored.load_state_dict(saved.state_dict())
+    assert restored.wants_review(None) and list(restored.history) == list(saved.history)
+
+
+def test_ne_fau_gate_formula_cap_and_threshold():
+    """Code's gate g = 1/(1 + Tamp e^(awaken - FAU)), g >= 0.6 replaced by 0.4; review only
+    below awaken (spec §1.6)."""
+    gate = ne.FauGate(tiny(ne, awaken=0.4, tamp=0.9), FakeActivity())
+    assert gate.gate(0.0) == pytest.approx(1 / (1 + 0.9 * math.exp(0.4)))
+    low_tamp = ne.FauGate(tiny(ne, awaken=0.4, tamp=0.5), FakeActivity())
+    assert 1 / (1 + 0.5 * math.exp(0.01)) > 0.6 and low_tamp.gate(0.39) == 0.4
+    gen = torch.Generator().manual_seed(0)
+    gate.activity.fau = 0.41
+    assert not any(gate.wants_review(gen) for _ in range(100))
+    strict = ne.FauGate(tiny(ne, awaken=0.9, tamp=0.9), FakeActivity())
+    strict.activity.fau = 0.41                     # below awaken 0.9: reviews with prob. 1 - g
+    share = sum(strict.wants_review(gen) for _ in range(2000)) / 2000
+    assert share == pytest.approx(1 - strict.gate(0.41), abs=0.04)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5])
+def test_ne_review_fraction_is_the_oldest_share(fraction):
+    cfg = tiny(ne, review="fau_gate", awaken=1.0, tamp=0.0, review_fraction=fraction)
+    agent, task = agent_of(ne, cfg)
+    agent.activity.fau = 0.0                       # tamp 0: gate 1 -> capped 0.4, review w.p. 0.6
+    picks = [agent.sample_batch(filled_buffer(task, n=300)) for _ in range(100)]
+    old = [p for p in picks if float(p["reward"].max()) < 300 * fraction]
+    assert agent.reviewed == len(old) > 30
+
+
+def test_ne_growth_schedules_and_auto_zeta():
+    cfg = tiny(ne, iterations=10_100, start_steps=100, delta=100, omega=0.4, zeta=0.0)
+    events = cfg.t_end() / cfg.delta
+    assert cfg.growth_zeta() == pytest.approx(1 / (0.6 * 0.45 * events))
+    cosine = ne.GrowthSchedule("cosine", 0.3, 0.008, 1000)
+    assert cosine.fraction(0) == pytest.approx(0.3) and cosine.fraction(500) == pytest.approx(0.15)
+    assert cosine.fraction(1000) == 0.0
+    constant = ne.GrowthSchedule("constant", 0.3, 0.008, 1000)
+    assert constant.fraction(0) == constant.fraction(999) == 0.008
+
+
+def test_ne_events_every_delta_updates_and_static_actor():
+    """Masks change at updates delta, 2 delta, ... only; with grow_actor off the actor's never."""
+    cfg = tiny(ne, delta=3, zeta=0.2, iterations=10_100, grow_actor=False)
+    agent, task = agent_of(ne, cfg)
+    buf = filled_buffer(task)
+    actor_masks = [layer.masks.clone() for layer in masked_layers(agent.actor)]
+    changed_at = []
+    for n in range(1, 10):
+        before = [layer.masks.clone() for layer in masked_layers(agent.critic)]
+        agent.update(buf, step=cfg.start_steps + n)
+        if any(not torch.equal(b, layer.masks) for b, layer in zip(before, masked_layers(agent.critic))):
+            changed_at.append(n)
+    assert changed_at == [3, 6, 9]
+    assert all(torch.equal(a, layer.masks) for a, layer in zip(actor_masks, masked_layers(agent.actor)))
+
+
+def test_ne_magnitude_pruning_and_lecun_growth():
+    cfg = tiny(ne, delta=1, prune_criterion="magnitude", omega=0.5, zeta=0.1, grow_init="lecun", iterations=10_100)
+    agent, task = agent_of(ne, cfg)
+    layer = masked_layers(agent.critic)[1]
+    active = layer.masks[0].bool().clone()
+    weights = layer.weight.detach().clone()
+    pruned, grown = topology_change(agent, filled_buffer(task), agent.critic)[1]
+    assert pruned == math.floor(0.5 * grown) > 0
+    gone = (active & ~layer.masks[0].bool()).reshape(-1)
+    smallest = weights.abs().reshape(-1).masked_fill(~active.reshape(-1), float("inf")).argsort()[:pruned]
+    assert set(gone.nonzero().squeeze(1).tolist()) == set(smallest.tolist())
+    new = (~active & layer.masks[0].bool()).reshape(-1)
+    values = layer.weight.detach().reshape(-1)[new]
+    bound = 2 / math.sqrt(layer.in_features)          # LeCun normal truncated at 2 sigma
+    assert (values != 0).all() and (values.abs() <= bound).all()
+
+
+def test_ne_rigl_phase_keeps_density_with_rigl_zeta():
+    """After growth: every event swaps floor(phi * |M_l|) connections, phi cosine from the switch
+    with zeta = rigl_zeta; the density stays."""
+    cfg = tiny(ne, delta=1, rigl_zeta=0.4, iterations=10_100)
+    agent, task = agent_of(ne, cfg)
+    critic = agent.sparse["critic"]
+    critic.growing, critic.rigl_start = False, 0
+    layer = critic.layers[1]
+    n_active = int(layer.masks[0].sum())
+    pruned, grown = topology_change(agent, filled_buffer(task), agent.critic)[1]
+    assert pruned == grown == int(0.4 * n_active) > 0
+    assert int(layer.masks[0].sum()) == n_active

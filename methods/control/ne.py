@@ -84,7 +84,8 @@ class Config(td3.Config):
         "omega": within(0, 1, hi_open=True),    # prune cap; the auto zeta divides by 1 - omega
         "awaken": within(0, 1),                 # FAU threshold
         "tamp": at_least(0), "review_fraction": within(0, 1, lo_open=True),
-        "fluctuation_window": at_least(1), "fluctuation_threshold": at_least(0),
+        "fluctuation_window": at_least(1),      # updates per window of the dormant-ratio average
+        "fluctuation_threshold": at_least(0),   # change of the windowed dormant ratio that triggers
     }
 
     def __post_init__(self) -> None:
@@ -268,6 +269,9 @@ class NoReview:
         pass
 
 
+# The code's gate caps the skip probability: g >= 0.6 becomes 0.4 (stl/TD3.py, spec §1.6 step 2;
+# no reason given). With the default Tamp = 0.9, g < 1/1.9 ~ 0.53 whenever FAU < awaken, so the
+# cap acts only for Tamp < 2/3.
 GATE_CAP, GATE_CAPPED = 0.6, 0.4
 
 
@@ -286,16 +290,21 @@ class FauGate(NoReview):
 
 
 class DormantFluctuation(NoReview):
-    """The paper's trigger (spec §1.6): review when the critic's dormant ratio changed by more
-    than ``fluctuation_threshold`` between the last two updates."""
+    """The paper's trigger (spec §1.6): review while the critic's dormant ratio fluctuates: its
+    mean over the last W = ``fluctuation_window`` updates differs from its mean over the W before
+    by more than ``fluctuation_threshold`` (the windowed change rate times W). No review before
+    2W updates. The paper's dynamic threshold is unknown; it is fixed here."""
 
     def __init__(self, cfg: Config, activity: TrainingActivity):
         super().__init__(cfg, activity)
-        self.history: deque[float] = deque(maxlen=2)
+        self.history: deque[float] = deque(maxlen=2 * cfg.fluctuation_window)
 
     def wants_review(self, gen: torch.Generator) -> bool:
-        c, h = self.cfg, self.history
-        return len(h) >= 2 and abs(h[-1] - h[-2]) / c.fluctuation_window > c.fluctuation_threshold / c.fluctuation_window
+        w = self.cfg.fluctuation_window
+        if len(self.history) < 2 * w:
+            return False
+        h = list(self.history)
+        return abs(sum(h[w:]) / w - sum(h[:w]) / w) > self.cfg.fluctuation_threshold
 
     def observe(self) -> None:
         if self.activity.dormant_ratio is not None:
