@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from methods.common.masked import MaskedLinear, reset_param_state
+from methods.common.masked import MaskedLinear
+from methods.common.prune_grow import reset_param_state
 from methods.common.seeding import draw_device
 
 Activations = Mapping[str, Tensor] | Sequence[Tensor] | Tensor

@@ -37,9 +37,10 @@ from torch import nn
 
 from methods.common.constraints import Bound, at_least, within
 from methods.common.dormant import TrainingActivity, dormant_units, record_activations
-from methods.common.masked import (MaskedLinear, cosine_fraction, gradient_grow, init_masks_,
-                                   magnitude_prune, masked_layers, prune_and_grow, reset_optimizer_state,
-                                   sync_masks_)
+from methods.common.mask_init import init_masks_
+from methods.common.masked import MaskedLinear, masked_layers, sync_masks_
+from methods.common.prune_grow import (cosine_fraction, gradient_grow, magnitude_prune, prune_and_grow,
+                                       reset_optimizer_state)
 from methods.common.replay import ReplayBuffer
 from methods.control import td3
 from methods.control.loop import entry_points
