@@ -1,52 +1,16 @@
 """Continuous-control core and the NE / OMNet mechanisms (../shared/specs/control_video.md §1-2)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
+from control_helpers import PENDULUM, agent_of, filled_buffer, tiny
 from envs.control import ControlTask
-from methods.common.masked import masked_layers
 from methods.common.replay import ReplayBuffer
-from methods.common.runapi import MemoryRun, Preempted
+from methods.common.runapi import MemoryRun
 from methods.control import ne, omnet, plasticity, redq, sac, td3
-
-PENDULUM = {"suite": "gym", "task": "Pendulum-v1"}
-
-
-def tiny(mod, **kw):
-    base = dict(env_kwargs=PENDULUM, iterations=400, eval_every=200, checkpoint_every=200,
-                start_steps=100, hidden=16, batch=16, eval_episodes=1)
-    base.update(kw)
-    return mod.Config(**base)
-
-
-def agent_of(mod, cfg, seed=0):
-    task = ControlTask(**cfg.env_kwargs)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    return mod.make_agent(cfg, task, torch.device("cpu"), gen), task
-
-
-def preempted_then_resumed(mod, cfg, seed, checkpoints):
-    """A run stopped (Preempted) after ``checkpoints`` checkpoints, then resumed to the end."""
-    part = MemoryRun(seed=seed, stop_after_checkpoints=checkpoints)
-    with pytest.raises(Preempted):
-        mod.train(cfg, part)
-    part._stop_after = None
-    mod.train(cfg, part)
-    return part
-
-
-def filled_buffer(task, n=300, seed=0):
-    rng = np.random.default_rng(seed)
-    buf = ReplayBuffer(n, task.obs_dim, task.act_dim)
-    for i in range(n):
-        buf.add(rng.normal(size=task.obs_dim), rng.uniform(-1, 1, task.act_dim), float(i), rng.normal(size=task.obs_dim), i % 50 == 0)
-    return buf
-
+from resume import preempted_then_resumed
 
 # ----------------------------------------------------------------------------- replay / envs
 def test_replay_wraps_and_samples_the_oldest_fraction():
@@ -118,7 +82,7 @@ def test_cycle_training_resumes_exactly_across_switches():
     full = MemoryRun(seed=1)
     td3.train(cfg, full)
     assert [r["task_index"] for r in full.rows] == [0.0, 1.0] * 4
-    part = preempted_then_resumed(td3, cfg, seed=1, checkpoints=2)
+    part, _ = preempted_then_resumed(td3.train, cfg, seed=1, checkpoints=2)
     assert untimed(part.rows) == untimed(full.rows)
 
 
@@ -165,74 +129,13 @@ def test_determinism_and_exact_resume(mod):
     mod.train(cfg, a)
     mod.train(cfg, b)
     assert untimed(a.rows) == untimed(b.rows)
-    part = preempted_then_resumed(mod, cfg, seed=3, checkpoints=1)
+    part, _ = preempted_then_resumed(mod.train, cfg, seed=3, checkpoints=1)
     assert untimed(part.rows) == untimed(a.rows)
     # over-training averages survive the resume: the mean of the logged evaluations
     stats = part.model["train_stats"]
     assert stats == a.model["train_stats"]
     assert stats["return_avg"] == pytest.approx(np.mean([r["return"] for r in a.rows if "return" in r]))
     assert "critic_active_ratio_avg" in stats
-
-
-# --------------------------------------------------------------------------------------- NE
-def test_ne_growth_uses_largest_dense_gradients_and_zero_init():
-    cfg = tiny(ne, delta=1, prune_criterion="magnitude", omega=0.0, zeta=0.5, iterations=10_100, start_steps=100)
-    agent, task = agent_of(ne, cfg)
-    layer = max(masked_layers(agent.critic), key=lambda l: l.weight.numel() - float(l.masks.sum()))
-    before = layer.masks[0].clone()
-    agent._batch = filled_buffer(task).sample(16, torch.Generator().manual_seed(0))
-    grad = torch.randn(1, *layer.weight.shape, generator=torch.Generator().manual_seed(1))
-    layer._dense_grad = grad.clone()
-    for other in masked_layers(agent.critic):
-        if other is not layer:
-            other._dense_grad = torch.zeros_like(other.masks)
-    agent.n_updates = 0
-    agent.topology_update("critic", agent.critic, agent.critic_opt)
-    grown = (layer.masks[0] > before).reshape(-1)
-    k = int(grown.sum())
-    g_space = agent.growth_space[id(layer)]
-    assert k == math.floor(0.5 * g_space) > 0                     # phi(0) = zeta at t = 0
-    absent = ~before.bool().reshape(-1)
-    ranked = grad[0].abs().reshape(-1).masked_fill(~absent, -1).argsort(descending=True)[:k]
-    assert set(ranked.tolist()) == set(grown.nonzero().squeeze(1).tolist())
-    assert float(layer.weight.detach().reshape(-1)[grown].abs().max()) == 0.0   # zero init
-
-
-def test_ne_pruning_capped_by_omega_and_growth_stops_at_target():
-    cfg = tiny(ne, delta=20, iterations=1100, start_steps=100, omega=0.4, prune_criterion="magnitude",
-               target_sparsity=0.5, zeta=1.0, diag_every=100)
-    agent, _ = agent_of(ne, cfg)
-    assert ne.global_density(agent.critic) == pytest.approx(0.2, abs=0.01)   # 1 - S_init
-    run = MemoryRun(seed=0)
-    ne.train(cfg, run)
-    dens = [r["critic_density"] for r in run.rows if "critic_density" in r]
-    assert all(b >= a - 1e-9 for a, b in zip(dens, dens[1:]))      # net growth only
-    assert dens[-1] >= 0.5 - 0.01 and dens[-1] < 0.6                # stops around the target
-
-
-def test_ne_prune_never_exceeds_omega_times_grown():
-    cfg = tiny(ne, delta=1, prune_criterion="dormant", omega=0.4, zeta=0.5, iterations=10_100)
-    agent, task = agent_of(ne, cfg)
-    layer = masked_layers(agent.critic)[1]
-    rows = torch.ones(layer.out_features, dtype=torch.bool)     # every unit "dormant"
-    active = int(layer.masks[0].sum())
-    pruned = agent.prune(layer, rows, cap=7)
-    assert pruned.numel() == 7 and int(layer.masks[0].sum()) == active - 7
-
-
-def test_ne_experience_review_draws_oldest_when_triggered():
-    cfg = tiny(ne, review="fau_gate", awaken=0.4)
-    agent, task = agent_of(ne, cfg)
-    buf = filled_buffer(task, n=300)
-    agent.last_fau = 0.0                  # gate = 1/(1+0.9 e^0.4) = 0.42: review w.p. 0.58
-    picks = [agent.sample_batch(buf) for _ in range(200)]
-    old = [p for p in picks if float(p["reward"].max()) < 90]     # rewards = insertion index
-    assert 0.45 < len(old) / 200 < 0.7 and agent.reviewed == len(old)
-    agent.last_fau = 0.9                  # healthy critic: never
-    agent.reviewed = 0
-    for _ in range(50):
-        agent.sample_batch(buf)
-    assert agent.reviewed == 0
 
 
 # ---------------------------------------------------------------------------- baselines
@@ -319,7 +222,7 @@ def _event_steps(mod, cfg, seed=0, stop_after=None):
         if stop_after is None:
             mod.train(cfg, MemoryRun(seed=seed))
         else:
-            preempted_then_resumed(mod, cfg, seed, stop_after)
+            preempted_then_resumed(mod.train, cfg, seed, stop_after)
     finally:
         plasticity.ResetAgent.after_update = original["reset"]
         plasticity.ReDoAgent.after_update = original["redo"]

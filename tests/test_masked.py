@@ -2,7 +2,7 @@
 ReDo, plasticity injection, non-zero counts."""
 import torch
 
-from methods.common import dormant, flops, masked
+from methods.common import dormant, flops, mask_init, masked, prune_grow
 
 
 def layer(n_masks=3, density=0.5, seed=0):
@@ -11,7 +11,7 @@ def layer(n_masks=3, density=0.5, seed=0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for k in range(n_masks):
-            lin.masks[k] = masked.random_mask((5, 6), density, generator=g)
+            lin.masks[k] = mask_init.random_mask((5, 6), density, generator=g)
     return lin
 
 
@@ -33,10 +33,10 @@ def test_absent_connections_get_no_gradient():
 
 
 def test_random_mask_has_exact_count_and_er_budget():
-    m = masked.random_mask((10, 20), 0.3, generator=torch.Generator().manual_seed(1))
+    m = mask_init.random_mask((10, 20), 0.3, generator=torch.Generator().manual_seed(1))
     assert int(m.sum()) == 60
     shapes = [(256, 17), (256, 256), (1, 256)]
-    d = masked.er_densities(shapes, 0.2)
+    d = mask_init.er_densities(shapes, 0.2)
     numel = [a * b for a, b in shapes]
     assert all(0 < x <= 1 for x in d)
     assert abs(sum(x * n for x, n in zip(d, numel)) / sum(numel) - 0.2) < 1e-6
@@ -49,7 +49,7 @@ def test_magnitude_prune_removes_the_k_smallest_active():
     active = lin.masks[0].bool().view(-1)
     w0 = lin.weight.detach().abs().view(-1).clone()
     before = int(active.sum())
-    pos = masked.magnitude_prune(lin, 3, 0)
+    pos = prune_grow.magnitude_prune(lin, 3, 0)
     assert pos.numel() == 3 and int(lin.masks[0].sum()) == before - 3
     assert torch.allclose(torch.sort(w0[pos]).values, torch.sort(w0[active]).values[:3])
     assert (lin.weight.detach().view(-1)[pos] == 0).all()  # zeroed: no other mask uses them
@@ -60,17 +60,37 @@ def test_gradient_grow_picks_the_largest_absent_gradients():
     grad = torch.randn(5, 6)
     absent = ~lin.masks[0].bool()
     expect = torch.topk(grad.abs().masked_fill(~absent, -1).view(-1), 4).indices
-    pos = masked.gradient_grow(lin, 4, grad, 0, init="zero")
+    pos = prune_grow.gradient_grow(lin, 4, grad, 0, init="zero")
     assert set(pos.tolist()) == set(expect.tolist())
     assert (lin.masks[0].view(-1)[pos] == 1).all()
     assert (lin.weight.detach().view(-1)[pos] == 0).all()  # init "zero"
 
 
-def test_prune_and_grow_keeps_density():
+def test_prune_and_grow_swaps_smallest_weights_for_largest_gradients():
+    """RigL's constant-density step (NE's phase after growth): the k smallest-|W| active
+    connections go, the k absent ones with the largest |dense grad| come (at zero), the density
+    stays, and the optimizer state of every changed position is reset."""
     lin = layer(n_masks=1)
-    before = int(lin.masks[0].sum())
-    masked.prune_and_grow(lin, 5, torch.randn(5, 6), 0)
-    assert int(lin.masks[0].sum()) == before
+    opt = torch.optim.Adam([lin.weight])
+    lin(torch.randn(8, 6), 0).pow(2).sum().backward()
+    opt.step()
+    lin.enforce_masks_()
+    before, w0 = lin.masks[0].bool().clone(), lin.weight.detach().clone()
+    grad = torch.randn(5, 6, generator=torch.Generator().manual_seed(3))
+    change = prune_grow.prune_and_grow(lin, 4, grad, 0, optimizer=opt)
+    after = lin.masks[0].bool()
+    pruned = (before & ~after).view(-1).nonzero().squeeze(1)
+    grown = (~before & after).view(-1).nonzero().squeeze(1)
+    assert int(after.sum()) == int(before.sum())
+    smallest = w0.abs().view(-1).masked_fill(~before.view(-1), float("inf")).argsort()[:4]
+    largest = grad.abs().view(-1).masked_fill(before.view(-1), -1.0).argsort(descending=True)[:4]
+    assert set(pruned.tolist()) == set(smallest.tolist()) == set(change.pruned.tolist())
+    assert set(grown.tolist()) == set(largest.tolist()) == set(change.grown.tolist())
+    assert (lin.weight.detach().view(-1)[torch.cat([pruned, grown])] == 0).all()
+    state = opt.state[lin.weight]
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert (state[key].view(-1)[change.changed] == 0).all()
+        assert (state[key].view(-1)[after.view(-1)] != 0).sum() > 0
 
 
 def test_redo_resets_exactly_the_dormant_units():

@@ -20,7 +20,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from methods.common.masked import MaskedLinear, reset_param_state
+from methods.common.masked import MaskedLinear
+from methods.common.prune_grow import reset_param_state
 from methods.common.seeding import draw_device
 
 Activations = Mapping[str, Tensor] | Sequence[Tensor] | Tensor
@@ -114,6 +115,46 @@ def fraction_active_units(acts: Activations) -> float:
     pos = sum(int((h > 0).sum()) for h in layers)
     total = sum(h.numel() for h in layers)
     return pos / max(total, 1)
+
+
+class TrainingActivity:
+    """Hidden-unit statistics of a net's *training* forwards, by forward hooks on its activation
+    modules that record only with gradients on (evaluation and no-grad diagnostics leave them
+    alone, so logging never feeds back into training). Per update (``start`` ... ``finish``):
+    ``fau``, the FAU pooled over every forward of the update (NE's code averages the per-layer
+    shares), and ``dormant_ratio``, the share of tau = 0 dormant units on the first forward
+    through each module (e.g. the TD loss's batch)."""
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        self.fau = 1.0
+        self.dormant_ratio: float | None = None
+        self._fau_parts: list[Tensor] = []
+        self._units_active: dict[int, Tensor] = {}
+        for m in modules:
+            m.register_forward_hook(self._record)
+
+    def _record(self, module: nn.Module, _inputs, out: Tensor) -> None:
+        if torch.is_grad_enabled():
+            active = out.detach() > 0
+            self._fau_parts.append(active.float().mean())
+            if id(module) not in self._units_active:
+                self._units_active[id(module)] = active.reshape(-1, active.shape[-1]).any(0)
+
+    def start(self) -> None:
+        self._fau_parts, self._units_active = [], {}
+
+    def finish(self) -> None:
+        if self._fau_parts:
+            self.fau = float(torch.stack(self._fau_parts).mean())
+        if self._units_active:
+            units = list(self._units_active.values())
+            self.dormant_ratio = 1.0 - sum(int(u.sum()) for u in units) / sum(u.numel() for u in units)
+
+    def state_dict(self) -> dict[str, float | None]:
+        return {"fau": self.fau, "dormant_ratio": self.dormant_ratio}
+
+    def load_state_dict(self, d: dict[str, float | None]) -> None:
+        self.fau, self.dormant_ratio = d["fau"], d["dormant_ratio"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Masked / sparse linear primitives shared by Kaleidoscope, MAST, Neuroplastic Expansion and OMNet.
+"""The masked / sparse linear layer shared by Kaleidoscope, MAST, Neuroplastic Expansion and OMNet.
 
 One layer type, :class:`MaskedLinear`, holds a shared weight ``W`` and ``K`` masks over it:
 
@@ -15,21 +15,19 @@ through autograd; no weight hook is needed. With ``track_dense_grad`` on, a hook
 RigL/NE grow by, which autograd computes anyway.
 
 Positions are flat indices into ``W.view(-1)`` (LongTensor, sorted ascending).
+Mask allocation and initialisation: methods/common/mask_init.py; prune / grow and the
+optimizer-state reset of changed positions: methods/common/prune_grow.py.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.common.seeding import draw_device
-
 ThresholdShape = Literal["weight", "unit", "layer"]
-GrowInit = Literal["zero", "lecun", "kaiming_uniform", "random"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,270 +255,5 @@ def hard_masks(layer: MaskedLinear) -> Tensor:
     return _HeavisideTanhSTE.apply(z) * layer.masks
 
 
-# ---------------------------------------------------------------------------------------------
-# optimizer state
-# ---------------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def reset_param_state(optimizer: torch.optim.Optimizer, param: Tensor, where: Tensor) -> None:
-    """Zero every per-entry state tensor of ``param`` (Adam's exp_avg/exp_avg_sq/max_exp_avg_sq,
-    RMSprop's square_avg/grad_avg, momentum buffers) at ``where`` (bool like ``param`` or flat
-    indices). A pruned entry must not keep moving on stale momentum; a regrown one starts fresh."""
-    state = optimizer.state.get(param)
-    if not state:
-        return
-    for key, v in state.items():
-        if key == "step" or not torch.is_tensor(v) or v.shape != param.shape:
-            continue
-        if where.dtype == torch.bool:
-            v[where] = 0
-        else:
-            v.view(-1)[where] = 0
-
-
-def reset_optimizer_state(optimizer: torch.optim.Optimizer, layer: nn.Module, positions: Tensor) -> None:
-    """Reset the optimizer state of ``layer.weight`` at ``positions`` (flat indices or bool mask)."""
-    reset_param_state(optimizer, layer.weight, positions)
-
-
-# ---------------------------------------------------------------------------------------------
-# density allocation and mask initialisation
-# ---------------------------------------------------------------------------------------------
-
-def er_densities(shapes: Sequence[Sequence[int]], density: float, kind: Literal["er", "erk"] = "er",
-                 dense: Iterable[int] = ()) -> list[float]:
-    """Erdős–Rényi per-layer densities for a global (parameter-weighted) target ``density``
-    (Mocanu et al. 2018; RigL, Evci et al. 2020; MAST/NE use ER).
-
-    ``density_l = eps * raw_l``, ``raw_l = (n_in+n_out)/(n_in*n_out)`` (ER; shapes are
-    ``(out, in, *kernel)``) or ``sum(shape)/prod(shape)`` (ERK), with eps solving
-    ``sum_l density_l * numel_l = density * sum_l numel_l``. A layer whose density would exceed 1
-    is made dense and eps re-solved over the rest; ``dense`` layers are dense from the start and
-    count towards the budget.
-    """
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density}")
-    numel = [math.prod(s) for s in shapes]
-    if kind == "er":
-        raw = [(s[0] + s[1]) / (s[0] * s[1]) for s in shapes]
-    elif kind == "erk":
-        raw = [sum(s) / math.prod(s) for s in shapes]
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    is_dense = set(dense)
-    budget = density * sum(numel)
-    while True:
-        rest = [i for i in range(len(shapes)) if i not in is_dense]
-        left = budget - sum(numel[i] for i in is_dense)
-        if left < -1e-9:
-            raise ValueError("the dense layers alone exceed the density budget")
-        if not rest:
-            break
-        eps = left / sum(raw[i] * numel[i] for i in rest)
-        # making the largest-raw layer dense frees budget, so eps only grows: no layer leaves the set
-        worst = max(rest, key=lambda i: raw[i])
-        if eps * raw[worst] > 1.0:
-            is_dense.add(worst)
-            continue
-        break
-    return [1.0 if i in is_dense else eps * raw[i] for i in range(len(shapes))]
-
-
-def random_mask(shape: Sequence[int], density: float, generator: torch.Generator | None = None,
-                device: torch.device | str | None = None) -> Tensor:
-    """Float 0/1 mask with exactly ``round(density * numel)`` ones at uniformly random places."""
-    n = math.prod(shape)
-    k = int(round(density * n))
-    m = torch.zeros(n, device=device)
-    m[torch.randperm(n, generator=generator, device=draw_device(generator))[:k].to(m.device)] = 1.0
-    return m.view(*shape)
-
-
-def magnitude_mask(weight: Tensor, density: float) -> Tensor:
-    """Float 0/1 mask keeping the ``round(density*numel)`` largest-|w| entries (RLx2/NE/MAST init;
-    ties go to the lower flat index)."""
-    n = weight.numel()
-    k = int(round(density * n))
-    idx = _select(weight.detach().abs().reshape(-1), torch.ones(n, dtype=torch.bool, device=weight.device),
-                  k, largest=True)
-    m = torch.zeros(n, device=weight.device)
-    m[idx] = 1.0
-    return m.view_as(weight)
-
-
-def bernoulli_mask(shape: Sequence[int], keep: float, generator: torch.Generator | None = None,
-                   device: torch.device | str | None = None) -> Tensor:
-    """Float 0/1 mask with i.i.d. Bernoulli(keep) entries (OMNet's reconstructed init, spec §2.2)."""
-    return (torch.rand(*shape, generator=generator, device=draw_device(generator)) < keep).float().to(device)
-
-
-@torch.no_grad()
-def init_masks_(layers: Sequence[MaskedLinear], density: float,
-                method: Literal["random", "magnitude", "bernoulli"] = "random",
-                allocation: Literal["er", "erk", "uniform"] = "er", dense: Iterable[int] = (),
-                generator: torch.Generator | None = None) -> list[float]:
-    """Set every mask of ``layers`` at the allocated per-layer density and zero unused weights.
-
-    Each of a layer's K masks is drawn independently (OMNet's subnetworks). Returns the densities.
-    """
-    shapes = [tuple(layer.weight.shape) for layer in layers]
-    dense = set(dense)
-    if allocation == "uniform":
-        dens = [1.0 if i in dense else density for i in range(len(layers))]
-    else:
-        dens = er_densities(shapes, density, allocation, dense)
-    for layer, d in zip(layers, dens):
-        for k in range(layer.n_masks):
-            if method == "random":
-                m = random_mask(layer.weight.shape, d, generator)
-            elif method == "magnitude":
-                m = magnitude_mask(layer.weight, d)
-            elif method == "bernoulli":
-                m = bernoulli_mask(layer.weight.shape, d, generator)
-            else:
-                raise ValueError(f"unknown method {method!r}")
-            layer.masks[k].copy_(m)
-        layer.enforce_masks_()
-    return dens
-
-
-# ---------------------------------------------------------------------------------------------
-# prune / grow
-# ---------------------------------------------------------------------------------------------
-
-def _select(scores: Tensor, candidates: Tensor, k: int, largest: bool) -> Tensor:
-    """Flat indices of the k best-scoring candidates, sorted ascending. Ties: lower index first
-    (stable sort over candidates listed in index order), so results are deterministic."""
-    idx = candidates.reshape(-1).nonzero().squeeze(1)
-    if k <= 0 or idx.numel() == 0:
-        return idx[:0]
-    order = torch.sort(scores.reshape(-1)[idx], descending=largest, stable=True).indices
-    return idx[order[:k]].sort().values
-
-
-def grow_values(layer: MaskedLinear, n: int, init: GrowInit | float = "zero",
-                generator: torch.Generator | None = None) -> Tensor:
-    """Initial values for ``n`` grown weights: zero (RigL/NE/MAST default), LeCun normal truncated
-    at ±2σ (σ = 1/sqrt(fan_in); NE option), or PyTorch's default U(±1/sqrt(fan_in)) ("random")."""
-    w = layer.weight
-    fan_in = layer.in_features
-    if isinstance(init, (int, float)):
-        return torch.full((n,), float(init), dtype=w.dtype, device=w.device)
-    if init == "zero":
-        return torch.zeros(n, dtype=w.dtype, device=w.device)
-    if init == "lecun":
-        std = 1.0 / math.sqrt(fan_in)
-        v = torch.empty(n, dtype=w.dtype)
-        nn.init.trunc_normal_(v, 0.0, std, -2 * std, 2 * std, generator=generator)
-        return v.to(w.device)
-    if init in ("kaiming_uniform", "random"):
-        b = 1.0 / math.sqrt(fan_in)
-        return ((torch.rand(n, generator=generator, device=draw_device(generator), dtype=w.dtype) * 2 - 1) * b).to(w.device)
-    raise ValueError(f"unknown grow init {init!r}")
-
-
-@torch.no_grad()
-def magnitude_prune(layer: MaskedLinear, k: int, mask_index: int = 0) -> Tensor:
-    """Remove the ``k`` active connections of mask ``mask_index`` with the smallest ``|W|``.
-
-    Their weights are zeroed where no other mask still uses them (W is shared). Returns positions.
-    """
-    active = layer.masks[mask_index].bool()
-    pos = _select(layer.weight.abs(), active, min(k, int(active.sum())), largest=False)
-    layer.masks[mask_index].view(-1)[pos] = 0.0
-    unused = ~layer.union_mask().view(-1)[pos]
-    layer.weight.view(-1)[pos[unused]] = 0.0
-    return pos
-
-
-@torch.no_grad()
-def _activate(layer: MaskedLinear, pos: Tensor, mask_index: int, init: GrowInit | float,
-              generator: torch.Generator | None) -> Tensor:
-    # set the value only where the position was absent from every mask: a connection another
-    # mask already uses keeps its shared value
-    fresh = ~layer.union_mask().view(-1)[pos]
-    layer.masks[mask_index].view(-1)[pos] = 1.0
-    vals = grow_values(layer, int(pos.numel()), init, generator)
-    layer.weight.view(-1)[pos[fresh]] = vals[fresh]
-    return pos
-
-
-def _grow_candidates(layer: MaskedLinear, mask_index: int, exclude: Tensor | None) -> Tensor:
-    cand = ~layer.masks[mask_index].bool().view(-1)
-    if exclude is not None and exclude.numel():
-        cand = cand.clone()
-        if exclude.dtype == torch.bool:
-            cand &= ~exclude.view(-1)
-        else:
-            cand[exclude] = False
-    return cand
-
-
-@torch.no_grad()
-def gradient_grow(layer: MaskedLinear, k: int, dense_grad: Tensor, mask_index: int = 0,
-                  init: GrowInit | float = "zero", exclude: Tensor | None = None,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """Activate the ``k`` absent connections (not in ``exclude``) with the largest ``|dense_grad|``
-    (RigL grow; NE's "potential gradient") and set their weights by ``init``. ``dense_grad`` is
-    ``[out,in]`` or ``[K,out,in]``. Returns positions."""
-    g = dense_grad[mask_index] if dense_grad.dim() == 3 else dense_grad
-    cand = _grow_candidates(layer, mask_index, exclude)
-    pos = _select(g.abs(), cand, k, largest=True)
-    return _activate(layer, pos, mask_index, init, generator)
-
-
-@torch.no_grad()
-def random_grow(layer: MaskedLinear, k: int, mask_index: int = 0, init: GrowInit | float = "zero",
-                exclude: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """Activate ``k`` uniformly random absent connections (SET, Mocanu et al. 2018). Returns positions."""
-    cand = _grow_candidates(layer, mask_index, exclude)
-    scores = torch.rand(cand.numel(), generator=generator, device=draw_device(generator)).to(cand.device)
-    pos = _select(scores, cand, k, largest=True)
-    return _activate(layer, pos, mask_index, init, generator)
-
-
-@dataclass
-class TopologyChange:
-    pruned: Tensor
-    grown: Tensor
-
-    @property
-    def changed(self) -> Tensor:
-        """All positions whose connection changed (for optimizer-state reset)."""
-        return torch.unique(torch.cat([self.pruned, self.grown]))
-
-
-@torch.no_grad()
-def prune_and_grow(layer: MaskedLinear, k: int, dense_grad: Tensor | None = None, mask_index: int = 0,
-                   init: GrowInit | float = "zero", grow: Literal["gradient", "random"] = "gradient",
-                   allow_regrow: bool = False, optimizer: torch.optim.Optimizer | None = None,
-                   generator: torch.Generator | None = None) -> TopologyChange:
-    """RigL/MAST drop-and-grow at constant density: prune the k smallest-|W| active connections,
-    grow k absent ones (by |dense grad|, or at random for SET). Just-pruned positions cannot be
-    regrown unless ``allow_regrow`` (NE spec §1.4 step 5). k is clamped so the count stays equal.
-    With ``optimizer``, the state of every changed position is reset."""
-    m = layer.masks[mask_index]
-    n_active = int(m.sum())
-    k = max(0, min(k, n_active, m.numel() - n_active))
-    pruned = magnitude_prune(layer, k, mask_index)
-    exclude = None if allow_regrow else pruned
-    if grow == "gradient":
-        if dense_grad is None:
-            raise ValueError("gradient growth needs dense_grad")
-        grown = gradient_grow(layer, k, dense_grad, mask_index, init, exclude, generator)
-    elif grow == "random":
-        grown = random_grow(layer, k, mask_index, init, exclude, generator)
-    else:
-        raise ValueError(f"unknown grow rule {grow!r}")
-    change = TopologyChange(pruned, grown)
-    if optimizer is not None:
-        reset_optimizer_state(optimizer, layer, change.changed)
-    return change
-
-
-def cosine_fraction(step: int, t_end: int, zeta: float) -> float:
-    """Cosine-annealed update fraction ``zeta/2 * (1 + cos(pi * t / T_end))`` (RigL; MAST §2.1,
-    NE §1.4); 0 after ``t_end``."""
-    if step >= t_end:
-        return 0.0
-    return 0.5 * zeta * (1.0 + math.cos(math.pi * step / t_end))
+# OMNet imports its mask draw from here (the layout before mask_init.py was split off)
+from methods.common.mask_init import bernoulli_mask  # noqa: E402,F401

@@ -39,6 +39,20 @@ def relus(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, nn.ReLU)]
 
 
+def hidden_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
+    """(linear_in, relu, linear_out) for every hidden layer of every MLP block in ``net``: the
+    ReLU after each Linear (plain or masked; 2-D weight, so LayerNorm is skipped) and the
+    Linear it feeds. ReDo resets units through the pair; NE prunes linear_in's rows."""
+    out = []
+    for seq in (m for m in net.modules() if isinstance(m, nn.Sequential)):
+        mods = list(seq)
+        linears = [i for i, m in enumerate(mods) if hasattr(m, "weight") and m.weight.dim() == 2]
+        for a, b in zip(linears[:-1], linears[1:]):
+            relu = next(m for m in mods[a:b] if isinstance(m, nn.ReLU))
+            out.append((mods[a], relu, mods[b]))
+    return out
+
+
 class Actor(nn.Module):
     """TD3: obs -> 256 -> 256 -> act, max_action * tanh."""
 

@@ -30,6 +30,7 @@ from methods.common.dormant import dormant_units, inject, record_activations, re
 from methods.common.replay import ReplayBuffer
 from methods.common.target import frozen_copy
 from methods.control import td3
+from methods.control.nets import hidden_layers
 
 
 def _reinit(module: nn.Module) -> None:
@@ -69,18 +70,6 @@ class ResetAgent(td3.TD3Agent):
         return {"resets": 1.0}
 
 
-def hidden_pairs(net: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
-    """(linear_in, relu, linear_out) for every hidden unit layer of every MLP in ``net``."""
-    out = []
-    for seq in (m for m in net.modules() if isinstance(m, nn.Sequential)):
-        mods = list(seq)
-        lin = [i for i, m in enumerate(mods) if hasattr(m, "weight") and m.weight.dim() == 2]
-        for a, b in zip(lin[:-1], lin[1:]):
-            relu = next(m for m in mods[a:b] if isinstance(m, nn.ReLU))
-            out.append((mods[a], relu, mods[b]))
-    return out
-
-
 class ReDoAgent(td3.TD3Agent):
     @torch.no_grad()
     def after_update(self, buffer: ReplayBuffer, step: int) -> dict[str, float]:
@@ -92,7 +81,7 @@ class ReDoAgent(td3.TD3Agent):
         n_reset = 0
         for net, opt, target in ((self.actor, self.actor_opt, self.actor_target),
                                  (self.critic, self.critic_opt, self.critic_target)):
-            pairs = hidden_pairs(net)
+            pairs = hidden_layers(net)
             with record_activations([relu for _, relu, _ in pairs]) as acts:
                 net(b["obs"]) if net is self.actor else net(b["obs"], b["action"])
             for (lin_in, _, lin_out), h in zip(pairs, acts.values()):

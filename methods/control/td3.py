@@ -13,7 +13,7 @@ Critic: NE's MuJoCo variant has three hidden layers with LayerNorm on the third
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +24,8 @@ from methods.common.target import frozen_copy, polyak_
 from methods.control.agent import AgentBase
 from methods.control.loop import ControlConfig, entry_points
 from methods.control.nets import LAYERNORM, Actor, Critics
+
+OptimizerStep = Callable[[torch.optim.Optimizer, torch.Tensor, nn.Module], None]
 
 
 @dataclass
@@ -84,16 +86,21 @@ class TD3Agent(AgentBase):
         return b["reward"] + c.gamma * (1.0 - b["terminated"]) * q_next
 
     def update(self, buffer: ReplayBuffer, step: int) -> dict[str, Any]:
-        b = self.sample_batch(buffer)
+        return self.update_on(self.sample_batch(buffer), buffer, step, self.optimizer_step)
+
+    def update_on(self, b: dict[str, torch.Tensor], buffer: ReplayBuffer, step: int,
+                  optimizer_step: OptimizerStep) -> dict[str, Any]:
+        """One update on batch ``b``; ``optimizer_step(opt, loss, net)`` applies each loss (NE
+        passes its own, which knows whether this update is a topology event)."""
         y = self.td_target(b)
         q = self.critic(b["obs"], b["action"])
         critic_loss = (q - y).pow(2).mean(1).sum()
-        self.optimizer_step(self.critic_opt, critic_loss, self.critic)
+        optimizer_step(self.critic_opt, critic_loss, self.critic)
         self.n_updates += 1
         out: dict[str, Any] = {"critic_loss": critic_loss.detach()}
         if self.n_updates % self.cfg.policy_delay == 0:
             actor_loss = -self.critic.first(b["obs"], self.actor(b["obs"])).mean()
-            self.optimizer_step(self.actor_opt, actor_loss, self.actor)
+            optimizer_step(self.actor_opt, actor_loss, self.actor)
             polyak_(self.critic_target, self.critic, self.cfg.tau)
             polyak_(self.actor_target, self.actor, self.cfg.tau)
             out["actor_loss"] = actor_loss.detach()
