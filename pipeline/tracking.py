@@ -13,7 +13,6 @@ switched off *before* the import (``mlflow/__init__.py`` decides at import time)
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
 import json
@@ -26,21 +25,22 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import yaml
+from pipeline import layout
+from pipeline.runfiles import RunFiles, as_float
 
 ENV_URI = "MLFLOW_TRACKING_URI"
 EXPERIMENT_PREFIX = "rl-repro/"
-RUN_KEY_TAG = "rlrepro.run_key"
+RUN_KEY_TAG = layout.RUN_KEY_TAG
 CONTENT_HASH_TAG = "rlrepro.content_hash"
 # Files whose bytes define a run's content: a change in any of them re-logs the run.
-HASHED_FILES = ("config.yaml", "curve.csv", "eval.json")
+HASHED_FILES = (layout.CONFIG, layout.CURVE, layout.EVAL)
 # Artifacts recorded as tags (paths only; MLflow never copies them).
 ARTIFACT_FILES = {
-    "model": "model.pt",
-    "config": "config.yaml",
-    "manifest": "manifest.json",
-    "curve": "curve.csv",
-    "eval": "eval.json",
+    "model": layout.MODEL,
+    "config": layout.CONFIG,
+    "manifest": layout.MANIFEST,
+    "curve": layout.CURVE,
+    "eval": layout.EVAL,
 }
 
 # LogBatch limits (mlflow/utils/validation.py, 3.17.2); the byte cap only matters over REST.
@@ -202,22 +202,6 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        s = value.strip()
-        if not s:
-            return None
-        try:
-            return float(s)
-        except ValueError:
-            return None
-    return None
-
-
 def _to_ms(stamp: Any) -> int | None:
     if not stamp:
         return None
@@ -237,22 +221,6 @@ def content_hash(run_dir: Path) -> str:
         h.update(name.encode() + b"\0")
         h.update(b"-\0" if data is None else str(len(data)).encode() + b"\0" + data)
     return h.hexdigest()
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh) or {}
-
-
-def _read_curve(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        return [], []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
 
 
 def _chunks(metrics: list, params: list, tags: list) -> Iterator[tuple[list, list, list]]:
@@ -291,25 +259,19 @@ def _log_batched(client, run_id: str, metrics: list = (), params: list = (), tag
 # -------------------------------------------------------------------------------- register
 
 
-class _RunFiles:
-    """What register() needs from one run directory."""
+class _RunFiles(RunFiles):
+    """A run directory as register() sees it: its files, its run key, its content hash."""
 
     def __init__(self, run_dir: Path, results_root: Path):
-        self.dir = Path(run_dir)
-        cfg_path = self.dir / "config.yaml"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"not a run directory (no config.yaml): {self.dir}")
-        with open(cfg_path, encoding="utf-8") as fh:
-            self.config: dict = yaml.safe_load(fh) or {}
-        self.manifest = _read_json(self.dir / "manifest.json")
-        self.eval = _read_json(self.dir / "eval.json")
-        self.columns, self.rows = _read_curve(self.dir / "curve.csv")
+        super().__init__(run_dir)
         try:
             self.run_key = self.dir.resolve().relative_to(Path(results_root).resolve()).as_posix()
         except ValueError as e:
             raise ValueError(f"run dir {self.dir} is not under results root {results_root}") from e
         self.hash = content_hash(self.dir)
-        self.paper = str(self.config.get("paper") or self.run_key.split("/")[1])
+        if not self.config.get("paper"):
+            raise ValueError(f"{self.dir / layout.CONFIG} names no paper")
+        self.paper = str(self.config["paper"])
 
 
 def _tags(rf: _RunFiles, results_root: Path) -> dict[str, str]:
@@ -331,7 +293,7 @@ def _tags(rf: _RunFiles, results_root: Path) -> dict[str, str]:
     if m.get("git_sha"):
         tags["mlflow.source.git.commit"] = m["git_sha"]  # shown by the MLflow UI
     for name, fname in ARTIFACT_FILES.items():
-        if (rf.dir / fname).is_file():
+        if rf.has(fname):
             tags[f"artifact.{name}"] = f"{rf.run_key}/{fname}"  # relative to results_root
     return {_key(k): str(v)[:_MAX_TAG_LEN] for k, v in tags.items() if v is not None}
 
@@ -344,20 +306,20 @@ def _metrics(rf: _RunFiles, start_ms: int, end_ms: int) -> list:
     last_step = 0
     metric_cols = [c for c in rf.columns if c and c != "step"]
     for i, row in enumerate(rf.rows):
-        s = _as_float(row.get("step"))
+        s = as_float(row.get("step"))
         step = int(s) if s is not None and math.isfinite(s) else i
         last_step = step
         # Spread timestamps over the run's wall time so MLflow's "relative time" axis is sensible.
         ts = start_ms + ((end_ms - start_ms) * i // (n - 1) if n > 1 else 0)
         for col in metric_cols:
-            v = _as_float(row.get(col))
+            v = as_float(row.get(col))
             if v is not None:
                 out.append(Metric(_key(col), v, ts, step))
     for name, value in _flatten(rf.eval.get("metrics") or {}).items():
-        v = _as_float(value)
+        v = as_float(value)
         if v is not None:
             out.append(Metric(_key(f"eval/{name}"), v, end_ms, last_step))
-    if "n_episodes" in rf.eval and _as_float(rf.eval["n_episodes"]) is not None:
+    if "n_episodes" in rf.eval and as_float(rf.eval["n_episodes"]) is not None:
         out.append(Metric("eval/n_episodes", float(rf.eval["n_episodes"]), end_ms, last_step))
     return out
 
@@ -370,7 +332,7 @@ def _log_run(client, exp_id: str, rf: _RunFiles, results_root: Path) -> str:
     end_ms = _to_ms(rf.manifest.get("finished")) or max(start_ms, now)
     end_ms = max(end_ms, start_ms)
     c = rf.config
-    name = f"{c.get('experiment', '?')}/{c.get('method', '?')}/seed{c.get('seed', '?')}"
+    name = layout.run_name(c.get("experiment", "?"), c.get("method", "?"), c.get("seed", "?"))
     run = client.create_run(exp_id, start_time=start_ms, tags=_tags(rf, results_root), run_name=name)
     run_id = run.info.run_id
     try:
@@ -506,9 +468,9 @@ class LiveLogger:
 
             ts = int(time.time() * 1000)
             for k, v in metrics.items():
-                f = _as_float(v)
+                f = as_float(v)
                 if f is None and hasattr(v, "item"):  # numpy / torch scalars
-                    f = _as_float(v.item())
+                    f = as_float(v.item())
                 if f is not None:
                     self._buffer.append(Metric(_key(k), f, ts, int(step)))
             self._rows += 1

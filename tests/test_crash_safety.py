@@ -21,6 +21,7 @@ import yaml
 
 from conftest import REPO, make_workspace, snakemake
 from pipeline import io as pio
+from pipeline.layout import Layout
 
 
 # ------------------------------------------------------------------------------------ umask
@@ -57,7 +58,7 @@ def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False)
     if stop_at_checkpoint:
         FileRun.should_stop = lambda self: (self.ckpt_dir / "latest.pt").exists()
     try:
-        return execute_train(tiny_job(), results_dir=base / "results", work_dir=base / "work",
+        return execute_train(tiny_job(), run_dir=run_dir(base), ckpt_dir=ckpt(base).parent,
                              device="cpu", code_hash=code_hash)
     finally:
         FileRun.should_stop = should_stop
@@ -67,11 +68,11 @@ def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False)
 
 
 def run_dir(base: Path) -> Path:
-    return base / "results" / tiny_job().key
+    return Layout(results=base / "results").run_dir(tiny_job().key)
 
 
 def ckpt(base: Path) -> Path:
-    return base / "work" / "ckpt" / tiny_job().key / "latest.pt"
+    return Layout(work=base / "work").checkpoint_dir(tiny_job().key) / "latest.pt"
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +218,8 @@ def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method, one_t
     outs = []
     for noise in (1, 7):
         torch.rand(noise)
-        execute_evaluate(job, results_dir=tmp_path, device="cpu")
+        execute_evaluate(job, model=tmp_path / job.key / "model.pt", out=tmp_path / job.key / "eval.json",
+                         device="cpu")
         outs.append((tmp_path / job.key / "eval.json").read_bytes())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["metrics"]["q_bias_mean"] == first["metrics"]["q_bias_mean"]
