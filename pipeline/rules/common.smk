@@ -44,11 +44,16 @@ def scale_log(*parts):
     return str(LAYOUT.log("{scale}", *parts))
 
 
-CLI = (
-    f"python -m pipeline --scale {{wildcards.scale}} "
-    f"--set paper_dir={WF.main['paper_dir']} --set results_dir={RESULTS} "
-    f"--set reports_dir={REPORTS} --set device={WF.main['device']}"
-)
+def cli(scale):
+    """The command line of a stage at ``scale`` (a value, or the rule's wildcard)."""
+    return (
+        f"python -m pipeline --scale {scale} "
+        f"--set paper_dir={WF.main['paper_dir']} --set results_dir={RESULTS} "
+        f"--set reports_dir={REPORTS} --set device={WF.main['device']}"
+    )
+
+
+CLI = cli("{wildcards.scale}")
 
 
 wildcard_constraints:
