@@ -377,7 +377,7 @@ def test_concurrent_register_on_a_fresh_store(tmp_path):
     from pipeline import tracking
     from test_tracking import write_run
 
-    tracking._mlflow()
+    tracking.store.import_mlflow()
     # imported once here rather than in each child: the race is the same, the test 10 s faster
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
@@ -393,7 +393,7 @@ def test_concurrent_register_on_a_fresh_store(tmp_path):
     for p in procs:
         p.join()
     assert [o for o in outcomes if o != "ok"] == []
-    client = tracking._client(uri)
+    client = tracking.store.open_client(uri)
     exp = client.get_experiment_by_name("rl-repro/egfn")
     runs = client.search_runs([exp.experiment_id])
     assert sorted(r.data.tags["rlrepro.run_key"] for r in runs) == sorted(

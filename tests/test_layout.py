@@ -43,7 +43,7 @@ def _string_constants(path: Path) -> list[tuple[int, str]]:
 
 def test_no_other_module_spells_a_layout_name():
     offenders = []
-    for path in sorted((REPO / "pipeline").glob("*.py")):
+    for path in sorted((REPO / "pipeline").rglob("*.py")):
         if path.name == "layout.py":
             continue
         for line, text in _string_constants(path):
