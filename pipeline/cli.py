@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-from pipeline import REPO_ROOT, yamlio
+from pipeline import REPO_ROOT, layout, yamlio
 from pipeline.config import ConfigError, Workflow, load_from_files
 
 
@@ -28,12 +28,15 @@ def _workflow(args: argparse.Namespace) -> Workflow:
     return load_from_files(Path(args.config_file), overrides)
 
 
-def _results(wf: Workflow) -> Path:
-    return REPO_ROOT / wf.main["results_dir"]
+def _layout(wf: Workflow) -> layout.Layout:
+    """The configured layout: where a stage run by hand reads and writes (the rules pass
+    their {input}/{output} paths explicitly)."""
+    return layout.Layout(results=REPO_ROOT / wf.main["results_dir"],
+                         reports=REPO_ROOT / wf.main["reports_dir"], work=REPO_ROOT / "work")
 
 
-def _assets(wf: Workflow, env_key: str) -> Path:
-    return _results(wf) / wf.scale / "_envs" / env_key
+def _path(given: str | None, default: Path) -> Path:
+    return Path(given) if given else default
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -43,7 +46,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     name, kwargs = wf.envs()[args.env_key]
     env = envs.make(name, **kwargs)
     env.check_steps()
-    info = env.write_assets(_assets(wf, args.env_key))
+    info = env.write_assets(_path(args.assets_dir, _layout(wf).env_dir(wf.scale, args.env_key)))
     print(json.dumps(info, indent=2))
     return 0
 
@@ -87,9 +90,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         attempt_log(Path(args.log))
     wf = _workflow(args)
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
-    return execute_train(job, results_dir=_results(wf), work_dir=REPO_ROOT / "work",
-                         device=wf.main["device"], threads=args.threads or wf.main["threads_per_run"],
-                         assets_dir=_assets(wf, job.env_key),
+    paths = _layout(wf)
+    return execute_train(job, run_dir=_path(args.run_dir, paths.run_dir(job.key)),
+                         ckpt_dir=paths.checkpoint_dir(job.key), device=wf.main["device"],
+                         threads=args.threads or wf.main["threads_per_run"],
+                         assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
                          code_hash=method_code_hash(job.method, job.env))
 
 
@@ -98,15 +103,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     wf = _workflow(args)
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
-    res = execute_evaluate(job, results_dir=_results(wf), device=wf.main["device"],
-                           assets_dir=_assets(wf, job.env_key))
+    paths = _layout(wf)
+    res = execute_evaluate(job, model=_path(args.model, paths.run_file(job.key, layout.MODEL)),
+                           out=_path(args.out, paths.run_file(job.key, layout.EVAL)),
+                           device=wf.main["device"],
+                           assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)))
     print(json.dumps(res["metrics"], indent=2))
     return 0
 
 
 def _paper_runs(wf: Workflow, paper: str) -> list[dict]:
+    paths = _layout(wf)
     return [{"experiment": j.experiment, "method": j.method, "seed": j.seed,
-             "dir": _results(wf) / j.key} for j in wf.jobs(paper)]
+             "dir": paths.run_dir(j.key)} for j in wf.jobs(paper)]
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
@@ -115,9 +124,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     st = wf.main["stats"]
     reps = st["reps"] if isinstance(st["reps"], int) else st["reps"].get(wf.scale, 2000)
-    stats.aggregate(wf.papers[args.paper], _paper_runs(wf, args.paper),
-                    _results(wf) / wf.scale / args.paper, reps=reps,
-                    confidence=st["confidence"], random_state=st["random_state"])
+    paths = _layout(wf)
+    stats.write(wf.papers[args.paper], _paper_runs(wf, args.paper),
+                _path(args.summary, paths.summary(wf.scale, args.paper)),
+                _path(args.stats, paths.stats(wf.scale, args.paper)), reps=reps,
+                confidence=st["confidence"], random_state=st["random_state"], scale=wf.scale)
     return 0
 
 
@@ -125,12 +136,16 @@ def cmd_figures(args: argparse.Namespace) -> int:
     from pipeline import figures
 
     wf = _workflow(args)
-    out = REPO_ROOT / wf.main["reports_dir"] / wf.scale / args.paper
-    cfg = dict(wf.papers[args.paper])
-    if args.figure:
-        cfg["figures"] = [f for f in cfg["figures"] if f["id"] == args.figure]
-    paths = figures.draw(cfg, _results(wf) / wf.scale / args.paper / "summary.csv", out)
-    print("\n".join(str(p) for p in paths))
+    paths = _layout(wf)
+    cfg = wf.papers[args.paper]
+    specs = [f for f in cfg["figures"] if not args.figure or f["id"] == args.figure]
+    given = {"png": args.png, "pdf": args.pdf}
+    summary = figures.read_summary(_path(args.summary, paths.summary(wf.scale, args.paper)))
+    for spec in specs:
+        out = {fmt: _path(given[fmt] if args.figure else None,
+                          paths.figure(wf.scale, args.paper, spec["id"], fmt))
+               for fmt in layout.FIGURE_FORMATS}
+        print("\n".join(str(p) for p in figures.save(cfg, spec, summary, out)))
     return 0
 
 
@@ -138,9 +153,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
     from pipeline import claims, confounds
 
     wf = _workflow(args)
-    base = _results(wf) / wf.scale / args.paper
+    paths = _layout(wf)
     cfg, st = wf.papers[args.paper], wf.main["stats"]
-    for c in claims.write(cfg, base / "stats.json", base / "claims.json", alpha=st["alpha"],
+    for c in claims.write(cfg, _path(args.stats, paths.stats(wf.scale, args.paper)),
+                          _path(args.out, paths.claims(wf.scale, args.paper)), alpha=st["alpha"],
                           correction=st["correction"], settings=confounds.settings_by_claim(cfg, wf.scale)):
         print(f"{c['id']}: {c['verdict']} — {c.get('reason', '')}"
               + (f"\n    {c['explanation']}" if c.get("explanation") else ""))
@@ -178,28 +194,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipeline import report
 
     wf = _workflow(args)
+    paths = _layout(wf)
     papers = []
     for name, cfg in wf.papers.items():
-        base = _results(wf) / wf.scale / name
-        fig_dir = REPO_ROOT / wf.main["reports_dir"] / wf.scale / name
-        claims_doc = json.loads((base / "claims.json").read_text())
+        claims_doc = json.loads(paths.claims(wf.scale, name).read_text())
         papers.append({
             "cfg": cfg,
-            "stats": json.loads((base / "stats.json").read_text()),
+            "stats": json.loads(paths.stats(wf.scale, name).read_text()),
             "claims": claims_doc["claims"],
             "procedure": claims_doc.get("procedure"),
             "plumbing_only": claims_doc.get("plumbing_only", False),
-            "figures": [fig_dir / f"{f['id']}.png" for f in cfg["figures"]],
+            "figures": [paths.figure(wf.scale, name, f["id"]) for f in cfg["figures"]],
             "n_runs": len(wf.jobs(name)),
         })
-    out = report.build(wf.scale, papers, report.report_path(REPO_ROOT / wf.main["reports_dir"], wf.scale))
+    out = report.build(wf.scale, papers, _path(args.out, paths.report(wf.scale)))
     print(out)
     return 0
 
 
 def cmd_report_path(args: argparse.Namespace) -> int:
     wf = _workflow(args)
-    print(f"report: {REPO_ROOT / wf.main['reports_dir'] / wf.scale / 'index.html'}")
+    print(f"report: {_layout(wf).report(wf.scale)}")
     return 0
 
 
@@ -208,13 +223,13 @@ def cmd_register(args: argparse.Namespace) -> int:
     from pipeline.io import atomic_write_json
 
     wf = _workflow(args)
+    paths = _layout(wf)
     uri = tracking.resolve_uri(wf.main["tracking"]["uri"], REPO_ROOT)
     tracking.ensure_store(uri)
-    dirs = [_results(wf) / j.key for j in wf.jobs()]
-    summary = tracking.register(dirs, _results(wf), uri)
+    keys = [j.key for j in wf.jobs()]
+    summary = tracking.register([paths.run_dir(k) for k in keys], paths.results, uri)
     if args.marker:
-        atomic_write_json(args.marker, {"uri": uri.split("@")[-1], "runs": sorted(
-            str(d.relative_to(_results(wf))) for d in dirs), **summary})
+        atomic_write_json(args.marker, {"uri": uri.split("@")[-1], "runs": sorted(keys), **summary})
     print(json.dumps(summary))
     return 0
 
@@ -222,9 +237,9 @@ def cmd_register(args: argparse.Namespace) -> int:
 def cmd_init_tracking(args: argparse.Namespace) -> int:
     from pipeline import tracking
 
-    wf = _workflow(args)
     from pipeline.io import atomic_write_json
 
+    wf = _workflow(args)
     uri = tracking.resolve_uri(wf.main["tracking"]["uri"], REPO_ROOT)
     tracking.ensure_store(uri)
     if args.marker:
@@ -239,9 +254,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     remote = versioning.remote_url(wf.main.get("versioning", {}).get("remote", ""))
     versioning.ensure_dvc_repo(REPO_ROOT)
+    reports = _layout(wf).reports
     paths = [wf.main["results_dir"]] + [
-        str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / wf.main["reports_dir"]).glob("*/"))
-        if p.is_dir()]
+        str(p.relative_to(REPO_ROOT)) for p in sorted(reports.glob("*/")) if p.is_dir()]
     written = versioning.snapshot(REPO_ROOT, paths, remote)
     print("DVC files to commit:", " ".join(written))
     return 0
@@ -272,15 +287,26 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--method", required=True)
         p.add_argument("--seed", type=int, required=True)
 
+    # Path options: the rules pass their {input}/{output}; run by hand, a stage uses the
+    # configured layout (pipeline/layout.py).
     p = sub.add_parser("setup"); p.add_argument("--env-key", required=True); p.set_defaults(fn=cmd_setup)
+    p.add_argument("--assets-dir", help="where the env's assets go (info.json last)")
     p = sub.add_parser("train"); run_args(p); p.add_argument("--threads", type=int); p.set_defaults(fn=cmd_train)
     p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
+    p.add_argument("--run-dir", help="the run directory to write")
+    p.add_argument("--assets-dir", help="the env's assets (setup's output)")
     p = sub.add_parser("evaluate"); run_args(p); p.set_defaults(fn=cmd_evaluate)
-    for name, fn in (("aggregate", cmd_aggregate), ("figures", cmd_figures), ("claims", cmd_claims)):
-        p = sub.add_parser(name); p.add_argument("--paper", required=True); p.set_defaults(fn=fn)
-        if name == "figures":
-            p.add_argument("--figure", help="draw only this figure id")
-    sub.add_parser("report").set_defaults(fn=cmd_report)
+    p.add_argument("--model"); p.add_argument("--out", help="eval.json to write")
+    p.add_argument("--assets-dir", help="the env's assets (setup's output)")
+    p = sub.add_parser("aggregate"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_aggregate)
+    p.add_argument("--summary", help="summary.csv to write"); p.add_argument("--stats", help="stats.json to write")
+    p = sub.add_parser("figures"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_figures)
+    p.add_argument("--figure", help="draw only this figure id")
+    p.add_argument("--summary", help="summary.csv to read")
+    p.add_argument("--png", help="with --figure: the PNG to write"); p.add_argument("--pdf", help="with --figure: the PDF")
+    p = sub.add_parser("claims"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_claims)
+    p.add_argument("--stats", help="stats.json to read"); p.add_argument("--out", help="claims.json to write")
+    p = sub.add_parser("report"); p.add_argument("--out", help="index.html to write"); p.set_defaults(fn=cmd_report)
     sub.add_parser("plan", help="which claims the seed counts can decide").set_defaults(fn=cmd_plan)
     p = sub.add_parser("calibrate", help="simulated error rate and power of the claims procedure")
     p.add_argument("--sims", type=int, default=2000)

@@ -18,7 +18,7 @@ import yaml
 
 import envs
 import methods
-from pipeline import REPO_ROOT, yamlio
+from pipeline import REPO_ROOT, layout, yamlio
 from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
 SCALES = ("smoke", "small", "paper")
@@ -336,7 +336,7 @@ class RunJob:
 
     @property
     def key(self) -> str:
-        return f"{self.scale}/{self.paper}/{self.experiment}/{self.method}/seed{self.seed}"
+        return layout.run_key(self.scale, self.paper, self.experiment, self.method, self.seed)
 
     @property
     def env_key(self) -> str:
@@ -428,13 +428,13 @@ class Workflow:
             self._expanded(paper)
         job = self.__dict__.get("_index", {}).get((paper, experiment, method, int(seed)))
         if job is None:
-            raise KeyError(f"no run {paper}/{experiment}/{method}/seed{seed} at scale {self.scale}")
+            raise KeyError(f"no run {layout.run_key(self.scale, paper, experiment, method, seed)}")
         return job
 
     def envs(self) -> dict[str, tuple[str, dict]]:
-        if "_envs" not in self.__dict__:
-            self.__dict__["_envs"] = {j.env_key: (j.env, j.env_kwargs) for j in self.jobs()}
-        return self.__dict__["_envs"]
+        if "_env_table" not in self.__dict__:
+            self.__dict__["_env_table"] = {j.env_key: (j.env, j.env_kwargs) for j in self.jobs()}
+        return self.__dict__["_env_table"]
 
 
 def load_workflow(config: dict, root: Path = REPO_ROOT, source: str = "config/config.yaml") -> Workflow:

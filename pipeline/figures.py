@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from pipeline.io import atomic_write_bytes  # noqa: E402
+from pipeline.layout import FIGURE_FORMATS, figure_name  # noqa: E402
 
 # Metadata keys set to None are left out of the file (matplotlib would otherwise stamp its
 # version and, for PDF, the creation time).
@@ -31,7 +32,7 @@ def _render(fig: Figure, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _read_summary(summary_csv: Path) -> pd.DataFrame:
+def read_summary(summary_csv: Path) -> pd.DataFrame:
     cols = ["experiment", "method", "metric", "step", "iqm", "iqm_lo", "iqm_hi"]
     try:
         df = pd.read_csv(summary_csv, dtype={"experiment": str, "method": str, "metric": str})
@@ -80,18 +81,21 @@ def draw_figure(paper_cfg: dict, spec: dict, summary: pd.DataFrame) -> Figure:
     return fig
 
 
+def save(paper_cfg: dict, spec: dict, summary: pd.DataFrame, paths: dict[str, Path]) -> list[Path]:
+    """Draw one ``figures`` entry and write it to ``paths`` (format -> file, e.g. png, pdf)."""
+    fig = draw_figure(paper_cfg, spec, summary)
+    return [atomic_write_bytes(path, _render(fig, fmt)) for fmt, path in paths.items()]
+
+
 def draw(paper_cfg: dict, summary_csv: Path, out_dir: Path) -> list[Path]:
     """Draw every figure of ``paper_cfg`` as PNG and PDF into ``out_dir``; return the paths.
 
     Figures are drawn against ``step`` (summary.csv's grid); a figure with no data still gets
     files (saying so), because the workflow declares them as outputs.
     """
-    summary = _read_summary(Path(summary_csv))
-    out_dir = Path(out_dir)
+    summary = read_summary(Path(summary_csv))
     paths: list[Path] = []
     for spec in paper_cfg.get("figures") or []:
-        fig = draw_figure(paper_cfg, spec, summary)
-        for fmt in ("png", "pdf"):
-            paths.append(atomic_write_bytes(out_dir / f"{spec['id']}.{fmt}", _render(fig, fmt)))
+        paths += save(paper_cfg, spec, summary,
+                      {fmt: Path(out_dir) / figure_name(spec["id"], fmt) for fmt in FIGURE_FORMATS})
     return paths
-

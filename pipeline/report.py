@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipeline.io import atomic_write_text
+from pipeline.runfiles import ordered
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;
@@ -38,11 +39,6 @@ figcaption{font-size:.85rem;color:#57606a}
 
 _VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced", "inconclusive": "inconclusive",
                  "not_decidable": "not decidable", "fact": "fact (by construction)"}
-
-
-def report_path(reports_dir: Path, scale: str) -> Path:
-    """Where the report of ``scale`` lives: ``<reports_dir>/<scale>/index.html``."""
-    return Path(reports_dir) / scale / "index.html"
 
 
 def _e(x: Any) -> str:
@@ -223,28 +219,21 @@ def _figures(cfg: dict, figures: list[Path]) -> str:
     return f'<div class=figures>{"".join(out)}</div>' if out else "<p>No figures.</p>"
 
 
-def _ordered(preferred: Iterable[str], found: Iterable[str]) -> list[str]:
-    """Keys of ``found`` in ``preferred`` order, then the rest sorted."""
-    found = list(found)
-    first = [k for k in preferred if k in found]
-    return first + sorted(k for k in found if k not in first)
-
-
 def _metrics_tables(cfg: dict, stats: dict) -> str:
     labels = {m: (c or {}).get("label", m) for m, c in (cfg.get("metrics") or {}).items()}
     exp_cfg = cfg.get("experiments") or {}
     out = []
     # stats.json is written with sorted keys; show experiments, metrics and methods in config order.
-    for exp_id in _ordered(exp_cfg, stats.get("experiments") or {}):
+    for exp_id in ordered(exp_cfg, stats.get("experiments") or {}):
         exp = stats["experiments"][exp_id]
         title = (exp_cfg.get(exp_id) or {}).get("title", "")
-        methods = _ordered((exp_cfg.get(exp_id) or {}).get("methods") or [], exp.get("n_runs") or {})
+        methods = ordered((exp_cfg.get(exp_id) or {}).get("methods") or [], exp.get("n_runs") or {})
         runs = ", ".join(f"{_e(m)}: {_e(exp['n_runs'][m])}" for m in methods)
         rows = []
         final = exp.get("final") or {}
-        for metric in _ordered(labels, final):
+        for metric in ordered(labels, final):
             per_method = final[metric] or {}
-            for method in _ordered(methods, per_method):
+            for method in ordered(methods, per_method):
                 e = per_method[method] or {}
                 rows.append(f"<tr><td>{_e(labels.get(metric, metric))}</td><td>{_e(method)}</td>"
                             f"<td class=num>{_e(_est(e.get('iqm'), e.get('iqm_ci')))}</td>"

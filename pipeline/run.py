@@ -1,9 +1,9 @@
 """The run-directory contract (DESIGN.md §2.3–2.4).
 
-``results/<scale>/<paper>/<experiment>/<method>/seed<k>/``: config.yaml, manifest.json,
-curve.csv, model.pt (train) and eval.json (evaluate), every one written atomically.
-Checkpoints live in ``work/ckpt/<same path>/`` — not declared to Snakemake, so a failed or
-preempted job keeps them — and ``train`` resumes from the latest one automatically. A checkpoint
+A run directory (where: pipeline/layout.py) holds config.yaml, manifest.json, curve.csv,
+model.pt (train) and eval.json (evaluate), every one written atomically. Checkpoints live in a
+checkpoint directory of their own — not declared to Snakemake, so a failed or preempted job
+keeps them — and ``train`` resumes from the latest one automatically. A checkpoint
 carries its run's config and code hashes and has a sha256 sidecar (``latest.pt.sha256``): one
 of other code is discarded, a damaged or unreadable one is moved to ``latest.pt.bad-<time>``,
 and either way the run trains from scratch, saying so in its log.
@@ -31,7 +31,7 @@ import torch
 import yaml
 
 from methods.common.runapi import Preempted
-from pipeline import REPO_ROOT
+from pipeline import REPO_ROOT, layout
 from pipeline.config import RunJob
 from pipeline.io import (atomic_write, atomic_write_checked, atomic_write_json, atomic_write_text,
                          checksum_path, read_checked)
@@ -99,14 +99,14 @@ def now_iso() -> str:
 class FileRun:
     """File-backed implementation of methods.common.runapi.Run for one RunJob."""
 
-    def __init__(self, job: RunJob, results_dir: Path, work_dir: Path, device: torch.device,
+    def __init__(self, job: RunJob, run_dir: Path, ckpt_dir: Path, device: torch.device,
                  assets_dir: Path | None = None, code_hash: str = "", live_logger: Any = None):
         self.job = job
         self.seed = job.seed
         self.device = device
         self.assets_dir = assets_dir
-        self.out_dir = results_dir / job.key
-        self.ckpt_dir = work_dir / "ckpt" / job.key
+        self.out_dir = Path(run_dir)
+        self.ckpt_dir = Path(ckpt_dir)
         self.code_hash = code_hash
         self.rows: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
@@ -163,7 +163,7 @@ class FileRun:
 
     @property
     def ckpt_path(self) -> Path:
-        return self.ckpt_dir / "latest.pt"
+        return self.ckpt_dir / layout.CHECKPOINT
 
     @staticmethod
     def _set_aside(path: Path) -> Path:
@@ -176,7 +176,7 @@ class FileRun:
         return bad
 
     def save_model(self, state: dict[str, Any]) -> None:
-        atomic_write(self.out_dir / "model.pt", lambda p: torch.save(state, p))
+        atomic_write(self.out_dir / layout.MODEL, lambda p: torch.save(state, p))
 
     # ---- contract
     def install_sigterm_handler(self) -> None:
@@ -194,15 +194,15 @@ class FileRun:
         writer.writeheader()
         for row in self.rows:
             writer.writerow({k: _fmt(row.get(k)) for k in columns})
-        atomic_write_text(self.out_dir / "curve.csv", buf.getvalue())
+        atomic_write_text(self.out_dir / layout.CURVE, buf.getvalue())
 
     def write_config(self) -> None:
-        atomic_write_text(self.out_dir / "config.yaml",
+        atomic_write_text(self.out_dir / layout.CONFIG,
                           yaml.safe_dump(self.job.resolved(), sort_keys=True))
 
     def write_manifest(self, started: str, wall: float, threads: int) -> None:
         sha, dirty = git_state()
-        atomic_write_json(self.out_dir / "manifest.json", {
+        atomic_write_json(self.out_dir / layout.MANIFEST, {
             "run": self.job.key, "git_sha": sha, "git_dirty": dirty,
             "device": str(self.device),
             "cuda": torch.version.cuda if self.device.type == "cuda" else None,
@@ -231,9 +231,10 @@ def _fmt(v: Any) -> Any:
     return v
 
 
-def execute_train(job: RunJob, *, results_dir: Path, work_dir: Path, device: str = "auto",
+def execute_train(job: RunJob, *, run_dir: Path, ckpt_dir: Path, device: str = "auto",
                   threads: int = 1, assets_dir: Path | None = None, code_hash: str = "") -> int:
-    """Train one run to completion (resuming if a checkpoint exists). Returns an exit code."""
+    """Train one run into ``run_dir`` (resuming from ``ckpt_dir`` if it holds a checkpoint).
+    Returns an exit code."""
     import methods
     from pipeline import tracking
 
@@ -248,7 +249,7 @@ def execute_train(job: RunJob, *, results_dir: Path, work_dir: Path, device: str
     if tracking.live_logging_enabled():
         live = tracking.LiveLogger(os.environ["MLFLOW_TRACKING_URI"], job.paper,
                                    tags=job_tags(job), params=job.resolved())
-    run = FileRun(job, results_dir, work_dir, dev, assets_dir, code_hash, live)
+    run = FileRun(job, run_dir, ckpt_dir, dev, assets_dir, code_hash, live)
     run.install_sigterm_handler()
     module = methods.load(job.method)
     started, t0 = now_iso(), time.perf_counter()
@@ -272,18 +273,18 @@ def execute_train(job: RunJob, *, results_dir: Path, work_dir: Path, device: str
     return 0
 
 
-def execute_evaluate(job: RunJob, *, results_dir: Path, device: str = "auto",
+def execute_evaluate(job: RunJob, *, model: Path, out: Path, device: str = "auto",
                      assets_dir: Path | None = None) -> dict[str, Any]:
+    """Evaluate the trained ``model`` of ``job``; write the result to ``out`` (eval.json)."""
     import methods
 
     skip_dynamo_import()
     seed_everything(job.seed)  # evaluation is a pure function of (model, seed)
     dev = resolve_device(device)
-    out_dir = results_dir / job.key
-    model = torch.load(out_dir / "model.pt", map_location=dev, weights_only=False)
-    result = methods.load(job.method).evaluate(job.method_config(), model, job.seed,
+    state = torch.load(model, map_location=dev, weights_only=False)
+    result = methods.load(job.method).evaluate(job.method_config(), state, job.seed,
                                                device=str(dev), assets_dir=assets_dir)
-    atomic_write_json(out_dir / "eval.json", result)
+    atomic_write_json(out, result)
     return result
 
 
@@ -292,4 +293,4 @@ def job_tags(job: RunJob) -> dict[str, str]:
     return {"paper": job.paper, "experiment": job.experiment, "method": job.method,
             "env": job.env, "seed": str(job.seed), "scale": job.scale, "git_sha": sha,
             # the key `register` uses, so the registered run replaces the live one
-            "rlrepro.run_key": job.key}
+            layout.RUN_KEY_TAG: job.key}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import zlib
 from pathlib import Path
@@ -32,7 +31,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline import layout
 from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.runfiles import ordered, read_curve, read_final_metrics, to_float
 
 SUMMARY_COLUMNS = [
     "experiment", "method", "metric", "step", "n_runs",
@@ -82,7 +83,7 @@ def _interval(scores: Any, func: Callable[..., np.ndarray], *, reps: int, confid
 
 
 def _finite(values: Iterable[Any]) -> np.ndarray:
-    arr = np.array([_to_float(v) for v in values], dtype=float)
+    arr = np.array([to_float(v) for v in values], dtype=float)
     return arr[np.isfinite(arr)]
 
 
@@ -194,67 +195,10 @@ def curve_estimates(matrix: np.ndarray, *, reps: int, confidence: float, seed: i
 # --------------------------------------------------------------------------- reading runs
 
 
-def _to_float(v: Any) -> float:
-    if isinstance(v, bool) or v is None:
-        return math.nan if v is None else float(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _clean(v: Any) -> float | None:
     """JSON-safe float: non-finite -> None (json would otherwise write the invalid token NaN)."""
-    f = _to_float(v)
+    f = to_float(v)
     return f if math.isfinite(f) else None
-
-
-def _read_curve(path: Path) -> pd.DataFrame | None:
-    """curve.csv indexed by step, numeric; None if absent or unreadable (never crash)."""
-    if not path.is_file():
-        return None
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return None
-    if "step" not in df.columns:
-        return None
-    df = df.apply(pd.to_numeric, errors="coerce")
-    df = df[np.isfinite(df["step"])]
-    df["step"] = df["step"].astype("int64")
-    # A resumed run may log a step twice; the later row wins.
-    return df.drop_duplicates("step", keep="last").set_index("step").sort_index()
-
-
-def _read_final(path: Path) -> dict[str, float] | None:
-    """eval.json["metrics"] as {name: float} (non-numeric entries dropped); None if absent."""
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8")).get("metrics", {})
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
-    if not isinstance(metrics, dict):
-        return None
-    return {str(k): _to_float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) or v is None}
-
-
-def _ordered(preferred: Iterable[str], found: Iterable[str]) -> list[str]:
-    """Config order first, then anything else found, sorted."""
-    pref = [p for p in dict.fromkeys(preferred) if p in set(found)]
-    return pref + sorted(set(found) - set(pref))
-
-
-def _infer_scale(paper: str, runs: list[dict]) -> str | None:
-    """results/<scale>/<paper>/<exp>/<method>/seed<k>: the scale if every run dir agrees."""
-    scales = set()
-    for r in runs:
-        parents = Path(r["dir"]).parents
-        if len(parents) < 4 or parents[2].name != paper:
-            return None
-        scales.add(parents[3].name)
-    return scales.pop() if len(scales) == 1 else None
 
 
 # --------------------------------------------------------------------------- aggregate
@@ -273,13 +217,13 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
 
     rows: list[dict] = []
     experiments: dict[str, Any] = {}
-    for exp in _ordered(exp_cfg, by_exp):
-        methods = _ordered((exp_cfg.get(exp) or {}).get("methods") or [], by_exp[exp])
+    for exp in ordered(exp_cfg, by_exp):
+        methods = ordered((exp_cfg.get(exp) or {}).get("methods") or [], by_exp[exp])
         loaded: dict[str, list[tuple[int, pd.DataFrame | None, dict | None]]] = {}
         for method in methods:
             items = sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))
-            loaded[method] = [(int(r["seed"]), _read_curve(Path(r["dir"]) / "curve.csv"),
-                               _read_final(Path(r["dir"]) / "eval.json")) for r in items]
+            loaded[method] = [(int(r["seed"]), read_curve(Path(r["dir"]) / layout.CURVE),
+                               read_final_metrics(Path(r["dir"]) / layout.EVAL)) for r in items]
 
         # Curves: metric columns in order of first appearance (runs are method- then seed-ordered).
         curve_metrics: list[str] = []
@@ -308,7 +252,7 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
         for method in methods:
             for _, _, final in loaded[method]:
                 names |= set(final or {})
-        final_metrics = _ordered(metric_cfg, names)
+        final_metrics = ordered(metric_cfg, names)
         final: dict[str, Any] = {}
         for metric in final_metrics:
             final[metric] = {}
@@ -377,18 +321,24 @@ def summary_csv_text(rows: list[dict]) -> str:
 
 def aggregate(paper_cfg: dict, runs: list[dict], out_dir: Path, *, reps: int, confidence: float,
               random_state: int, scale: str | None = None) -> None:
-    """Write ``out_dir/summary.csv`` and ``out_dir/stats.json`` for one paper's runs.
+    """:func:`write` ``out_dir/summary.csv`` and ``out_dir/stats.json``."""
+    out_dir = Path(out_dir)
+    write(paper_cfg, runs, out_dir / layout.SUMMARY, out_dir / layout.STATS, reps=reps,
+          confidence=confidence, random_state=random_state, scale=scale)
 
-    ``runs`` items are ``{"experiment", "method", "seed", "dir"}``. ``scale`` defaults to the one
-    in the run paths (results/<scale>/<paper>/...), and is omitted from stats.json if unknown.
-    Same inputs and ``random_state`` give byte-identical files.
+
+def write(paper_cfg: dict, runs: list[dict], summary_csv: Path, stats_json: Path, *, reps: int,
+          confidence: float, random_state: int, scale: str | None = None) -> None:
+    """Write the summary CSV and the stats JSON of one paper's runs.
+
+    ``runs`` items are ``{"experiment", "method", "seed", "dir"}``. ``scale`` is recorded in
+    stats.json (the claims read it), and omitted if not given. Same inputs and ``random_state``
+    give byte-identical files.
     """
     paper = str(paper_cfg.get("paper", ""))
     rows, stats = compute(paper_cfg, runs, reps=reps, confidence=confidence, random_state=random_state)
-    scale = scale if scale is not None else _infer_scale(paper, runs)
     head: dict[str, Any] = {"paper": paper}
     if scale is not None:
         head["scale"] = scale
-    out_dir = Path(out_dir)
-    atomic_write_text(out_dir / "summary.csv", summary_csv_text(rows))
-    atomic_write_json(out_dir / "stats.json", {**head, **stats})
+    atomic_write_text(summary_csv, summary_csv_text(rows))
+    atomic_write_json(stats_json, {**head, **stats})

@@ -75,11 +75,17 @@ def test_unknown_paper_and_bad_scale(tmp_path):
         pc.load_workflow({"scale": "huge", "papers": ["egfn"]}, REPO, "config/config.yaml")
 
 
-def test_valid_config_expands_jobs():
-    wf = pc.load_from_files()
+def test_valid_config_expands_jobs(tmp_path):
+    """On a config of its own (not the editable config/config.yaml) and a copy of the paper."""
+    write_paper(tmp_path, EGFN)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump({"scale": "small", "papers": ["egfn"],
+                                                                 "paper_dir": "papers"}))
+    wf = pc.load_from_files(tmp_path / "config/config.yaml", root=tmp_path)
+    assert wf.scale == "small" and wf.paper_files["egfn"] == tmp_path / "papers/egfn.yaml"
     jobs = [j for j in wf.jobs("egfn") if j.experiment == "hypergrid"]
     assert {j.method for j in jobs} == {"tb", "db", "egfn", "egfn_no_mutation"}
-    small = EGFN["experiments"]["hypergrid"]["scales"][wf.scale]
+    small = EGFN["experiments"]["hypergrid"]["scales"]["small"]
     assert len(jobs) == 4 * small["seeds"]
     cfg = jobs[0].method_config()
     assert cfg.lr == 1e-3 and cfg.env_kwargs == small["env_kwargs"]

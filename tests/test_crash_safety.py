@@ -21,6 +21,7 @@ import yaml
 
 from conftest import REPO, make_workspace, snakemake
 from pipeline import io as pio
+from pipeline.layout import Layout
 
 
 # ------------------------------------------------------------------------------------ umask
@@ -57,7 +58,7 @@ def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False)
     if stop_at_checkpoint:
         FileRun.should_stop = lambda self: (self.ckpt_dir / "latest.pt").exists()
     try:
-        return execute_train(tiny_job(), results_dir=base / "results", work_dir=base / "work",
+        return execute_train(tiny_job(), run_dir=run_dir(base), ckpt_dir=ckpt(base).parent,
                              device="cpu", code_hash=code_hash)
     finally:
         FileRun.should_stop = should_stop
@@ -67,11 +68,11 @@ def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False)
 
 
 def run_dir(base: Path) -> Path:
-    return base / "results" / tiny_job().key
+    return Layout(results=base / "results").run_dir(tiny_job().key)
 
 
 def ckpt(base: Path) -> Path:
-    return base / "work" / "ckpt" / tiny_job().key / "latest.pt"
+    return Layout(work=base / "work").checkpoint_dir(tiny_job().key) / "latest.pt"
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +218,8 @@ def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method, one_t
     outs = []
     for noise in (1, 7):
         torch.rand(noise)
-        execute_evaluate(job, results_dir=tmp_path, device="cpu")
+        execute_evaluate(job, model=tmp_path / job.key / "model.pt", out=tmp_path / job.key / "eval.json",
+                         device="cpu")
         outs.append((tmp_path / job.key / "eval.json").read_bytes())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["metrics"]["q_bias_mean"] == first["metrics"]["q_bias_mean"]
@@ -375,7 +377,7 @@ def test_concurrent_register_on_a_fresh_store(tmp_path):
     from pipeline import tracking
     from test_tracking import write_run
 
-    tracking._mlflow()
+    tracking.store.import_mlflow()
     # imported once here rather than in each child: the race is the same, the test 10 s faster
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
@@ -391,7 +393,7 @@ def test_concurrent_register_on_a_fresh_store(tmp_path):
     for p in procs:
         p.join()
     assert [o for o in outcomes if o != "ok"] == []
-    client = tracking._client(uri)
+    client = tracking.store.open_client(uri)
     exp = client.get_experiment_by_name("rl-repro/egfn")
     runs = client.search_runs([exp.experiment_id])
     assert sorted(r.data.tags["rlrepro.run_key"] for r in runs) == sorted(

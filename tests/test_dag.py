@@ -1,8 +1,11 @@
 """The tiny end-to-end DAG (smoke scale) and the rerun semantics of DESIGN.md §2."""
 import contextlib
+import csv
 import json
+import math
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +24,10 @@ RUN = "results/smoke/egfn/hypergrid/{method}/seed{seed}"
 pytestmark = pytest.mark.timeout(1500)
 
 
+def _finite(v):
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
 def test_smoke_dag_end_to_end(smoke_workspace):
     ws = smoke_workspace
     for method in ("tb", "db", "egfn"):
@@ -30,18 +37,70 @@ def test_smoke_dag_end_to_end(smoke_workspace):
                 assert (d / f).stat().st_size > 0, d / f
             manifest = json.loads((d / "manifest.json").read_text())
             assert manifest["device"] == "cpu" and manifest["git_sha"] != "unknown"
+    paper = yaml.safe_load((ws / "config/papers/egfn.yaml").read_text())
+
+    # stats.json holds the numbers of the run files it names, seed by seed
     stats = json.loads((ws / "results/smoke/egfn/stats.json").read_text())
-    assert "hypergrid" in stats["experiments"]
+    assert stats["paper"] == "egfn" and stats["scale"] == "smoke"
+    assert set(stats["experiments"]) == set(paper["experiments"])
+    evals = {}
+    for exp_id, exp in stats["experiments"].items():
+        smoke = paper["experiments"][exp_id]["scales"]["smoke"]
+        methods = smoke.get("methods") or paper["experiments"][exp_id]["methods"]
+        assert sorted(exp["seeds"]) == sorted(methods)  # stats.json keys are sorted
+        for method in methods:
+            assert exp["seeds"][method] == list(range(smoke["seeds"]))
+            for seed in exp["seeds"][method]:
+                run = ws / f"results/smoke/egfn/{exp_id}/{method}/seed{seed}"
+                evals[exp_id, method, seed] = json.loads((run / "eval.json").read_text())["metrics"]
+        for metric, per_method in exp["final"].items():
+            for method, est in per_method.items():
+                on_disk = [_finite(evals[exp_id, method, s].get(metric)) for s in exp["seeds"][method]]
+                assert est["values"] == on_disk, (exp_id, metric, method)
+    # summary.csv: per curve step and metric, n_runs and the mean of the seeds' finite values
+    curves = {}
+    for seed in (0, 1):
+        with open(ws / RUN.format(method="db", seed=seed) / "curve.csv", newline="") as fh:
+            curves[seed] = {int(r["step"]): r for r in csv.DictReader(fh)}
+    with open(ws / "results/smoke/egfn/summary.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if (r["experiment"], r["method"]) == ("hypergrid", "db")]
+    assert rows and {int(r["step"]) for r in rows} == set(curves[0]) | set(curves[1])
+    for r in rows:
+        finite = [v for c in curves.values() if (v := _finite(c[int(r["step"])][r["metric"]])) is not None]
+        assert int(r["n_runs"]) == len(finite), r
+        if finite:
+            assert float(r["mean"]) == pytest.approx(statistics.fmean(finite)), r
+
+    # claims.json: every configured claim, in order, decided from those numbers; at smoke scale
+    # a plumbing check whose compare claims say why they cannot be decided
     doc = json.loads((ws / "results/smoke/egfn/claims.json").read_text())
+    assert doc["paper"] == "egfn" and doc["scale"] == "smoke" and doc["plumbing_only"] is True
     claims = doc["claims"]
-    assert claims and all(c["verdict"] in VERDICTS for c in claims) and doc["plumbing_only"] is True
-    # 2 smoke seeds a side cannot decide an exact test (smallest p = 1/6): said, not pretended
-    assert {c["verdict"] for c in claims if c["kind"] == "compare"} == {"not_decidable"}
+    assert [c["id"] for c in claims] == [c["id"] for c in paper["claims"]]
+    for claim, cfg in zip(claims, paper["claims"]):
+        assert claim["verdict"] in VERDICTS and claim["kind"] == cfg["kind"] and claim["reason"], claim
+        if cfg["kind"] not in ("compare", "threshold"):
+            continue
+        sides = [cfg["method"]] + ([cfg["baseline"]] if "baseline" in cfg else [])
+        seeds = stats["experiments"][cfg["experiment"]]["seeds"]
+        values = {m: [v for s in seeds[m] if (v := _finite(evals[cfg["experiment"], m, s].get(cfg["metric"])))
+                      is not None] for m in sides}
+        assert claim["numbers"]["n"] == [len(values[m]) for m in sides], claim["id"]
+        if cfg["kind"] == "threshold":
+            assert claim["numbers"]["effect"]["estimate"] == pytest.approx(statistics.median(values[cfg["method"]]))
+        else:
+            # 2 smoke seeds a side cannot decide an exact test (smallest p = 1/6): said, not pretended
+            assert claim["verdict"] == "not_decidable", claim
+            assert claim["reason"].startswith("not decidable at smoke: with n = 2 vs 2"), claim["reason"]
+            for m in sides:
+                assert claim["numbers"]["median"][m] == pytest.approx(statistics.median(values[m]))
+
     html = (ws / "reports/smoke/index.html").read_text()
     assert "plumbing check only" in html.lower()
-    assert "tb-fits-hga" in html or "db-fits-hga" in html
+    assert all(c["id"] in html for c in claims)
     assert (ws / "reports/smoke/egfn/tv_curve.png").exists()
-    assert (ws / "results/smoke/_tracking/registered.json").exists()
+    registered = json.loads((ws / "results/smoke/_tracking/registered.json").read_text())
+    assert "smoke/egfn/hypergrid/db/seed0" in registered["runs"]
     assert (ws / "mlflow.db").exists()
 
 

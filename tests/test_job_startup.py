@@ -2,7 +2,14 @@
 import subprocess
 import sys
 
-from pipeline.stats import iqm  # noqa: F401  (import check: stats loads without scipy.stats)
+
+def test_stats_module_imports_neither_rliable_nor_scipy_stats():
+    """rliable (and through it arch, scipy.stats) costs seconds to import: pipeline.stats loads
+    it on first use only, and computes the IQM without scipy."""
+    probe = ("import sys, pipeline.stats\n"
+             "print(*(m in sys.modules for m in ('rliable', 'scipy.stats', 'arch')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
 
 PROBE = """
 import sys

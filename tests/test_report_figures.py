@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline import claims, figures, report, stats
+from pipeline.layout import Layout
 
 STEPS = np.arange(0, 101, 25)
 PAPER = {
@@ -62,13 +63,13 @@ def pipeline_outputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("repro")
     runs = make_runs(root)
     res = root / "results" / "small" / "toy"
-    stats.aggregate(PAPER, runs, res, reps=200, confidence=0.95, random_state=0)
+    stats.aggregate(PAPER, runs, res, reps=200, confidence=0.95, random_state=0, scale="small")
     figs = figures.draw(PAPER, res / "summary.csv", root / "reports" / "small" / "toy")
     ledger = claims.write(PAPER, res / "stats.json", res / "claims.json")
     papers = [{"cfg": PAPER, "stats": json.loads((res / "stats.json").read_text()), "claims": ledger,
                "figures": [p for p in figs if p.suffix == ".png"], "n_runs": len(runs),
                "run_dirs": [r["dir"] for r in runs]}]
-    html = report.build("small", papers, report.report_path(root / "reports", "small"))
+    html = report.build("small", papers, Layout(reports=root / "reports").report("small"))
     return {"root": root, "res": res, "figs": figs, "claims": ledger, "papers": papers, "html": html}
 
 

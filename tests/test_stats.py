@@ -144,7 +144,7 @@ def test_curve_estimates_handle_missing_runs():
 def test_aggregate_formats_and_directions(tmp_path):
     runs = make_runs(tmp_path)
     out = tmp_path / "results" / "small" / "toy"
-    stats.aggregate(PAPER, runs, out, reps=REPS, confidence=0.95, random_state=0)
+    stats.aggregate(PAPER, runs, out, reps=REPS, confidence=0.95, random_state=0, scale="small")
 
     rows = read_summary(out / "summary.csv")
     assert list(rows[0]) == stats.SUMMARY_COLUMNS

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from pipeline import tracking
+from pipeline.tracking import store as mlflow_store
 from pipeline.io import atomic_write_json, atomic_write_text
 
 N_ROWS = 12
@@ -141,7 +142,7 @@ def test_half_logged_run_is_replaced(store, tmp_path):
     d = write_run(results, "fm", 3)
     key = d.relative_to(results).as_posix()
     client = MlflowClient(tracking_uri=uri)
-    exp = tracking._experiment_id(client, "egfn", uri)
+    exp = mlflow_store.experiment_id(client, "egfn", uri)
     client.create_run(exp, tags={tracking.RUN_KEY_TAG: key, "method": "fm"})
     assert tracking.register([d], results, uri) == {"logged": 0, "skipped": 0, "replaced": 1}
     (run,) = runs_for(client, **{"rlrepro.run_key": key})
@@ -153,7 +154,7 @@ def test_batches_respect_limits():
 
     metrics = [Metric("m", 1.0, 0, i) for i in range(2500)]
     params = [Param(f"p{i}", "x") for i in range(250)]
-    chunks = list(tracking._chunks(metrics, params, []))
+    chunks = list(mlflow_store.chunks(metrics, params, []))
     assert sum(len(m) for m, _, _ in chunks) == 2500 and sum(len(p) for _, p, _ in chunks) == 250
     for m, p, t in chunks:
         assert len(m) <= 1000 and len(p) <= 100 and len(m) + len(p) + len(t) <= 1000

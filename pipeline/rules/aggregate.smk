@@ -2,16 +2,17 @@
 rule aggregate:
     input:
         paper=get_paper_file,
-        curves=lambda wc: get_paper_runs(wc, "curve.csv"),
-        evals=lambda wc: get_paper_runs(wc, "eval.json"),
+        curves=lambda wc: get_paper_runs(wc, layout.CURVE),
+        evals=lambda wc: get_paper_runs(wc, layout.EVAL),
     output:
-        summary=results("{scale}/{paper}/summary.csv"),
-        stats=results("{scale}/{paper}/stats.json"),
+        summary=paper_file("summary"),
+        stats=paper_file("stats"),
     params:
         stats=WF.main["stats"],
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/aggregate/{paper}.log",
+        scale_log("aggregate", "{paper}"),
     shell:
-        CLI + " --papers {wildcards.paper} aggregate --paper {wildcards.paper} > {log} 2>&1"
+        CLI + " --papers {wildcards.paper} aggregate --paper {wildcards.paper}"
+        " --summary {output.summary} --stats {output.stats} > {log} 2>&1"

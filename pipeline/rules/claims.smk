@@ -3,15 +3,16 @@
 rule claims:
     input:
         paper=get_paper_file,
-        stats=results("{scale}/{paper}/stats.json"),
+        stats=paper_file("stats"),
     output:
-        results("{scale}/{paper}/claims.json"),
+        paper_file("claims"),
     params:
         alpha=WF.main["stats"]["alpha"],
         correction=WF.main["stats"]["correction"],
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/claims/{paper}.log",
+        scale_log("claims", "{paper}"),
     shell:
-        CLI + " --papers {wildcards.paper} claims --paper {wildcards.paper} > {log} 2>&1"
+        CLI + " --papers {wildcards.paper} claims --paper {wildcards.paper}"
+        " --stats {input.stats} --out {output} > {log} 2>&1"

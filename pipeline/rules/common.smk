@@ -3,6 +3,7 @@ import json
 import os
 import sys
 
+from pipeline import layout
 from pipeline.codehash import env_code_hash, method_code_hash
 from pipeline.config import ConfigError, load_workflow
 
@@ -20,27 +21,39 @@ PAPERS = ",".join(WF.papers)  # the selected papers, for the rules that span all
 CONDA_ENV = "../conda/rlrepro.yaml"
 RESULTS = WF.main["results_dir"]
 REPORTS = WF.main["reports_dir"]
-
-
-def results(path):
-    """A path under the configured results directory."""
-    return os.path.join(RESULTS, path)
-
-
-def reports(path):
-    """A path under the configured reports directory."""
-    return os.path.join(REPORTS, path)
+# every path below comes from pipeline/layout.py, called with wildcard patterns
+LAYOUT = layout.Layout(results=RESULTS, reports=REPORTS)
+RUN = layout.run_key("{scale}", "{paper}", "{experiment}", "{method}", "{seed}")
 
 
 def run_file(name):
-    """A file of the run-directory contract."""
-    return results(os.path.join("{scale}/{paper}/{experiment}/{method}", "seed{seed}", name))
+    """A file of the run-directory contract, as a pattern over the run wildcards."""
+    return str(LAYOUT.run_file(RUN, name))
 
-CLI = (
-    f"python -m pipeline --scale {{wildcards.scale}} "
-    f"--set paper_dir={WF.main['paper_dir']} --set results_dir={RESULTS} "
-    f"--set reports_dir={REPORTS} --set device={WF.main['device']}"
-)
+
+def run_log(stage):
+    return str(LAYOUT.run_log(stage, "{scale}", "{paper}", "{experiment}", "{method}", "{seed}"))
+
+
+def paper_file(kind):
+    """summary / stats / claims of {scale}/{paper}."""
+    return str(getattr(LAYOUT, kind)("{scale}", "{paper}"))
+
+
+def scale_log(*parts):
+    return str(LAYOUT.log("{scale}", *parts))
+
+
+def cli(scale):
+    """The command line of a stage at ``scale`` (a value, or the rule's wildcard)."""
+    return (
+        f"python -m pipeline --scale {scale} "
+        f"--set paper_dir={WF.main['paper_dir']} --set results_dir={RESULTS} "
+        f"--set reports_dir={REPORTS} --set device={WF.main['device']}"
+    )
+
+
+CLI = cli("{wildcards.scale}")
 
 
 wildcard_constraints:
@@ -57,7 +70,11 @@ def _job(wc):
 
 
 def get_env_assets(wc):
-    return results(f"{wc.scale}/_envs/{_job(wc).env_key}/info.json")
+    return str(LAYOUT.env_info(wc.scale, _job(wc).env_key))
+
+
+def get_env_dir(wc):
+    return str(LAYOUT.env_dir(wc.scale, _job(wc).env_key))
 
 
 def get_code_hash(wc):
@@ -84,33 +101,33 @@ def get_runtime(wc, attempt):
 
 
 def get_paper_runs(wc, name):
-    return [results(f"{j.key}/{name}") for j in WF.jobs(wc.paper)]
+    return [str(LAYOUT.run_file(j.key, name)) for j in WF.jobs(wc.paper)]
 
 
 def get_paper_file(wc):
     return str(WF.paper_files[wc.paper])
 
 
-def get_figures(wc):
-    return [reports(f"{wc.scale}/{wc.paper}/{f['id']}.png") for f in WF.papers[wc.paper]["figures"]]
+def _figures(scale, paper):
+    return [str(LAYOUT.figure(scale, paper, f["id"])) for f in WF.papers[paper]["figures"]]
 
 
 def get_report_inputs(wc):
     out = []
     for p in WF.papers:
-        out += [results(f"{wc.scale}/{p}/stats.json"), results(f"{wc.scale}/{p}/claims.json")]
-        out += [reports(f"{wc.scale}/{p}/{f['id']}.png") for f in WF.papers[p]["figures"]]
+        out += [str(LAYOUT.stats(wc.scale, p)), str(LAYOUT.claims(wc.scale, p))]
+        out += _figures(wc.scale, p)
     return out
 
 
 def get_all_evals(wc):
-    return [results(f"{j.key}/eval.json") for j in WF.jobs()]
+    return [str(LAYOUT.run_file(j.key, layout.EVAL)) for j in WF.jobs()]
 
 
 def get_final_outputs():
-    out = [reports(f"{SCALE}/index.html")]
+    out = [str(LAYOUT.report(SCALE))]
     if WF.main["tracking"]["register"]:
-        out.append(results(f"{SCALE}/_tracking/registered.json"))
+        out.append(str(LAYOUT.tracking_registered(SCALE)))
     return out
 
 
@@ -125,7 +142,7 @@ def _start_jobserver(log):
     if WF.main["jobserver"] in ("off", False) or not workflow.local_exec or workflow.remote_exec:
         return
     # not waiting: a rerun with nothing to do must not pay the server's imports
-    started = jobserver.start(os.getpid(), "logs/jobserver.log", wait=False)
+    started = jobserver.start(os.getpid(), str(LAYOUT.log("jobserver")), wait=False)
     if started:
         os.environ[jobserver.ENV], _JOBSERVER["pid"] = started
 

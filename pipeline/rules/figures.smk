@@ -2,14 +2,15 @@
 rule figures:
     input:
         paper=get_paper_file,
-        summary=results("{scale}/{paper}/summary.csv"),
+        summary=paper_file("summary"),
     output:
-        png=reports("{scale}/{paper}/{figure}.png"),
-        pdf=reports("{scale}/{paper}/{figure}.pdf"),
+        png=str(LAYOUT.figure("{scale}", "{paper}", "{figure}", "png")),
+        pdf=str(LAYOUT.figure("{scale}", "{paper}", "{figure}", "pdf")),
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/figures/{paper}/{figure}.log",
+        scale_log("figures", "{paper}", "{figure}"),
     shell:
         CLI + " --papers {wildcards.paper} figures --paper {wildcards.paper}"
-        " --figure {wildcards.figure} > {log} 2>&1"
+        " --figure {wildcards.figure} --summary {input.summary}"
+        " --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -3,10 +3,10 @@ rule report:
     input:
         get_report_inputs,
     output:
-        reports("{scale}/index.html"),
+        str(LAYOUT.report("{scale}")),
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/report.log",
+        scale_log("report"),
     shell:
-        f"{CLI} --papers {PAPERS} report > {{log}} 2>&1"
+        f"{CLI} --papers {PAPERS} report --out {{output}} > {{log}} 2>&1"

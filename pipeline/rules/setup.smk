@@ -2,13 +2,14 @@
 # (target.npz beside info.json, for enumerable environments only; info.json is written last).
 rule setup_env:
     output:
-        info=results("{scale}/_envs/{env_key}/info.json"),
+        info=str(LAYOUT.env_info("{scale}", "{env_key}")),
     params:
         code=get_env_code_hash,
         kwargs=get_env_kwargs,
+        assets=str(LAYOUT.env_dir("{scale}", "{env_key}")),
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/setup/{env_key}.log",
+        scale_log("setup", "{env_key}"),
     shell:
-        CLI + " setup --env-key {wildcards.env_key} > {log} 2>&1"
+        CLI + " setup --env-key {wildcards.env_key} --assets-dir {params.assets} > {log} 2>&1"

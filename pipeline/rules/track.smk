@@ -3,24 +3,24 @@
 # MLflow store is an index for browsing, never an input of figures or claims.
 rule init_tracking:
     output:
-        results("{scale}/_tracking/store.json"),
+        str(LAYOUT.tracking_store("{scale}")),
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/init_tracking.log",
+        scale_log("init_tracking"),
     shell:
         f"{CLI} --papers {PAPERS} init-tracking --marker {{output}} > {{log}} 2>&1"
 
 
 rule register:
     input:
-        store=results("{scale}/_tracking/store.json"),
+        store=str(LAYOUT.tracking_store("{scale}")),
         evals=get_all_evals,
     output:
-        results("{scale}/_tracking/registered.json"),
+        str(LAYOUT.tracking_registered("{scale}")),
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/register.log",
+        scale_log("register"),
     shell:
         f"{CLI} --papers {PAPERS} register --marker {{output}} > {{log}} 2>&1"

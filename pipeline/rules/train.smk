@@ -7,21 +7,24 @@ rule train:
     input:
         env=get_env_assets,
     output:
-        config=run_file("config.yaml"),
-        manifest=run_file("manifest.json"),
-        curve=run_file("curve.csv"),
-        model=run_file("model.pt"),
+        config=run_file(layout.CONFIG),
+        manifest=run_file(layout.MANIFEST),
+        curve=run_file(layout.CURVE),
+        model=run_file(layout.MODEL),
     params:
         code=get_code_hash,
         cfg=get_config_hash,
+        run_dir=str(LAYOUT.run_dir(RUN)),
+        assets=get_env_dir,
     threads: WF.main["threads_per_run"]
     resources:
         runtime=get_runtime,
     conda:
         CONDA_ENV
     log:
-        "logs/{scale}/train/{paper}/{experiment}/{method}/seed{seed}.log",
+        run_log("train"),
     shell:
         CLI + " --papers {wildcards.paper} train --paper {wildcards.paper}"
         " --experiment {wildcards.experiment} --method {wildcards.method}"
-        " --seed {wildcards.seed} --threads {threads} --log {log}"
+        " --seed {wildcards.seed} --threads {threads} --run-dir {params.run_dir}"
+        " --assets-dir {params.assets} --log {log}"
