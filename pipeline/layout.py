@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# ---- the files of one run directory (DESIGN.md §2.3-2.4)
+# ---- the files of one run directory
 CONFIG = "config.yaml"      # the resolved run config
 MANIFEST = "manifest.json"  # versions, git state, device, host, times, resumed_from
 CURVE = "curve.csv"         # one row per evaluation point

@@ -1,4 +1,4 @@
-"""The run-directory contract (DESIGN.md §2.3–2.4).
+"""The run-directory contract: what one run writes and how it resumes.
 
 A run directory (where: pipeline/layout.py) holds config.yaml, manifest.json, curve.csv,
 model.pt (train) and eval.json (evaluate), every one written atomically. Checkpoints live in a

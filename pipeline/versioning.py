@@ -1,13 +1,12 @@
 """DVC as the storage layer under Snakemake: snapshot results/reports, restore them elsewhere.
 
-Snakemake owns the DAG; DVC only versions and ships finished artifacts (pipeline_notes §0.7, §3).
+Snakemake owns the DAG; DVC only versions and ships finished artifacts (results/ files are the record).
 Every function shells out to the ``dvc`` executable installed next to the running Python and
 takes DVC's repo lock, so call them from one sequential step (a localrule or the CLI), never from
 parallel jobs.
 
 Restore = ``dvc pull`` + ``snakemake --touch``: DVC does not preserve mtimes and a fresh clone has
-no ``.snakemake/`` metadata, so without the touch Snakemake would recompute everything
-(pipeline_notes §0.2).
+no ``.snakemake/`` metadata, so without the touch Snakemake would recompute everything.
 """
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 * Dormancy score (ReDo, Sokar et al. 2023, "The Dormant Neuron Phenomenon in Deep RL"):
   ``s_i = E_x|h_i(x)| / ((1/H) sum_j E_x|h_j(x)|)``; unit i is τ-dormant if ``s_i <= τ``.
-  NE (control_video.md §1.5) prunes units with ``s_i = 0`` (τ = 0) and plots the
-  "activated-neuron ratio" = 1 − dormant ratio (§1.8).
-* FAU (NE's code, §1.6): the share of (sample, hidden unit) pairs with output > 0.
+  NE (Liu et al. 2025) prunes units with ``s_i = 0`` (τ = 0) and plots the
+  "activated-neuron ratio" = 1 − dormant ratio.
+* FAU (NE's code): the share of (sample, hidden unit) pairs with output > 0.
 * Plasticity Injection (Nikishin et al. 2023): ``h(x) = f_θ(x) + f_θ'(x) − f_θ'_frozen(x)``.
 
 Activations are recorded with forward hooks; features are the last dimension, every other
@@ -104,12 +104,12 @@ def dormant_ratio(acts: Activations, tau: float) -> float:
 
 
 def active_unit_ratio(acts: Activations, tau: float = 0.0) -> float:
-    """Units with ``s_i > τ``: 1 − dormant ratio (NE's "activated-neuron ratio", spec §1.8)."""
+    """Units with ``s_i > τ``: 1 − dormant ratio (NE's "activated-neuron ratio")."""
     return 1.0 - dormant_ratio(acts, tau)
 
 
 def fraction_active_units(acts: Activations) -> float:
-    """FAU as in NE's code (spec §1.6): share of (sample, unit) pairs with output > 0, pooled
+    """FAU as in NE's code: share of (sample, unit) pairs with output > 0, pooled
     over all given (post-ReLU) layers. Differs from the active-unit ratio, which is per unit."""
     layers = _layers(acts)
     pos = sum(int((h > 0).sum()) for h in layers)

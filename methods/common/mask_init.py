@@ -88,7 +88,7 @@ def magnitude_mask(weight: Tensor, density: float) -> Tensor:
 
 def bernoulli_mask(shape: Sequence[int], keep: float, generator: torch.Generator | None = None,
                    device: torch.device | str | None = None) -> Tensor:
-    """Float 0/1 mask with i.i.d. Bernoulli(keep) entries (OMNet's reconstructed init, spec §2.2)."""
+    """Float 0/1 mask with i.i.d. Bernoulli(keep) entries (OMNet's init, reconstructed from the paper)."""
     return (torch.rand(*shape, generator=generator, device=draw_device(generator)) < keep).float().to(device)
 
 

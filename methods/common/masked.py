@@ -86,7 +86,7 @@ class MaskedLinear(nn.Module):
                           scale: float | None = None, bias: float | None = None,
                           generator: torch.Generator | None = None) -> None:
         """Re-draw STR thresholds ``s = -(U*scale + bias)``; ``where`` (bool, threshold's trailing
-        shape) limits positions, ``mask_indices`` limits masks (Kaleidoscope resets, marl.md §1.3)."""
+        shape) limits positions, ``mask_indices`` limits masks (Kaleidoscope's periodic resets)."""
         if self.threshold is None:
             raise ValueError("layer has no soft thresholds")
         sc, bi = self.threshold_init
@@ -225,7 +225,7 @@ def masked_layers(module: nn.Module) -> list[MaskedLinear]:
 
 @torch.no_grad()
 def sync_masks_(online: nn.Module, target: nn.Module) -> None:
-    """Target nets share the online masks (NE §1.3, MAST §2.1): copy masks, zero absent weights."""
+    """Target nets share the online masks (as in NE and MAST): copy masks, zero absent weights."""
     src, dst = masked_layers(online), masked_layers(target)
     if len(src) != len(dst):
         raise ValueError("online and target differ in their MaskedLinear layers")
@@ -235,7 +235,7 @@ def sync_masks_(online: nn.Module, target: nn.Module) -> None:
 
 
 class _HeavisideTanhSTE(torch.autograd.Function):
-    """Forward 1[z > 0]; backward tanh(upstream gradient) (Kaleidoscope's hard mask, marl.md §1.2)."""
+    """Forward 1[z > 0]; backward tanh(upstream gradient) (Kaleidoscope's hard mask, Li et al. 2024)."""
 
     @staticmethod
     def forward(ctx, z: Tensor) -> Tensor:  # type: ignore[override]

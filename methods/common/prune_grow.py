@@ -139,7 +139,7 @@ def prune_and_grow(layer: MaskedLinear, k: int, dense_grad: Tensor | None = None
                    generator: torch.Generator | None = None) -> TopologyChange:
     """RigL/MAST drop-and-grow at constant density: prune the k smallest-|W| active connections,
     grow k absent ones (by |dense grad|, or at random for SET). Just-pruned positions cannot be
-    regrown unless ``allow_regrow`` (NE spec §1.4 step 5). k is clamped so the count stays equal.
+    regrown unless ``allow_regrow`` (as NE prescribes: a pruned position waits one event). k is clamped so the count stays equal.
     With ``optimizer``, the state of every changed position is reset."""
     m = layer.masks[mask_index]
     n_active = int(m.sum())
@@ -161,8 +161,8 @@ def prune_and_grow(layer: MaskedLinear, k: int, dense_grad: Tensor | None = None
 
 
 def cosine_fraction(step: int, t_end: int, zeta: float) -> float:
-    """Cosine-annealed update fraction ``zeta/2 * (1 + cos(pi * t / T_end))`` (RigL; MAST §2.1,
-    NE §1.4); 0 after ``t_end``."""
+    """Cosine-annealed update fraction ``zeta/2 * (1 + cos(pi * t / T_end))`` (RigL, Evci et al. 2020;
+    as MAST and NE use it); 0 after ``t_end``."""
     if step >= t_end:
         return 0.0
     return 0.5 * zeta * (1.0 + math.cos(math.pi * step / t_end))

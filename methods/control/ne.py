@@ -1,5 +1,5 @@
 """NE — Neuroplastic Expansion in deep RL (Liu, Obando-Ceron, Courville, Pan; ICLR 2025),
-../shared/specs/control_video.md §1.3-1.10, on TD3.
+on TD3.
 
 Actor and critic are sparse (MaskedLinear everywhere; Erdős–Rényi allocation at global
 density 1 - S_init, which leaves the input/output layers dense in practice; initial mask =
@@ -54,7 +54,7 @@ Batch = dict[str, torch.Tensor]
 
 @dataclass
 class Config(td3.Config):
-    """NE on MuJoCo TD3 (spec §1.2-1.6). Paper readings as defaults: both networks grow, grown
+    """NE on MuJoCo TD3 (the paper's settings). Paper readings as defaults: both networks grow, grown
     weights start at zero, cosine growth, dormant (tau = 0) pruning; ``delta`` is in updates."""
 
     critic_hidden_layers: int = 3
@@ -100,7 +100,7 @@ class Config(td3.Config):
             raise ValueError("ne: need 0 <= target_sparsity <= initial_sparsity < 1")
 
     def growth_zeta(self) -> float:
-        """zeta of the cosine schedule. Auto (spec §1.4 recommendation): with E = T_end / delta
+        """zeta of the cosine schedule. Auto (a reconstruction, not a value from the paper): with E = T_end / delta
         events, net growth per event (1 - omega) phi G, and the cosine's integral up to 0.6 T_end
         being 0.903 T_end, the growth space is used up at ~60 % of T_end when
         zeta = 1 / ((1 - omega) * 0.45 * E)."""
@@ -270,14 +270,14 @@ class NoReview:
         pass
 
 
-# The code's gate caps the skip probability: g >= 0.6 becomes 0.4 (stl/TD3.py, spec §1.6 step 2;
+# The code's gate caps the skip probability: g >= 0.6 becomes 0.4 (the authors' stl/TD3.py;
 # no reason given). With the default Tamp = 0.9, g < 1/1.9 ~ 0.53 whenever FAU < awaken, so the
 # cap acts only for Tamp < 2/3.
 GATE_CAP, GATE_CAPPED = 0.6, 0.4
 
 
 class FauGate(NoReview):
-    """The authors' code (spec §1.6): review when FAU < awaken and U(0,1) >= g, with
+    """The authors' code: review when FAU < awaken and U(0,1) >= g, with
     g = 1 / (1 + Tamp exp(awaken - FAU)); U is drawn before every batch, reviewed or not."""
 
     def gate(self, fau: float) -> float:
@@ -291,7 +291,7 @@ class FauGate(NoReview):
 
 
 class DormantFluctuation(NoReview):
-    """The paper's trigger (spec §1.6): review while the critic's dormant ratio fluctuates: its
+    """The paper's trigger: review while the critic's dormant ratio fluctuates: its
     mean over the last W = ``fluctuation_window`` updates differs from its mean over the W before
     by more than ``fluctuation_threshold`` (the windowed change rate times W). No review before
     2W updates. The paper's dynamic threshold is unknown; it is fixed here."""

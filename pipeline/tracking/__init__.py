@@ -1,6 +1,6 @@
 """MLflow as a browse/search index over finished run directories.
 
-Files under ``results/`` are the canonical record (pipeline_notes §0.7); this package only mirrors
+Files under ``results/`` are the canonical record; this package only mirrors
 them into MLflow so runs can be browsed and searched. Two entry points:
 
 * :func:`register` (``registration.py``) — the sequential ``register`` step: batch-log finished

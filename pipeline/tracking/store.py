@@ -102,7 +102,7 @@ def ensure_store(uri: str) -> None:
     """Create/migrate the tracking store once, before any writer opens it.
 
     First-time SQLite initialisation runs Alembic migrations and is not safe concurrently
-    (pipeline_notes §0.6), so it is serialised with a host-local file lock. Servers need nothing.
+    (SQLite under concurrent jobs), so it is serialised with a host-local file lock. Servers need nothing.
     """
     _disable_telemetry()
     if uri in _initialised:
