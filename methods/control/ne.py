@@ -158,7 +158,8 @@ class SparseNetwork:
 
     def optimizer_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, t: int, batch: Batch | None) -> None:
         """Backward, then the optimiser step, or on an event (``batch`` given) the topology change
-        instead (RigL skips the step); masks re-applied, the target shares the masks."""
+        instead (RigL skips the step; so does a network that no longer changes, e.g. a static
+        actor, as before this module was restructured); masks re-applied, the target shares them."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if batch is None:
@@ -232,7 +233,8 @@ class SparseNetwork:
         return [rows.get(id(layer)) for layer in self.layers]
 
     def rigl(self, opt: torch.optim.Optimizer, t: int, grads: list[torch.Tensor | None]) -> None:
-        """After growth: constant-density prune-and-regrow, phi cosine from the switch (zeta 0.2)."""
+        """After growth: constant-density prune-and-regrow, phi cosine from the switch with
+        zeta = ``rigl_zeta`` (0.2 in the code)."""
         c = self.cfg
         phi = cosine_fraction(t - self.rigl_start, max(1, c.t_end() - self.rigl_start), c.rigl_zeta)
         for layer, g in zip(self.layers, grads):
