@@ -47,6 +47,7 @@ def test_evaluation_samples_with_the_methods_own_policy(method: str) -> None:
     net.load_state_dict(model["net"])
     learner = mod.make_learner(cfg)
     learner.bind(env, net)
+    learner.load_model_state(model.get("learner") or {})   # QGFN: its Q net and sampling copy
     exact = core.ExactDistribution(env, torch.device("cpu"))
     target = core.exact_target(env, cfg.reward_beta, exact.states, None)
     own = core.total_variation(exact.terminal_probs(learner.policy(env, net)), target)

@@ -21,7 +21,7 @@ from methods.common.constraints import Bound, Constrained, at_least, positive, w
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.gfn.metrics import (  # noqa: F401  (re-exported: core is the family's facade)
-    ExactDistribution, VisitTracker, exact_target, total_variation)
+    ExactDistribution, VisitTracker, exact_target, flat_reward, modes_in_samples, total_variation)
 from methods.gfn.policy import (  # noqa: F401
     Policy, PolicyNet, forward_head, masked_log_softmax, sample_trajectories,
     terminal_states, uniform_policy)
@@ -60,6 +60,10 @@ class GFNConfig(Constrained):
     replay_batch: int = 16
     replay_size: int = 1000
     replay_top_frac: float = 0.1
+    # learning-rate halving periods in iterations (0: constant) and gradient-norm clip (0: none)
+    lr_half_life: float = 0.0
+    log_z_lr_half_life: float = 0.0
+    grad_clip: float = 0.0
     # exploration and reward
     epsilon: float = 0.0
     reward_beta: float = 1.0
@@ -72,6 +76,7 @@ class GFNConfig(Constrained):
         # n_hidden_layers 0 would be a linear model that silently ignores `hidden`
         "hidden": at_least(1), "n_hidden_layers": at_least(1),
         "lr": positive(), "log_z_lr": positive(),
+        "lr_half_life": at_least(0), "log_z_lr_half_life": at_least(0), "grad_clip": at_least(0),
         "online_batch": at_least(1), "train_steps": at_least(1),
         "replay_batch": at_least(0),            # 0: no replay
         "replay_size": at_least(1), "replay_top_frac": within(0, 1),
@@ -108,6 +113,7 @@ class EvaluatedBatch:
     terminal: torch.Tensor      # [B, S] terminal states x
     states: torch.Tensor        # [B, L+1, S] s_0..s_L (frozen after the end)
     visited: torch.Tensor       # [B, L+1] s_t exists (s_0 and every arrival)
+    actions: torch.Tensor       # [B, L] the padded forward actions (pad -1)
 
 
 def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
@@ -144,7 +150,7 @@ def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
     terminal = states[torch.arange(B, device=actions.device), lengths]
     log_reward = reward_beta * env.log_reward(terminal)
     return EvaluatedBatch(log_pf, log_pb, log_f, valid, is_stop, last, log_reward, terminal,
-                          states, visited)
+                          states, visited, actions)
 
 
 def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:
@@ -160,6 +166,14 @@ def build(cfg: GFNConfig, device: torch.device, seed: int) -> tuple[Any, PolicyN
                     cfg.n_hidden_layers).to(device)
     log_z = nn.Parameter(torch.zeros((), device=device))
     return env, net, log_z
+
+
+def set_learning_rates(opt: torch.optim.Optimizer, cfg: GFNConfig, iteration: int, has_log_z: bool) -> None:
+    """lr * 2^(-t / half_life) per parameter group (recursionpharma/gflownet's schedule; a
+    half-life of 0 keeps the rate constant). Stateless, so a resumed run gets the same rates."""
+    rates = [(cfg.lr, cfg.lr_half_life)] + ([(cfg.log_z_lr, cfg.log_z_lr_half_life)] if has_log_z else [])
+    for group, (base, half_life) in zip(opt.param_groups, rates):
+        group["lr"] = base * 2.0 ** (-iteration / half_life) if half_life > 0 else base
 
 
 class Explorer(Protocol):
@@ -186,11 +200,11 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     device = run.device
     env, net, log_z = build(cfg, device, run.seed)
     explorer = explorer_factory(env, cfg, device) if explorer_factory is not None else None
-    groups = [{"params": net.parameters(), "lr": cfg.lr}]
+    learner.bind(env, net)
+    groups = [{"params": [*net.parameters(), *learner.extra_parameters()], "lr": cfg.lr}]
     if learner.uses_log_z:
         groups.append({"params": [log_z], "lr": cfg.log_z_lr})
     opt = torch.optim.Adam(groups)
-    learner.bind(env, net)
     policy = method_policy(learner, env, net)
     behaviour = uniform_policy(env) if learner.behaviour == "uniform" else policy
     gen = torch.Generator(device=device).manual_seed(run.seed)
@@ -249,6 +263,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             extra = explorer.step(gen)
             if extra is not None and cfg.replay_batch > 0:
                 replay.add(*extra)
+        set_learning_rates(opt, cfg, it, learner.uses_log_z)
         online = sample_trajectories(env, behaviour, cfg.online_batch, gen, cfg.epsilon)
         with torch.no_grad():
             terminal = terminal_states(env, online)
@@ -276,6 +291,9 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
                 loss = learner.loss(batch, log_z)
             opt.zero_grad()
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
+                                               cfg.grad_clip)
             opt.step()
             learner.after_step()
         last_loss = float(loss.detach())
@@ -287,6 +305,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     final = metrics()
     run.save_model({
         "net": net.state_dict(), "log_z": log_z.detach().cpu(), "config": cfg.to_dict(),
+        "learner": learner.model_state(),
         "train_stats": {"emp_l1": final["emp_l1"], "modes_found": final["modes_found"],
                         "trajectories": n_traj},
     })
@@ -310,6 +329,7 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
     env, net, _ = build(cfg, device, seed)
     net.load_state_dict(model["net"])
     check_learner(learner).bind(env, net)
+    learner.load_model_state(model.get("learner") or {})
     policy = method_policy(learner, env, net)
     nan = float("nan")
     gen = torch.Generator(device=device).manual_seed(10_000 + seed)  # disjoint from training
@@ -341,8 +361,13 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
         metrics["top100_diversity"] = float(d.sum() / (n * (n - 1)))   # mean over pairs i != j
     else:
         metrics["top100_diversity"] = nan
+    flat = flat_reward(env, terminal)
+    flat_top = torch.sort((flat_reward(env, unique)), descending=True).values[:100]
     stats = model.get("train_stats", {})
     metrics.update(
+        mean_flat_reward=float(flat.mean()),
+        top100_flat_reward=float(flat_top.mean()),
+        sample_modes=modes_in_samples(env, terminal, flat),
         emp_l1=float(stats.get("emp_l1", nan)),
         modes_found=int(stats.get("modes_found", 0)),
         mean_reward=float(rewards.mean()),

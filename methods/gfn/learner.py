@@ -49,6 +49,19 @@ class Learner(ABC):
     def after_step(self) -> None:
         """Called after every optimiser step (e.g. a Polyak target update)."""
 
+    def extra_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters of networks the learner owns that the core's optimiser trains with the
+        policy network, at its learning rate (QGFN's Q network). Called after ``bind``."""
+        return []
+
+    def model_state(self) -> dict[str, Any]:
+        """What a trained model needs besides the policy network to sample with the method's
+        policy (QGFN's Q network and sampling copy); saved with the model."""
+        return {}
+
+    def load_model_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``model_state`` returned (at evaluation, after ``bind``)."""
+
     def state_dict(self) -> dict[str, Any]:
         """Learner state that a checkpoint must carry (target nets, buffers)."""
         return {}

@@ -114,3 +114,35 @@ def exact_target(env: Any, reward_beta: float, states: torch.Tensor, cache_dir: 
     log_r = torch.where(env.terminal_mask(states), log_r, torch.full_like(log_r, -math.inf))
     return torch.softmax(log_r, 0)
 
+
+
+def flat_reward(env: Any, states: torch.Tensor) -> torch.Tensor:
+    """The task's reward before the GFlowNet's exponent (sEH: proxy / 8; bit sequences:
+    exp(1 - d/n); Shen-scaled sequence tasks: r scaled): ``env.flat_reward`` where the env
+    defines it, else exp(log R / beta) with the env's own beta. QGFN reports and trains its Q
+    on this scale."""
+    if hasattr(env, "flat_reward"):
+        return torch.as_tensor(env.flat_reward(states), dtype=torch.float64)
+    return (env.log_reward(states).double() / float(getattr(env, "beta", 1.0))).exp()
+
+
+def modes_in_samples(env: Any, states: torch.Tensor, flat: torch.Tensor) -> int:
+    """Modes among a batch of terminal samples. Environments with a mode set count the distinct
+    modes hit; molecule environments that define ``similarity`` and the thresholds
+    ``mode_flat_threshold`` / ``mode_similarity`` count samples, in sampling order, whose flat
+    reward exceeds the threshold and whose Tanimoto similarity to every sample accepted before
+    is below the other (QGFN's counter, yunglau/QGFN utils/plotting.py)."""
+    if env.n_modes > 0:
+        idx = env.mode_index(states)
+        return int(torch.unique(idx[idx >= 0]).numel())
+    if not (hasattr(env, "similarity") and hasattr(env, "mode_flat_threshold")):
+        return 0
+    high = (flat > env.mode_flat_threshold).nonzero().squeeze(1)
+    accepted: list[int] = []
+    for i in high.tolist():
+        if accepted:
+            sim = env.similarity(states[i:i + 1], states[accepted])
+            if float(torch.as_tensor(sim).max()) >= env.mode_similarity:
+                continue
+        accepted.append(i)
+    return len(accepted)
