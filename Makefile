@@ -40,7 +40,7 @@ reproduce: venv
 	@$(BIN)/python -m pipeline report-path $(SCALE_ARG)
 
 test: venv
-	bash tests/run_tests.sh $(BIN) --durations=25
+	bash tests/run_tests.sh $(BIN) --split-slurm --durations=25
 
 lint: venv
 	$(BIN)/snakemake --lint

@@ -127,6 +127,8 @@ def test_p_changes_at_evaluation_without_retraining(module) -> None:
     net.load_state_dict(run.model["net"])
     learner.bind(env, net)
     learner.load_model_state(run.model["learner"])
+    for name, value in run.model["learner"]["q_net"].items():   # evaluation uses the trained Q
+        assert torch.equal(learner.q_net.state_dict()[name], value)
     exact = core.ExactDistribution(env)
     target = core.exact_target(env, 1.0, exact.states)
     tv_p0 = core.total_variation(exact.terminal_probs(learner.policy(env, net)), target)

@@ -89,10 +89,18 @@ def curve_without_wall_clock(path: Path) -> list[list[str]]:
     return [[r[i] for i in keep] for r in rows]
 
 
-def test_paper_smoke_dag_through_sbatch(partition, smoke_workspace, tmp_path):
+def test_paper_smoke_dag_through_sbatch(partition, tmp_path):
+    # the same paper's smoke DAG run locally, meanwhile, is the reference (this module needs no
+    # session fixture of the DAG tests, so it can run in a pytest process of its own)
+    local_ws = make_workspace(tmp_path / "local")
+    local = subprocess.Popen([str(Path(sys.executable).parent / "snakemake"), "--cores", "1", "--config",
+                              "scale=smoke", "papers=[omnet]"], cwd=local_ws, env=git_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ws = make_workspace(tmp_path / "repo")
     proc = snakemake(ws, *slurm_args(partition), "--config", "scale=smoke", "papers=[omnet]")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    local_out, _ = local.communicate(timeout=1200)
+    assert local.returncode == 0, local_out[-3000:]
     runs = sorted((ws / "results/smoke/omnet").glob("*/*/seed*"))
     assert len(runs) == 14
     job_ids = set()
@@ -100,8 +108,8 @@ def test_paper_smoke_dag_through_sbatch(partition, smoke_workspace, tmp_path):
         manifest = json.loads((run / "manifest.json").read_text())
         assert manifest["slurm_job_id"], run          # trained inside a SLURM job
         job_ids.add(manifest["slurm_job_id"])
-        local = smoke_workspace / run.relative_to(ws)
-        assert curve_without_wall_clock(run / "curve.csv") == curve_without_wall_clock(local / "curve.csv"), run
+        ref = local_ws / run.relative_to(ws)
+        assert curve_without_wall_clock(run / "curve.csv") == curve_without_wall_clock(ref / "curve.csv"), run
     states = sacct_states(job_ids)
     assert set(states.values()) == {"COMPLETED"}, states
     assert (ws / "reports/smoke/index.html").is_file()

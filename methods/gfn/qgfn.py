@@ -237,9 +237,17 @@ def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
     """The core's evaluation at ``eval_p``, plus the sweep metrics at every p of ``eval_p_sweep``
     (same trained networks, same evaluation seed)."""
     result = _evaluate_at(cfg, model, seed, device, assets_dir)
+    metrics = result["metrics"]
     for p in cfg.eval_p_sweep:
         at_p = replace(cfg, eval_p=float(p))
         m = _evaluate_at(at_p, model, seed, device, assets_dir)["metrics"]
         for name in SWEEP_METRICS:
-            result["metrics"][f"{name}_p{round(100 * float(p)):02d}"] = m[name]
+            metrics[f"{name}_p{round(100 * float(p)):02d}"] = m[name]
+    sweep = sorted(float(p) for p in cfg.eval_p_sweep)
+    if len(sweep) > 1:
+        # the effect of turning the knob on one trained model (paired per seed): value at the
+        # largest swept p minus value at the smallest
+        lo, hi = (f"_p{round(100 * p):02d}" for p in (sweep[0], sweep[-1]))
+        for name in SWEEP_METRICS:
+            metrics[f"{name}_gain"] = metrics[name + hi] - metrics[name + lo]
     return result
