@@ -114,6 +114,8 @@ class EvaluatedBatch:
     states: torch.Tensor        # [B, L+1, S] s_0..s_L (frozen after the end)
     visited: torch.Tensor       # [B, L+1] s_t exists (s_0 and every arrival)
     actions: torch.Tensor       # [B, L] the padded forward actions (pad -1)
+    obs: torch.Tensor           # [V, obs_dim] encodings of the visited states (row order of states[visited])
+    forward_mask: torch.Tensor  # [V, A] their valid forward actions
 
 
 def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
@@ -126,8 +128,9 @@ def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
     states = env.trajectory_states(actions)                        # [B, L+1, S]
     visited = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)  # s_0 and every arrival
     flat = states[visited]
-    pf_logits, pb_logits, log_f_v = net(env.obs(flat))
-    log_pf_all = masked_log_softmax(pf_logits, env.forward_mask(flat))
+    obs, fmask = env.obs(flat), env.forward_mask(flat)
+    pf_logits, pb_logits, log_f_v = net(obs)
+    log_pf_all = masked_log_softmax(pf_logits, fmask)
     bmask = env.backward_mask(flat)
     # states without parents (s_0) get an all -inf row; keep them finite, they are never used
     log_pb_all = masked_log_softmax(pb_logits, bmask | ~bmask.any(-1, keepdim=True))
@@ -150,7 +153,7 @@ def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
     terminal = states[torch.arange(B, device=actions.device), lengths]
     log_reward = reward_beta * env.log_reward(terminal)
     return EvaluatedBatch(log_pf, log_pb, log_f, valid, is_stop, last, log_reward, terminal,
-                          states, visited, actions)
+                          states, visited, actions, obs, fmask)
 
 
 def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:

@@ -179,25 +179,39 @@ class QGFNLearner(core.TrajectoryLearner):
     def q_loss(self, batch: core.EvaluatedBatch) -> torch.Tensor:
         env, visited = self.env, batch.visited
         B, L1 = visited.shape
-        flat_states = batch.states[visited]
-        obs = env.obs(flat_states)
         q_on = batch.log_pf.new_zeros((B, L1, env.n_actions))
-        q_on[visited] = self.q_net(obs)[0]
+        q_on[visited] = self.q_net(batch.obs)[0]
         with torch.no_grad():
+            # the lagged net is read only where a target bootstraps: states s_k with k >= n
             q_lag = torch.zeros_like(q_on)
-            q_lag[visited] = self.q_lagged(obs)[0]
-            mask = torch.zeros(B, L1, env.n_actions, dtype=torch.bool, device=q_on.device)
-            mask[visited] = env.forward_mask(flat_states)
-            mask[~visited] = True        # padding rows: any finite entry, never used
-            reward = flat_reward(env, batch.terminal).to(q_on.device, q_on.dtype)
-            if hasattr(env, "is_valid"):
-                reward = torch.where(torch.as_tensor(env.is_valid(batch.terminal), device=q_on.device),
-                                     reward, torch.full_like(reward, -10.0))
+            k = torch.arange(L1, device=visited.device).expand(B, L1)
+            boot = (k >= self.cfg.dqn_n_step)[visited]
+            lagged = torch.zeros_like(q_on[visited])
+            if boot.any():
+                lagged[boot] = self.q_lagged(batch.obs[boot])[0]
+            q_lag[visited] = lagged
+            mask = torch.ones(B, L1, env.n_actions, dtype=torch.bool, device=q_on.device)
+            mask[visited] = batch.forward_mask      # padding rows stay all-valid: never used
+            reward = self.q_reward(batch).to(q_on.dtype)
             y = n_step_targets(q_on.detach(), q_lag, mask, batch.valid.sum(1), reward,
                                self.cfg.dqn_n_step)
         actions = batch.actions.clamp(min=0)
         q_sa = q_on[:, :-1].gather(-1, actions[..., None]).squeeze(-1)
         return F.huber_loss(q_sa[batch.valid], y[batch.valid])
+
+    def q_reward(self, batch: core.EvaluatedBatch) -> torch.Tensor:
+        """The Q network's terminal reward: the flat reward (no exponent); -10 for an invalid
+        molecule where the env tells (QGFN's code)."""
+        env = self.env
+        if hasattr(env, "flat_reward"):
+            reward = flat_reward(env, batch.terminal).to(batch.log_reward.device)
+        else:   # exp(log R / beta) from the log-reward already computed for the batch
+            beta = self.cfg.reward_beta * float(getattr(env, "beta", 1.0))
+            reward = (batch.log_reward.double() / beta).exp()
+        if hasattr(env, "is_valid"):
+            valid = torch.as_tensor(env.is_valid(batch.terminal), device=reward.device)
+            reward = torch.where(valid, reward, torch.full_like(reward, -10.0))
+        return reward
 
     def after_step(self) -> None:
         polyak_(self.sampler, self.net, 1.0 - self.cfg.sampling_tau)
