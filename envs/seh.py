@@ -46,7 +46,10 @@ target, no modes (``n_modes = 0``, ``mode_index`` is -1 everywhere).
 **Reward** (recursion ``tasks/seh_frag.py``, QGFN ``tasks/seh_double.py``): flat reward
 ``clip(proxy/8, 1e-4, 100)`` (a NaN proxy counts as 0, so 1e-4), ``log_reward = beta *
 log(flat)`` with ``beta`` = 32 (QGFN's default; train with the core's ``reward_beta = 1``);
-invalid states get ``invalid_log_reward`` = -75 (QGFN's ``illegal_action_logreward``).
+invalid states get ``invalid_log_reward`` = -75 (QGFN's ``illegal_action_logreward``). With
+beta = 32 a valid molecule whose flat reward is below exp(-75/32) = 0.096 has a lower log-reward
+than an invalid one, as in QGFN; the blocks' attachment atoms all carry hydrogens, so the action
+space rarely (in our rollouts never) builds an invalid molecule.
 Proxy scores are cached per canonical SMILES (LRU).
 
 **Observation** (float32): per node slot, the one-hot block id (106 with pad), the one-hot
