@@ -14,6 +14,7 @@ _REGISTRY: dict[str, str] = {
     "hypergrid": "envs.hypergrid:HyperGrid",
     "tfbind8": "envs.tfbind8:TFBind8",
     "qm9str": "envs.qm9str:QM9Str",
+    "seh": "envs.seh:SEHFragments",
     "bitseq": "envs.bitseq:BitSequence",
     "rna": "envs.rna:RNABinding",
     "control": "envs.control:ControlTask",
