@@ -118,6 +118,10 @@ class SEHFragments:
     loads_data = True   # config validation checks its kwargs by signature only
     enumerable = False
     n_modes = 0
+    # QGFN's mode counter (yunglau/QGFN utils/plotting.py): flat reward above 0.9, Tanimoto
+    # similarity below 0.7 to every mode accepted before
+    mode_flat_threshold = 0.9
+    mode_similarity = 0.7
 
     def __init__(self, max_frags: int = 9, beta: float = 32.0, invalid_log_reward: float = -75.0,
                  root_layout: str = "linear", fingerprint: str = "rdkit",
@@ -440,6 +444,10 @@ class SEHFragments:
         score = self.proxy_scores(states)
         flat = torch.nan_to_num(score / REWARD_NORM, nan=0.0).clamp(FLAT_MIN, FLAT_MAX)
         return torch.where(valid, flat, torch.zeros_like(flat))
+
+    def is_valid(self, states: torch.Tensor) -> torch.Tensor:
+        """Whether each state is a molecule RDKit can sanitise (the empty state is not)."""
+        return torch.tensor([s is not None for s in self.smiles(states)], dtype=torch.bool)
 
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:
         """beta * log(flat reward), float32 on the states' device; invalid_log_reward for

@@ -243,6 +243,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             "exact_tv": total_variation(exact.terminal_probs(policy), target) if exact else nan,
             "emp_l1": tracker.empirical_l1(target, terminal_set) if exact else nan,
             "modes_found": int(tracker.modes.sum()),
+            **({"high_reward_samples": tracker.n_high_reward} if tracker.counts_high_reward else {}),
             "loss": last_loss,
             "log_z": log_z_value,
         }
@@ -310,6 +311,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         "net": net.state_dict(), "log_z": log_z.detach().cpu(), "config": cfg.to_dict(),
         "learner": learner.model_state(),
         "train_stats": {"emp_l1": final["emp_l1"], "modes_found": final["modes_found"],
+                        "high_reward_samples": final.get("high_reward_samples", float("nan")),
                         "trajectories": n_traj},
     })
     return final
@@ -373,6 +375,7 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
         sample_modes=modes_in_samples(env, terminal, flat),
         emp_l1=float(stats.get("emp_l1", nan)),
         modes_found=int(stats.get("modes_found", 0)),
+        high_reward_samples=float(stats.get("high_reward_samples", nan)),
         mean_reward=float(rewards.mean()),
         top100_reward=float(top.double().mean()),
     )

@@ -81,6 +81,10 @@ class VisitTracker:
         self.ring = torch.full((window if env.enumerable else 0,), -1, dtype=torch.long, device=device)
         self.n_seen = 0
         self.modes = torch.zeros(env.n_modes, dtype=torch.bool, device=device)
+        # environments without a mode set but with a reward threshold (sEH): how many visited
+        # terminal states are above it (QGFN's "high-reward samples over training")
+        self.counts_high_reward = hasattr(env, "mode_flat_threshold")
+        self.n_high_reward = 0
 
     def add(self, terminal: torch.Tensor) -> None:
         if self.env.enumerable:
@@ -90,6 +94,8 @@ class VisitTracker:
         self.n_seen += terminal.shape[0]
         mode = self.env.mode_index(terminal)
         self.modes[mode[mode >= 0]] = True
+        if self.counts_high_reward:
+            self.n_high_reward += int((flat_reward(self.env, terminal) > self.env.mode_flat_threshold).sum())
 
     def empirical_l1(self, target: torch.Tensor, terminal: torch.Tensor) -> float:
         seen = self.ring[self.ring >= 0]
@@ -99,10 +105,12 @@ class VisitTracker:
         return float((p_hat - target).abs()[terminal].mean())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ring": self.ring, "n_seen": self.n_seen, "modes": self.modes}
+        return {"ring": self.ring, "n_seen": self.n_seen, "modes": self.modes,
+                "n_high_reward": self.n_high_reward}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.ring, self.n_seen, self.modes = d["ring"], d["n_seen"], d["modes"]
+        self.n_high_reward = d.get("n_high_reward", 0)
 
 
 def exact_target(env: Any, reward_beta: float, states: torch.Tensor, cache_dir: Any = None) -> torch.Tensor:
