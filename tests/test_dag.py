@@ -257,3 +257,19 @@ def test_snapshot_clone_restore_has_nothing_to_do(smoke_workspace, tmp_path):
     assert a.read_bytes() == b.read_bytes()
     assert (clone / "reports/smoke/index.html").exists()
     assert planned_jobs(clone, "--config", "scale=smoke") == []
+
+
+def test_a_paper_named_only_on_the_command_line_sets_up_its_envs(tmp_path):
+    """`--config papers=[qgfn]` where config.yaml does not list qgfn: every stage's command line
+    must carry the selected papers (setup once looked its env key up in config.yaml's papers)."""
+    from pipeline import config as pconfig
+
+    ws = make_workspace(tmp_path / "repo")
+    cfg = ws / "config/config.yaml"
+    cfg.write_text(re.sub(r"(?m)^papers: .*$", "papers: [egfn]", cfg.read_text()))
+    subprocess.run(["git", "commit", "-qam", "egfn only"], cwd=ws, env=git_env(), check=True)
+    wf = pconfig.load_from_files(ws / "config/config.yaml", {"papers": ["qgfn"], "scale": "smoke"}, root=ws)
+    key = next(k for k, (name, _) in wf.envs().items() if name == "bitseq")
+    snakemake(ws, f"results/smoke/_envs/{key}/info.json", "--cores", "1", "--config", "scale=smoke",
+              "papers=[qgfn]")
+    assert (ws / f"results/smoke/_envs/{key}/info.json").is_file()

@@ -47,7 +47,7 @@ def scale_log(*parts):
 def cli(scale):
     """The command line of a stage at ``scale`` (a value, or the rule's wildcard)."""
     return (
-        f"python -m pipeline --scale {scale} --papers {','.join(WF.main['papers'])} "
+        f"python -m pipeline --scale {scale} "
         f"--set paper_dir={WF.main['paper_dir']} --set results_dir={RESULTS} "
         f"--set reports_dir={REPORTS} --set device={WF.main['device']}"
     )

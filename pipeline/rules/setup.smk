@@ -12,4 +12,6 @@ rule setup_env:
     log:
         scale_log("setup", "{env_key}"),
     shell:
-        CLI + " setup --env-key {wildcards.env_key} --assets-dir {params.assets} > {log} 2>&1"
+        # the env keys come from the selected papers (--config papers=[...] may name one that
+        # config.yaml's list does not)
+        CLI + f" --papers {PAPERS} setup --env-key {{wildcards.env_key}} --assets-dir {{params.assets}} > {{log}} 2>&1"
