@@ -141,11 +141,12 @@ def cmd_figures(args: argparse.Namespace) -> int:
     specs = [f for f in cfg["figures"] if not args.figure or f["id"] == args.figure]
     given = {"png": args.png, "pdf": args.pdf}
     summary = figures.read_summary(_path(args.summary, paths.summary(wf.scale, args.paper)))
+    stats = figures.read_stats(_path(args.stats, paths.stats(wf.scale, args.paper)))
     for spec in specs:
         out = {fmt: _path(given[fmt] if args.figure else None,
                           paths.figure(wf.scale, args.paper, spec["id"], fmt))
                for fmt in layout.FIGURE_FORMATS}
-        print("\n".join(str(p) for p in figures.save(cfg, spec, summary, out)))
+        print("\n".join(str(p) for p in figures.save(cfg, spec, summary, out, stats)))
     return 0
 
 
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("figures"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_figures)
     p.add_argument("--figure", help="draw only this figure id")
     p.add_argument("--summary", help="summary.csv to read")
+    p.add_argument("--stats", help="stats.json to read (sweep figures)")
     p.add_argument("--png", help="with --figure: the PNG to write"); p.add_argument("--pdf", help="with --figure: the PDF")
     p = sub.add_parser("claims"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_claims)
     p.add_argument("--stats", help="stats.json to read"); p.add_argument("--out", help="claims.json to write")

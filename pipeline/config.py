@@ -211,6 +211,10 @@ def _check_paper(path: Path) -> dict:
         exp_methods = doc["experiments"][fig["experiment"]]["methods"]
         axes = [a for a in methods.load(exp_methods[0]).Config.CURVE_AXES
                 if all(a in methods.load(m).Config.CURVE_AXES for m in exp_methods)]
+        if fig.get("kind", "curve") == "sweep":
+            if "x" in fig:
+                _fail(path, f"figures[{i}].x", "a sweep figure's x axis is the swept setting (drop x)")
+            continue
         if fig.get("x", "step") not in axes:
             _fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis of experiment "
                   f"{fig['experiment']!r}; its methods log: {', '.join(axes)}")

@@ -7,7 +7,9 @@ metadata, so redrawing the same data gives the same bytes and DVC/Snakemake see 
 from __future__ import annotations
 
 import io
+import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -43,8 +45,55 @@ def read_summary(summary_csv: Path) -> pd.DataFrame:
     return df
 
 
-def draw_figure(paper_cfg: dict, spec: dict, summary: pd.DataFrame) -> Figure:
+SWEEP_SUFFIX = re.compile(r"_p(\d+)$")
+
+
+def sweep_points(stats: dict, exp: str, metric: str) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Per method, (setting, IQM, CI low, CI high) of the final metrics ``<metric>_p<NN>`` of
+    experiment ``exp`` in stats.json (NN = 100 x the setting), sorted by setting."""
+    final = ((stats.get("experiments") or {}).get(exp) or {}).get("final") or {}
+    out: dict[str, list[tuple[float, float, float, float]]] = {}
+    for name, per_method in final.items():
+        m = SWEEP_SUFFIX.search(name)
+        if not m or name[:m.start()] != metric:
+            continue
+        for method, st in per_method.items():
+            if st.get("iqm") is None:
+                continue
+            lo, hi = (st.get("iqm_ci") or [None, None])[:2]
+            nan = math.nan
+            out.setdefault(method, []).append((int(m.group(1)) / 100.0, st["iqm"],
+                                               nan if lo is None else lo, nan if hi is None else hi))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def draw_sweep(paper_cfg: dict, spec: dict, stats: dict) -> Figure:
+    """A ``kind: sweep`` figure: the final metric against the evaluation setting, per method."""
+    exp, metric = spec.get("experiment"), spec.get("metric")
+    label = ((paper_cfg.get("metrics") or {}).get(metric) or {}).get("label", metric)
+    points = sweep_points(stats, exp, metric)
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (method, pts) in enumerate(sorted(points.items())):
+        x, y, lo, hi = (list(c) for c in zip(*pts))
+        err = [[max(v - a, 0) if a == a else 0 for v, a in zip(y, lo)],
+               [max(b - v, 0) if b == b else 0 for v, b in zip(y, hi)]]
+        ax.errorbar(x, y, yerr=err, color=f"C{i % 10}", marker="o", capsize=3, linewidth=1.6, label=method)
+    if points:
+        ax.legend(loc="best", frameon=False, title="IQM over seeds, bars: bootstrap CI", title_fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no data at this scale", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel(spec.get("xlabel") or "p at evaluation (same trained model)")
+    ax.set_ylabel(str(label))
+    ax.set_title(str(spec.get("title", spec.get("id", ""))), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def draw_figure(paper_cfg: dict, spec: dict, summary: pd.DataFrame, stats: dict | None = None) -> Figure:
     """One figure (a matplotlib Figure, not yet saved) for one ``figures`` entry."""
+    if spec.get("kind", "curve") == "sweep":
+        return draw_sweep(paper_cfg, spec, stats or {})
     exp, metric = spec.get("experiment"), spec.get("metric")
     x = spec.get("x", "step")
     label = ((paper_cfg.get("metrics") or {}).get(metric) or {}).get("label", metric)
@@ -81,21 +130,31 @@ def draw_figure(paper_cfg: dict, spec: dict, summary: pd.DataFrame) -> Figure:
     return fig
 
 
-def save(paper_cfg: dict, spec: dict, summary: pd.DataFrame, paths: dict[str, Path]) -> list[Path]:
+def save(paper_cfg: dict, spec: dict, summary: pd.DataFrame, paths: dict[str, Path],
+         stats: dict | None = None) -> list[Path]:
     """Draw one ``figures`` entry and write it to ``paths`` (format -> file, e.g. png, pdf)."""
-    fig = draw_figure(paper_cfg, spec, summary)
+    fig = draw_figure(paper_cfg, spec, summary, stats)
     return [atomic_write_bytes(path, _render(fig, fmt)) for fmt, path in paths.items()]
 
 
-def draw(paper_cfg: dict, summary_csv: Path, out_dir: Path) -> list[Path]:
+def read_stats(stats_json: Path | None) -> dict:
+    """stats.json (final metrics per method), or {} where there is none yet."""
+    try:
+        return json.loads(Path(stats_json).read_text()) if stats_json else {}
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def draw(paper_cfg: dict, summary_csv: Path, out_dir: Path, stats_json: Path | None = None) -> list[Path]:
     """Draw every figure of ``paper_cfg`` as PNG and PDF into ``out_dir``; return the paths.
 
-    Figures are drawn against ``step`` (summary.csv's grid); a figure with no data still gets
-    files (saying so), because the workflow declares them as outputs.
+    Curves are drawn against ``step`` (summary.csv's grid), sweeps from stats.json; a figure
+    with no data still gets files (saying so), because the workflow declares them as outputs.
     """
     summary = read_summary(Path(summary_csv))
+    stats = read_stats(stats_json)
     paths: list[Path] = []
     for spec in paper_cfg.get("figures") or []:
         paths += save(paper_cfg, spec, summary,
-                      {fmt: Path(out_dir) / figure_name(spec["id"], fmt) for fmt in FIGURE_FORMATS})
+                      {fmt: Path(out_dir) / figure_name(spec["id"], fmt) for fmt in FIGURE_FORMATS}, stats)
     return paths

@@ -118,3 +118,28 @@ def test_report_html(pipeline_outputs):
 def test_report_is_stable(pipeline_outputs, tmp_path):
     again = report.build("small", pipeline_outputs["papers"], tmp_path / "index.html")
     assert again.read_bytes() == pipeline_outputs["html"].read_bytes()
+
+
+def test_sweep_figure_plots_the_final_metric_at_each_evaluation_setting(tmp_path):
+    """A ``kind: sweep`` figure reads ``<metric>_p<NN>`` from stats.json: one point per setting
+    and method (IQM, CI bars), x = NN / 100; other metrics that merely share the prefix are
+    not points."""
+    def entry(iqm):
+        return {"iqm": iqm, "iqm_ci": [iqm - 0.1, iqm + 0.1], "n": 3}
+    stats_doc = {"experiments": {"grid": {"final": {
+        "mean_reward_p00": {"qgfn": entry(1.0), "tb": {"iqm": None}},
+        "mean_reward_p90": {"qgfn": entry(2.0)},
+        "mean_reward_p50": {"qgfn": entry(1.5)},
+        "mean_reward_gain": {"qgfn": entry(1.0)},
+        "mean_reward": {"qgfn": entry(9.0)},
+    }}}}
+    pts = figures.sweep_points(stats_doc, "grid", "mean_reward")
+    assert pts == {"qgfn": [(0.0, 1.0, 0.9, 1.1), (0.5, 1.5, 1.4, 1.6), (0.9, 2.0, 1.9, 2.1)]}
+    spec = {"id": "sweep", "experiment": "grid", "metric": "mean_reward", "kind": "sweep"}
+    fig = figures.draw_figure(PAPER, spec, figures.read_summary(tmp_path / "none.csv"), stats_doc)
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0.0, 0.5, 0.9] and list(line.get_ydata()) == [1.0, 1.5, 2.0]
+    (tmp_path / "stats.json").write_text(json.dumps(stats_doc))
+    paper = {**PAPER, "figures": [spec]}
+    out = figures.draw(paper, tmp_path / "none.csv", tmp_path / "figs", tmp_path / "stats.json")
+    assert sorted(p.name for p in out) == ["sweep.pdf", "sweep.png"]
