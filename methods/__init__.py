@@ -18,6 +18,11 @@ METHODS: dict[str, str] = {
     "rpe": "methods.gfn.rpe",
     "soft_dqn": "methods.gfn.soft_dqn",
     "mdqn": "methods.gfn.mdqn",
+    # goal-conditioned GFlowNets (RBS) and their baselines
+    "rbs": "methods.gfn.goal.rbs",
+    "gc_db": "methods.gfn.goal.gc_db",
+    "her": "methods.gfn.goal.her",
+    "gc_dqn": "methods.gfn.goal.gc_dqn",
     "td3": "methods.control.td3",
     "sac": "methods.control.sac",
     "ne": "methods.control.ne",
