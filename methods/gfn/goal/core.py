@@ -109,6 +109,7 @@ class GFNGoalConfig(GoalConfig):
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
         "reward_scale": positive(), "pb_kl_coef": at_least(0), "pb_kl_decay": within(0, 1),
+        "drop_mean_residual": positive(),
     }
 
 
