@@ -19,7 +19,7 @@ import torch
 from envs import goals as goal_sets
 
 
-class GoalGrid:
+class GoalGrid(goal_sets.GoalEnvAssets):
     name = "goal_grid"
     ndim = 2
 

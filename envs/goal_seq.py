@@ -29,7 +29,7 @@ from envs import goals as goal_sets
 from envs.base import replay_states
 
 
-class GoalSequence:
+class GoalSequence(goal_sets.GoalEnvAssets):
     name = "goal_sequence"
     stop_action = None
     n_backward_actions = 2
@@ -138,6 +138,10 @@ class GoalSequence:
 
     def trajectory_states(self, actions: torch.Tensor) -> torch.Tensor:
         return replay_states(self, actions)
+
+    def kwargs(self) -> dict:
+        return {"vocab_size": self.vocab_size, "length": self.length,
+                "heldout_fraction": self.heldout_fraction, "heldout_seed": self.heldout_seed}
 
 
 class GoalBitSequence(GoalSequence):

@@ -53,3 +53,56 @@ def sample_goals(n: int, goal_len: int, n_values: int, gen: torch.Generator, fra
         return out
     raise ValueError(f"could not draw {n} {'held-out' if heldout else 'training'} goals: the set is "
                      "empty or tiny (check heldout_fraction)")
+
+
+class GoalEnvAssets:
+    """``check_steps`` and ``write_assets``, the pipeline's setup job, for a goal-conditioned env
+    (an env with ``initial``, ``step``, ``forward_mask``, ``backward_mask``, ``backward_step``,
+    ``goal_state``, ``achieved``, ``sample_goals`` and ``kwargs``)."""
+
+    def check_steps(self, n: int = 64, seed: int = 0) -> None:
+        """Uniform random forward episodes must end within ``max_traj_len``; uniform random
+        backward walks from goals must reach s_0, and replaying them forward must be allowed by
+        the forward mask and end at the goal."""
+        g = torch.Generator().manual_seed(seed)
+        s = self.initial(n)
+        alive = torch.ones(n, dtype=torch.bool)
+        for _ in range(self.max_traj_len):
+            if not alive.any():
+                break
+            live = alive.clone()
+            a = torch.multinomial(self.forward_mask(s[live]).float(), 1, generator=g).squeeze(1)
+            nxt, done = self.step(s[live], a)
+            s = s.clone()
+            s[live] = nxt
+            alive[live] = ~done
+        if alive.any():
+            raise RuntimeError(f"{self.name}: episodes did not end within max_traj_len")
+        goals = self.sample_goals(n, g)
+        s = self.goal_state(goals)
+        for _ in range(self.max_traj_len):
+            live = ~self.is_initial(s)
+            if not live.any():
+                break
+            b = torch.multinomial(self.backward_mask(s[live]).float(), 1, generator=g).squeeze(1)
+            parent, fwd = self.backward_step(s[live], b)
+            allowed = self.forward_mask(parent).gather(1, fwd[:, None]).squeeze(1)
+            child, _ = self.step(parent, fwd)
+            if not allowed.all() or not torch.equal(child, s[live]):
+                raise RuntimeError(f"{self.name}: a backward step is not the reverse of an allowed forward step")
+            s = s.clone()
+            s[live] = parent
+        if not self.is_initial(s).all():
+            raise RuntimeError(f"{self.name}: backward walks did not reach s_0")
+
+    def write_assets(self, out_dir: object) -> dict:
+        """A description of the env (nothing to cache: rewards are goal matches)."""
+        from envs.base import write_env_assets
+
+        info = {"env": self.name, "kwargs": self.kwargs(), "max_traj_len": self.max_traj_len,
+                "n_actions": self.n_actions, "goal_len": self.goal_len, "goal_values": self.goal_values,
+                "heldout_fraction": self.heldout_fraction}
+        held = getattr(self, "heldout_goals", None)
+        if held is not None:
+            info.update(n_training_goals=int(self.n_goals), n_heldout_goals=int(len(held)))
+        return write_env_assets(out_dir, info)
