@@ -1,6 +1,6 @@
 """CUDA-path check (run on a GPU machine; CI has none): every registered GFlowNet method trained
-and evaluated on HG-A, and every registered control agent's updates on a synthetic replay
-buffer, all on ``cuda``. ``tests/test_cuda_check.py`` runs the same functions on the CPU.
+and evaluated on HG-A (the goal-conditioned ones on an 8x8 goal grid), and every registered
+control agent's updates on a synthetic replay buffer, all on ``cuda``. ``tests/test_cuda_check.py`` runs the same functions on the CPU.
 Needs only torch + numpy (no gymnasium): the control agents are driven without an env.
 
     python bench/cuda_check.py   # prints one line per check and 'cuda check: ok'
@@ -34,6 +34,9 @@ def gfn(device: torch.device, iterations: int = 200) -> None:
 
     for name in registered("gfn"):
         mod = methods.load(name)
+        if methods.module_name(name).startswith("methods.gfn.goal."):
+            goal_gfn(name, device, iterations)
+            continue
         extra = {"population_size": 4, "num_elites": 1, "tournament_size": 2} if name.startswith("egfn") else {}
         cfg = mod.Config(env="hypergrid", env_kwargs={"ndim": 2, "height": 8, "r0": 0.1},
                          iterations=iterations, eval_every=max(1, iterations // 2), hidden=64,
@@ -45,6 +48,23 @@ def gfn(device: torch.device, iterations: int = 200) -> None:
         _sync(device)
         print(f"{name}: exact TV {final['exact_tv']:.3f} (evaluated {ev['metrics']['exact_tv']:.3f}) "
               f"in {time.perf_counter() - t0:.1f}s on {device}")
+
+
+def goal_gfn(name: str, device: torch.device, iterations: int) -> None:
+    """A goal-conditioned method (RBS and its baselines): train on an 8x8 goal grid and evaluate."""
+    import methods
+    from methods.common.runapi import MemoryRun
+
+    mod = methods.load(name)
+    cfg = mod.Config(env="goal_grid", env_kwargs={"height": 8}, iterations=iterations,
+                     eval_every=max(1, iterations // 2), hidden=64, batch_size=64, eval_goals=200)
+    t0 = time.perf_counter()
+    run = MemoryRun(seed=0, device=device)
+    final = mod.train(cfg, run)
+    ev = mod.evaluate(cfg, run.model, 0, str(device))
+    _sync(device)
+    print(f"{name}: success rate {final['success_rate']:.1f} % (evaluated "
+          f"{ev['metrics']['success_rate']:.1f} %) in {time.perf_counter() - t0:.1f}s on {device}")
 
 
 def control(device: torch.device, updates: int = 200) -> None:

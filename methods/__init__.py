@@ -21,6 +21,11 @@ METHODS: dict[str, str] = {
     "qgfn": "methods.gfn.qgfn",
     "qgfn_quantile": "methods.gfn.qgfn_quantile",
     "qgfn_of_max": "methods.gfn.qgfn_of_max",
+    # goal-conditioned GFlowNets (RBS) and their baselines
+    "rbs": "methods.gfn.goal.rbs",
+    "gc_db": "methods.gfn.goal.gc_db",
+    "her": "methods.gfn.goal.her",
+    "gc_dqn": "methods.gfn.goal.gc_dqn",
     "td3": "methods.control.td3",
     "sac": "methods.control.sac",
     "ne": "methods.control.ne",

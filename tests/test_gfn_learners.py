@@ -11,7 +11,10 @@ from methods.gfn import core, rpe, tb
 from methods.gfn.learner import Learner, TrajectoryLearner, TransitionLearner, check_learner
 from methods.gfn.policy import forward_head
 
-GFN_METHODS = sorted(m for m, mod in methods.METHODS.items() if mod.startswith("methods.gfn."))
+# the goal-conditioned GFlowNets (methods/gfn/goal/) have their own learner interface and core:
+# tests/test_rbs.py
+GFN_METHODS = sorted(m for m, mod in methods.METHODS.items()
+                     if mod.startswith("methods.gfn.") and not mod.startswith("methods.gfn.goal."))
 TINY = {"env": "hypergrid", "env_kwargs": {"ndim": 2, "height": 4, "r0": 0.1},
         "iterations": 4, "eval_every": 2, "hidden": 16, "eval_samples": 50}
 

@@ -1,0 +1,1 @@
+"""Goal-conditioned GFlowNets (RBS, He et al., ICLR 2025) and their baselines; shared core in core.py."""
