@@ -120,15 +120,15 @@ def edited(path: Path):
 
 
 def test_editing_tb_loss_reruns_only_its_users(smoke_workspace):
-    """TB runs, and EGFN runs (egfn.py imports the TB module; its no-mutation ablation imports
-    egfn.py), rerun; DB runs do not."""
+    """TB runs, EGFN runs (egfn.py imports the TB module; its no-mutation ablation imports
+    egfn.py) and QGFN runs (its GFlowNet half is a TB learner) rerun; DB runs do not."""
     ws = smoke_workspace
     with edited(ws / "methods/gfn/tb.py"):
         jobs = planned_jobs(ws, "--config", "scale=smoke")
+    users = {"tb", "egfn", "egfn_no_mutation", "qgfn", "qgfn_quantile", "qgfn_of_max"}
     trained = {(w["method"], w["seed"]) for r, w in jobs if r == "train"}
-    assert trained == {("tb", "0"), ("tb", "1"), ("egfn", "0"), ("egfn", "1"),
-                       ("egfn_no_mutation", "0"), ("egfn_no_mutation", "1")}
-    assert {w["method"] for r, w in jobs if r == "evaluate"} == {"tb", "egfn", "egfn_no_mutation"}
+    assert trained == {(m, s) for m in users for s in ("0", "1")}
+    assert {w["method"] for r, w in jobs if r == "evaluate"} == users
     assert "setup_env" not in {r for r, _ in jobs}
     assert planned_jobs(ws, "--config", "scale=smoke") == []
 
@@ -139,11 +139,13 @@ def test_editing_core_reruns_both_methods(smoke_workspace):
     import methods
     import pipeline.config as pc
 
-    # every GFlowNet method reruns; the control methods do not import the GFlowNet core
+    # every GFlowNet method reruns; the control methods, and the goal-conditioned GFlowNets
+    # (methods/gfn/goal/ has a core of its own), do not import the GFlowNet core
     every = {j.method for j in pc.load_from_files(smoke_workspace / "config/config.yaml",
                                                    {"scale": "smoke"}, smoke_workspace).jobs()
-             if methods.module_name(j.method).startswith("methods.gfn.")}
-    assert {w["method"] for r, w in jobs if r == "train"} == every >= {"tb", "db", "egfn", "rpe"}
+             if methods.module_name(j.method).startswith("methods.gfn.")
+             and not methods.module_name(j.method).startswith("methods.gfn.goal.")}
+    assert {w["method"] for r, w in jobs if r == "train"} == every >= {"tb", "db", "egfn", "rpe", "qgfn"}
 
 
 def test_adding_a_seed_adds_only_that_seed(smoke_workspace):
