@@ -283,3 +283,46 @@ def test_flops_and_params_dense_then_half_of_fc2_pruned():
     assert d["sparsity_fc2"] == pytest.approx(0.5 / AGENTS)
     masked_total = IN * H + 2 * H * H + H * ACTIONS
     assert d["sparsity"] == pytest.approx(32 * H / AGENTS / masked_total)
+
+
+# ---------------------------------------------------------------------------------- resume
+def _train(net: KaleidoscopeAgent, opt: torch.optim.Optimizer, gen: torch.Generator,
+           steps: range) -> None:
+    """A learner-shaped loop: TD-like loss + β_t·L_div, Adam, then the env-step hook."""
+    x = inputs(batch=2, seed=7)
+    for step in steps:
+        q, _ = net(x, net.init_hidden(2))
+        td = (q - 1.0).pow(2).mean()
+        opt.zero_grad()
+        (td + net.auxiliary_loss(td)).backward()
+        opt.step()
+        net.on_env_steps(100 * (step + 1), 1000, gen)
+
+
+def test_resume_from_a_checkpoint_is_bit_identical():
+    def fresh() -> tuple[KaleidoscopeAgent, torch.optim.Optimizer, torch.Generator]:
+        net = agent(reset_interval=250)
+        with torch.no_grad():  # some all-pruned positions so that resets change something
+            for layer in net.masked_layers:
+                layer.threshold[:, :8] = PRUNE
+                layer.threshold[0, 8:12] = PRUNE
+        return net, torch.optim.Adam(net.parameters(), lr=1e-2), torch.Generator().manual_seed(0)
+
+    full, opt, gen = fresh()
+    _train(full, opt, gen, range(6))
+    part, opt_p, gen_p = fresh()
+    _train(part, opt_p, gen_p, range(3))
+    buf = io.BytesIO()
+    torch.save({"net": part.state_dict(), "opt": opt_p.state_dict(), "gen": gen_p.get_state()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=True)
+    resumed, opt_r, gen_r = fresh()
+    resumed.load_state_dict(ckpt["net"])
+    opt_r.load_state_dict(ckpt["opt"])
+    gen_r.set_state(ckpt["gen"])
+    _train(resumed, opt_r, gen_r, range(3, 6))
+    assert full.last_reset_t == resumed.last_reset_t == 600  # resets at 300 (the checkpoint's step) and 600
+    assert list(full.coef.div) == list(resumed.coef.div)
+    for (k, v), (_, w) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        if k != "_extra_state":
+            assert torch.equal(v, w), k
