@@ -93,9 +93,11 @@ class MaskedLinear(nn.Module):
         sc = sc if scale is None else scale
         bi = bi if bias is None else bias
         ks = range(self.n_masks) if mask_indices is None else mask_indices
+        # a generator draws on its own device (a CPU generator cannot fill a CUDA tensor)
+        device = self.threshold.device if generator is None else generator.device
         for k in ks:
             new = -(torch.rand(self.threshold.shape[1:], generator=generator,
-                               device=self.threshold.device) * sc + bi).to(self.threshold.dtype)
+                               device=device) * sc + bi).to(self.threshold)
             if where is None:
                 self.threshold[k].copy_(new)
             else:

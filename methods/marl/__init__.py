@@ -1,0 +1,1 @@
+"""Multi-agent methods: agent networks that plug into the QMIX learner (Kaleidoscope, ...)."""
