@@ -1,0 +1,1 @@
+"""Value-based multi-agent RL (QMIX / VDN, EPyMARL style) on MPE; see qmix.py."""
