@@ -161,6 +161,16 @@ def td_targets(rewards: Tensor, terminated: Tensor, filled: Tensor, next_q: Tens
     return ys
 
 
+def next_agent_values(online_next: Tensor | None, target_next: Tensor, avail_next: Tensor) -> Tensor:
+    """Per-agent bootstrap values (..., N) from Q values (..., N, A) at the next steps: double Q
+    (``online_next`` given) takes the target network's value of the online network's best
+    available action; otherwise the target network's best available value."""
+    if online_next is None:
+        return target_next.masked_fill(~avail_next, -float("inf")).max(-1).values
+    best = online_next.masked_fill(~avail_next, -float("inf")).argmax(-1, keepdim=True)
+    return target_next.gather(-1, best).squeeze(-1)
+
+
 class RunningMeanStd:
     """Running mean and variance over every reward seen (Chan et al.'s parallel update, as in
     EPyMARL's reward standardisation)."""
@@ -278,11 +288,7 @@ class QLearner:
         with torch.no_grad():
             target_all = self.unroll(self.target_agent, inputs)[:, 1:]
             avail_next = b["avail"][:, 1:]
-            if cfg.double_q:
-                best = q_all.detach()[:, 1:].masked_fill(~avail_next, -float("inf")).argmax(-1, keepdim=True)
-                q_next = target_all.gather(-1, best).squeeze(-1)
-            else:
-                q_next = target_all.masked_fill(~avail_next, -float("inf")).max(-1).values
+            q_next = next_agent_values(q_all.detach()[:, 1:] if cfg.double_q else None, target_all, avail_next)
             next_tot = self.target_mixer(q_next, b["state"][:, 1:])           # (B, T)
             targets = td_targets(rewards, terminated, filled, next_tot, cfg.gamma, cfg.td_lambda)
         q_tot = self.mixer(q_taken, b["state"][:, :-1])
@@ -298,7 +304,7 @@ class QLearner:
         if self.n_updates % cfg.target_update_interval == 0:
             self.update_targets()
         n = filled.sum()
-        loss, total = loss.detach(), total.detach()
+        loss, total, td, q_taken = loss.detach(), total.detach(), td.detach(), q_taken.detach()
         return {"loss": float(loss), "total_loss": float(total), "grad_norm": float(grad_norm),
                 "td_error_abs": float(td.abs().sum() / n),
                 "q_taken_mean": float((q_taken * filled.unsqueeze(-1)).sum() / (n * self.n_agents)),
