@@ -17,6 +17,16 @@ from resume import preempted_then_resumed
 MARL_METHODS = ("qmix", "qmix_fups", "qmix_nops", "qmix_multih", "vdn")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread, as the pipeline trains (pipeline/run.py): these networks are tiny,
+    and on a loaded 2-core machine a 2-thread pool made the batched NoPS products ~25x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def untimed(rows):
     """Curve rows without wall-clock columns (``time_*``), as a comparable string."""
     return repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])

@@ -98,7 +98,7 @@ class FuPSAgent(AgentNetwork):
 
 
 class GroupedLinear(nn.Module):
-    """N independent linear layers applied to the N rows of dim 1 in one einsum:
+    """N independent linear layers applied to the N rows of dim 1 in one batched product:
     (B, N, in) -> (B, N, out). Initialised like nn.Linear, each group independently."""
 
     def __init__(self, groups: int, in_features: int, out_features: int):
@@ -108,7 +108,8 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(groups, out_features).uniform_(-bound, bound))
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.einsum("bni,nio->bno", x, self.weight) + self.bias
+        # one batched matmul over the agent axis (einsum's backward was ~15x slower here on CPU)
+        return torch.baddbmm(self.bias.unsqueeze(1), x.transpose(0, 1), self.weight).transpose(0, 1)
 
 
 class GroupedGRUCell(nn.Module):

@@ -22,7 +22,9 @@ return of ``eval_episodes`` greedy episodes (``test_return``), on a fixed set of
 Pluggable agent network: :func:`entry_points` turns an agent-network factory
 ``make_agent_net(cfg, input_dim, n_agents, n_actions) -> AgentNetwork`` (methods/marl/agents.py)
 into the ``train`` / ``evaluate`` a method module exposes; a module such as Kaleidoscope
-subclasses :class:`Config` with its own fields and passes its factory. The learner calls the
+subclasses :class:`Config` with its own fields (and its own ``agent_net`` name, with
+``CONSTRAINTS = {"agent_net": one_of("kalei")}`` replacing the scheme list) and passes its
+factory: ``train, evaluate = qmix.entry_points(make_kalei_net)``. The learner calls the
 network's optional hooks (``auxiliary_loss``, ``on_env_steps``, ``diagnostics``, FLOP and
 parameter counts). State a network keeps outside its parameters and buffers must travel in its
 ``state_dict`` (``get_extra_state`` / ``set_extra_state``) to be checkpointed.
