@@ -38,9 +38,12 @@ its own (checkpointed) generator, and the dynamics and the scripted opponents ar
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from envs.base import write_env_assets
 
 # task -> mpe2 module
 TASKS: dict[str, str] = {
@@ -191,6 +194,35 @@ class MPETask:
         obs, rew, term, trunc, _ = self.step({n: int(a) for n, a in zip(self.possible_agents, actions)})
         terminated = all(term.values())
         return self.obs_array(), float(sum(rew.values())), terminated, not terminated and all(trunc.values())
+
+    # ---------------------------------------------------------------- pipeline setup stage
+    def check_steps(self, n: int = 50, seed: int = 0) -> None:
+        """Random available actions for ``n`` steps: padded observations and the state have the
+        declared sizes and stay finite, rewards are finite."""
+        rng = np.random.default_rng(seed)
+        obs = self.reset_arrays(seed=seed)
+        for _ in range(n):
+            if obs.shape != (self.n_agents, self.obs_dim) or not np.isfinite(obs).all():
+                raise RuntimeError(f"mpe {self.task}: bad observation {obs.shape}")
+            if self.state().shape != (self.state_dim,):
+                raise RuntimeError(f"mpe {self.task}: bad state {self.state().shape}")
+            acts = np.array([rng.choice(np.flatnonzero(row)) for row in self.avail_actions()])
+            obs, r, term, trunc = self.step_arrays(acts)
+            if not np.isfinite(r):
+                raise RuntimeError(f"mpe {self.task}: non-finite reward")
+            if term or trunc:
+                obs = self.reset_arrays()
+
+    def write_assets(self, out_dir: str | Path) -> dict:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def ver(dist: str) -> str | None:
+            try:
+                return version(dist)
+            except PackageNotFoundError:
+                return None
+
+        return write_env_assets(out_dir, {**self.describe(), "versions": {d: ver(d) for d in ("mpe2", "pettingzoo")}})
 
     def describe(self) -> dict:
         return {"env": "mpe", "kwargs": self.kwargs(), "n_agents": self.n_agents, "agents": self.possible_agents,

@@ -42,7 +42,7 @@ def tiny(mod=qmix, **kw):
 
 
 # ------------------------------------------------------------------------------------ env
-def test_env_shapes_padding_and_registry():
+def test_env_shapes_padding_and_registry(tmp_path):
     envs.check_kwargs("mpe", {"task": "tag"})
     with pytest.raises(ValueError, match="task must be one of"):
         envs.check_kwargs("mpe", {"task": "push"})
@@ -69,6 +69,9 @@ def test_env_shapes_padding_and_registry():
         world.reset(seed=0)
         world.step({"leadadversary_0": 0, "adversary_0": 7, "adversary_1": 0, "adversary_2": 0})
     tag = MPETask("tag")
+    tag.check_steps(n=30)
+    info = tag.write_assets(tmp_path)
+    assert (tmp_path / "info.json").exists() and info["versions"]["mpe2"] == "1.1.1"
     tag.reset(seed=0)
     assert tag._obs["agent_0"].shape == (14,)                                # prey (not learned)
 
