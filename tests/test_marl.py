@@ -307,3 +307,14 @@ def test_qmix_learns_spread():
     qmix.train(cfg, run)
     learned = np.mean([r["test_return"] for r in run.rows[-2:]])
     assert learned > -85.0 and learned > untrained + 50, (learned, untrained)
+
+
+@pytest.mark.parametrize("task", ["tag", "world"])
+def test_trains_on_tag_and_world(task):
+    mod = methods.load("qmix_nops")          # per-agent networks: the leader has 20 actions in world
+    cfg = tiny(mod, env_kwargs={"task": task}, iterations=200)
+    run = MemoryRun(seed=1)
+    mod.train(cfg, run)
+    assert [r["step"] for r in run.rows] == [100, 200] and np.isfinite(run.rows[-1]["loss"])
+    ev = mod.evaluate(cfg, run.model, 1)["metrics"]
+    assert ev["test_return_mean"] == pytest.approx(run.rows[-1]["test_return"])
