@@ -19,7 +19,8 @@ hypernetwork mixer on the state: w1, w_final = |hypernet(s)| with 2-layer hypern
 V(s) 2-layer, ELU) and ``vdn`` (sum). Evaluation every ``eval_every`` env steps: the mean team
 return of ``eval_episodes`` greedy episodes (``test_return``), on a fixed set of seeds.
 
-Pluggable agent network: :func:`entry_points` turns an agent-network factory
+Agent networks are initialised from torch's global generator, seeded with the run's seed just
+before they are built. Pluggable agent network: :func:`entry_points` turns an agent-network factory
 ``make_agent_net(cfg, input_dim, n_agents, n_actions) -> AgentNetwork`` (methods/marl/agents.py)
 into the ``train`` / ``evaluate`` a method module exposes; a module such as Kaleidoscope
 subclasses :class:`Config` with its own fields (and its own ``agent_net`` name, with
@@ -468,6 +469,7 @@ def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | t
         dense = dense_1r3_flops(learner.input_dim, agent.hidden_dim, agent.n_actions)
         metrics = {"test_return_mean": float(np.mean(returns)),
                    "test_return_final": float(model.get("final_return", float("nan"))),
+                   "inference_flops_per_agent": float(agent.inference_flops_per_agent()),
                    "flops_ratio": float(agent.inference_flops_per_agent()) / dense,
                    "nonzero_params_per_agent": float(agent.nonzero_params_per_agent()),
                    **{k: float(v) for k, v in (model.get("train_stats") or {}).items()},
