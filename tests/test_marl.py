@@ -318,3 +318,20 @@ def test_trains_on_tag_and_world(task):
     assert [r["step"] for r in run.rows] == [100, 200] and np.isfinite(run.rows[-1]["loss"])
     ev = mod.evaluate(cfg, run.model, 1)["metrics"]
     assert ev["test_return_mean"] == pytest.approx(run.rows[-1]["test_return"])
+
+
+def test_last_action_inputs():
+    env = MPETask("spread")
+    cfg = tiny(obs_last_action=True)
+    learner = qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu"))
+    assert learner.input_dim == 18 + 5 + 3
+    obs = torch.zeros(1, 3, 3, 18)                          # (B, T+1, N, obs_dim)
+    last = torch.tensor([[[-1, -1, -1], [4, 0, 2], [1, 1, 3]]])
+    x = learner.inputs(obs, last)
+    assert x.shape == (1, 3, 3, 26)
+    assert (x[0, 0, :, 18:23] == 0).all()                   # no action before the first step
+    assert x[0, 1, :, 18:23].argmax(-1).tolist() == [4, 0, 2] and x[0, 1, :, 18:23].sum() == 3
+    assert x[0, 2, :, 23:].tolist() == torch.eye(3).tolist()  # then the one-hot id
+    run = MemoryRun(seed=0)
+    qmix.train(tiny(obs_last_action=True, iterations=100), run)
+    assert np.isfinite(run.rows[-1]["loss"])

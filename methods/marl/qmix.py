@@ -74,6 +74,8 @@ class Config(Constrained):
     eval_episodes: int = 100             # test_nepisode
     agent_net: str = "fups_id"           # parameter-sharing scheme (methods/marl/agents.py)
     obs_agent_id: bool = True            # the learner appends the one-hot agent id
+    obs_last_action: bool = False        # ... and the agent's previous action, one-hot (EPyMARL's
+                                         # MPE configs: off; pymarl2/SMAC: on)
     hidden_dim: int = 64
     mixer: str = "qmix"
     mixing_embed_dim: int = 32
@@ -244,7 +246,8 @@ class QLearner:
     def __init__(self, cfg: Config, env: MPETask, make_agent_net: AgentNetFactory, device: torch.device):
         self.cfg, self.device = cfg, device
         self.n_agents, self.n_actions = env.n_agents, env.n_actions
-        self.input_dim = env.obs_dim + (env.n_agents if cfg.obs_agent_id else 0)
+        self.input_dim = (env.obs_dim + (env.n_actions if cfg.obs_last_action else 0)
+                          + (env.n_agents if cfg.obs_agent_id else 0))
         self.agent = make_agent_net(cfg, self.input_dim, env.n_agents, env.n_actions).to(device)
         self.mixer = make_mixer(cfg, env.n_agents, env.state_dim).to(device)
         # the interface's target: a deep copy, hard-copied with load_state_dict (masks travel)
@@ -256,16 +259,23 @@ class QLearner:
         self.n_updates = 0
         self.eye = torch.eye(env.n_agents, device=device)
 
-    def inputs(self, obs: Tensor) -> Tensor:
-        """obs (..., N, obs_dim) -> agent inputs, with the one-hot id when configured."""
-        if not self.cfg.obs_agent_id:
-            return obs
-        return torch.cat([obs, self.eye.expand(*obs.shape[:-1], self.n_agents)], -1)
+    def inputs(self, obs: Tensor, last_actions: Tensor) -> Tensor:
+        """Agent inputs (EPyMARL's order): obs (..., N, obs_dim) ⊕ one-hot of ``last_actions``
+        (..., N), -1 for none (the first step) ⊕ one-hot agent id, each part when configured."""
+        parts = [obs]
+        if self.cfg.obs_last_action:
+            none = last_actions < 0
+            onehot = F.one_hot(last_actions.clamp(min=0), self.n_actions).to(obs.dtype)
+            parts.append(onehot.masked_fill(none.unsqueeze(-1), 0.0))
+        if self.cfg.obs_agent_id:
+            parts.append(self.eye.expand(*obs.shape[:-1], self.n_agents))
+        return torch.cat(parts, -1) if len(parts) > 1 else obs
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, avail: np.ndarray, hidden: Tensor, epsilon: float,
-            gen: torch.Generator) -> tuple[np.ndarray, Tensor]:
-        x = self.inputs(torch.as_tensor(obs, device=self.device)).unsqueeze(0)
+            gen: torch.Generator, last_actions: np.ndarray) -> tuple[np.ndarray, Tensor]:
+        x = self.inputs(torch.as_tensor(obs, device=self.device),
+                        torch.as_tensor(last_actions, device=self.device)).unsqueeze(0)
         q, hidden = self.agent(x, hidden)
         a = select_actions(q[0], torch.as_tensor(avail, device=self.device).bool(), epsilon, gen)
         return a.cpu().numpy(), hidden
@@ -285,7 +295,9 @@ class QLearner:
         if cfg.standardise_rewards:
             self.reward_ms.update(rewards[filled > 0])
             rewards = self.reward_ms.normalise(rewards)
-        inputs = self.inputs(b["obs"])
+        # the action before step t: none at t = 0, then a_{t-1} (the bootstrap step sees the last)
+        before = torch.full_like(b["actions"][:, :1], -1)
+        inputs = self.inputs(b["obs"], torch.cat([before, b["actions"]], 1))
         q_all = self.unroll(self.agent, inputs)                               # (B, T+1, N, A)
         q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)   # (B, T, N)
         with torch.no_grad():
@@ -339,6 +351,7 @@ def run_episode(learner: QLearner, env: MPETask, seed: int, epsilon: float,
     the team return."""
     obs = env.reset_arrays(seed=seed)
     hidden = learner.agent.init_hidden(1)
+    last_actions = np.full(env.n_agents, -1)
     rec: dict[str, list] = {k: [] for k in ("obs", "state", "avail", "actions", "reward", "terminated")}
     total, done = 0.0, False
     while not done:
@@ -346,7 +359,8 @@ def run_episode(learner: QLearner, env: MPETask, seed: int, epsilon: float,
         rec["obs"].append(obs)
         rec["state"].append(env.state())
         rec["avail"].append(avail)
-        actions, hidden = learner.act(obs, avail, hidden, epsilon, gen)
+        actions, hidden = learner.act(obs, avail, hidden, epsilon, gen, last_actions)
+        last_actions = actions
         obs, reward, terminated, truncated = env.step_arrays(actions)
         rec["actions"].append(actions)
         rec["reward"].append(reward)
