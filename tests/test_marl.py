@@ -301,7 +301,7 @@ def test_qmix_learns_spread():
                       hidden_dim=32, lr=1e-3, td_lambda=0.6)
     torch.manual_seed(0)
     env = MPETask("spread")
-    untrained = np.mean(qmix.test_returns(qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu")),
+    untrained = np.mean(qmix.greedy_returns(qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu")),
                                           env, 0, cfg.eval_episodes))
     run = MemoryRun(seed=0)
     qmix.train(cfg, run)

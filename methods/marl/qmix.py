@@ -381,7 +381,7 @@ def eval_seed(seed: int, k: int) -> int:
 
 
 @torch.no_grad()
-def test_returns(learner: QLearner, env: MPETask, seed: int, episodes: int) -> list[float]:
+def greedy_returns(learner: QLearner, env: MPETask, seed: int, episodes: int) -> list[float]:
     gen = torch.Generator().manual_seed(seed)          # unused by greedy selection
     return [run_episode(learner, env, eval_seed(seed, k), 0.0, gen)[1] for k in range(episodes)]
 
@@ -433,7 +433,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         if on_env_steps is not None:
             on_env_steps(t_env, cfg.iterations, gen)
         if t_env >= next_eval or t_env >= cfg.iterations:
-            returns = test_returns(learner, test_env, run.seed, cfg.eval_episodes)
+            returns = greedy_returns(learner, test_env, run.seed, cfg.eval_episodes)
             last_eval = float(np.mean(returns))
             updates = learner.n_updates - timers["updates_at_log"]
             row = {"test_return": last_eval, "test_return_std": float(np.std(returns)),
@@ -478,7 +478,7 @@ def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | t
         learner = QLearner(cfg, env, make_agent_net, torch.device(device))
         learner.agent.load_state_dict(model["agent"])
         learner.mixer.load_state_dict(model["mixer"])
-        returns = test_returns(learner, env, seed, cfg.eval_episodes)
+        returns = greedy_returns(learner, env, seed, cfg.eval_episodes)
         agent = learner.agent
         dense = dense_1r3_flops(learner.input_dim, agent.hidden_dim, agent.n_actions)
         metrics = {"test_return_mean": float(np.mean(returns)),
