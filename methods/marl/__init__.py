@@ -1,1 +1,1 @@
-"""Value-based multi-agent RL (QMIX / VDN, EPyMARL style) on MPE; see qmix.py."""
+"""Multi-agent methods: agent networks that plug into the QMIX learner (Kaleidoscope, ...)."""
