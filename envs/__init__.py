@@ -18,6 +18,7 @@ _REGISTRY: dict[str, str] = {
     "bitseq": "envs.bitseq:BitSequence",
     "rna": "envs.rna:RNABinding",
     "control": "envs.control:ControlTask",
+    "mpe": "envs.mpe:MPETask",
     # goal-conditioned tasks of RBS (methods/gfn/goal/)
     "goal_grid": "envs.goal_grid:GoalGrid",
     "goal_bitseq": "envs.goal_seq:GoalBitSequence",

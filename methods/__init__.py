@@ -39,6 +39,12 @@ METHODS: dict[str, str] = {
     "sac20": "methods.control.sac20",
     "sin_sac": "methods.control.sin_sac",
     "sin_droq": "methods.control.sin_droq",
+    # value-based multi-agent RL on MPE (EPyMARL style)
+    "qmix": "methods.marl.qmix",
+    "qmix_fups": "methods.marl.qmix_fups",
+    "qmix_nops": "methods.marl.qmix_nops",
+    "qmix_multih": "methods.marl.qmix_multih",
+    "vdn": "methods.marl.vdn",
 }
 
 

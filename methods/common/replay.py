@@ -8,6 +8,7 @@
   reward), used by the GFlowNet core whenever ``replay_batch > 0``.
 * ``TransitionReplay``: proportional prioritised replay of single GFlowNet transitions, for the
   soft-DQN / Munchausen-DQN baselines.
+* ``EpisodeReplay``: whole padded multi-agent episodes for QMIX-style learners (methods/marl/).
 """
 from __future__ import annotations
 
@@ -167,3 +168,55 @@ class TransitionReplay:
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.data, self.priority = d["data"], d["priority"]
         self.next, self.max_priority = d["next"], d["max_priority"]
+
+
+class EpisodeReplay:
+    """Whole episodes for the value-based MARL learner (EPyMARL's episode buffer): a circular
+    buffer of ``capacity`` episodes, each padded to ``episode_limit`` steps. Per episode:
+    ``obs`` (T+1, N, obs_dim), ``state`` (T+1, state_dim) and ``avail`` (T+1, N, n_actions)
+    at every visited step including the one after the last action (the bootstrap target);
+    ``actions`` (T, N), ``reward`` (T,), ``terminated`` (T,) and ``filled`` (T,), 1 on the
+    steps the episode really took. Checkpoints hold only the filled episodes."""
+
+    def __init__(self, capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int,
+                 n_actions: int, device: torch.device | str = "cpu"):
+        self.capacity, self.episode_limit = int(capacity), int(episode_limit)
+        self.device = torch.device(device)
+        c, t, n = self.capacity, self.episode_limit, n_agents
+        z = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=self.device)  # noqa: E731
+        self.data = {"obs": z(c, t + 1, n, obs_dim), "state": z(c, t + 1, state_dim),
+                     "avail": z(c, t + 1, n, n_actions, dtype=torch.bool),
+                     "actions": z(c, t, n, dtype=torch.long), "reward": z(c, t), "terminated": z(c, t),
+                     "filled": z(c, t)}
+        self.size = 0
+        self.next = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, episode: dict[str, Any]) -> None:
+        """Store one episode: a dict of the fields above, each at most the padded length long
+        along its first axis (the rest of the slot is zeroed: padding)."""
+        i = self.next
+        for k, v in self.data.items():
+            v[i].zero_()
+            src = torch.as_tensor(episode[k], device=self.device).to(v.dtype)
+            v[i, : src.shape[0]] = src
+        self.next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """``batch`` distinct episodes, uniformly (EPyMARL samples without replacement)."""
+        idx = torch.randperm(self.size, generator=gen, device=gen.device)[:batch].to(self.device)
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
+                "size": self.size, "next": self.next, "capacity": self.capacity}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d["capacity"] != self.capacity:
+            raise ValueError(f"episode replay capacity {self.capacity} != checkpoint's {d['capacity']}")
+        self.size, self.next = d["size"], d["next"]
+        for k, v in d["data"].items():
+            self.data[k][: self.size] = v.to(self.device)

@@ -1,0 +1,510 @@
+"""QMIX (Rashid et al. 2018) and VDN (Sunehag et al. 2018) as in EPyMARL (Papoudakis et al.
+2021), with the Kaleidoscope MPE settings (specs/marl.md §1.6, §3.4).
+
+Data flow (EPyMARL's): an episode runner plays whole episodes on one env with ε-greedy over
+the available actions (ε linear 1.0 → 0.05 over ``epsilon_anneal_steps`` env steps; greedy
+at test) → an episode replay buffer (methods/common/replay.py: EpisodeReplay) → once at least
+``batch_size`` episodes are stored, one learner step per collected episode:
+
+    Q_i(τ_t, ·)         unrolled over the episode by the agent network (GRU hidden from zeros)
+    a*_{t+1}            argmax over available actions of the *online* Q_i(τ_{t+1}, ·) (double Q)
+    Q̄_tot(t+1)          target mixer over the target network's Q_i(τ_{t+1}, a*_{t+1}) and s_{t+1}
+    y_t  = r_t + γ (1 - d_t) [(1-λ) Q̄_tot(t+1) + λ y_{t+1}]   (λ = 0: the 1-step target; the
+           episode's last step bootstraps fully from Q̄_tot(t+1))
+    L    = Σ_t filled_t (Q_tot(t) - y_t)² / Σ_t filled_t          (masked MSE)
+
+with rewards standardised by a running mean/std, Adam (lr 5e-4), grad-norm clip 10 and a hard
+target copy every ``target_update_interval`` learner steps. Mixers: ``qmix`` (monotonic
+hypernetwork mixer on the state: w1, w_final = |hypernet(s)| with 2-layer hypernets, b1 linear,
+V(s) 2-layer, ELU) and ``vdn`` (sum). Evaluation every ``eval_every`` env steps: the mean team
+return of ``eval_episodes`` greedy episodes (``test_return``), on a fixed set of seeds.
+
+Agent networks are initialised from torch's global generator, seeded with the run's seed just
+before they are built. Pluggable agent network: :func:`entry_points` turns an agent-network factory
+``make_agent_net(cfg, input_dim, n_agents, n_actions) -> AgentNetwork`` (methods/marl/agents.py)
+into the ``train`` / ``evaluate`` a method module exposes; a module such as Kaleidoscope
+subclasses :class:`Config` with its own fields (and its own ``agent_net`` name, with
+``CONSTRAINTS = {"agent_net": one_of("kalei")}`` replacing the scheme list) and passes its
+factory: ``train, evaluate = qmix.entry_points(make_kalei_net)``. The learner calls the
+network's optional hooks (``auxiliary_loss``, ``on_env_steps``, ``diagnostics``, FLOP and
+parameter counts). State a network keeps outside its parameters and buffers must travel in its
+``state_dict`` (``get_extra_state`` / ``set_extra_state``) to be checkpointed.
+
+Exact resume: checkpoints at episode boundaries (the first after each ``checkpoint_every``
+env steps, or when the run is asked to stop) hold the networks, optimiser, reward statistics,
+replay buffer and every random state; episodes are reset with seeds drawn from a checkpointed
+generator, so a resumed run is bit-identical to an uninterrupted one on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from envs.mpe import MPETask
+from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
+from methods.common.replay import EpisodeReplay
+from methods.common.runapi import Preempted, Run
+from methods.common.seeding import seeded
+from methods.marl.agents import SCHEMES, AgentNetwork, dense_1r3_flops
+
+TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
+MIXERS = ("qmix", "vdn")
+
+
+@dataclass
+class Config(Constrained):
+    """EPyMARL QMIX with Kaleidoscope's MPE settings: 1R3 GRU agent (hidden 64) with one-hot
+    ids and full sharing, QMIX mixer (embed 32, hypernet 64), Adam 5e-4, γ 0.99, batch 32
+    episodes, buffer 5000 episodes, 1-step double-Q targets, standardised rewards, hard target
+    update every 200 learner steps, grad clip 10, ε 1 → 0.05 over 50k steps, t_max 3.05M env
+    steps (``iterations``), evaluation every 50k steps with 100 episodes."""
+
+    env: str = "mpe"
+    env_kwargs: dict = field(default_factory=lambda: {"task": "spread"})
+    iterations: int = 3_050_000          # t_max, environment steps
+    eval_every: int = 50_000             # test_interval
+    checkpoint_every: int = 50_000
+    eval_episodes: int = 100             # test_nepisode
+    agent_net: str = "fups_id"           # parameter-sharing scheme (methods/marl/agents.py)
+    obs_agent_id: bool = True            # the learner appends the one-hot agent id
+    obs_last_action: bool = False        # ... and the agent's previous action, one-hot (EPyMARL's
+                                         # MPE configs: off; pymarl2/SMAC: on)
+    hidden_dim: int = 64
+    mixer: str = "qmix"
+    mixing_embed_dim: int = 32
+    hypernet_embed: int = 64
+    lr: float = 5e-4
+    gamma: float = 0.99
+    batch_size: int = 32                 # episodes
+    buffer_size: int = 5000              # episodes
+    target_update_interval: int = 200    # learner steps
+    grad_norm_clip: float = 10.0
+    epsilon_start: float = 1.0
+    epsilon_finish: float = 0.05
+    epsilon_anneal_steps: int = 50_000   # env steps
+    double_q: bool = True
+    td_lambda: float = 0.0               # 0: 1-step targets (EPyMARL); pymarl2 uses 0.6
+    standardise_rewards: bool = True
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
+        "eval_episodes": at_least(1), "agent_net": one_of(*SCHEMES), "hidden_dim": at_least(1),
+        "mixer": one_of(*MIXERS), "mixing_embed_dim": at_least(1), "hypernet_embed": at_least(1),
+        "lr": positive(), "gamma": within(0, 1), "batch_size": at_least(1), "buffer_size": at_least(1),
+        "target_update_interval": at_least(1), "grad_norm_clip": positive(),
+        "epsilon_start": within(0, 1), "epsilon_finish": within(0, 1), "epsilon_anneal_steps": at_least(1),
+        "td_lambda": within(0, 1),
+    }
+    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
+
+    def __post_init__(self) -> None:
+        if self.env != "mpe":
+            raise ValueError(f"MARL methods need env 'mpe' (got {self.env!r})")
+        self.check_values()
+        if self.agent_net in ("fups", "fups_id") and self.obs_agent_id != (self.agent_net == "fups_id"):
+            raise ValueError(f"obs_agent_id must be {self.agent_net == 'fups_id'} with agent_net "
+                             f"{self.agent_net!r} (fups_id is FuPS with the one-hot id appended)")
+        if self.buffer_size < self.batch_size:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})")
+
+    @classmethod
+    def hyperparameter_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+AgentNetFactory = Callable[[Any, int, int, int], AgentNetwork]
+
+
+def scheme_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> AgentNetwork:
+    """The default factory: the parameter-sharing scheme ``cfg.agent_net``."""
+    return SCHEMES[cfg.agent_net](input_dim, n_agents, n_actions, cfg.hidden_dim)
+
+
+# ------------------------------------------------------------------------------ small pieces
+def epsilon_at(cfg: Config, t_env: int) -> float:
+    """EPyMARL's linear schedule: start → finish over ``epsilon_anneal_steps`` env steps, then flat."""
+    delta = (cfg.epsilon_start - cfg.epsilon_finish) / cfg.epsilon_anneal_steps
+    return max(cfg.epsilon_finish, cfg.epsilon_start - delta * t_env)
+
+
+def select_actions(q: Tensor, avail: Tensor, epsilon: float, gen: torch.Generator) -> Tensor:
+    """ε-greedy over available actions: q, avail (N, A) -> (N,) long. With probability ε an
+    agent takes a uniformly random *available* action, else the best available one."""
+    masked = q.masked_fill(~avail, -float("inf"))
+    greedy = masked.argmax(-1)
+    if epsilon <= 0:
+        return greedy
+    explore = torch.rand(q.shape[0], generator=gen, device=gen.device).to(q.device) < epsilon
+    random = torch.multinomial(avail.float(), 1, generator=gen).squeeze(-1)
+    return torch.where(explore, random, greedy)
+
+
+def td_targets(rewards: Tensor, terminated: Tensor, filled: Tensor, next_q: Tensor, gamma: float,
+               lam: float) -> Tensor:
+    """TD(λ) targets (B, T): y_t = r_t + γ(1-d_t)[(1-λ) next_q_t + λ y_{t+1}], where next_q_t is
+    the target Q_tot at s_{t+1}; past the episode's last filled step y_{t+1} is replaced by
+    next_q_t (the last step bootstraps fully). λ = 0 is the 1-step target."""
+    if lam == 0:
+        return rewards + gamma * (1 - terminated) * next_q
+    ys = torch.zeros_like(rewards)
+    later = next_q[:, -1]                                       # the horizon: bootstrap fully
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        ys[:, t] = rewards[:, t] + gamma * (1 - terminated[:, t]) * ((1 - lam) * next_q[:, t] + lam * later)
+        if t > 0:
+            # what step t-1 blends in: y_t if step t was taken, else Q̄_tot(s_t) itself
+            later = torch.where(filled[:, t] > 0, ys[:, t], next_q[:, t - 1])
+    return ys
+
+
+def next_agent_values(online_next: Tensor | None, target_next: Tensor, avail_next: Tensor) -> Tensor:
+    """Per-agent bootstrap values (..., N) from Q values (..., N, A) at the next steps: double Q
+    (``online_next`` given) takes the target network's value of the online network's best
+    available action; otherwise the target network's best available value."""
+    if online_next is None:
+        return target_next.masked_fill(~avail_next, -float("inf")).max(-1).values
+    best = online_next.masked_fill(~avail_next, -float("inf")).argmax(-1, keepdim=True)
+    return target_next.gather(-1, best).squeeze(-1)
+
+
+class RunningMeanStd:
+    """Running mean and variance over every reward seen (Chan et al.'s parallel update, as in
+    EPyMARL's reward standardisation)."""
+
+    def __init__(self, epsilon: float = 1e-4):
+        self.mean, self.var, self.count = 0.0, 1.0, epsilon
+
+    def update(self, x: Tensor) -> None:
+        n = x.numel()
+        if n == 0:
+            return
+        b_mean, b_var = float(x.mean()), float(x.var(unbiased=False))
+        delta, total = b_mean - self.mean, self.count + n
+        m2 = self.var * self.count + b_var * n + delta ** 2 * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+
+    def normalise(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / max(self.var, 1e-8) ** 0.5
+
+    def state_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, d: dict[str, float]) -> None:
+        self.mean, self.var, self.count = d["mean"], d["var"], d["count"]
+
+
+class QMixer(nn.Module):
+    """Monotonic mixer: Q_tot = w_final(s)ᵀ ELU(W1(s)ᵀ q + b1(s)) + V(s), with W1, w_final ≥ 0
+    (absolute values of 2-layer hypernetworks), b1 linear in s, V a 2-layer net."""
+
+    def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_embed: int = 64):
+        super().__init__()
+        self.n_agents, self.embed = n_agents, embed
+        self.hyper_w1 = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
+                                      nn.Linear(hypernet_embed, embed * n_agents))
+        self.hyper_w_final = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
+                                           nn.Linear(hypernet_embed, embed))
+        self.hyper_b1 = nn.Linear(state_dim, embed)
+        self.v = nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, 1))
+
+    def forward(self, agent_qs: Tensor, states: Tensor) -> Tensor:
+        """agent_qs (..., N), states (..., S) -> Q_tot (...)."""
+        lead = agent_qs.shape[:-1]
+        q = agent_qs.reshape(-1, 1, self.n_agents)
+        s = states.reshape(-1, states.shape[-1])
+        w1 = self.hyper_w1(s).abs().view(-1, self.n_agents, self.embed)
+        hidden = F.elu(torch.bmm(q, w1) + self.hyper_b1(s).unsqueeze(1))
+        w_final = self.hyper_w_final(s).abs().view(-1, self.embed, 1)
+        return (torch.bmm(hidden, w_final).squeeze(-1) + self.v(s)).view(lead)
+
+
+class VDNMixer(nn.Module):
+    def forward(self, agent_qs: Tensor, states: Tensor) -> Tensor:
+        return agent_qs.sum(-1)
+
+
+def make_mixer(cfg: Config, n_agents: int, state_dim: int) -> nn.Module:
+    if cfg.mixer == "vdn":
+        return VDNMixer()
+    return QMixer(n_agents, state_dim, cfg.mixing_embed_dim, cfg.hypernet_embed)
+
+
+# ------------------------------------------------------------------------------ the learner
+class QLearner:
+    """Agent network + mixer, their targets and the optimiser; ``act`` for the runner and
+    ``train`` for one learner step on a batch of episodes."""
+
+    def __init__(self, cfg: Config, env: MPETask, make_agent_net: AgentNetFactory, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.n_agents, self.n_actions = env.n_agents, env.n_actions
+        self.input_dim = (env.obs_dim + (env.n_actions if cfg.obs_last_action else 0)
+                          + (env.n_agents if cfg.obs_agent_id else 0))
+        self.agent = make_agent_net(cfg, self.input_dim, env.n_agents, env.n_actions).to(device)
+        self.mixer = make_mixer(cfg, env.n_agents, env.state_dim).to(device)
+        # the interface's target: a deep copy, hard-copied with load_state_dict (masks travel)
+        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.params = list(self.agent.parameters()) + list(self.mixer.parameters())
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.reward_ms = RunningMeanStd()
+        self.n_updates = 0
+        self.eye = torch.eye(env.n_agents, device=device)
+
+    def inputs(self, obs: Tensor, last_actions: Tensor) -> Tensor:
+        """Agent inputs (EPyMARL's order): obs (..., N, obs_dim) ⊕ one-hot of ``last_actions``
+        (..., N), -1 for none (the first step) ⊕ one-hot agent id, each part when configured."""
+        parts = [obs]
+        if self.cfg.obs_last_action:
+            none = last_actions < 0
+            onehot = F.one_hot(last_actions.clamp(min=0), self.n_actions).to(obs.dtype)
+            parts.append(onehot.masked_fill(none.unsqueeze(-1), 0.0))
+        if self.cfg.obs_agent_id:
+            parts.append(self.eye.expand(*obs.shape[:-1], self.n_agents))
+        return torch.cat(parts, -1) if len(parts) > 1 else obs
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, avail: np.ndarray, hidden: Tensor, epsilon: float,
+            gen: torch.Generator, last_actions: np.ndarray) -> tuple[np.ndarray, Tensor]:
+        x = self.inputs(torch.as_tensor(obs, device=self.device),
+                        torch.as_tensor(last_actions, device=self.device)).unsqueeze(0)
+        q, hidden = self.agent(x, hidden)
+        a = select_actions(q[0], torch.as_tensor(avail, device=self.device).bool(), epsilon, gen)
+        return a.cpu().numpy(), hidden
+
+    def unroll(self, net: AgentNetwork, inputs: Tensor) -> Tensor:
+        """Q values (B, T+1, N, A) of ``net`` over the episodes ``inputs`` (B, T+1, N, in)."""
+        hidden = net.init_hidden(inputs.shape[0])
+        qs = []
+        for t in range(inputs.shape[1]):
+            q, hidden = net(inputs[:, t], hidden)
+            qs.append(q)
+        return torch.stack(qs, 1)
+
+    def train(self, b: dict[str, Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        rewards, terminated, filled = b["reward"], b["terminated"], b["filled"]
+        if cfg.standardise_rewards:
+            self.reward_ms.update(rewards[filled > 0])
+            rewards = self.reward_ms.normalise(rewards)
+        # the action before step t: none at t = 0, then a_{t-1} (the bootstrap step sees the last)
+        before = torch.full_like(b["actions"][:, :1], -1)
+        inputs = self.inputs(b["obs"], torch.cat([before, b["actions"]], 1))
+        q_all = self.unroll(self.agent, inputs)                               # (B, T+1, N, A)
+        q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)   # (B, T, N)
+        with torch.no_grad():
+            target_all = self.unroll(self.target_agent, inputs)[:, 1:]
+            avail_next = b["avail"][:, 1:]
+            q_next = next_agent_values(q_all.detach()[:, 1:] if cfg.double_q else None, target_all, avail_next)
+            next_tot = self.target_mixer(q_next, b["state"][:, 1:])           # (B, T)
+            targets = td_targets(rewards, terminated, filled, next_tot, cfg.gamma, cfg.td_lambda)
+        q_tot = self.mixer(q_taken, b["state"][:, :-1])
+        td = (q_tot - targets) * filled
+        loss = td.pow(2).sum() / filled.sum()
+        aux = getattr(self.agent, "auxiliary_loss", None)
+        total = loss + aux(loss) if aux is not None else loss
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_norm_clip)
+        self.opt.step()
+        self.n_updates += 1
+        if self.n_updates % cfg.target_update_interval == 0:
+            self.update_targets()
+        n = filled.sum()
+        loss, total, td, q_taken = loss.detach(), total.detach(), td.detach(), q_taken.detach()
+        return {"loss": float(loss), "total_loss": float(total), "grad_norm": float(grad_norm),
+                "td_error_abs": float(td.abs().sum() / n),
+                "q_taken_mean": float((q_taken * filled.unsqueeze(-1)).sum() / (n * self.n_agents)),
+                "target_mean": float((targets * filled).sum() / n)}
+
+    def update_targets(self) -> None:
+        self.target_agent.load_state_dict(self.agent.state_dict())
+        self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
+                "target_agent": self.target_agent.state_dict(), "target_mixer": self.target_mixer.state_dict(),
+                "opt": self.opt.state_dict(), "reward_ms": self.reward_ms.state_dict(), "n_updates": self.n_updates}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.agent.load_state_dict(d["agent"])
+        self.mixer.load_state_dict(d["mixer"])
+        self.target_agent.load_state_dict(d["target_agent"])
+        self.target_mixer.load_state_dict(d["target_mixer"])
+        self.opt.load_state_dict(d["opt"])
+        self.reward_ms.load_state_dict(d["reward_ms"])
+        self.n_updates = d["n_updates"]
+
+
+# ------------------------------------------------------------------------------ runner
+def run_episode(learner: QLearner, env: MPETask, seed: int, epsilon: float,
+                gen: torch.Generator) -> tuple[dict[str, np.ndarray], float]:
+    """One episode with ε-greedy actions (ε = 0: greedy); returns its padded-buffer record and
+    the team return."""
+    obs = env.reset_arrays(seed=seed)
+    hidden = learner.agent.init_hidden(1)
+    last_actions = np.full(env.n_agents, -1)
+    rec: dict[str, list] = {k: [] for k in ("obs", "state", "avail", "actions", "reward", "terminated")}
+    total, done = 0.0, False
+    while not done:
+        avail = env.avail_actions()
+        rec["obs"].append(obs)
+        rec["state"].append(env.state())
+        rec["avail"].append(avail)
+        actions, hidden = learner.act(obs, avail, hidden, epsilon, gen, last_actions)
+        last_actions = actions
+        obs, reward, terminated, truncated = env.step_arrays(actions)
+        rec["actions"].append(actions)
+        rec["reward"].append(reward)
+        rec["terminated"].append(float(terminated))
+        total += reward
+        done = terminated or truncated
+    rec["obs"].append(obs)                   # the state after the last action: the bootstrap
+    rec["state"].append(env.state())
+    rec["avail"].append(env.avail_actions())
+    episode = {k: np.asarray(v) for k, v in rec.items()}
+    episode["filled"] = np.ones(len(rec["reward"]), dtype=np.float32)
+    return episode, total
+
+
+def eval_seed(seed: int, k: int) -> int:
+    """Seed of test episode k of a run with seed ``seed`` (the same set at every evaluation)."""
+    return int(np.random.SeedSequence([seed, 100, k]).generate_state(1)[0])
+
+
+@torch.no_grad()
+def greedy_returns(learner: QLearner, env: MPETask, seed: int, episodes: int) -> list[float]:
+    gen = torch.Generator().manual_seed(seed)          # unused by greedy selection
+    return [run_episode(learner, env, eval_seed(seed, k), 0.0, gen)[1] for k in range(episodes)]
+
+
+def _hook_metrics(agent: AgentNetwork) -> dict[str, float]:
+    diag = getattr(agent, "diagnostics", None)
+    return {k: float(v) for k, v in (diag() if diag is not None else {}).items()}
+
+
+def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_agent_net) -> dict[str, float]:
+    device = run.device
+    torch.manual_seed(run.seed)
+    env, test_env = MPETask(**cfg.env_kwargs), MPETask(**cfg.env_kwargs)
+    learner = QLearner(cfg, env, make_agent_net, device)
+    buffer = EpisodeReplay(cfg.buffer_size, env.episode_limit, env.n_agents, env.obs_dim, env.state_dim,
+                           env.n_actions, device)
+    gen = torch.Generator(device=device).manual_seed(run.seed)       # exploration and sampling
+    rng = np.random.default_rng(run.seed)                             # training episodes' seeds
+    on_env_steps = getattr(learner.agent, "on_env_steps", None)
+    t_env, episodes, last_eval, last = 0, 0, float("nan"), {}
+    train_returns: list[float] = []
+    history: dict[str, list[float]] = {}
+    timers = {"update": 0.0, "env": 0.0, "updates_at_log": 0, "steps_at_log": 0}
+
+    ckpt = run.load_checkpoint()
+    if ckpt is not None:
+        learner.load_state_dict(ckpt["learner"])
+        buffer.load_state_dict(ckpt["buffer"])
+        gen.set_state(ckpt["gen"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        t_env, episodes, last = ckpt["t_env"], ckpt["episodes"], ckpt["last"]
+        train_returns, history, timers = ckpt["train_returns"], ckpt["history"], ckpt["timers"]
+    next_eval = (t_env // cfg.eval_every + 1) * cfg.eval_every
+    next_ckpt = (t_env // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+
+    while t_env < cfg.iterations:
+        t0 = time.perf_counter()
+        episode, ret = run_episode(learner, env, int(rng.integers(2 ** 31)), epsilon_at(cfg, t_env), gen)
+        timers["env"] += time.perf_counter() - t0
+        buffer.add(episode)
+        t_env += len(episode["reward"])
+        episodes += 1
+        train_returns.append(ret)
+        if len(buffer) >= cfg.batch_size:
+            t0 = time.perf_counter()
+            last = learner.train(buffer.sample(cfg.batch_size, gen))
+            timers["update"] += time.perf_counter() - t0
+        if on_env_steps is not None:
+            on_env_steps(t_env, cfg.iterations, gen)
+        if t_env >= next_eval or t_env >= cfg.iterations:
+            returns = greedy_returns(learner, test_env, run.seed, cfg.eval_episodes)
+            last_eval = float(np.mean(returns))
+            updates = learner.n_updates - timers["updates_at_log"]
+            row = {"test_return": last_eval, "test_return_std": float(np.std(returns)),
+                   "train_return": float(np.mean(train_returns)), "epsilon": epsilon_at(cfg, t_env),
+                   "episodes": float(episodes), "updates": float(learner.n_updates),
+                   "time_updates_per_s": updates / timers["update"] if timers["update"] > 0 else float("nan"),
+                   "time_env_steps_per_s": (t_env - timers["steps_at_log"]) / timers["env"],
+                   **last, **_hook_metrics(learner.agent)}
+            for k, v in row.items():
+                if not k.startswith("time_"):
+                    history.setdefault(k, []).append(float(v))
+            run.log(t_env, row)
+            train_returns = []
+            timers = {"update": 0.0, "env": 0.0, "updates_at_log": learner.n_updates, "steps_at_log": t_env}
+            next_eval = (t_env // cfg.eval_every + 1) * cfg.eval_every
+        stop = run.should_stop()
+        if (t_env >= next_ckpt or stop) and t_env < cfg.iterations:
+            run.save_checkpoint({
+                "learner": learner.state_dict(), "buffer": buffer.state_dict(), "gen": gen.get_state(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "t_env": t_env,
+                "episodes": episodes, "last": dict(last), "train_returns": list(train_returns),
+                "history": history, "timers": dict(timers)}, t_env)
+            next_ckpt = (t_env // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+            if stop or run.should_stop():
+                raise Preempted(f"stopped at env step {t_env}")
+    # over-training averages of the test return (area under the curve per evaluation) and of
+    # the agent network's diagnostics become final metrics
+    averaged = ("test_return", *_hook_metrics(learner.agent))
+    averages = {f"{k}_avg": float(np.mean(history[k])) for k in averaged if history.get(k)}
+    run.save_model({"agent": learner.agent.state_dict(), "mixer": learner.mixer.state_dict(),
+                    "config": cfg.to_dict(), "final_return": last_eval, "train_stats": averages})
+    return {"test_return": last_eval}
+
+
+def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | torch.device = "cpu",
+                  make_agent_net: AgentNetFactory = scheme_agent_net) -> dict[str, Any]:
+    """Final metrics of a saved model: the mean greedy team return over ``eval_episodes``
+    test episodes (seeds as during training), the agent network's inference FLOPs per agent
+    relative to a dense FuPS 1R3 agent of the same sizes, and its nonzero parameters per agent."""
+    with seeded(seed):
+        env = MPETask(**cfg.env_kwargs)
+        learner = QLearner(cfg, env, make_agent_net, torch.device(device))
+        learner.agent.load_state_dict(model["agent"])
+        learner.mixer.load_state_dict(model["mixer"])
+        returns = greedy_returns(learner, env, seed, cfg.eval_episodes)
+        agent = learner.agent
+        dense = dense_1r3_flops(learner.input_dim, agent.hidden_dim, agent.n_actions)
+        metrics = {"test_return_mean": float(np.mean(returns)),
+                   "test_return_final": float(model.get("final_return", float("nan"))),
+                   "inference_flops_per_agent": float(agent.inference_flops_per_agent()),
+                   "flops_ratio": float(agent.inference_flops_per_agent()) / dense,
+                   "nonzero_params_per_agent": float(agent.nonzero_params_per_agent()),
+                   **{k: float(v) for k, v in (model.get("train_stats") or {}).items()},
+                   **_hook_metrics(agent)}
+    return {"metrics": metrics, "per_episode": {"test_return": [float(r) for r in returns]},
+            "n_episodes": len(returns)}
+
+
+def entry_points(make_agent_net: AgentNetFactory = scheme_agent_net) -> tuple[Callable[..., dict[str, float]],
+                                                                              Callable[..., dict[str, Any]]]:
+    """The ``train`` and ``evaluate`` of a method module whose agent network comes from
+    ``make_agent_net(cfg, input_dim, n_agents, n_actions)``; everything else is this learner."""
+
+    def train(cfg: Config, run: Run) -> dict[str, float]:
+        return train_qmix(cfg, run, make_agent_net)
+
+    def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
+                 assets_dir: Any = None) -> dict[str, Any]:
+        return evaluate_qmix(cfg, model, seed, device, make_agent_net)
+
+    return train, evaluate
+
+
+train, evaluate = entry_points(scheme_agent_net)
