@@ -45,6 +45,7 @@ METHODS: dict[str, str] = {
     "qmix_nops": "methods.marl.qmix_nops",
     "qmix_multih": "methods.marl.qmix_multih",
     "vdn": "methods.marl.vdn",
+    "kaleidoscope": "methods.marl.kaleidoscope",
 }
 
 

@@ -24,6 +24,7 @@ import methods
 BUDGET_FIELDS = {
     "gfn": ("online_batch", "train_steps"),
     "control": ("utd", "start_steps"),
+    "marl": ("batch_size", "buffer_size"),
 }
 COMPARE_KINDS = ("compare", "noninferior", "trend")
 

@@ -326,3 +326,56 @@ def test_resume_from_a_checkpoint_is_bit_identical():
     for (k, v), (_, w) in zip(full.state_dict().items(), resumed.state_dict().items()):
         if k != "_extra_state":
             assert torch.equal(v, w), k
+
+
+# ------------------------------------------------------------- Kaleidoscope on the QMIX learner
+def _tiny_kaleidoscope(**kw):
+    from methods.marl import kaleidoscope
+    base = dict(iterations=300, eval_every=100, checkpoint_every=100, eval_episodes=2, batch_size=4,
+                buffer_size=8, epsilon_anneal_steps=200, target_update_interval=3, hidden_dim=16,
+                mixing_embed_dim=8, hypernet_embed=16, reset_interval=100, reset_ratio=0.5)
+    base.update(kw)
+    return kaleidoscope.Config(**base)
+
+
+def test_kaleidoscope_config_is_qmix_plus_its_settings():
+    from methods.marl import kaleidoscope, qmix
+    cfg = kaleidoscope.Config()
+    assert (cfg.div_coef, cfg.reset_interval, cfg.reset_ratio, cfg.threshold_init) == (0.5, 200_000, 0.1, (5.0, 5.0))
+    assert cfg.iterations == qmix.Config().iterations and cfg.mixer == "qmix" and cfg.obs_agent_id
+    assert kaleidoscope.Config(layer_weights=[1, 2, 4, 8]).settings().layer_weights == (1.0, 2.0, 4.0, 8.0)
+    with pytest.raises(ValueError, match="obs_agent_id"):
+        kaleidoscope.Config(obs_agent_id=False)
+    with pytest.raises(ValueError, match="agent_net"):
+        kaleidoscope.Config(agent_net="fups_id")
+    with pytest.raises(ValueError, match="reset_ratio"):
+        kaleidoscope.Config(reset_ratio=1.5)
+
+
+def test_kaleidoscope_trains_through_qmix_deterministically_and_resumes_exactly():
+    """The learner calls the network's hooks: β_t and the sparsities are logged, the resets run
+    on the env-step counter, and a preempted run resumes bit-identically."""
+    import methods
+    from methods.common.runapi import MemoryRun
+    from resume import preempted_then_resumed
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mod = methods.load("kaleidoscope")
+        cfg = _tiny_kaleidoscope()
+        a, b = MemoryRun(seed=2), MemoryRun(seed=2)
+        mod.train(cfg, a)
+        mod.train(cfg, b)
+        strip = lambda rows: repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])  # noqa: E731
+        assert strip(a.rows) == strip(b.rows) and [r["step"] for r in a.rows] == [100, 200, 300]
+        assert all("div_coef" in r and "sparsity" in r for r in a.rows)
+        assert a.rows[-1]["div_coef"] != cfg.div_coef        # adaptive once losses are recorded
+        part, _ = preempted_then_resumed(mod.train, cfg, seed=2, checkpoints=1)
+        assert strip(part.rows) == strip(a.rows)
+        assert all(torch.equal(part.model["agent"][k], a.model["agent"][k])
+                   for k in a.model["agent"] if isinstance(a.model["agent"][k], torch.Tensor))
+        ev = mod.evaluate(cfg, a.model, 2)["metrics"]
+        assert 0 < ev["flops_ratio"] <= 1.0 and ev["test_return_mean"] == pytest.approx(a.rows[-1]["test_return"])
+    finally:
+        torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pipeline.config import load_from_files
 
 SMOKE_RUNS_PER_PAPER = 44
-SMOKE_STEPS_PER_RUN = {"gfn": 60, "control": 1200}
+SMOKE_STEPS_PER_RUN = {"gfn": 60, "control": 1200, "marl": 200}
 
 
 def test_every_paper_fits_the_smoke_budget():

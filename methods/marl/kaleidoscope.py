@@ -1,0 +1,60 @@
+"""Kaleidoscope (Li, Pan, Zhang, NeurIPS 2024, arXiv 2410.08540): learnable masks for
+heterogeneous multi-agent RL, on QMIX (the MPE setting of the official code).
+
+Algorithm (one learner step of methods/marl/qmix.py, whose runner, replay, mixer and targets
+are unchanged; the agent network is methods/marl/kaleidoscope_agent.py):
+
+    agent n's Q:  the shared 1R3 network (FuPS+ID) with weights W_k = sign(W) ⊙ ReLU(|W| − σ(S_k)),
+                  k = n, in each of fc1..fc4 (one soft-threshold mask per agent; the GRU shared)
+    L        = L_TD + β_t · L_div
+    L_div    = −Σ_l c_l Σ_{j≠k} ‖M̃_j^l − M̃_k^l‖₁ / (K(K−1)·P),  M̃ = hard mask ⊙ |W|,  c = (1, 2, 4, 8)
+    β_t      = |β · mean(L_TD) / mean(L_div)| over the last 100 updates (β = div_coef)
+    every R env steps (not within the last R): in fc2..fc4, positions pruned by every mask are
+    reset with probability ρ (W re-drawn from the default init, all S_k re-drawn)
+
+The defaults are the official MPE config's (specs/marl.md §1.6): β 0.5, R 200k, ρ 0.1,
+thresholds S = −(U·5 + 5). Everything else is QMIX's (methods/marl/qmix.py Config).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from methods.common.constraints import Bound, one_of
+from methods.marl import qmix
+from methods.marl.kaleidoscope_agent import KaleidoscopeAgent, KaleidoscopeSettings, make_agent
+
+
+@dataclass
+class Config(qmix.Config):
+    agent_net: str = "kaleidoscope"      # the masked FuPS+ID network below (one-hot ids on)
+    div_coef: float = 0.5                # β: target ratio of the diversity term to the TD loss
+    reset_interval: int = 200_000        # R, env steps (0: no resets)
+    reset_ratio: float = 0.1             # ρ
+    threshold_init: tuple[float, float] = (5.0, 5.0)                 # S = −(U·scale + bias)
+    layer_weights: tuple[float, ...] = field(default=(1.0, 2.0, 4.0, 8.0))  # c_l of fc1..fc4
+    deque_len: int = 100
+
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {**qmix.Config.CONSTRAINTS,
+                                               "agent_net": one_of("kaleidoscope"),
+                                               **KaleidoscopeSettings.CONSTRAINTS}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.obs_agent_id:
+            raise ValueError("obs_agent_id must be true: Kaleidoscope sits on FuPS+ID (the one-hot "
+                             "id stays in the input beside the per-agent masks)")
+        self.settings()     # its own checks, with the field names of this config
+
+    def settings(self) -> KaleidoscopeSettings:
+        return KaleidoscopeSettings(div_coef=self.div_coef, reset_interval=self.reset_interval,
+                                    reset_ratio=self.reset_ratio, threshold_init=self.threshold_init,
+                                    layer_weights=self.layer_weights, deque_len=self.deque_len)
+
+
+def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> KaleidoscopeAgent:
+    """K = n_agents masks, agent n uses mask n (MPE; SMACv2 would mask by unit type)."""
+    return make_agent(cfg.settings(), input_dim, n_actions, n_agents, cfg.hidden_dim)
+
+
+train, evaluate = qmix.entry_points(make_agent_net)
