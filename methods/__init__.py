@@ -46,6 +46,12 @@ METHODS: dict[str, str] = {
     "qmix_multih": "methods.marl.qmix_multih",
     "vdn": "methods.marl.vdn",
     "kaleidoscope": "methods.marl.kaleidoscope",
+    "mast": "methods.marl.mast",
+    "qmix_tiny": "methods.marl.qmix_tiny",
+    "qmix_ss": "methods.marl.qmix_ss",
+    "qmix_set": "methods.marl.qmix_set",
+    "qmix_rigl": "methods.marl.qmix_rigl",
+    "qmix_rlx2": "methods.marl.qmix_rlx2",
 }
 
 

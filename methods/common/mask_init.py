@@ -26,7 +26,7 @@ def top_k_positions(scores: Tensor, candidates: Tensor, k: int, largest: bool) -
 
 
 def er_densities(shapes: Sequence[Sequence[int]], density: float, kind: Literal["er", "erk"] = "er",
-                 dense: Iterable[int] = ()) -> list[float]:
+                 dense: Iterable[int] = (), numels: Sequence[int] | None = None) -> list[float]:
     """Erdős–Rényi per-layer densities for a global (parameter-weighted) target ``density``
     (Mocanu et al. 2018; RigL, Evci et al. 2020; MAST/NE use ER).
 
@@ -34,11 +34,13 @@ def er_densities(shapes: Sequence[Sequence[int]], density: float, kind: Literal[
     ``(out, in, *kernel)``) or ``sum(shape)/prod(shape)`` (ERK), with eps solving
     ``sum_l density_l * numel_l = density * sum_l numel_l``. A layer whose density would exceed 1
     is made dense and eps re-solved over the rest; ``dense`` layers are dense from the start and
-    count towards the budget.
+    count towards the budget. ``numels`` overrides each layer's parameter count (a layer of G
+    independent ``(out, in)`` blocks, e.g. one per agent, has the ER density of one block and
+    ``G·out·in`` parameters).
     """
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
-    numel = [math.prod(s) for s in shapes]
+    numel = list(numels) if numels is not None else [math.prod(s) for s in shapes]
     if kind == "er":
         raw = [(s[0] + s[1]) / (s[0] * s[1]) for s in shapes]
     elif kind == "erk":

@@ -220,9 +220,49 @@ class MaskedLinear(nn.Module):
                 f"soft_threshold={self.threshold is not None}")
 
 
+class GroupedMaskedLinear(MaskedLinear):
+    """G independent masked linear layers ``(in -> out)``, one per row of dim -2 of the input
+    (one per agent: MAST's per-agent sparse networks), stored as one MaskedLinear of
+    ``G·out`` outputs so that prune / grow / ER act on the whole layer: a topology update can
+    move connections between agents (the sparsity budget is the layer's, not each agent's).
+    Initialised like G separate nn.Linear(in, out). ``x (..., G, in) -> (..., G, out)``;
+    with G = 1 it is a plain masked linear over the last dim."""
+
+    def __init__(self, groups: int, in_features: int, out_features: int, bias: bool = True):
+        self.groups, self.group_out = groups, out_features
+        super().__init__(in_features, groups * out_features, 1, bias)
+
+    def forward(self, x: Tensor, mask_index: int | Tensor | None = None) -> Tensor:
+        w = self._maybe_track(self.effective_weight(0), 0)
+        if self.groups == 1:
+            return F.linear(x, w, self.bias)
+        g, o = self.groups, self.group_out
+        lead = x.shape[:-2]
+        xg = x.reshape(-1, g, self.in_features).transpose(0, 1)               # (G, B, in)
+        bias = self.bias.view(g, 1, o) if self.bias is not None else x.new_zeros(g, 1, o)
+        y = torch.baddbmm(bias, xg, w.view(g, o, self.in_features).transpose(1, 2))
+        return y.transpose(0, 1).reshape(*lead, g, o)
+
+    @torch.no_grad()
+    def group_nonzeros(self) -> Tensor:
+        """Active connections of each group (G,)."""
+        return self.masks[0].view(self.groups, -1).sum(1)
+
+
 def masked_layers(module: nn.Module) -> list[MaskedLinear]:
     """All MaskedLinear submodules, in registration order."""
     return [m for m in module.modules() if isinstance(m, MaskedLinear)]
+
+
+def sparsify_linears_(module: nn.Module) -> nn.Module:
+    """Replace every nn.Linear inside ``module`` by a MaskedLinear holding the same parameters
+    (all-ones mask: the function is unchanged until masks are set). Returns ``module``."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, MaskedLinear.from_linear(child))
+        else:
+            sparsify_linears_(child)
+    return module
 
 
 @torch.no_grad()

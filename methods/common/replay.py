@@ -220,3 +220,38 @@ class EpisodeReplay:
         self.size, self.next = d["size"], d["next"]
         for k, v in d["data"].items():
             self.data[k][: self.size] = v.to(self.device)
+
+
+class DualEpisodeReplay:
+    """MAST's dual replay (Hu et al. 2024): a large off-policy FIFO of ``capacity`` episodes and
+    a small on-policy FIFO of the ``on_capacity`` most recent ones; every episode goes to both,
+    and a batch is ``round(on_fraction·batch)`` distinct episodes from the recent buffer (as
+    many as it holds) followed by the rest from the large one. Shifts the samples toward the
+    current policy (paper Fig. 6/7)."""
+
+    def __init__(self, capacity: int, on_capacity: int, on_fraction: float, episode_limit: int, n_agents: int,
+                 obs_dim: int, state_dim: int, n_actions: int, device: torch.device | str = "cpu"):
+        dims = (episode_limit, n_agents, obs_dim, state_dim, n_actions, device)
+        self.off = EpisodeReplay(capacity, *dims)
+        self.on = EpisodeReplay(on_capacity, *dims)
+        self.on_fraction = float(on_fraction)
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+    def add(self, episode: dict[str, Any]) -> None:
+        self.off.add(episode)
+        self.on.add(episode)
+
+    def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        n_on = min(int(round(self.on_fraction * batch)), len(self.on))
+        recent = self.on.sample(n_on, gen)
+        rest = self.off.sample(batch - n_on, gen)
+        return {k: torch.cat([recent[k], rest[k]]) for k in rest}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"off": self.off.state_dict(), "on": self.on.state_dict()}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.off.load_state_dict(d["off"])
+        self.on.load_state_dict(d["on"])

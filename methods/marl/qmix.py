@@ -257,7 +257,29 @@ class QLearner:
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
         self.reward_ms = RunningMeanStd()
         self.n_updates = 0
+        self.t_env = 0                       # set by the runner before each learner step
         self.eye = torch.eye(env.n_agents, device=device)
+        self.env_dims = (env.episode_limit, env.n_agents, env.obs_dim, env.state_dim, env.n_actions)
+
+    # -- the hooks a learner variant overrides (MAST: methods/marl/mast.py) ----------------------
+    def make_buffer(self) -> EpisodeReplay:
+        """The episode replay the runner fills and samples ``batch_size`` episodes from."""
+        return EpisodeReplay(self.cfg.buffer_size, *self.env_dims, self.device)
+
+    def bootstrap_values(self, online_next: Tensor, target_next: Tensor, avail_next: Tensor) -> Tensor:
+        """Per-agent values (B, T, N) the target mixer bootstraps from: double Q or max."""
+        return next_agent_values(online_next if self.cfg.double_q else None, target_next, avail_next)
+
+    def current_td_lambda(self) -> float:
+        return self.cfg.td_lambda
+
+    def apply_gradients(self, total: Tensor) -> Tensor:
+        """Backward, grad-norm clip and one optimiser step; returns the gradient norm."""
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_norm_clip)
+        self.opt.step()
+        return grad_norm
 
     def inputs(self, obs: Tensor, last_actions: Tensor) -> Tensor:
         """Agent inputs (EPyMARL's order): obs (..., N, obs_dim) ⊕ one-hot of ``last_actions``
@@ -303,18 +325,15 @@ class QLearner:
         with torch.no_grad():
             target_all = self.unroll(self.target_agent, inputs)[:, 1:]
             avail_next = b["avail"][:, 1:]
-            q_next = next_agent_values(q_all.detach()[:, 1:] if cfg.double_q else None, target_all, avail_next)
+            q_next = self.bootstrap_values(q_all.detach()[:, 1:], target_all, avail_next)
             next_tot = self.target_mixer(q_next, b["state"][:, 1:])           # (B, T)
-            targets = td_targets(rewards, terminated, filled, next_tot, cfg.gamma, cfg.td_lambda)
+            targets = td_targets(rewards, terminated, filled, next_tot, cfg.gamma, self.current_td_lambda())
         q_tot = self.mixer(q_taken, b["state"][:, :-1])
         td = (q_tot - targets) * filled
         loss = td.pow(2).sum() / filled.sum()
         aux = getattr(self.agent, "auxiliary_loss", None)
         total = loss + aux(loss) if aux is not None else loss
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_norm_clip)
-        self.opt.step()
+        grad_norm = self.apply_gradients(total)
         self.n_updates += 1
         if self.n_updates % cfg.target_update_interval == 0:
             self.update_targets()
@@ -328,6 +347,14 @@ class QLearner:
     def update_targets(self) -> None:
         self.target_agent.load_state_dict(self.agent.state_dict())
         self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    def diagnostics(self) -> dict[str, float]:
+        """Learner-level values logged with each evaluation (averaged over the run as ``<k>_avg``)."""
+        return {}
+
+    def final_metrics(self) -> dict[str, float]:
+        """Learner-level final metrics saved with the model (e.g. training FLOPs)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
@@ -391,13 +418,13 @@ def _hook_metrics(agent: AgentNetwork) -> dict[str, float]:
     return {k: float(v) for k, v in (diag() if diag is not None else {}).items()}
 
 
-def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_agent_net) -> dict[str, float]:
+def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_agent_net,
+               learner_cls: type[QLearner] = QLearner) -> dict[str, float]:
     device = run.device
     torch.manual_seed(run.seed)
     env, test_env = MPETask(**cfg.env_kwargs), MPETask(**cfg.env_kwargs)
-    learner = QLearner(cfg, env, make_agent_net, device)
-    buffer = EpisodeReplay(cfg.buffer_size, env.episode_limit, env.n_agents, env.obs_dim, env.state_dim,
-                           env.n_actions, device)
+    learner = learner_cls(cfg, env, make_agent_net, device)
+    buffer = learner.make_buffer()
     gen = torch.Generator(device=device).manual_seed(run.seed)       # exploration and sampling
     rng = np.random.default_rng(run.seed)                             # training episodes' seeds
     on_env_steps = getattr(learner.agent, "on_env_steps", None)
@@ -428,6 +455,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         train_returns.append(ret)
         if len(buffer) >= cfg.batch_size:
             t0 = time.perf_counter()
+            learner.t_env = t_env
             last = learner.train(buffer.sample(cfg.batch_size, gen))
             timers["update"] += time.perf_counter() - t0
         if on_env_steps is not None:
@@ -441,7 +469,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                    "episodes": float(episodes), "updates": float(learner.n_updates),
                    "time_updates_per_s": updates / timers["update"] if timers["update"] > 0 else float("nan"),
                    "time_env_steps_per_s": (t_env - timers["steps_at_log"]) / timers["env"],
-                   **last, **_hook_metrics(learner.agent)}
+                   **last, **_hook_metrics(learner.agent), **learner.diagnostics()}
             for k, v in row.items():
                 if not k.startswith("time_"):
                     history.setdefault(k, []).append(float(v))
@@ -461,26 +489,28 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                 raise Preempted(f"stopped at env step {t_env}")
     # over-training averages of the test return (area under the curve per evaluation) and of
     # the agent network's diagnostics become final metrics
-    averaged = ("test_return", *_hook_metrics(learner.agent))
+    averaged = ("test_return", *_hook_metrics(learner.agent), *learner.diagnostics())
     averages = {f"{k}_avg": float(np.mean(history[k])) for k in averaged if history.get(k)}
     run.save_model({"agent": learner.agent.state_dict(), "mixer": learner.mixer.state_dict(),
-                    "config": cfg.to_dict(), "final_return": last_eval, "train_stats": averages})
+                    "config": cfg.to_dict(), "final_return": last_eval,
+                    "train_stats": {**averages, **learner.final_metrics()}})
     return {"test_return": last_eval}
 
 
 def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | torch.device = "cpu",
-                  make_agent_net: AgentNetFactory = scheme_agent_net) -> dict[str, Any]:
+                  make_agent_net: AgentNetFactory = scheme_agent_net,
+                  learner_cls: type[QLearner] = QLearner) -> dict[str, Any]:
     """Final metrics of a saved model: the mean greedy team return over ``eval_episodes``
     test episodes (seeds as during training), the agent network's inference FLOPs per agent
     relative to a dense FuPS 1R3 agent of the same sizes, and its nonzero parameters per agent."""
     with seeded(seed):
         env = MPETask(**cfg.env_kwargs)
-        learner = QLearner(cfg, env, make_agent_net, torch.device(device))
+        learner = learner_cls(cfg, env, make_agent_net, torch.device(device))
         learner.agent.load_state_dict(model["agent"])
         learner.mixer.load_state_dict(model["mixer"])
         returns = greedy_returns(learner, env, seed, cfg.eval_episodes)
         agent = learner.agent
-        dense = dense_1r3_flops(learner.input_dim, agent.hidden_dim, agent.n_actions)
+        dense = dense_1r3_flops(learner.input_dim, cfg.hidden_dim, agent.n_actions)  # the configured width
         metrics = {"test_return_mean": float(np.mean(returns)),
                    "test_return_final": float(model.get("final_return", float("nan"))),
                    "inference_flops_per_agent": float(agent.inference_flops_per_agent()),
@@ -492,17 +522,19 @@ def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | t
             "n_episodes": len(returns)}
 
 
-def entry_points(make_agent_net: AgentNetFactory = scheme_agent_net) -> tuple[Callable[..., dict[str, float]],
-                                                                              Callable[..., dict[str, Any]]]:
+def entry_points(make_agent_net: AgentNetFactory = scheme_agent_net,
+                 learner_cls: type[QLearner] = QLearner) -> tuple[Callable[..., dict[str, float]],
+                                                                  Callable[..., dict[str, Any]]]:
     """The ``train`` and ``evaluate`` of a method module whose agent network comes from
-    ``make_agent_net(cfg, input_dim, n_agents, n_actions)``; everything else is this learner."""
+    ``make_agent_net(cfg, input_dim, n_agents, n_actions)`` and whose learner is ``learner_cls``
+    (a QLearner subclass overriding its hooks); everything else is this learner."""
 
     def train(cfg: Config, run: Run) -> dict[str, float]:
-        return train_qmix(cfg, run, make_agent_net)
+        return train_qmix(cfg, run, make_agent_net, learner_cls)
 
     def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
                  assets_dir: Any = None) -> dict[str, Any]:
-        return evaluate_qmix(cfg, model, seed, device, make_agent_net)
+        return evaluate_qmix(cfg, model, seed, device, make_agent_net, learner_cls)
 
     return train, evaluate
 
