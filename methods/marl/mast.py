@@ -204,6 +204,8 @@ class MASTLearner(qmix.QLearner):
             self.last_moved = self.update_topology()   # RLx2: no optimiser step on a topology update
         else:
             self.opt.step()
+            # a no-op with Adam (absent weights get zero gradients and their state is reset when
+            # pruned; tests/mutants.py found no test could tell), kept as the spec's invariant
             for layer in self.sparse_layers:
                 layer.enforce_masks_()
         return grad_norm
