@@ -45,6 +45,8 @@ METHODS: dict[str, str] = {
     "qmix_nops": "methods.marl.qmix_nops",
     "qmix_multih": "methods.marl.qmix_multih",
     "vdn": "methods.marl.vdn",
+    "qmix_snp": "methods.marl.qmix_snp",
+    "qmix_seps": "methods.marl.seps",
     "kaleidoscope": "methods.marl.kaleidoscope",
     "mast": "methods.marl.mast",
     "qmix_tiny": "methods.marl.qmix_tiny",

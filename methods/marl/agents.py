@@ -24,9 +24,10 @@ Schemes (``SCHEMES``):
   matrix products, no Python loop over agents;
 * ``multih``: shared trunk, one output layer (head) per agent.
 
-TODO (later, same interface): SePS (Christianos et al. 2021: agents clustered by an
-encoder of their transitions, one network per cluster) and SNP-PS (Kim & Sung 2023: one shared
-network with a fixed random pruning mask per agent).
+* ``snp_ps``: one shared network whose hidden units are pruned per agent by a fixed random
+  structured mask drawn at initialisation (SNP-PS, Kim & Sung 2023; methods/marl/qmix_snp.py);
+* ``seps``: one network per cluster of agents, the clusters found before training from an
+  encoder of the agents' transitions (SePS, Christianos et al. 2021; methods/marl/seps.py).
 """
 from __future__ import annotations
 
@@ -107,9 +108,11 @@ class GroupedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(groups, in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(groups, out_features).uniform_(-bound, bound))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        """``index`` (N,): row n uses group ``index[n]`` (SePS: agents of a cluster share one)."""
+        w, bias = (self.weight, self.bias) if index is None else (self.weight[index], self.bias[index])
         # one batched matmul over the agent axis (einsum's backward was ~15x slower here on CPU)
-        return torch.baddbmm(self.bias.unsqueeze(1), x.transpose(0, 1), self.weight).transpose(0, 1)
+        return torch.baddbmm(bias.unsqueeze(1), x.transpose(0, 1), w).transpose(0, 1)
 
 
 class GroupedGRUCell(nn.Module):
@@ -123,9 +126,9 @@ class GroupedGRUCell(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, x: Tensor, h: Tensor) -> Tensor:
-        xr, xz, xn = self.ih(x).chunk(3, -1)
-        hr, hz, hn = self.hh(h).chunk(3, -1)
+    def forward(self, x: Tensor, h: Tensor, index: Tensor | None = None) -> Tensor:
+        xr, xz, xn = self.ih(x, index).chunk(3, -1)
+        hr, hz, hn = self.hh(h, index).chunk(3, -1)
         r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
         return (1 - z) * n + z * h
@@ -166,6 +169,39 @@ class MultiHeadAgent(FuPSAgent):
     def nonzero_params_per_agent(self) -> float:
         trunk = sum(p.numel() for name, p in self.named_parameters() if not name.startswith("heads."))
         return float(trunk + sum(p[0].numel() for p in self.heads.parameters()))
+
+
+class SNPPSAgent(FuPSAgent):
+    """SNP-PS (Kim & Sung, AAMAS 2023): the shared 1R3 network, with agent n seeing only its own
+    fixed random subset of the hidden units of fc1, fc2 and fc3 (structured pruning: a unit
+    mask per agent, ``keep`` of the units, drawn once at initialisation; no extra parameters).
+    The GRU's state stays whole (its input is masked through fc1). [The unit keep ratio and the
+    masked layers are read from the abstract's "structured pruning"; unverified.]"""
+
+    def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int = 64, keep: float = 0.5):
+        super().__init__(input_dim, n_agents, n_actions, hidden_dim)
+        k = max(1, int(round(keep * hidden_dim)))
+        masks = torch.zeros(3, n_agents, hidden_dim)
+        for layer in range(3):
+            for n in range(n_agents):
+                masks[layer, n, torch.randperm(hidden_dim)[:k]] = 1.0   # the global generator: seeded by the run
+        self.register_buffer("unit_masks", masks)
+
+    def forward(self, inputs: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        b, n, _ = inputs.shape
+        m1, m2, m3 = self.unit_masks                       # (N, hidden) each, broadcast over the batch
+        x = F.relu(self.fc1(inputs)) * m1
+        h = self.rnn(x.reshape(b * n, -1), hidden.reshape(b * n, -1)).view(b, n, -1)
+        z = F.relu(self.fc3(F.relu(self.fc2(h)) * m2)) * m3
+        return self.fc4(z), h
+
+    def inference_flops_per_agent(self) -> float:
+        """Pruned units drop their rows in fc1/fc2/fc3 and their columns in the next layer
+        (the GRU's x·W_ih sees only fc1's kept units; h·W_hh stays whole)."""
+        k1, k2, k3 = (float(m.sum(-1).mean()) for m in self.unit_masks)
+        d, h, a = self.input_dim, self.hidden_dim, self.n_actions
+        lin = lambda i, o: 2 * i * o + o  # noqa: E731
+        return lin(d, k1) + lin(k1, 3 * h) + lin(h, 3 * h) + lin(h, k2) + lin(k2, k3) + lin(k3, a)
 
 
 # scheme -> network class; whether the learner appends the one-hot id is the config's obs_agent_id
