@@ -15,12 +15,15 @@ Tasks (``parallel_env(max_cycles=episode_limit, continuous_actions=False)``):
 * ``spread``: simple_spread_v3, 3 cooperating agents (obs 18, 5 actions);
 * ``tag``: simple_tag_v3, 3 learned predators (obs 16, 5 actions) vs 1 prey;
 * ``world``: simple_world_comm_v3, 4 learned adversaries — the leader with 20 actions (5 moves
-  x 4 messages), three with 5, obs 34 — vs 2 good agents.
+  x 4 messages), three with 5, obs 34 — vs 2 good agents;
+* ``push``: Push 5v2 (envs/mpe_push.py, Kaleidoscope's custom scenario rebuilt on simple_push),
+  5 learned adversaries (obs 18, 5 actions) vs 2 good agents heading for their goal landmark.
 
 Opponents (the prey of ``tag``, the good agents of ``world``) follow a scripted, deterministic
 heuristic (:func:`flee_or_forage`): flee the nearest adversary when one is within
 ``flee_radius``; otherwise (world) head for the nearest food, or (tag) drift back towards the
-centre; a pull towards the centre near the border avoids mpe2's out-of-bounds penalty.
+centre; a pull towards the centre near the border avoids mpe2's out-of-bounds penalty. The good
+agents of ``push`` head straight for their goal landmark (:func:`seek`).
 
 Deviation from the papers: EPyMARL (tag) and Kaleidoscope (world 4v2) used pretrained MADDPG
 prey. Kaleidoscope's prey weights expect 32-dim observations while mpe2's good agents see 28,
@@ -45,11 +48,12 @@ import numpy as np
 
 from envs.base import write_env_assets
 
-# task -> mpe2 module
+# task -> module with parallel_env (mpe2's, or ours)
 TASKS: dict[str, str] = {
-    "spread": "simple_spread_v3",
-    "tag": "simple_tag_v3",
-    "world": "simple_world_comm_v3",
+    "spread": "mpe2.simple_spread_v3",
+    "tag": "mpe2.simple_tag_v3",
+    "world": "mpe2.simple_world_comm_v3",
+    "push": "envs.mpe_push",
 }
 
 # mpe2's discrete movement actions: 0 no-op, 1 -x, 2 +x, 3 -y, 4 +y
@@ -83,6 +87,11 @@ def flee_or_forage(pos: np.ndarray, adversaries: list[np.ndarray], food: list[np
     return direction_to_action(d)
 
 
+def seek(pos: np.ndarray, goal: np.ndarray) -> int:
+    """The scripted good agent of Push: straight for its goal landmark."""
+    return direction_to_action(goal - pos)
+
+
 class MPETask:
     """One mpe2 scenario; the learned team acts through ``step``, the opponents are scripted."""
 
@@ -96,7 +105,7 @@ class MPETask:
         if not flee_radius > 0:
             raise ValueError(f"mpe: flee_radius must be > 0 (got {flee_radius!r})")
         self.task, self.episode_limit, self.flee_radius = task, episode_limit, float(flee_radius)
-        module = importlib.import_module(f"mpe2.{TASKS[task]}")
+        module = importlib.import_module(TASKS[task])
         self._env = module.parallel_env(max_cycles=episode_limit, continuous_actions=False)
         self._raw = self._env.unwrapped
         everyone = list(self._env.possible_agents)
@@ -170,6 +179,9 @@ class MPETask:
         if not self.opponents:
             return {}
         world = self._raw.world
+        if self.task == "push":
+            return {n: seek(b.state.p_pos, b.goal_a.state.p_pos)
+                    for n, b in zip(self._env.possible_agents, self._bodies) if n in self.opponents}
         advs = [b.state.p_pos for b in self._bodies if b.adversary]
         food = [f.state.p_pos for f in getattr(world, "food", [])]
         return {n: flee_or_forage(b.state.p_pos, advs, food, self.flee_radius)

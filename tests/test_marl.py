@@ -45,12 +45,12 @@ def tiny(mod=qmix, **kw):
 def test_env_shapes_padding_and_registry(tmp_path):
     envs.check_kwargs("mpe", {"task": "tag"})
     with pytest.raises(ValueError, match="task must be one of"):
-        envs.check_kwargs("mpe", {"task": "push"})
+        envs.check_kwargs("mpe", {"task": "push5"})
     with pytest.raises(ValueError, match="episode_limit"):
         MPETask("spread", episode_limit=0)
     with pytest.raises(TypeError):
         envs.check_kwargs("mpe", {"task": "spread", "n_prey": 2})
-    expected = {"spread": (3, 18, 5, 54), "tag": (3, 16, 5, 62), "world": (4, 34, 20, 192)}
+    expected = {"spread": (3, 18, 5, 54), "tag": (3, 16, 5, 62), "world": (4, 34, 20, 192), "push": (5, 18, 5, 148)}
     for task, (n, obs_dim, n_actions, state_dim) in expected.items():
         env = envs.make("mpe", task=task)
         assert (env.n_agents, env.obs_dim, env.n_actions, env.state_dim, env.episode_limit) == \
@@ -74,6 +74,25 @@ def test_env_shapes_padding_and_registry(tmp_path):
     assert (tmp_path / "info.json").exists() and info["versions"]["mpe2"] == "1.1.1"
     tag.reset(seed=0)
     assert tag._obs["agent_0"].shape == (14,)                                # prey (not learned)
+
+
+def test_push_5v2_rewards_and_scripted_good_agents():
+    """Push 5v2 (envs/mpe_push.py): 5 learned adversaries, 2 good agents heading for the goal; an
+    adversary's reward is the closest good agent's distance to the goal minus its own."""
+    env = MPETask("push")
+    assert env.possible_agents == [f"adversary_{i}" for i in range(5)] and env.opponents == ["agent_0", "agent_1"]
+    env.reset(seed=3)
+    world = env._raw.world
+    goal = world.agents[0].goal_a.state.p_pos.copy()
+    good = [a for a in world.agents if not a.adversary]
+    before = [float(np.linalg.norm(a.state.p_pos - goal)) for a in good]
+    for _ in range(5):
+        _, rewards, _, _, _ = env.step({n: 0 for n in env.possible_agents})   # adversaries stand still
+    after = [float(np.linalg.norm(a.state.p_pos - goal)) for a in good]
+    assert all(x < y for x, y in zip(after, before))                       # the good agents approach
+    adv = world.agents[0]
+    want = min(after) - float(np.linalg.norm(adv.state.p_pos - goal))
+    assert rewards["adversary_0"] == pytest.approx(want, abs=1e-6)
 
 
 def test_env_team_reward_is_the_sum_and_episodes_repeat():
