@@ -135,23 +135,29 @@ class GroupedGRUCell(nn.Module):
 
 
 class NoPSAgent(AgentNetwork):
-    """No parameter sharing: N separate 1R3 networks, evaluated as grouped products."""
+    """No parameter sharing: N separate 1R3 networks, evaluated as grouped products. With
+    ``groups`` < N (SePS), G networks and ``self.index`` (N,) saying which one each agent uses."""
 
-    def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int = 64):
+    def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int = 64,
+                 groups: int | None = None):
         super().__init__()
         self.input_dim, self.n_agents, self.n_actions, self.hidden_dim = input_dim, n_agents, n_actions, hidden_dim
-        self.fc1 = GroupedLinear(n_agents, input_dim, hidden_dim)
-        self.rnn = GroupedGRUCell(n_agents, hidden_dim, hidden_dim)
-        self.fc2 = GroupedLinear(n_agents, hidden_dim, hidden_dim)
-        self.fc3 = GroupedLinear(n_agents, hidden_dim, hidden_dim)
-        self.fc4 = GroupedLinear(n_agents, hidden_dim, n_actions)
+        g = self.groups = n_agents if groups is None else groups
+        self.index: Tensor | None = None
+        self.fc1 = GroupedLinear(g, input_dim, hidden_dim)
+        self.rnn = GroupedGRUCell(g, hidden_dim, hidden_dim)
+        self.fc2 = GroupedLinear(g, hidden_dim, hidden_dim)
+        self.fc3 = GroupedLinear(g, hidden_dim, hidden_dim)
+        self.fc4 = GroupedLinear(g, hidden_dim, n_actions)
 
     def forward(self, inputs: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.rnn(F.relu(self.fc1(inputs)), hidden)
-        return self.fc4(F.relu(self.fc3(F.relu(self.fc2(h))))), h
+        c = self.index
+        h = self.rnn(F.relu(self.fc1(inputs, c)), hidden, c)
+        return self.fc4(F.relu(self.fc3(F.relu(self.fc2(h, c)), c)), c), h
 
     def nonzero_params_per_agent(self) -> float:
-        return float(sum(p.numel() for p in self.parameters())) / self.n_agents
+        """One network's parameters (each agent evaluates one of the G)."""
+        return float(sum(p.numel() for p in self.parameters())) / self.groups
 
 
 class MultiHeadAgent(FuPSAgent):

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from envs.mpe import MPETask
 from methods.common.constraints import Bound, at_least, one_of
 from methods.marl import qmix
-from methods.marl.agents import AgentNetwork, GroupedGRUCell, GroupedLinear
+from methods.marl.agents import NoPSAgent
 
 
 @dataclass
@@ -132,28 +132,19 @@ def cluster_agents(cfg: Config, gen: torch.Generator) -> Tensor:
 
 
 # ------------------------------------------------------------------------------ the network
-class SePSAgent(AgentNetwork):
-    """One 1R3 network per cluster; agent n uses the weights of cluster ``clusters[n]``."""
+class SePSAgent(NoPSAgent):
+    """One 1R3 network per cluster (NoPS's grouped products with G = clusters); agent n uses
+    the weights of cluster ``clusters[n]``."""
 
     def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int, clusters: Tensor,
                  n_clusters: int):
-        super().__init__()
-        self.input_dim, self.n_agents, self.n_actions, self.hidden_dim = input_dim, n_agents, n_actions, hidden_dim
-        k = n_clusters                   # fixed by the config (k-means may leave a cluster empty)
+        # n_clusters is fixed by the config (k-means may leave a cluster empty)
+        super().__init__(input_dim, n_agents, n_actions, hidden_dim, groups=n_clusters)
         self.register_buffer("clusters", clusters.clone().long())
-        self.fc1 = GroupedLinear(k, input_dim, hidden_dim)
-        self.rnn = GroupedGRUCell(k, hidden_dim, hidden_dim)
-        self.fc2 = GroupedLinear(k, hidden_dim, hidden_dim)
-        self.fc3 = GroupedLinear(k, hidden_dim, hidden_dim)
-        self.fc4 = GroupedLinear(k, hidden_dim, n_actions)
 
     def forward(self, inputs: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        c = self.clusters
-        h = self.rnn(F.relu(self.fc1(inputs, c)), hidden, c)
-        return self.fc4(F.relu(self.fc3(F.relu(self.fc2(h, c)), c)), c), h
-
-    def nonzero_params_per_agent(self) -> float:
-        return float(sum(p.numel() for p in self.parameters())) / int(self.fc1.weight.shape[0])
+        self.index = self.clusters
+        return super().forward(inputs, hidden)
 
     def diagnostics(self) -> dict[str, float]:
         return {"seps_clusters_used": float(len(torch.unique(self.clusters)))}
