@@ -50,7 +50,7 @@ def random_transitions(task: MPETask, steps: int, gen: torch.Generator) -> dict[
     """Per-agent transitions of uniformly random available actions: obs (M, N, d), actions
     (M, N), next_obs (M, N, d), reward (M,)."""
     rec: dict[str, list] = {"obs": [], "actions": [], "next_obs": [], "reward": []}
-    obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen)))
+    obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen, device=gen.device)))
     for _ in range(steps):
         avail = torch.as_tensor(task.avail_actions())
         actions = torch.multinomial(avail.float(), 1, generator=gen).squeeze(-1).numpy()
@@ -61,7 +61,7 @@ def random_transitions(task: MPETask, steps: int, gen: torch.Generator) -> dict[
         rec["reward"].append(reward)
         obs = nxt
         if terminated or truncated:
-            obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen)))
+            obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen, device=gen.device)))
     return {k: torch.as_tensor(np.asarray(v), dtype=torch.long if k == "actions" else torch.float32)
             for k, v in rec.items()}
 
@@ -83,7 +83,7 @@ class TransitionVAE(nn.Module):
     def loss(self, obs: Tensor, actions: Tensor, ids: Tensor, target: Tensor, gen: torch.Generator,
              kl_weight: float) -> Tensor:
         mu, logvar = self.encode(ids)
-        z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+        z = mu + torch.randn(mu.shape, generator=gen, device=gen.device).to(mu.device) * (0.5 * logvar).exp()
         pred = self.decoder(torch.cat([obs, F.one_hot(actions, self.n_actions).float(), z], -1))
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1).mean()
         return F.mse_loss(pred, target) + kl_weight * kl
@@ -121,7 +121,7 @@ def cluster_agents(cfg: Config, gen: torch.Generator) -> Tensor:
     obs, actions = data["obs"].reshape(-1, d), data["actions"].reshape(-1)
     target = torch.cat([data["next_obs"], data["reward"].view(m, 1, 1).expand(m, n, 1)], -1).reshape(-1, d + 1)
     for _ in range(cfg.seps_vae_updates):
-        idx = torch.randint(obs.shape[0], (256,), generator=gen)
+        idx = torch.randint(obs.shape[0], (256,), generator=gen, device=gen.device)
         loss = vae.loss(obs[idx], actions[idx], ids[idx], target[idx], gen, cfg.seps_kl_weight)
         opt.zero_grad()
         loss.backward()
