@@ -19,6 +19,7 @@ _REGISTRY: dict[str, str] = {
     "rna": "envs.rna:RNABinding",
     "control": "envs.control:ControlTask",
     "mpe": "envs.mpe:MPETask",
+    "mamujoco": "envs.mamujoco:MaMuJoCoTask",
     # goal-conditioned tasks of RBS (methods/gfn/goal/)
     "goal_grid": "envs.goal_grid:GoalGrid",
     "goal_bitseq": "envs.goal_seq:GoalBitSequence",

@@ -54,6 +54,11 @@ METHODS: dict[str, str] = {
     "qmix_set": "methods.marl.qmix_set",
     "qmix_rigl": "methods.marl.qmix_rigl",
     "qmix_rlx2": "methods.marl.qmix_rlx2",
+    # actor-critic multi-agent RL on multi-agent MuJoCo (HARL-style MATD3)
+    "matd3": "methods.marl.matd3",
+    "matd3_id": "methods.marl.matd3_id",
+    "matd3_ens": "methods.marl.matd3_ens",
+    "kalei_matd3": "methods.marl.kaleidoscope_matd3",
 }
 
 

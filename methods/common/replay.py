@@ -9,6 +9,8 @@
 * ``TransitionReplay``: proportional prioritised replay of single GFlowNet transitions, for the
   soft-DQN / Munchausen-DQN baselines.
 * ``EpisodeReplay``: whole padded multi-agent episodes for QMIX-style learners (methods/marl/).
+* ``FieldReplay`` with ``NStepWriter``: uniform replay of named tensor fields of any shape, fed
+  with n-step transitions (the multi-agent actor–critic, methods/marl/matd3.py).
 """
 from __future__ import annotations
 
@@ -255,3 +257,87 @@ class DualEpisodeReplay:
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.off.load_state_dict(d["off"])
         self.on.load_state_dict(d["on"])
+
+
+class FieldReplay:
+    """A uniform circular buffer of named float fields, each ``(capacity, *shape)``, on the
+    training device. ``shapes`` maps field names to per-transition shapes."""
+
+    def __init__(self, capacity: int, shapes: dict[str, tuple[int, ...]], device: torch.device | str = "cpu"):
+        self.capacity = int(capacity)
+        self.device = torch.device(device)
+        self.data = {k: torch.zeros((self.capacity, *shape), dtype=torch.float32, device=self.device)
+                     for k, shape in shapes.items()}
+        self.size = 0
+        self.next = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, transition: dict[str, Any]) -> None:
+        i = self.next
+        for k, v in self.data.items():
+            v[i] = torch.as_tensor(transition[k], dtype=torch.float32)
+        self.next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, self.size, (batch,), generator=gen, device=gen.device).to(self.device)
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
+                "size": self.size, "next": self.next, "capacity": self.capacity}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d["capacity"] != self.capacity:
+            raise ValueError(f"replay capacity {self.capacity} != checkpoint's {d['capacity']}")
+        self.size, self.next = d["size"], d["next"]
+        for k, v in d["data"].items():
+            self.data[k][: self.size] = v.to(self.device)
+
+
+class NStepWriter:
+    """Turns one-step transitions into n-step ones as they arrive (HARL's n-step returns).
+
+    ``push(step)`` takes a dict with the fields of time t (``start_keys``, e.g. obs, state,
+    actions), ``reward``, the fields after the step (``end_keys``, e.g. next_obs, next_state),
+    ``terminated`` and ``done`` (the episode ended, by termination or truncation). It returns
+    the transitions now complete: for the step n back, ``reward`` = Σ_{k<m} γ^k r_{t+k}, the
+    end fields of step t+m−1, ``terminated`` of that step and ``discount`` = γ^m, with m = n,
+    or fewer when the episode ended first. At an episode's end every pending step is flushed,
+    so each step starts exactly one transition and none crosses an episode boundary; the
+    target is then ``reward + discount · (1 − terminated) · V(end)``. The pending steps are
+    part of the learner's checkpoint state (``state_dict``)."""
+
+    def __init__(self, n: int, gamma: float, start_keys: tuple[str, ...], end_keys: tuple[str, ...]):
+        if n < 1:
+            raise ValueError(f"n-step: n must be >= 1 (got {n})")
+        self.n, self.gamma = int(n), float(gamma)
+        self.start_keys, self.end_keys = start_keys, end_keys
+        self.pending: list[dict[str, Any]] = []
+
+    def _emit(self) -> dict[str, Any]:
+        first, last = self.pending[0], self.pending[-1]
+        ret = sum(self.gamma ** k * float(p["reward"]) for k, p in enumerate(self.pending))
+        out = {k: first[k] for k in self.start_keys}
+        out.update({k: last[k] for k in self.end_keys})
+        out.update(reward=ret, terminated=float(last["terminated"]), discount=self.gamma ** len(self.pending))
+        self.pending.pop(0)
+        return out
+
+    def push(self, step: dict[str, Any]) -> list[dict[str, Any]]:
+        self.pending.append(step)
+        out = []
+        if len(self.pending) == self.n:
+            out.append(self._emit())
+        if step["done"]:
+            while self.pending:
+                out.append(self._emit())
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pending": [dict(p) for p in self.pending]}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.pending = [dict(p) for p in d["pending"]]

@@ -157,6 +157,27 @@ class AdaptiveDiversityCoef:
         self.div = deque((float(v) for v in state["div"]), maxlen=self.maxlen)
 
 
+@torch.no_grad()
+def reset_pruned_(layers: Sequence[MaskedLinear], ratio: float, generator: torch.Generator | None = None) -> int:
+    """Kaleidoscope's reset (specs/marl.md §1.3), in place on ``layers``: a Bernoulli(``ratio``)
+    share of the positions *every* mask has pruned gets W re-drawn from PyTorch's default Linear
+    init (Kaiming-uniform, a = √5; drawn for the whole matrix, then selected) and S_k of all masks
+    re-drawn from the init range. Positions some mask still uses, biases and the optimiser's
+    state are left alone. Returns the number of positions reset."""
+    device = draw_device(generator)
+    n_reset = 0
+    for layer in layers:
+        w = layer.weight
+        flags = torch.rand(w.shape, generator=generator, device=device).to(w.device) < ratio
+        flags &= ~layer.active_mask().any(dim=0)  # before the thresholds change
+        layer.reset_thresholds_(where=flags, generator=generator)
+        fresh = torch.empty(w.shape, dtype=w.dtype, device=device)
+        nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+        w[flags] = fresh.to(w.device)[flags]
+        n_reset += int(flags.sum())
+    return n_reset
+
+
 # ---------------------------------------------------------------------------------------------
 # the agent network
 # ---------------------------------------------------------------------------------------------
@@ -267,23 +288,9 @@ class KaleidoscopeAgent(nn.Module):
     @torch.no_grad()
     def reset_(self, generator: torch.Generator | None = None, ratio: float | None = None) -> int:
         """Re-initialise, in fc2..fc4, a Bernoulli(ρ) share of the positions every mask has
-        pruned: W from PyTorch's default Linear init (Kaiming-uniform, a = √5; drawn for the whole
-        matrix, then selected) and S_k of all masks from the init range. Positions some mask
-        still uses, biases, fc1 and the optimiser's state are left alone. Returns the number of
-        positions reset."""
+        pruned (:func:`reset_pruned_`). Returns the number of positions reset."""
         ratio = self.settings.reset_ratio if ratio is None else ratio
-        device = draw_device(generator)
-        n_reset = 0
-        for layer in self.reset_layers:
-            w = layer.weight
-            flags = torch.rand(w.shape, generator=generator, device=device).to(w.device) < ratio
-            flags &= ~layer.active_mask().any(dim=0)  # before the thresholds change
-            layer.reset_thresholds_(where=flags, generator=generator)
-            fresh = torch.empty(w.shape, dtype=w.dtype, device=device)
-            nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
-            w[flags] = fresh.to(w.device)[flags]
-            n_reset += int(flags.sum())
-        return n_reset
+        return reset_pruned_(self.reset_layers, ratio, generator)
 
     # -- diagnostics and counts ---------------------------------------------------------------
     @torch.no_grad()

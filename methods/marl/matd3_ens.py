@@ -1,0 +1,17 @@
+"""MATD3 with a critic ensemble of 5 independent Q-networks instead of twin critics (the target
+takes the minimum over all 5, the actor the mean): the unmasked counterpart of Kaleidoscope's
+masked critic ensemble (specs/marl.md §1.5), to separate the ensemble's effect from the masks';
+everything else as methods/marl/matd3.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.marl import matd3
+
+
+@dataclass
+class Config(matd3.Config):
+    n_critics: int = 5
+
+
+train, evaluate = matd3.train, matd3.evaluate

@@ -1,0 +1,173 @@
+"""Multi-agent MuJoCo, MATD3 and Kaleidoscope on MATD3: the env wrapper, n-step returns, the
+TD target, the sequential actor update with its Polyak quirk, the masked actor and critic
+ensemble (heads, resets, diversity coefficients, FLOPs), determinism and exact resume."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from envs.mamujoco import MaMuJoCoTask
+from methods.common.replay import NStepWriter
+from methods.common.runapi import MemoryRun
+from methods.marl import kaleidoscope_matd3 as kmatd3
+from methods.marl import matd3
+
+ENV = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 0, "episode_limit": 30}
+TINY = dict(env_kwargs=ENV, iterations=120, eval_every=60, checkpoint_every=30, eval_episodes=1, batch=16,
+            buffer_size=200, hidden=16, start_steps=30, train_interval=10, updates_per_train=3, n_step=3)
+
+
+def test_mamujoco_task_parallel_api_and_arrays() -> None:
+    task = MaMuJoCoTask(**ENV)
+    assert (task.n_agents, task.obs_dim, task.act_dim, task.state_dim) == (2, 11, 3, 17)
+    obs, _ = task.reset(seed=3)
+    assert sorted(obs) == task.possible_agents
+    a = task.reset_arrays(seed=3)
+    b = MaMuJoCoTask(**ENV).reset_arrays(seed=3)
+    np.testing.assert_array_equal(a, b)                       # seeded resets are reproducible
+    acts = np.full((2, 3), 0.3, dtype=np.float32)
+    steps = 0
+    while True:
+        obs, r, term, trunc = task.step_arrays(acts)
+        steps += 1
+        assert obs.shape == (2, 11) and math.isfinite(r)
+        if term or trunc:
+            break
+    assert trunc and steps == ENV["episode_limit"]
+    hopper = MaMuJoCoTask("Hopper", "3x1", episode_limit=10)
+    assert hopper.n_agents == 3 and hopper.act_dim == 1
+    with pytest.raises(ValueError, match="scenario"):
+        MaMuJoCoTask("Walker2d6x1")
+
+
+def test_n_step_writer_on_a_hand_made_episode() -> None:
+    w = NStepWriter(3, 0.5, ("obs",), ("next_obs",))
+    out = []
+    for t, r in enumerate([1.0, 2.0, 3.0, 4.0]):
+        out += w.push({"obs": t, "next_obs": t + 1, "reward": r, "terminated": t == 3, "done": t == 3})
+    assert [o["obs"] for o in out] == [0, 1, 2, 3]
+    # R_0 = 1 + .5*2 + .25*3, bootstrap from s_3 with γ^3; R_1 = 2 + .5*3 + .25*4 from s_4 (terminal)
+    assert [o["reward"] for o in out] == [2.75, 4.5, 5.0, 4.0]
+    assert [o["next_obs"] for o in out] == [3, 4, 4, 4]
+    assert [o["discount"] for o in out] == [0.125, 0.125, 0.25, 0.5]
+    assert [o["terminated"] for o in out] == [0.0, 1.0, 1.0, 1.0]
+    assert not w.pending
+
+
+def _learner(cls=matd3.MATD3Learner, cfg_cls=matd3.Config, **kw):
+    cfg = cfg_cls(**{**TINY, **kw})
+    task = MaMuJoCoTask(**ENV)
+    torch.manual_seed(0)
+    return cls(cfg, task, torch.device("cpu"), torch.Generator().manual_seed(0)), task
+
+
+def _batch(task: MaMuJoCoTask, B: int = 8) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    n, d, a, s = task.n_agents, task.obs_dim, task.act_dim, task.state_dim
+    return {"obs": torch.randn(B, n, d, generator=g), "state": torch.randn(B, s, generator=g),
+            "actions": torch.rand(B, n, a, generator=g) * 2 - 1, "reward": torch.randn(B, generator=g),
+            "next_obs": torch.randn(B, n, d, generator=g), "next_state": torch.randn(B, s, generator=g),
+            "terminated": torch.tensor([0.0, 1.0] * (B // 2)), "discount": torch.full((B,), 0.9 ** 3)}
+
+
+def test_td_target_is_the_n_step_return_plus_the_min_over_target_critics() -> None:
+    learner, task = _learner(policy_noise=0.0, n_critics=3)
+    b = _batch(task)
+    with torch.no_grad():
+        a_next = learner.actor_target(b["next_obs"]).flatten(1)
+        q = learner.critic_target(b["next_state"], a_next)                 # [3, B]
+    expected = b["reward"] + b["discount"] * (1 - b["terminated"]) * q.min(0).values
+    torch.testing.assert_close(learner.td_target(b), expected)
+
+
+def test_policy_step_updates_each_agent_in_turn_and_polyaks_the_actor_target_n_times() -> None:
+    learner, task = _learner(policy_freq=1, tau=0.1)
+    before = [p.detach().clone() for p in learner.actor_target.parameters()]
+    steps = []
+    orig = learner.actor_opt.step
+    learner.actor_opt.step = lambda *a, **k: (steps.append(1), orig(*a, **k))[1]
+    learner.update(_batch(task))
+    assert len(steps) == task.n_agents                      # one Adam step per agent
+    for p0, pt, p in zip(before, learner.actor_target.parameters(), learner.actor.parameters()):
+        # n_agents Polyak moves: target = p + (1 - τ)^N (target_0 - p)
+        torch.testing.assert_close(pt, p + (0.9 ** task.n_agents) * (p0 - p))
+    learner2, _ = _learner(policy_freq=1, tau=0.1, target_actor_polyak_per_agent=False)
+    before = [p.detach().clone() for p in learner2.actor_target.parameters()]
+    learner2.update(_batch(task))
+    for p0, pt, p in zip(before, learner2.actor_target.parameters(), learner2.actor.parameters()):
+        torch.testing.assert_close(pt, p + 0.9 * (p0 - p))
+
+
+def test_kaleidoscope_actor_masks_per_agent_and_critic_heads_per_member() -> None:
+    learner, task = _learner(kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config)
+    b = _batch(task)
+    actor, critic = learner.actor, learner.critic
+    full = actor(b["obs"])
+    for i in range(task.n_agents):
+        torch.testing.assert_close(full[:, i], actor.forward_agent(b["obs"][:, i], i))
+    q = critic(b["state"], b["actions"].flatten(1))
+    assert q.shape == (5, 8)
+    # thresholds from [-20, 0]: the heads start as different random sub-networks
+    assert not torch.allclose(q[0], q[1])
+    density = [float(critic.layers[0].active_mask(k).float().mean()) for k in range(5)]
+    assert all(0.2 < d < 0.95 for d in density)
+    # the actor starts almost dense (S in [-10, -5])
+    assert float(actor.layers[0].active_mask(0).float().mean()) > 0.95
+    # adaptive coefficients: deques of 100·N (actor) and 100·policy_freq (critic)
+    assert learner.actor_coef.maxlen == 100 * task.n_agents
+    assert learner.critic_coef.maxlen == 100 * learner.cfg.policy_freq
+    assert learner.inference_flops_per_agent() <= learner.dense_inference_flops_per_agent()
+
+
+def test_kaleidoscope_critic_reset_redraws_one_member_in_turn() -> None:
+    learner, _ = _learner(kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config, iterations=1000,
+                          critic_reset_interval=100, reset_interval=0)
+    before = [layer.threshold.detach().clone() for layer in learner.critic.layers]
+    weights = [layer.weight.detach().clone() for layer in learner.critic.layers]
+    assert learner.on_env_steps(100) == {}                   # strictly more than R steps
+    out = learner.on_env_steps(101)
+    assert out == {"critic_reset_member": 0.0}
+    for layer, s0, w0 in zip(learner.critic.layers, before, weights):
+        changed = (layer.threshold != s0).flatten(1).any(1)
+        assert changed.tolist() == [True, False, False, False, False]
+        torch.testing.assert_close(layer.weight, w0)
+    assert learner.on_env_steps(202)["critic_reset_member"] == 1.0
+    assert learner.on_env_steps(950) == {}                   # not within the last R steps
+
+
+def test_kaleidoscope_actor_reset_only_touches_positions_every_mask_pruned() -> None:
+    learner, _ = _learner(kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config, iterations=10_000,
+                          reset_interval=100, reset_ratio=1.0, critic_reset_interval=0)
+    layer = learner.actor.layers[1]
+    with torch.no_grad():
+        layer.threshold[:, :4] = 5.0                         # rows 0-3: every mask prunes them
+    w0 = layer.weight.detach().clone()
+    assert learner.on_env_steps(101)["actor_reset_positions"] > 0
+    changed = layer.weight != w0
+    assert changed[:4].all() and not changed[4:].any()
+
+
+def _untimed(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
+
+
+@pytest.mark.parametrize("module", [matd3, kmatd3])
+def test_matd3_is_deterministic_and_resumes_exactly(module) -> None:
+    cfg = module.Config(**TINY)
+    a, b = MemoryRun(seed=4), MemoryRun(seed=4)
+    module.train(cfg, a)
+    module.train(cfg, b)
+    assert _untimed(a.rows) == _untimed(b.rows)
+    stopped = MemoryRun(seed=4, stop_after_checkpoints=1)
+    with pytest.raises(Exception, match="stopped"):
+        module.train(cfg, stopped)
+    stopped._stop_after = None
+    module.train(cfg, stopped)
+    assert _untimed(stopped.rows) == _untimed(a.rows)
+    for k in a.model["actor"]:
+        torch.testing.assert_close(stopped.model["actor"][k], a.model["actor"][k])
+    metrics = module.evaluate(cfg, a.model, 4)["metrics"]
+    assert math.isfinite(metrics["test_return_mean"]) and "test_return_avg" in metrics
