@@ -310,3 +310,27 @@ def test_config_errors_name_the_field():
         _cfg(sharing="fups_id")
     shared = _learner(_cfg(sharing="fups_id", obs_agent_id=True))
     assert shared.agent.groups == 1
+
+
+def test_mast_learns_spread_on_its_calibrated_seed():
+    """A learning regression test at 10 % density. Calibration (12.5k steps, this config, 20
+    test episodes, Dec 2026; mean of the last two greedy test returns vs the untrained greedy
+    policy on the same test seeds): seed 0 -104.3 vs -187.4, seed 1 -88.4 vs -194.7, seed 2
+    -92.8 vs -101.3, seed 3 -80.1 vs -75.8 (flat: at width 32 and 10 % density some seeds keep a
+    constant greedy policy for this short budget). Seeds 0 and 1 learn clearly; the test runs
+    seed 1 (deterministic on CPU) with the QMIX test's margin over the untrained policy."""
+    import numpy as np
+
+    from methods.common.runapi import MemoryRun
+
+    cfg = mast.Config(iterations=12_500, eval_every=2500, checkpoint_every=12_500, eval_episodes=20,
+                      batch_size=16, buffer_size=500, epsilon_anneal_steps=3000, target_update_interval=50,
+                      hidden_dim=32, lr=1e-3, topology_interval=50)
+    torch.manual_seed(1)
+    env = MPETask("spread")
+    untrained = np.mean(qmix.greedy_returns(mast.MASTLearner(cfg, env, mast.make_agent_net, torch.device("cpu")),
+                                            env, 1, cfg.eval_episodes))
+    run = MemoryRun(seed=1)
+    mast.train(cfg, run)
+    learned = np.mean([r["test_return"] for r in run.rows if "test_return" in r][-2:])
+    assert learned > -100.0 and learned > untrained + 50, (learned, untrained)
