@@ -45,9 +45,9 @@ and ``timers/training_time`` (replay extend + the optimizer steps + target updat
 exploration annealing + collector weight sync) to ``Experiment.logger.log``. With no loggers
 configured that call is a no-op; this script wraps the experiment's logger instance's ``log``
 to record those two timers (and passes everything on unchanged). env_steps_per_s = frames /
-sum(collection_time); updates_per_s = optimizer steps / sum(training_time); both also over
-CPU-free wall time as ``wall_s``. The first ``warmup_iters`` iterations (default 2) are
-excluded from both sums (first-call overheads).
+sum(collection_time); updates_per_s = optimizer steps / sum(training_time); ``wall_s`` is the
+wall time of ``Experiment.run()`` as a whole. The first ``warmup_iters`` iterations (default 0,
+as our side, whose timers also cover the whole run) can be left out of both sums.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ import warnings
 DEFAULTS = {"steps": 3000, "seed": 0, "threads": 1, "batch_episodes": 32, "episode_len": 25,
             "hidden": 64, "mixing_embed": 32, "lr": 5e-4, "gamma": 0.99, "grad_clip": 10.0,
             "target_update": 200, "epsilon_start": 1.0, "epsilon_finish": 0.05,
-            "model": "gru_seq", "warmup_iters": 2}
+            "model": "gru_seq", "warmup_iters": 0}
 
 
 def register_mpe2_for_torchrl() -> None:
