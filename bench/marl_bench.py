@@ -131,7 +131,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps <= BATCH_EPISODES * EPISODE_LEN:
         ap.error(f"--steps must exceed {BATCH_EPISODES * EPISODE_LEN}: our learner starts at the "
-                 f"{BATCH_EPISODES}th episode")
+                 f"episode {BATCH_EPISODES}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     methods = args.methods.split(",")
     peer = args.peer and args.task == "spread" and "qmix" in methods
