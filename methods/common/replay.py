@@ -22,7 +22,38 @@ import torch
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
 
-class ReplayBuffer:
+class _CircularStore:
+    """What the circular, preallocated buffers share: ``data`` maps field names to tensors of
+    ``capacity`` slots; ``size`` slots are filled and ``next`` is the slot of the next write
+    (the oldest entry once full). Checkpoints hold only the filled slots, in storage order."""
+
+    capacity: int
+    device: torch.device
+    data: dict[str, torch.Tensor]
+    size: int
+    next: int
+    what = "replay"     # named in the capacity-mismatch error
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _advance(self) -> None:
+        self.next = (self.next + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
+                "size": self.size, "next": self.next, "capacity": self.capacity}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d["capacity"] != self.capacity:
+            raise ValueError(f"{self.what} capacity {self.capacity} != checkpoint's {d['capacity']}")
+        self.size, self.next = d["size"], d["next"]
+        for k, v in d["data"].items():
+            self.data[k][: self.size] = v.to(self.device)
+
+
+class ReplayBuffer(_CircularStore):
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"):
         self.capacity = int(capacity)
         self.device = torch.device(device)
@@ -33,16 +64,12 @@ class ReplayBuffer:
         self.size = 0
         self.next = 0        # slot of the next write; the oldest entry once full
 
-    def __len__(self) -> int:
-        return self.size
-
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
             terminated: bool) -> None:
         i = self.next
         for k, v in zip(FIELDS, (obs, action, reward, next_obs, float(terminated))):
             self.data[k][i] = torch.as_tensor(v, dtype=torch.float32)
-        self.next = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self._advance()
 
     def _gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v[idx] for k, v in self.data.items()}
@@ -62,18 +89,6 @@ class ReplayBuffer:
         """0 = oldest stored transition, size-1 = newest (for tests and diagnostics)."""
         start = self.next if self.size == self.capacity else 0
         return (idx - start) % self.capacity
-
-    def state_dict(self) -> dict[str, Any]:
-        # the filled slots only, in storage order, plus the write position
-        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
-                "size": self.size, "next": self.next, "capacity": self.capacity}
-
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        if d["capacity"] != self.capacity:
-            raise ValueError(f"replay capacity {self.capacity} != checkpoint's {d['capacity']}")
-        self.size, self.next = d["size"], d["next"]
-        for k, v in d["data"].items():
-            self.data[k][: self.size] = v.to(self.device)
 
 
 class PrioritizedReplay:
@@ -172,13 +187,15 @@ class TransitionReplay:
         self.next, self.max_priority = d["next"], d["max_priority"]
 
 
-class EpisodeReplay:
+class EpisodeReplay(_CircularStore):
     """Whole episodes for the value-based MARL learner (EPyMARL's episode buffer): a circular
     buffer of ``capacity`` episodes, each padded to ``episode_limit`` steps. Per episode:
     ``obs`` (T+1, N, obs_dim), ``state`` (T+1, state_dim) and ``avail`` (T+1, N, n_actions)
     at every visited step including the one after the last action (the bootstrap target);
     ``actions`` (T, N), ``reward`` (T,), ``terminated`` (T,) and ``filled`` (T,), 1 on the
     steps the episode really took. Checkpoints hold only the filled episodes."""
+
+    what = "episode replay"
 
     def __init__(self, capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int,
                  n_actions: int, device: torch.device | str = "cpu"):
@@ -193,9 +210,6 @@ class EpisodeReplay:
         self.size = 0
         self.next = 0
 
-    def __len__(self) -> int:
-        return self.size
-
     def add(self, episode: dict[str, Any]) -> None:
         """Store one episode: a dict of the fields above, each at most the padded length long
         along its first axis (the rest of the slot is zeroed: padding)."""
@@ -204,24 +218,12 @@ class EpisodeReplay:
             v[i].zero_()
             src = torch.as_tensor(episode[k], device=self.device).to(v.dtype)
             v[i, : src.shape[0]] = src
-        self.next = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self._advance()
 
     def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """``batch`` distinct episodes, uniformly (EPyMARL samples without replacement)."""
         idx = torch.randperm(self.size, generator=gen, device=gen.device)[:batch].to(self.device)
         return {k: v[idx] for k, v in self.data.items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
-                "size": self.size, "next": self.next, "capacity": self.capacity}
-
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        if d["capacity"] != self.capacity:
-            raise ValueError(f"episode replay capacity {self.capacity} != checkpoint's {d['capacity']}")
-        self.size, self.next = d["size"], d["next"]
-        for k, v in d["data"].items():
-            self.data[k][: self.size] = v.to(self.device)
 
 
 class DualEpisodeReplay:
@@ -259,7 +261,7 @@ class DualEpisodeReplay:
         self.on.load_state_dict(d["on"])
 
 
-class FieldReplay:
+class FieldReplay(_CircularStore):
     """A uniform circular buffer of named float fields, each ``(capacity, *shape)``, on the
     training device. ``shapes`` maps field names to per-transition shapes."""
 
@@ -271,30 +273,15 @@ class FieldReplay:
         self.size = 0
         self.next = 0
 
-    def __len__(self) -> int:
-        return self.size
-
     def add(self, transition: dict[str, Any]) -> None:
         i = self.next
         for k, v in self.data.items():
             v[i] = torch.as_tensor(transition[k], dtype=torch.float32)
-        self.next = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        self._advance()
 
     def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(0, self.size, (batch,), generator=gen, device=gen.device).to(self.device)
         return {k: v[idx] for k, v in self.data.items()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
-                "size": self.size, "next": self.next, "capacity": self.capacity}
-
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        if d["capacity"] != self.capacity:
-            raise ValueError(f"replay capacity {self.capacity} != checkpoint's {d['capacity']}")
-        self.size, self.next = d["size"], d["next"]
-        for k, v in d["data"].items():
-            self.data[k][: self.size] = v.to(self.device)
 
 
 class NStepWriter:
