@@ -66,6 +66,20 @@ def replay_states(env: DagEnv, actions: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
+def package_versions(*dists: str) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None where one is missing), recorded
+    in an environment's assets so a run states the simulator it ran on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def write_env_assets(out_dir: object, info: dict, target: np.ndarray | None = None) -> dict:
     """Write an environment's cached assets atomically: ``info.json`` and, for enumerable
     environments, the exact target distribution ``target.npz`` (array ``p``)."""

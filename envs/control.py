@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import write_env_assets
+from envs.base import package_versions, write_env_assets
 
 SUITES = ("gym", "dmc", "cycle")
 
@@ -172,18 +172,10 @@ class ControlTask:
         env.close()
 
     def write_assets(self, out_dir: str | Path) -> dict:
-        from importlib.metadata import PackageNotFoundError, version
-
-        def ver(dist: str) -> str | None:
-            try:
-                return version(dist)
-            except PackageNotFoundError:
-                return None
-
         info = {"env": "control", "kwargs": self.kwargs(), "obs_dim": self.obs_dim,
                 "act_dim": self.act_dim, "max_action": self.max_action,
                 "action_low": self.action_low.tolist(), "action_high": self.action_high.tolist(),
-                "versions": {d: ver(d) for d in ("mujoco", "gymnasium", "dm-control")}}
+                "versions": package_versions("mujoco", "gymnasium", "dm-control")}
         if self.suite == "cycle":
             env = self.make(0)
             info["cycle"] = [{"task": t, "obs_dim": int(e.obs_dim), "act_dim": len(e.action_low),

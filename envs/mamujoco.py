@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import write_env_assets
+from envs.base import package_versions, write_env_assets
 
 SCENARIOS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Swimmer", "Humanoid", "Reacher",
              "ManySegmentSwimmer", "ManySegmentAnt")
@@ -151,15 +151,7 @@ class MaMuJoCoTask:
                 obs = self.reset_arrays()
 
     def write_assets(self, out_dir: str | Path) -> dict:
-        from importlib.metadata import PackageNotFoundError, version
-
-        def ver(dist: str) -> str | None:
-            try:
-                return version(dist)
-            except PackageNotFoundError:
-                return None
-
-        versions = {d: ver(d) for d in ("gymnasium-robotics", "gymnasium", "mujoco")}
+        versions = package_versions("gymnasium-robotics", "gymnasium", "mujoco")
         return write_env_assets(out_dir, {**self.describe(), "versions": versions})
 
     def describe(self) -> dict:

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import write_env_assets
+from envs.base import package_versions, write_env_assets
 
 # task -> module with parallel_env (mpe2's, or ours)
 TASKS: dict[str, str] = {
@@ -226,15 +226,7 @@ class MPETask:
                 obs = self.reset_arrays()
 
     def write_assets(self, out_dir: str | Path) -> dict:
-        from importlib.metadata import PackageNotFoundError, version
-
-        def ver(dist: str) -> str | None:
-            try:
-                return version(dist)
-            except PackageNotFoundError:
-                return None
-
-        return write_env_assets(out_dir, {**self.describe(), "versions": {d: ver(d) for d in ("mpe2", "pettingzoo")}})
+        return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("mpe2", "pettingzoo")})
 
     def describe(self) -> dict:
         return {"env": "mpe", "kwargs": self.kwargs(), "n_agents": self.n_agents, "agents": self.possible_agents,
