@@ -58,6 +58,9 @@ METHODS: dict[str, str] = {
     "matd3": "methods.marl.matd3",
     "matd3_id": "methods.marl.matd3_id",
     "matd3_ens": "methods.marl.matd3_ens",
+    "matd3_nops": "methods.marl.matd3_nops",
+    "matd3_multih": "methods.marl.matd3_multih",
+    "matd3_snp": "methods.marl.matd3_snp",
     "kalei_matd3": "methods.marl.kaleidoscope_matd3",
 }
 

@@ -13,7 +13,8 @@ from envs.mamujoco import MaMuJoCoTask
 from methods.common.replay import NStepWriter
 from methods.common.runapi import MemoryRun
 from methods.marl import kaleidoscope_matd3 as kmatd3
-from methods.marl import matd3
+from methods.marl import matd3, matd3_multih, matd3_nops, matd3_snp
+from methods.marl.actors import linear_flops
 
 ENV = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 0, "episode_limit": 30}
 TINY = dict(env_kwargs=ENV, iterations=120, eval_every=60, checkpoint_every=30, eval_episodes=1, batch=16,
@@ -150,11 +151,77 @@ def test_kaleidoscope_actor_reset_only_touches_positions_every_mask_pruned() -> 
     assert changed[:4].all() and not changed[4:].any()
 
 
+@pytest.mark.parametrize("scheme", ["fups", "nops", "multih", "snp_ps"])
+def test_every_sharing_scheme_acts_per_agent_as_it_acts_jointly(scheme: str) -> None:
+    learner, task = _learner(actor_net=scheme, obs_agent_id=scheme == "snp_ps")
+    x = learner.inputs(_batch(task)["obs"])
+    full = learner.actor(x)
+    assert full.shape == (8, task.n_agents, task.act_dim)
+    for i in range(task.n_agents):
+        torch.testing.assert_close(full[:, i], learner.actor.forward_agent(x[:, i], i))
+    if scheme != "fups":                      # agents act differently on the same input
+        same = x[:, :1].expand_as(x)
+        assert not torch.allclose(learner.actor(same)[:, 0], learner.actor(same)[:, 1])
+
+
+@pytest.mark.parametrize("scheme, own", [("nops", "nets"), ("multih", "heads")])
+def test_an_agents_actor_step_leaves_the_other_agents_own_parameters_alone(scheme: str, own: str) -> None:
+    """HARL steps one optimiser per agent; with one Adam over separate modules, agent 1's step
+    must not move agent 0's network / head even once Adam has momentum for it."""
+    learner, task = _learner(actor_net=scheme, policy_freq=1)
+    b = _batch(task)
+    for _ in range(2):
+        learner.update(b)                     # both agents stepped: Adam state for every parameter
+    agent0 = [p.detach().clone() for p in getattr(learner.actor, own)[0].parameters()]
+    agent1 = [p.detach().clone() for p in getattr(learner.actor, own)[1].parameters()]
+    shared = [p.detach().clone() for n, p in learner.actor.named_parameters() if not n.startswith(own)]
+    x = learner.inputs(b["obs"])
+    with torch.no_grad():
+        joint = learner.actor(x)
+    a1 = learner.actor.forward_agent(x[:, 1], 1)
+    loss = -learner.critic(b["state"], torch.stack([joint[:, 0], a1], 1).flatten(1)).mean()
+    learner.actor_opt.zero_grad(set_to_none=True)
+    loss.backward(inputs=list(learner.actor.parameters()))
+    learner.actor_opt.step()
+    for p, p0 in zip(getattr(learner.actor, own)[0].parameters(), agent0):
+        torch.testing.assert_close(p, p0, rtol=0, atol=0)
+    assert any(not torch.equal(p, p1) for p, p1 in zip(getattr(learner.actor, own)[1].parameters(), agent1))
+    if shared:                                # MultiH's trunk moves with every agent
+        after = [p for n, p in learner.actor.named_parameters() if not n.startswith(own)]
+        assert any(not torch.equal(p, p0) for p, p0 in zip(after, shared))
+
+
+def test_snp_ps_actor_keeps_a_fixed_share_of_units_per_agent_and_counts_their_flops() -> None:
+    learner, task = _learner(matd3.MATD3Learner, matd3_snp.Config, hidden=16)
+    actor = learner.actor
+    assert actor.unit_masks.shape == (2, task.n_agents, 16)
+    assert (actor.unit_masks.sum(-1) == 8).all()                      # keep 0.5 of 16
+    assert not torch.equal(actor.unit_masks[0, 0], actor.unit_masks[0, 1])
+    # a hidden unit agent 0 has pruned in layer 1 does not affect agent 0's action
+    x = learner.inputs(_batch(task)["obs"])[:, 0]
+    before = actor.forward_agent(x, 0)
+    pruned = int((actor.unit_masks[0, 0] == 0).nonzero()[0])
+    with torch.no_grad():
+        actor.fc1.weight[pruned] += 3.0
+    torch.testing.assert_close(actor.forward_agent(x, 0), before)
+    d, a = task.obs_dim + task.n_agents, task.act_dim                   # SNP-PS feeds the one-hot id
+    expected = (linear_flops(d, 8) + linear_flops(8, 8) + linear_flops(8, a)) / (
+        linear_flops(d, 16) + linear_flops(16, 16) + linear_flops(16, a))
+    assert learner.diagnostics()["flops_ratio"] == pytest.approx(expected)
+    nops, _ = _learner(matd3.MATD3Learner, matd3_nops.Config)
+    assert nops.diagnostics()["flops_ratio"] == pytest.approx(1.0)   # each agent runs one dense net
+
+
+def test_kaleidoscope_matd3_rejects_another_sharing_scheme() -> None:
+    with pytest.raises(ValueError, match="actor_net"):
+        kmatd3.Config(**{**TINY, "actor_net": "nops"})
+
+
 def _untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
 
 
-@pytest.mark.parametrize("module", [matd3, kmatd3])
+@pytest.mark.parametrize("module", [matd3, kmatd3, matd3_nops, matd3_multih])
 def test_matd3_is_deterministic_and_resumes_exactly(module) -> None:
     cfg = module.Config(**TINY)
     a, b = MemoryRun(seed=4), MemoryRun(seed=4)

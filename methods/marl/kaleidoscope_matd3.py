@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from envs.mamujoco import MaMuJoCoTask
-from methods.common.constraints import Bound, at_least, within
+from methods.common.constraints import Bound, at_least, one_of, within
 from methods.common.flops import forward_flops
 from methods.common.masked import MaskedLinear
 from methods.marl import matd3
@@ -52,7 +52,7 @@ class Config(matd3.Config):
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
         **matd3.Config.CONSTRAINTS, "div_coef": at_least(0), "critic_div_coef": at_least(0),
         "reset_interval": at_least(0), "reset_ratio": within(0, 1), "critic_reset_interval": at_least(0),
-        "deque_len": at_least(1)}
+        "deque_len": at_least(1), "actor_net": one_of("fups")}   # the masks sit on the FuPS actor
 
     def __post_init__(self) -> None:
         self.actor_threshold_init = tuple(float(v) for v in self.actor_threshold_init)  # type: ignore[assignment]

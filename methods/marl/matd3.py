@@ -26,6 +26,10 @@ MLP 256-256 (critic with LayerNorm), γ 0.99. ``train_interval``/``updates_per_t
 (50/50, i.e. one update per env step; 10k warm-up; current-policy actions for the others) are
 our reading of HARL's defaults, exposed as options.
 
+The actor's parameter-sharing scheme is ``actor_net`` (methods/marl/actors.py): FuPS by
+default; NoPS, MultiH and SNP-PS are Kaleidoscope's sharing baselines (methods/marl/
+matd3_{nops,multih,snp}.py). Every scheme keeps the per-agent actor step above.
+
 The network-building methods (``build_actor``, ``build_critic``) and the ``actor_aux_loss`` /
 ``critic_aux_loss`` / ``on_env_steps`` hooks are what Kaleidoscope (methods/marl/
 kaleidoscope_matd3.py) overrides.
@@ -42,12 +46,12 @@ from torch import Tensor, nn
 
 from envs.mamujoco import MaMuJoCoTask
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
-from methods.common.flops import forward_flops
 from methods.common.replay import FieldReplay, NStepWriter
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.common.target import frozen_copy, polyak_
-from methods.control.nets import Critics, mlp
+from methods.control.nets import Critics
+from methods.marl.actors import ACTOR_SCHEMES, SNPPSActor, dense_actor_flops
 
 TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 
@@ -81,6 +85,8 @@ class Config(Constrained):
     updates_per_train: int = 50          # updates per round [unverified]
     others_actions: str = "policy"       # a_{−i} in the actor loss: current policy or the batch's
     target_actor_polyak_per_agent: bool = True
+    actor_net: str = "fups"              # parameter-sharing scheme of the actor (methods/marl/actors.py)
+    snp_keep: float = 0.5                # SNP-PS: share of hidden units each agent keeps [unverified]
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
         "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
@@ -90,7 +96,8 @@ class Config(Constrained):
         "n_step": at_least(1), "policy_freq": at_least(1), "policy_noise": at_least(0),
         "noise_clip": at_least(0), "expl_noise": at_least(0), "n_critics": at_least(1),
         "train_interval": at_least(1), "updates_per_train": at_least(1),
-        "others_actions": one_of("policy", "batch"),
+        "others_actions": one_of("policy", "batch"), "actor_net": one_of(*ACTOR_SCHEMES),
+        "snp_keep": within(0, 1, lo_open=True),
     }
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
 
@@ -105,23 +112,6 @@ class Config(Constrained):
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class SharedActor(nn.Module):
-    """FuPS actor: input → 256 → 256 → act, ReLU, ``max_action · tanh`` (no LayerNorm)."""
-
-    def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float):
-        super().__init__()
-        self.net = mlp([input_dim, hidden, hidden, act_dim])
-        self.max_action = max_action
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        """``inputs [B, N, in]`` → ``[B, N, act]``."""
-        return self.max_action * torch.tanh(self.net(inputs))
-
-    def forward_agent(self, inputs: Tensor, agent: int) -> Tensor:
-        """Agent ``agent``'s action from its inputs ``[B, in]`` (the same net for every agent)."""
-        return self.max_action * torch.tanh(self.net(inputs))
 
 
 class MATD3Learner:
@@ -142,7 +132,11 @@ class MATD3Learner:
 
     # -- networks (Kaleidoscope overrides) ----------------------------------------------------
     def build_actor(self) -> nn.Module:
-        return SharedActor(self.input_dim, self.act_dim, self.cfg.hidden, self.max_action)
+        """The actor of the config's sharing scheme ``actor_net``."""
+        c = self.cfg
+        if c.actor_net == "snp_ps":
+            return SNPPSActor(self.input_dim, self.act_dim, c.hidden, self.max_action, self.n_agents, c.snp_keep)
+        return ACTOR_SCHEMES[c.actor_net](self.input_dim, self.act_dim, c.hidden, self.max_action, self.n_agents)
 
     def build_critic(self) -> nn.Module:
         """K Q-networks on (state, joint action): [in → 256 → 256 → 1], Linear → LayerNorm → ReLU."""
@@ -230,10 +224,11 @@ class MATD3Learner:
     # -- counts and state ---------------------------------------------------------------------
     def inference_flops_per_agent(self) -> float:
         """One agent's actor forward pass (FLOPs, methods/common/flops.py's conventions)."""
-        return float(forward_flops(self.actor, 1))
+        return float(self.actor.inference_flops_per_agent())
 
     def dense_inference_flops_per_agent(self) -> float:
-        return float(forward_flops(self.actor, 1))
+        """The dense FuPS actor of the same sizes: the reference of ``flops_ratio``."""
+        return float(dense_actor_flops(self.input_dim, self.cfg.hidden, self.act_dim))
 
     def diagnostics(self) -> dict[str, float]:
         return {"flops_ratio": self.inference_flops_per_agent() / self.dense_inference_flops_per_agent()}

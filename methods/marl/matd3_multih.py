@@ -1,0 +1,16 @@
+"""MATD3 with a multi-head actor: a shared trunk and one output layer per agent
+(methods/marl/actors.py MultiHeadActor); everything else as methods/marl/matd3.py. A
+parameter-sharing baseline of Kaleidoscope (specs/marl.md §1.7)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.marl import matd3
+
+
+@dataclass
+class Config(matd3.Config):
+    actor_net: str = "multih"
+
+
+train, evaluate = matd3.train, matd3.evaluate
