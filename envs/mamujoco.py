@@ -13,9 +13,14 @@ Tasks the Kaleidoscope paper used (specs/marl.md §1.6, §3.2): HalfCheetah 2x3,
 Walker2d 2x3, Ant 4x2, ManySegmentSwimmer 10x2 — all with ``agent_obsk = 0`` (each agent
 observes its own joints only) and an episode limit of 1000.
 
-Deviations from the paper: the underlying single-agent envs are gymnasium's **v5** (mujoco 3),
-not the v2 of mujoco-py, so absolute returns are not comparable; the custom Walker2d 6x1
-factorisation is not built in (gymnasium-robotics has Walker2d 2x3 only) and is not provided.
+Custom factorisations (``CUSTOM_FACTORISATIONS``) that gymnasium-robotics does not ship are
+built here from its own joint graph: Walker2d 6x1, one agent per joint (the Kaleidoscope
+paper's custom task), in the env's actuator order (right thigh, leg, foot, then left), with
+the robot graph's edges and global nodes unchanged, so ``agent_obsk`` means what it means for
+the built-in factorisations.
+
+Deviation from the paper: the underlying single-agent envs are gymnasium's **v5** (mujoco 3),
+not the v2 of mujoco-py, so absolute returns are not comparable.
 
 Exact resumption needs no env state: the learner resets every episode with a seed it draws
 from its own (checkpointed) generator, and MuJoCo's dynamics are deterministic.
@@ -31,6 +36,20 @@ from envs.base import package_versions, write_env_assets
 
 SCENARIOS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Swimmer", "Humanoid", "Reacher",
              "ManySegmentSwimmer", "ManySegmentAnt")
+
+
+def one_agent_per_joint(scenario: str) -> dict[str, Any]:
+    """The factorisation giving each actuated joint of ``scenario`` its own agent, from
+    gymnasium-robotics' single-agent joint graph (partition, edges and globals)."""
+    from gymnasium_robotics.envs.multiagent_mujoco.obsk import get_parts_and_edges
+
+    parts, edges, globals_ = get_parts_and_edges(scenario, None)
+    joints = sorted((node for part in parts for node in part), key=lambda node: node.act_ids)
+    return {"partition": [(node,) for node in joints], "edges": edges, "globals": globals_}
+
+
+# (scenario, agent_conf) -> builder of a factorisation gymnasium-robotics does not ship
+CUSTOM_FACTORISATIONS = {("Walker2d", "6x1"): lambda: one_agent_per_joint("Walker2d")}
 
 
 class MaMuJoCoTask:
@@ -51,7 +70,9 @@ class MaMuJoCoTask:
         self.scenario, self.agent_conf = scenario, str(agent_conf)
         self.agent_obsk, self.episode_limit = agent_obsk, episode_limit
         try:
+            custom = CUSTOM_FACTORISATIONS.get((scenario, self.agent_conf))
             self._env = mamujoco_v1.parallel_env(scenario, self.agent_conf, agent_obsk=agent_obsk,
+                                                 agent_factorization=custom() if custom else None,
                                                  max_episode_steps=episode_limit)
         except Exception as e:  # gymnasium-robotics raises plain Exceptions for unknown partitions
             raise ValueError(f"mamujoco: no factorisation {self.agent_conf!r} of {scenario} ({e})") from e

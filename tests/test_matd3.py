@@ -44,6 +44,21 @@ def test_mamujoco_task_parallel_api_and_arrays() -> None:
         MaMuJoCoTask("Walker2d6x1")
 
 
+def test_walker2d_6x1_gives_each_joint_its_own_agent() -> None:
+    """The custom factorisation (not shipped by gymnasium-robotics): 6 agents, one actuator
+    each, in the single-agent env's actuator order."""
+    task = MaMuJoCoTask("Walker2d", "6x1", episode_limit=10)
+    assert (task.n_agents, task.act_dim, task.state_dim) == (6, 1, 17)
+    labels = [[node.label for node in part] for part in task._env.agent_action_partitions]
+    assert labels == [["thigh_joint"], ["leg_joint"], ["foot_joint"], ["thigh_left_joint"],
+                      ["leg_left_joint"], ["foot_left_joint"]]
+    task.reset_arrays(seed=0)
+    acts = np.zeros((6, 1), dtype=np.float32)
+    acts[2, 0] = 0.7                                   # agent 2 drives the right foot only
+    task.step_arrays(acts)
+    np.testing.assert_allclose(task._env.single_agent_env.unwrapped.data.ctrl, [0, 0, 0.7, 0, 0, 0], atol=1e-6)
+
+
 def test_n_step_writer_on_a_hand_made_episode() -> None:
     w = NStepWriter(3, 0.5, ("obs",), ("next_obs",))
     out = []

@@ -21,10 +21,12 @@ Training: ``updates_per_train`` updates every ``train_interval`` env steps.
 
 Hyper-parameters are the Kaleidoscope MaMuJoCo configs' (specs/marl.md §1.6): actor lr 5e-4,
 critic lr 1e-3, batch 1000, buffer 1e6, n-step per task (HalfCheetah 10), policy_freq 2,
-MLP 256-256 (critic with LayerNorm), γ 0.99. ``train_interval``/``updates_per_train``,
-``start_steps`` and ``others_actions`` are not given by the spec [unverified]: the defaults
-(50/50, i.e. one update per env step; 10k warm-up; current-policy actions for the others) are
-our reading of HARL's defaults, exposed as options.
+MLP 256-256 (critic with LayerNorm), γ 0.99, 10k uniform warm-up steps. The update schedule
+is the spec's (§1.6): HARL runs 10 envs and makes update_per_train 1 × train_interval 50 = 50
+updates every 50 vector steps, i.e. one update per 10 env transitions; with our single env
+that is ``updates_per_train`` 5 every ``train_interval`` 50 env steps. ``others_actions`` is
+not given by the spec [unverified]: current-policy actions for the other agents, our reading
+of HARL, exposed as an option.
 
 The actor's parameter-sharing scheme is ``actor_net`` (methods/marl/actors.py): FuPS by
 default; NoPS, MultiH and SNP-PS are Kaleidoscope's sharing baselines (methods/marl/
@@ -72,7 +74,7 @@ class Config(Constrained):
     tau: float = 0.005
     hidden: int = 256
     buffer_size: int = 1_000_000
-    start_steps: int = 10_000            # uniform random warm-up [unverified]
+    start_steps: int = 10_000            # uniform random warm-up (spec §1.6)
     n_step: int = 10                     # HalfCheetah 2x3 (Hopper/Ant 5, Walker 20/25)
     policy_freq: int = 2
     policy_noise: float = 0.2
@@ -81,8 +83,8 @@ class Config(Constrained):
     n_critics: int = 2                   # 2: twin critics (TD3); 5: the critic ensemble
     critic_layernorm: bool = True
     obs_agent_id: bool = False           # HARL's share_param MATD3 feeds observations only
-    train_interval: int = 50             # env steps between training rounds [unverified]
-    updates_per_train: int = 50          # updates per round [unverified]
+    train_interval: int = 50             # env steps between training rounds
+    updates_per_train: int = 5           # one update per 10 env transitions, as HARL with 10 envs
     others_actions: str = "policy"       # a_{−i} in the actor loss: current policy or the batch's
     target_actor_polyak_per_agent: bool = True
     actor_net: str = "fups"              # parameter-sharing scheme of the actor (methods/marl/actors.py)
