@@ -54,6 +54,9 @@ METHODS: dict[str, str] = {
     "qmix_set": "methods.marl.qmix_set",
     "qmix_rigl": "methods.marl.qmix_rigl",
     "qmix_rlx2": "methods.marl.qmix_rlx2",
+    "wqmix": "methods.marl.wqmix",
+    "wqmix_nops": "methods.marl.wqmix_nops",
+    "mast_wqmix": "methods.marl.mast_wqmix",
     # actor-critic multi-agent RL on multi-agent MuJoCo (HARL-style MATD3)
     "matd3": "methods.marl.matd3",
     "matd3_id": "methods.marl.matd3_id",

@@ -116,8 +116,7 @@ class MASTLearner(qmix.QLearner):
         if cfg.sparse_mixer and cfg.mixer == "qmix":
             sparsify_linears_(self.mixer)          # same parameters, all-ones masks for now
             self.target_mixer = sparsify_linears_(self.target_mixer)
-            self.params = list(self.agent.parameters()) + list(self.mixer.parameters())
-            self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+            self.build_optimizer()
         self.sparse_layers = masked_layers(self.agent) + masked_layers(self.mixer)
         self.layer_densities = self.init_masks()
         self.update_targets()                       # targets share the online masks
@@ -229,6 +228,8 @@ class MASTLearner(qmix.QLearner):
                                                                       for m in unmasked)
         f_d = _dense_forward_flops(agent + mixer, dense=True) + sum(2 * m.weight.numel() + m.out_features
                                                                      for m in unmasked)
+        extra = self.unmasked_forward_flops()       # dense networks beside (WQMIX's central Q̂*)
+        f_s, f_d = f_s + extra, f_d + extra
         sparse = 4 * f_s + (f_d - f_s if dense_backward else 0.0)
         self.flops["sparse"] += sparse
         self.flops["dense"] += 4 * f_d

@@ -253,15 +253,29 @@ class QLearner:
         # the interface's target: a deep copy, hard-copied with load_state_dict (masks travel)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.params = list(self.agent.parameters()) + list(self.mixer.parameters())
-        self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.build_optimizer()
         self.reward_ms = RunningMeanStd()
         self.n_updates = 0
         self.t_env = 0                       # set by the runner before each learner step
         self.eye = torch.eye(env.n_agents, device=device)
         self.env_dims = (env.episode_limit, env.n_agents, env.obs_dim, env.state_dim, env.n_actions)
 
-    # -- the hooks a learner variant overrides (MAST: methods/marl/mast.py) ----------------------
+    # -- the hooks a learner variant overrides (MAST: methods/marl/mast.py; WQMIX: wqmix.py) -----
+    def trainable_modules(self) -> list[nn.Module]:
+        """The networks the optimiser trains (and the gradient norm is clipped over)."""
+        return [self.agent, self.mixer]
+
+    def build_optimizer(self) -> None:
+        """A fresh Adam over :meth:`trainable_modules` (variants call it again after adding or
+        replacing networks, before any step)."""
+        self.params = [p for m in self.trainable_modules() for p in m.parameters()]
+        self.opt = torch.optim.Adam(self.params, lr=self.cfg.lr)
+
+    def unmasked_forward_flops(self) -> float:
+        """Per-sample forward FLOPs of trained networks a sparse variant leaves dense and does
+        not otherwise count (none here; WQMIX's central Q̂*)."""
+        return 0.0
+
     def make_buffer(self) -> EpisodeReplay:
         """The episode replay the runner fills and samples ``batch_size`` episodes from."""
         return EpisodeReplay(self.cfg.buffer_size, *self.env_dims, self.device)
@@ -313,7 +327,7 @@ class QLearner:
 
     def train(self, b: dict[str, Tensor]) -> dict[str, float]:
         cfg = self.cfg
-        rewards, terminated, filled = b["reward"], b["terminated"], b["filled"]
+        rewards, filled = b["reward"], b["filled"]
         if cfg.standardise_rewards:
             self.reward_ms.update(rewards[filled > 0])
             rewards = self.reward_ms.normalise(rewards)
@@ -322,15 +336,7 @@ class QLearner:
         inputs = self.inputs(b["obs"], torch.cat([before, b["actions"]], 1))
         q_all = self.unroll(self.agent, inputs)                               # (B, T+1, N, A)
         q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)   # (B, T, N)
-        with torch.no_grad():
-            target_all = self.unroll(self.target_agent, inputs)[:, 1:]
-            avail_next = b["avail"][:, 1:]
-            q_next = self.bootstrap_values(q_all.detach()[:, 1:], target_all, avail_next)
-            next_tot = self.target_mixer(q_next, b["state"][:, 1:])           # (B, T)
-            targets = td_targets(rewards, terminated, filled, next_tot, cfg.gamma, self.current_td_lambda())
-        q_tot = self.mixer(q_taken, b["state"][:, :-1])
-        td = (q_tot - targets) * filled
-        loss = td.pow(2).sum() / filled.sum()
+        loss, targets, td, extra = self.td_loss(b, rewards, inputs, q_all, q_taken)
         aux = getattr(self.agent, "auxiliary_loss", None)
         total = loss + aux(loss) if aux is not None else loss
         grad_norm = self.apply_gradients(total)
@@ -342,7 +348,22 @@ class QLearner:
         return {"loss": float(loss), "total_loss": float(total), "grad_norm": float(grad_norm),
                 "td_error_abs": float(td.abs().sum() / n),
                 "q_taken_mean": float((q_taken * filled.unsqueeze(-1)).sum() / (n * self.n_agents)),
-                "target_mean": float((targets * filled).sum() / n)}
+                "target_mean": float((targets * filled).sum() / n), **extra}
+
+    def td_loss(self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor,
+                q_taken: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+        """QMIX's loss on a batch: (masked MSE, targets (B, T), masked TD errors (B, T), extra
+        metrics). ``q_all`` (B, T+1, N, A) are the online agent Qs, ``q_taken`` (B, T, N)."""
+        filled = b["filled"]
+        with torch.no_grad():
+            target_all = self.unroll(self.target_agent, inputs)[:, 1:]
+            q_next = self.bootstrap_values(q_all.detach()[:, 1:], target_all, b["avail"][:, 1:])
+            next_tot = self.target_mixer(q_next, b["state"][:, 1:])           # (B, T)
+            targets = td_targets(rewards, b["terminated"], filled, next_tot, self.cfg.gamma,
+                                 self.current_td_lambda())
+        q_tot = self.mixer(q_taken, b["state"][:, :-1])
+        td = (q_tot - targets) * filled
+        return td.pow(2).sum() / filled.sum(), targets, td, {}
 
     def update_targets(self) -> None:
         self.target_agent.load_state_dict(self.agent.state_dict())
