@@ -57,6 +57,9 @@ METHODS: dict[str, str] = {
     "wqmix": "methods.marl.wqmix",
     "wqmix_nops": "methods.marl.wqmix_nops",
     "mast_wqmix": "methods.marl.mast_wqmix",
+    "res": "methods.marl.res",
+    "res_nops": "methods.marl.res_nops",
+    "mast_res": "methods.marl.mast_res",
     # actor-critic multi-agent RL on multi-agent MuJoCo (HARL-style MATD3)
     "matd3": "methods.marl.matd3",
     "matd3_id": "methods.marl.matd3_id",
