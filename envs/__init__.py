@@ -20,6 +20,7 @@ _REGISTRY: dict[str, str] = {
     "control": "envs.control:ControlTask",
     "mpe": "envs.mpe:MPETask",
     "mamujoco": "envs.mamujoco:MaMuJoCoTask",
+    "smax": "envs.smax:SMAXTask",
     # goal-conditioned tasks of RBS (methods/gfn/goal/)
     "goal_grid": "envs.goal_grid:GoalGrid",
     "goal_bitseq": "envs.goal_seq:GoalBitSequence",
@@ -57,7 +58,10 @@ def check_kwargs(name: str, kwargs: dict) -> None:
 
     ctor = constructor(name)
     inspect.signature(ctor).bind(**kwargs)
-    if not getattr(ctor, "loads_data", False):
+    validate = getattr(ctor, "validate_kwargs", None)
+    if validate is not None:       # an env that is slow to build checks its arguments alone
+        validate(**kwargs)
+    elif not getattr(ctor, "loads_data", False):
         ctor(**kwargs)
 
 

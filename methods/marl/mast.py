@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from envs.mpe import MPETask
 from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.mask_init import er_densities, magnitude_mask
 from methods.common.masked import GroupedMaskedLinear, MaskedLinear, masked_layers, sparsify_linears_
@@ -111,7 +110,7 @@ class MASTLearner(qmix.QLearner):
     """QMIX's learner with sparse networks, topology evolution, Soft Mellowmax targets, the
     hybrid TD(λ) switch and the dual buffer (each switchable by the config)."""
 
-    def __init__(self, cfg: Config, env: MPETask, make_agent_net: qmix.AgentNetFactory, device: torch.device):
+    def __init__(self, cfg: Config, env: qmix.TeamTask, make_agent_net: qmix.AgentNetFactory, device: torch.device):
         super().__init__(cfg, env, make_agent_net, device)
         if cfg.sparse_mixer and cfg.mixer == "qmix":
             sparsify_linears_(self.mixer)          # same parameters, all-ones masks for now

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from envs.mpe import MPETask
+from envs.smax import SMAXTask
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import Preempted, Run
@@ -56,6 +57,13 @@ from methods.marl.agents import SCHEMES, AgentNetwork, dense_1r3_flops
 
 TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 MIXERS = ("qmix", "vdn")
+# discrete-action team tasks behind the same arrays API (envs/mpe.py, envs/smax.py)
+TASKS: dict[str, type] = {"mpe": MPETask, "smax": SMAXTask}
+TeamTask = MPETask | SMAXTask
+
+
+def make_task(cfg: "Config") -> TeamTask:
+    return TASKS[cfg.env](**cfg.env_kwargs)
 
 
 @dataclass
@@ -105,8 +113,8 @@ class Config(Constrained):
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
 
     def __post_init__(self) -> None:
-        if self.env != "mpe":
-            raise ValueError(f"MARL methods need env 'mpe' (got {self.env!r})")
+        if self.env not in TASKS:
+            raise ValueError(f"QMIX-family methods need env one of {sorted(TASKS)} (got {self.env!r})")
         self.check_values()
         if self.agent_net in ("fups", "fups_id") and self.obs_agent_id != (self.agent_net == "fups_id"):
             raise ValueError(f"obs_agent_id must be {self.agent_net == 'fups_id'} with agent_net "
@@ -243,7 +251,7 @@ class QLearner:
     """Agent network + mixer, their targets and the optimiser; ``act`` for the runner and
     ``train`` for one learner step on a batch of episodes."""
 
-    def __init__(self, cfg: Config, env: MPETask, make_agent_net: AgentNetFactory, device: torch.device):
+    def __init__(self, cfg: Config, env: TeamTask, make_agent_net: AgentNetFactory, device: torch.device):
         self.cfg, self.device = cfg, device
         self.n_agents, self.n_actions = env.n_agents, env.n_actions
         self.input_dim = (env.obs_dim + (env.n_actions if cfg.obs_last_action else 0)
@@ -393,7 +401,7 @@ class QLearner:
 
 
 # ------------------------------------------------------------------------------ runner
-def run_episode(learner: QLearner, env: MPETask, seed: int, epsilon: float,
+def run_episode(learner: QLearner, env: TeamTask, seed: int, epsilon: float,
                 gen: torch.Generator) -> tuple[dict[str, np.ndarray], float]:
     """One episode with ε-greedy actions (ε = 0: greedy); returns its padded-buffer record and
     the team return."""
@@ -429,9 +437,19 @@ def eval_seed(seed: int, k: int) -> int:
 
 
 @torch.no_grad()
-def greedy_returns(learner: QLearner, env: MPETask, seed: int, episodes: int) -> list[float]:
+def greedy_episodes(learner: QLearner, env: TeamTask, seed: int, episodes: int) -> tuple[list[float], list[float] | None]:
+    """Team returns of ``episodes`` greedy test episodes and, where the env reports battles
+    (SMAX's ``won``), 1.0 for each won one (else None)."""
     gen = torch.Generator().manual_seed(seed)          # unused by greedy selection
-    return [run_episode(learner, env, eval_seed(seed, k), 0.0, gen)[1] for k in range(episodes)]
+    returns, wins = [], []
+    for k in range(episodes):
+        returns.append(run_episode(learner, env, eval_seed(seed, k), 0.0, gen)[1])
+        wins.append(float(getattr(env, "won", float("nan"))))
+    return returns, (wins if hasattr(env, "won") else None)
+
+
+def greedy_returns(learner: QLearner, env: TeamTask, seed: int, episodes: int) -> list[float]:
+    return greedy_episodes(learner, env, seed, episodes)[0]
 
 
 def _hook_metrics(agent: AgentNetwork) -> dict[str, float]:
@@ -443,7 +461,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                learner_cls: type[QLearner] = QLearner) -> dict[str, float]:
     device = run.device
     torch.manual_seed(run.seed)
-    env, test_env = MPETask(**cfg.env_kwargs), MPETask(**cfg.env_kwargs)
+    env, test_env = make_task(cfg), make_task(cfg)
     learner = learner_cls(cfg, env, make_agent_net, device)
     buffer = learner.make_buffer()
     gen = torch.Generator(device=device).manual_seed(run.seed)       # exploration and sampling
@@ -482,10 +500,11 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         if on_env_steps is not None:
             on_env_steps(t_env, cfg.iterations, gen)
         if t_env >= next_eval or t_env >= cfg.iterations:
-            returns = greedy_returns(learner, test_env, run.seed, cfg.eval_episodes)
+            returns, wins = greedy_episodes(learner, test_env, run.seed, cfg.eval_episodes)
             last_eval = float(np.mean(returns))
+            win_rate = {} if wins is None else {"test_win_rate": float(np.mean(wins))}
             updates = learner.n_updates - timers["updates_at_log"]
-            row = {"test_return": last_eval, "test_return_std": float(np.std(returns)),
+            row = {"test_return": last_eval, "test_return_std": float(np.std(returns)), **win_rate,
                    "train_return": float(np.mean(train_returns)), "epsilon": epsilon_at(cfg, t_env),
                    "episodes": float(episodes), "updates": float(learner.n_updates),
                    "time_updates_per_s": updates / timers["update"] if timers["update"] > 0 else float("nan"),
@@ -510,7 +529,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                 raise Preempted(f"stopped at env step {t_env}")
     # over-training averages of the test return (area under the curve per evaluation) and of
     # the agent network's diagnostics become final metrics
-    averaged = ("test_return", *_hook_metrics(learner.agent), *learner.diagnostics())
+    averaged = ("test_return", "test_win_rate", *_hook_metrics(learner.agent), *learner.diagnostics())
     averages = {f"{k}_avg": float(np.mean(history[k])) for k in averaged if history.get(k)}
     run.save_model({"agent": learner.agent.state_dict(), "mixer": learner.mixer.state_dict(),
                     "config": cfg.to_dict(), "final_return": last_eval,
@@ -525,11 +544,11 @@ def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | t
     test episodes (seeds as during training), the agent network's inference FLOPs per agent
     relative to a dense FuPS 1R3 agent of the same sizes, and its nonzero parameters per agent."""
     with seeded(seed):
-        env = MPETask(**cfg.env_kwargs)
+        env = make_task(cfg)
         learner = learner_cls(cfg, env, make_agent_net, torch.device(device))
         learner.agent.load_state_dict(model["agent"])
         learner.mixer.load_state_dict(model["mixer"])
-        returns = greedy_returns(learner, env, seed, cfg.eval_episodes)
+        returns, wins = greedy_episodes(learner, env, seed, cfg.eval_episodes)
         agent = learner.agent
         dense = dense_1r3_flops(learner.input_dim, cfg.hidden_dim, agent.n_actions)  # the configured width
         metrics = {"test_return_mean": float(np.mean(returns)),
@@ -539,8 +558,11 @@ def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | t
                    "nonzero_params_per_agent": float(agent.nonzero_params_per_agent()),
                    **{k: float(v) for k, v in (model.get("train_stats") or {}).items()},
                    **_hook_metrics(agent)}
-    return {"metrics": metrics, "per_episode": {"test_return": [float(r) for r in returns]},
-            "n_episodes": len(returns)}
+    per_episode = {"test_return": [float(r) for r in returns]}
+    if wins is not None:
+        metrics["test_win_rate_mean"] = float(np.mean(wins))
+        per_episode["test_win"] = wins
+    return {"metrics": metrics, "per_episode": per_episode, "n_episodes": len(returns)}
 
 
 def entry_points(make_agent_net: AgentNetFactory = scheme_agent_net,

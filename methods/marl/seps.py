@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from envs.mpe import MPETask
 from methods.common.constraints import Bound, at_least, one_of
 from methods.marl import qmix
 from methods.marl.agents import NoPSAgent
@@ -46,7 +45,7 @@ class Config(qmix.Config):
 
 
 # ------------------------------------------------------------------------------ clustering
-def random_transitions(task: MPETask, steps: int, gen: torch.Generator) -> dict[str, Tensor]:
+def random_transitions(task: qmix.TeamTask, steps: int, gen: torch.Generator) -> dict[str, Tensor]:
     """Per-agent transitions of uniformly random available actions: obs (M, N, d), actions
     (M, N), next_obs (M, N, d), reward (M,)."""
     rec: dict[str, list] = {"obs": [], "actions": [], "next_obs": [], "reward": []}
@@ -112,7 +111,7 @@ def kmeans(points: Tensor, k: int, iters: int = 50) -> Tensor:
 
 def cluster_agents(cfg: Config, gen: torch.Generator) -> Tensor:
     """SePS steps 1-3: the cluster of each learned agent (N,) long."""
-    task = MPETask(**cfg.env_kwargs)
+    task = qmix.make_task(cfg)
     data = random_transitions(task, cfg.seps_pretrain_steps, gen)
     m, n, d = data["obs"].shape
     vae = TransitionVAE(n, d, task.n_actions, cfg.seps_embed_dim)

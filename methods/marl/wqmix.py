@@ -31,7 +31,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from envs.mpe import MPETask
 from methods.common.constraints import Bound, at_least, one_of
 from methods.marl import qmix
 from methods.marl.agents import AgentNetwork
@@ -96,7 +95,7 @@ def weights(kind: str, w: float, td: Tensor, targets: Tensor, greedy_taken: Tens
 class WQMIXLearner(qmix.QLearner):
     """QMIX's learner with the central Q̂* and the weighted QMIX loss."""
 
-    def __init__(self, cfg: Config, env: MPETask, make_agent_net: qmix.AgentNetFactory, device: torch.device):
+    def __init__(self, cfg: Config, env: qmix.TeamTask, make_agent_net: qmix.AgentNetFactory, device: torch.device):
         super().__init__(cfg, env, make_agent_net, device)
         # the central agent always sees the one-hot id: one network for every agent
         self.central_input_dim = self.input_dim + (0 if cfg.obs_agent_id else env.n_agents)

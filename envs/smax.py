@@ -1,0 +1,194 @@
+"""SMAX (JaxMARL's StarCraft Multi-Agent Challenge in JAX; Rutherford et al. 2024) behind
+PettingZoo's parallel API, plus the arrays a QMIX-style learner needs (as envs/mpe.py): the
+stand-in for SMACv2 (``smacv2_5_units``, …) and for MAST's SMAC maps (``3m``, ``2s3z``,
+``3s5z``), called "SMAX (approx. SMACv2)" / "SMAX (approx. SMAC)" in reports.
+
+``SMAXTask(scenario)`` wraps ``HeuristicEnemySMAX``: the learned allies against JaxMARL's
+scripted heuristic enemy (attack the closest unit). Reset and step are one jitted function each
+(the random key split, the step and the per-agent arrays in one device call), on CPU.
+
+* ``reset(seed)`` → per-agent observations; the episode's random stream is the PRNG key of the
+  seed, split once per step, so an episode is a function of its seed and the actions: the
+  learner's exact resume needs no env state.
+* ``step(dict)`` → obs, rewards, terminations, truncations, infos (PettingZoo's parallel API);
+  the team reward is SMAX's shared reward (each ally gets the same one; its win bonus included).
+* ``state()``: SMAX's ``world_state`` (the global state); ``avail_actions()``: (N, A) 0/1.
+* ``won``: whether the last finished episode was a win (every enemy dead, an ally alive),
+  read by the learner to report the win rate.
+
+An episode ends when one side is eliminated (terminated) or after ``episode_limit`` steps
+(truncated; SMAX's ``max_steps``).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from envs.base import package_versions, write_env_assets
+
+SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units")
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callable]:
+    """The SMAX env and its jitted reset / step for one (scenario, limit), shared by every
+    SMAXTask of the process (a training run's env and its test env compile once).
+
+    reset(key) → (key, state, arrays); step(key, state, actions (N,)) → (key, state, arrays,
+    (team reward, done, won, one side eliminated)); arrays = (obs (N, d), world state, avail (N, A))."""
+    import jax
+    import jax.numpy as jnp
+    from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
+
+    env = HeuristicEnemySMAX(scenario=map_name_to_scenario(scenario), max_steps=episode_limit)
+    agents, n_allies = list(env.agents), int(env.num_allies)
+
+    def arrays(obs: dict, env_state: Any) -> tuple:
+        avail = env.get_avail_actions(env_state)
+        return (jnp.stack([obs[a] for a in agents]), obs["world_state"], jnp.stack([avail[a] for a in agents]))
+
+    def reset(key: Any) -> tuple:
+        key, sub = jax.random.split(key)
+        obs, env_state = env.reset(sub)
+        return key, env_state, arrays(obs, env_state)
+
+    def step(key: Any, env_state: Any, actions: Any) -> tuple:
+        key, sub = jax.random.split(key)
+        # step_env, not step: JaxMARL's step auto-resets a finished episode, which would hide
+        # the terminal observation and who is alive at the end
+        obs, env_state, rew, dones, _ = env.step_env(sub, env_state, {a: actions[i] for i, a in enumerate(agents)})
+        alive = env_state.state.unit_alive
+        won = alive[:n_allies].any() & ~alive[n_allies:].any()
+        eliminated = ~alive[:n_allies].any() | ~alive[n_allies:].any()
+        return key, env_state, arrays(obs, env_state), (rew[agents[0]], dones["__all__"], won, eliminated)
+
+    return env, jax.jit(reset), jax.jit(step)
+
+
+class SMAXTask:
+    """One SMAX scenario against the heuristic enemy; every ally is learned."""
+
+    loads_data = False
+
+    @staticmethod
+    def validate_kwargs(scenario: str = "3m", episode_limit: int = 100) -> None:
+        """The constructor's argument checks, without importing jax (config validation calls
+        this instead of building the env: jaxmarl takes seconds to import)."""
+        if scenario not in SCENARIOS:
+            raise ValueError(f"smax: scenario must be one of {list(SCENARIOS)} (got {scenario!r})")
+        if not isinstance(episode_limit, int) or isinstance(episode_limit, bool) or episode_limit < 1:
+            raise ValueError(f"smax: episode_limit must be an int >= 1 (got {episode_limit!r})")
+
+    def __init__(self, scenario: str = "3m", episode_limit: int = 100):
+        self.validate_kwargs(scenario, episode_limit)
+        import jax
+
+        self.scenario, self.episode_limit = scenario, episode_limit
+        self._env, self._reset, self._step = compiled(scenario, episode_limit)
+        self.possible_agents: list[str] = list(self._env.agents)
+        self.agents: list[str] = []
+        self.n_agents = len(self.possible_agents)
+        self.n_actions = int(self._env.action_space(self.possible_agents[0]).n)
+        self.n_allies, self.n_enemies = int(self._env.num_allies), int(self._env.num_enemies)
+        self._jax = jax
+        self.obs_dim, self.state_dim = int(self._env.obs_size), int(self._env.state_size)
+        self.won = False
+        self._t = 0
+
+    def kwargs(self) -> dict:
+        return {"scenario": self.scenario, "episode_limit": self.episode_limit}
+
+    def _unpack(self, out: tuple) -> tuple:
+        self._key, self._state = out[0], out[1]
+        arrays = self._jax.device_get(out[2])
+        self._obs = np.asarray(arrays[0], dtype=np.float32)
+        self._world = np.asarray(arrays[1], dtype=np.float32)
+        self._avail = np.asarray(arrays[2], dtype=np.float32)
+        tail = self._jax.device_get(out[3]) if len(out) > 3 else None
+        return (self._obs, self._world, self._avail), tail, None, None
+
+    # ---------------------------------------------------------------- parallel API
+    def observation_space(self, agent: str) -> Any:
+        return self._env.observation_space(agent)
+
+    def action_space(self, agent: str) -> Any:
+        return self._env.action_space(agent)
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        key = self._jax.random.PRNGKey(0 if seed is None else int(seed) % (2 ** 32))
+        self._unpack(self._reset(key))
+        self.agents, self._t, self.won = list(self.possible_agents), 0, False
+        return {a: self._obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("smax: step() after the episode ended; call reset()")
+        acts = np.array([int(actions[a]) for a in self.possible_agents], dtype=np.int32)
+        if ((acts < 0) | (acts >= self.n_actions)).any():
+            raise ValueError(f"smax: actions must lie in [0, {self.n_actions}) (got {acts.tolist()})")
+        if not self._avail[np.arange(self.n_agents), acts].all():
+            raise ValueError(f"smax: unavailable action in {acts.tolist()}")
+        _, (reward, done, won, eliminated), _, _ = self._unpack(self._step(self._key, self._state, acts))
+        self._t += 1
+        terminated = bool(done) and bool(eliminated)
+        truncated = bool(done) and not terminated
+        if done:
+            self.agents, self.won = [], bool(won)
+        team = self.possible_agents
+        return ({a: self._obs[i] for i, a in enumerate(team)}, {a: float(reward) for a in team},
+                {a: terminated for a in team}, {a: truncated for a in team}, {a: {} for a in team})
+
+    def state(self) -> np.ndarray:
+        return self._world.copy()
+
+    def close(self) -> None:
+        pass
+
+    # ---------------------------------------------------------------- arrays for learners
+    def obs_array(self) -> np.ndarray:
+        return self._obs.copy()
+
+    def avail_actions(self) -> np.ndarray:
+        """(N, n_actions) 0/1: SMAX's available actions (dead units: no-op only)."""
+        return self._avail.copy()
+
+    def reset_arrays(self, seed: int | None = None) -> np.ndarray:
+        self.reset(seed=seed)
+        return self.obs_array()
+
+    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        """Step with an (N,) int array; returns (obs, team reward, terminated, truncated)."""
+        _, rew, term, trunc, _ = self.step({a: int(x) for a, x in zip(self.possible_agents, actions)})
+        first = self.possible_agents[0]
+        return self.obs_array(), rew[first], term[first], trunc[first]
+
+    # ---------------------------------------------------------------- pipeline setup stage
+    def check_steps(self, n: int = 50, seed: int = 0) -> None:
+        """Random available actions for ``n`` steps: observations and the state have the
+        declared sizes and stay finite, rewards are finite."""
+        rng = np.random.default_rng(seed)
+        obs = self.reset_arrays(seed=seed)
+        for _ in range(n):
+            if obs.shape != (self.n_agents, self.obs_dim) or not np.isfinite(obs).all():
+                raise RuntimeError(f"smax {self.scenario}: bad observation {obs.shape}")
+            if self.state().shape != (self.state_dim,):
+                raise RuntimeError(f"smax {self.scenario}: bad state {self.state().shape}")
+            acts = np.array([rng.choice(np.flatnonzero(row)) for row in self.avail_actions()])
+            obs, r, term, trunc = self.step_arrays(acts)
+            if not np.isfinite(r):
+                raise RuntimeError(f"smax {self.scenario}: non-finite reward")
+            if term or trunc:
+                obs = self.reset_arrays(seed=int(rng.integers(2 ** 31)))
+
+    def write_assets(self, out_dir: str | Path) -> dict:
+        return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("jaxmarl", "jax", "gymnax")})
+
+    def describe(self) -> dict:
+        return {"env": "smax", "kwargs": self.kwargs(), "n_agents": self.n_agents, "agents": self.possible_agents,
+                "n_enemies": self.n_enemies, "obs_dim": self.obs_dim, "n_actions": self.n_actions,
+                "state_dim": self.state_dim, "episode_limit": self.episode_limit,
+                "opponent": "JaxMARL heuristic enemy (attack the closest unit)",
+                "stand_in_for": "SMACv2" if self.scenario.startswith("smacv2") else "SMAC"}

@@ -1,0 +1,91 @@
+"""SMAX (envs/smax.py) behind the parallel API and QMIX on it: seeded episodes, available
+actions enforced, termination vs the time limit, the win flag, config checks without building,
+and a QMIX run that reports its win rate. Each SMAXTask compiles its jitted reset/step (~10 s),
+so the tests build few of them."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import envs
+from envs.smax import SMAXTask
+
+
+@pytest.fixture(scope="module")
+def task() -> SMAXTask:
+    return SMAXTask("3m", episode_limit=30)
+
+
+def test_smax_parallel_api_seeded_resets_and_available_actions(task: SMAXTask):
+    assert (task.n_agents, task.n_actions, task.obs_dim, task.state_dim) == (3, 8, 75, 72)
+    obs, infos = task.reset(seed=11)
+    assert sorted(obs) == task.possible_agents == task.agents and set(infos) == set(obs)
+    first = task.obs_array()
+    assert task.reset_arrays(seed=11).tolist() == first.tolist()          # the seed fixes the episode
+    assert task.reset_arrays(seed=12).tolist() != first.tolist()
+    assert task.state().shape == (72,)
+    avail = task.avail_actions()
+    assert avail.shape == (3, 8) and set(np.unique(avail)) <= {0.0, 1.0}
+    blocked = np.flatnonzero(avail[0] == 0)
+    if blocked.size:                                                     # e.g. attacking out of range
+        acts = {a: int(np.flatnonzero(avail[i])[0]) for i, a in enumerate(task.possible_agents)}
+        acts[task.possible_agents[0]] = int(blocked[0])
+        with pytest.raises(ValueError, match="unavailable"):
+            task.step(acts)
+
+
+def test_smax_episodes_end_by_elimination_or_the_time_limit_and_report_wins(task: SMAXTask):
+    rng = np.random.default_rng(0)
+    ends = []
+    for ep in range(4):
+        task.reset_arrays(seed=ep)
+        steps, done = 0, False
+        while not done:
+            acts = np.array([rng.choice(np.flatnonzero(row)) for row in task.avail_actions()])
+            _, r, term, trunc = task.step_arrays(acts)
+            assert math.isfinite(r) and not (term and trunc)
+            steps += 1
+            done = term or trunc
+        assert steps <= task.episode_limit
+        assert trunc == (steps == task.episode_limit) or term
+        ends.append((term, task.won))
+        with pytest.raises(RuntimeError, match="reset"):
+            task.step({a: 0 for a in task.possible_agents})
+    assert all(not won or term for term, won in ends)        # a win ends the episode by elimination
+
+
+def test_smax_kwargs_are_checked_without_building_the_env():
+    with pytest.raises(ValueError, match="scenario"):
+        envs.check_kwargs("smax", {"scenario": "4m"})
+    with pytest.raises(ValueError, match="episode_limit"):
+        envs.check_kwargs("smax", {"scenario": "3m", "episode_limit": 0})
+    envs.check_kwargs("smax", {"scenario": "smacv2_5_units", "episode_limit": 50})
+
+
+def test_qmix_on_smax_trains_deterministically_and_reports_the_win_rate():
+    import torch
+
+    from methods.common.runapi import MemoryRun
+    from methods.marl import qmix
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = qmix.Config(env="smax", env_kwargs={"scenario": "3m", "episode_limit": 20}, iterations=120,
+                          eval_every=60, checkpoint_every=60, eval_episodes=2, batch_size=2, buffer_size=8,
+                          epsilon_anneal_steps=100, target_update_interval=2, hidden_dim=16,
+                          mixing_embed_dim=8, hypernet_embed=16)
+        a, b = MemoryRun(seed=0), MemoryRun(seed=0)
+        qmix.train(cfg, a)
+        qmix.train(cfg, b)
+        strip = lambda rows: repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])  # noqa: E731
+        assert strip(a.rows) == strip(b.rows)
+        assert all(0.0 <= r["test_win_rate"] <= 1.0 for r in a.rows)
+        ev = qmix.evaluate(cfg, a.model, 0)
+        assert 0.0 <= ev["metrics"]["test_win_rate_mean"] <= 1.0
+        assert len(ev["per_episode"]["test_win"]) == 2
+        assert "test_win_rate_avg" in ev["metrics"]
+    finally:
+        torch.set_num_threads(threads)
