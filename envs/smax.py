@@ -133,10 +133,14 @@ class SMAXTask:
             raise ValueError(f"smax: unavailable action in {acts.tolist()}")
         _, (reward, done, won, eliminated), _, _ = self._unpack(self._step(self._key, self._state, acts))
         self._t += 1
-        terminated = bool(done) and bool(eliminated)
-        truncated = bool(done) and not terminated
+        # SMAX's own time limit ends an episode one step late (max_steps + 1 steps): the
+        # wrapper enforces episode_limit itself
+        done = bool(done) or self._t >= self.episode_limit
+        terminated = bool(eliminated)
+        truncated = done and not terminated
+        won = bool(won) and terminated
         if done:
-            self.agents, self.won = [], bool(won)
+            self.agents, self.won = [], won
         team = self.possible_agents
         return ({a: self._obs[i] for i, a in enumerate(team)}, {a: float(reward) for a in team},
                 {a: terminated for a in team}, {a: truncated for a in team}, {a: {} for a in team})

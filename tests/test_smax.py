@@ -39,6 +39,14 @@ def test_smax_parallel_api_seeded_resets_and_available_actions(task: SMAXTask):
 def test_smax_episodes_end_by_elimination_or_the_time_limit_and_report_wins(task: SMAXTask):
     rng = np.random.default_rng(0)
     ends = []
+    for seed in range(3):                                # "stop" every step: the episode may not
+        task.reset_arrays(seed=seed)                     # outlast the limit (SMAX's own is 1 late)
+        for t in range(task.episode_limit):
+            _, _, term, trunc = task.step_arrays(np.full(task.n_agents, 4))
+            if term:
+                break
+            assert trunc == (t == task.episode_limit - 1)
+        assert not task.agents
     for ep in range(4):
         task.reset_arrays(seed=ep)
         steps, done = 0, False
