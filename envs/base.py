@@ -8,7 +8,7 @@ programming over ``level`` (the number of steps from s0).
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -64,6 +64,26 @@ def replay_states(env: DagEnv, actions: torch.Tensor) -> torch.Tensor:
             s[valid] = nxt
         out.append(s)
     return torch.stack(out, 1)
+
+
+def check_team_steps(task: object, label: str, n: int = 50, seed: int = 0) -> None:
+    """The setup stage's check of a discrete-action team env (envs/mpe.py, envs/smax.py): random
+    available actions for ``n`` steps; padded observations and the state keep their declared
+    sizes and stay finite, rewards are finite. ``task`` has the learners' arrays API."""
+    t: Any = task
+    rng = np.random.default_rng(seed)
+    obs = t.reset_arrays(seed=seed)
+    for _ in range(n):
+        if obs.shape != (t.n_agents, t.obs_dim) or not np.isfinite(obs).all():
+            raise RuntimeError(f"{label}: bad observation {obs.shape}")
+        if t.state().shape != (t.state_dim,):
+            raise RuntimeError(f"{label}: bad state {t.state().shape}")
+        acts = np.array([rng.choice(np.flatnonzero(row)) for row in t.avail_actions()])
+        obs, r, term, trunc = t.step_arrays(acts)
+        if not np.isfinite(r):
+            raise RuntimeError(f"{label}: non-finite reward")
+        if term or trunc:
+            obs = t.reset_arrays(seed=int(rng.integers(2 ** 31)))
 
 
 def package_versions(*dists: str) -> dict[str, str | None]:

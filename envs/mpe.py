@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import package_versions, write_env_assets
+from envs.base import check_team_steps, package_versions, write_env_assets
 
 # task -> module with parallel_env (mpe2's, or ours)
 TASKS: dict[str, str] = {
@@ -209,21 +209,7 @@ class MPETask:
 
     # ---------------------------------------------------------------- pipeline setup stage
     def check_steps(self, n: int = 50, seed: int = 0) -> None:
-        """Random available actions for ``n`` steps: padded observations and the state have the
-        declared sizes and stay finite, rewards are finite."""
-        rng = np.random.default_rng(seed)
-        obs = self.reset_arrays(seed=seed)
-        for _ in range(n):
-            if obs.shape != (self.n_agents, self.obs_dim) or not np.isfinite(obs).all():
-                raise RuntimeError(f"mpe {self.task}: bad observation {obs.shape}")
-            if self.state().shape != (self.state_dim,):
-                raise RuntimeError(f"mpe {self.task}: bad state {self.state().shape}")
-            acts = np.array([rng.choice(np.flatnonzero(row)) for row in self.avail_actions()])
-            obs, r, term, trunc = self.step_arrays(acts)
-            if not np.isfinite(r):
-                raise RuntimeError(f"mpe {self.task}: non-finite reward")
-            if term or trunc:
-                obs = self.reset_arrays()
+        check_team_steps(self, f"mpe {self.task}", n, seed)
 
     def write_assets(self, out_dir: str | Path) -> dict:
         return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("mpe2", "pettingzoo")})

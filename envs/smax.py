@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from envs.base import package_versions, write_env_assets
+from envs.base import check_team_steps, package_versions, write_env_assets
 
 SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units")
 
@@ -171,21 +171,7 @@ class SMAXTask:
 
     # ---------------------------------------------------------------- pipeline setup stage
     def check_steps(self, n: int = 50, seed: int = 0) -> None:
-        """Random available actions for ``n`` steps: observations and the state have the
-        declared sizes and stay finite, rewards are finite."""
-        rng = np.random.default_rng(seed)
-        obs = self.reset_arrays(seed=seed)
-        for _ in range(n):
-            if obs.shape != (self.n_agents, self.obs_dim) or not np.isfinite(obs).all():
-                raise RuntimeError(f"smax {self.scenario}: bad observation {obs.shape}")
-            if self.state().shape != (self.state_dim,):
-                raise RuntimeError(f"smax {self.scenario}: bad state {self.state().shape}")
-            acts = np.array([rng.choice(np.flatnonzero(row)) for row in self.avail_actions()])
-            obs, r, term, trunc = self.step_arrays(acts)
-            if not np.isfinite(r):
-                raise RuntimeError(f"smax {self.scenario}: non-finite reward")
-            if term or trunc:
-                obs = self.reset_arrays(seed=int(rng.integers(2 ** 31)))
+        check_team_steps(self, f"smax {self.scenario}", n, seed)
 
     def write_assets(self, out_dir: str | Path) -> dict:
         return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("jaxmarl", "jax", "gymnax")})

@@ -1,6 +1,6 @@
 """RES (methods/marl/res.py) and MAST on it (methods/marl/mast_res.py): Monte-Carlo returns, the
 one-agent-changed joint actions and the softmax value by hand (β → 0: the mean, β large: the
-max, unavailable actions out), the regularised loss, determinism and exact resume."""
+max, unavailable actions out), the regularised loss (determinism and exact resume: tests/test_wqmix.py)."""
 from __future__ import annotations
 
 import pytest
@@ -74,27 +74,3 @@ def test_mast_on_res_uses_the_softmax_target_not_soft_mellowmax():
     assert isinstance(learner, mast.MASTLearner) and isinstance(learner, res.RESLearner)
     assert not learner.cfg.soft_mellowmax and learner.cfg.res_beta == 0.05
     assert learner.diagnostics()["density"] == pytest.approx(0.1, abs=0.01)
-
-
-@pytest.mark.parametrize("method", ["res_nops", "mast_res"])
-def test_res_methods_train_deterministically_and_resume_exactly(method):
-    import methods
-    from methods.common.runapi import MemoryRun
-    from resume import preempted_then_resumed
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        mod = methods.load(method)
-        cfg = mod.Config(**TINY, **({"topology_interval": 2} if method == "mast_res" else {}))
-        a, b = MemoryRun(seed=3), MemoryRun(seed=3)
-        mod.train(cfg, a)
-        mod.train(cfg, b)
-        strip = lambda rows: repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])  # noqa: E731
-        assert strip(a.rows) == strip(b.rows)
-        part, _ = preempted_then_resumed(mod.train, cfg, seed=3, checkpoints=1)
-        assert strip(part.rows) == strip(a.rows)
-        ev = mod.evaluate(cfg, a.model, 3)["metrics"]
-        assert ev["test_return_mean"] == pytest.approx(a.rows[-1]["test_return"])
-    finally:
-        torch.set_num_threads(threads)

@@ -93,8 +93,9 @@ def test_mast_on_wqmix_keeps_mast_hooks_and_wqmix_loss():
     assert ratio(plain) < ratio(learner) < 1.0
 
 
-@pytest.mark.parametrize("method", ["wqmix_nops", "mast_wqmix"])
-def test_wqmix_methods_train_deterministically_and_resume_exactly(method):
+@pytest.mark.parametrize("method", ["wqmix_nops", "mast_wqmix", "res_nops", "mast_res"])
+def test_mast_base_algorithms_train_deterministically_and_resume_exactly(method):
+    """WQMIX and RES (methods/marl/res.py), dense and under MAST."""
     import methods
     from methods.common.runapi import MemoryRun
     from resume import preempted_then_resumed
@@ -103,7 +104,9 @@ def test_wqmix_methods_train_deterministically_and_resume_exactly(method):
     torch.set_num_threads(1)
     try:
         mod = methods.load(method)
-        cfg = mod.Config(**TINY, **({"topology_interval": 2} if method == "mast_wqmix" else {}))
+        fields = mod.Config.__dataclass_fields__
+        kw = {**TINY, **({"topology_interval": 2} if method.startswith("mast") else {})}
+        cfg = mod.Config(**{k: v for k, v in kw.items() if k in fields})
         a, b = MemoryRun(seed=2), MemoryRun(seed=2)
         mod.train(cfg, a)
         mod.train(cfg, b)
