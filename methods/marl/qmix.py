@@ -47,25 +47,28 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from envs.mpe import MPETask
-from envs.smax import SMAXTask
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.marl.agents import SCHEMES, AgentNetwork, dense_1r3_flops
+# re-exported: the variants and tests reach the blocks and the runner through this module
+from methods.marl.episodes import TASKS as TASKS
+from methods.marl.episodes import TeamTask as TeamTask
+from methods.marl.episodes import eval_seed as eval_seed
+from methods.marl.episodes import greedy_episodes as greedy_episodes
+from methods.marl.episodes import greedy_returns as greedy_returns
+from methods.marl.episodes import make_task as make_task
+from methods.marl.episodes import run_episode as run_episode
+from methods.marl.value_blocks import QMixer as QMixer
+from methods.marl.value_blocks import RunningMeanStd as RunningMeanStd
+from methods.marl.value_blocks import VDNMixer as VDNMixer
+from methods.marl.value_blocks import next_agent_values as next_agent_values
+from methods.marl.value_blocks import select_actions as select_actions
+from methods.marl.value_blocks import td_targets as td_targets
 
 TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 MIXERS = ("qmix", "vdn")
-# discrete-action team tasks behind the same arrays API (envs/mpe.py, envs/smax.py)
-TASKS: dict[str, type] = {"mpe": MPETask, "smax": SMAXTask}
-TeamTask = MPETask | SMAXTask
-
-
-def make_task(cfg: "Config") -> TeamTask:
-    return TASKS[cfg.env](**cfg.env_kwargs)
-
-
 @dataclass
 class Config(Constrained):
     """EPyMARL QMIX with Kaleidoscope's MPE settings: 1R3 GRU agent (hidden 64) with one-hot
@@ -143,101 +146,6 @@ def epsilon_at(cfg: Config, t_env: int) -> float:
     """EPyMARL's linear schedule: start → finish over ``epsilon_anneal_steps`` env steps, then flat."""
     delta = (cfg.epsilon_start - cfg.epsilon_finish) / cfg.epsilon_anneal_steps
     return max(cfg.epsilon_finish, cfg.epsilon_start - delta * t_env)
-
-
-def select_actions(q: Tensor, avail: Tensor, epsilon: float, gen: torch.Generator) -> Tensor:
-    """ε-greedy over available actions: q, avail (N, A) -> (N,) long. With probability ε an
-    agent takes a uniformly random *available* action, else the best available one."""
-    masked = q.masked_fill(~avail, -float("inf"))
-    greedy = masked.argmax(-1)
-    if epsilon <= 0:
-        return greedy
-    explore = torch.rand(q.shape[0], generator=gen, device=gen.device).to(q.device) < epsilon
-    random = torch.multinomial(avail.float(), 1, generator=gen).squeeze(-1)
-    return torch.where(explore, random, greedy)
-
-
-def td_targets(rewards: Tensor, terminated: Tensor, filled: Tensor, next_q: Tensor, gamma: float,
-               lam: float) -> Tensor:
-    """TD(λ) targets (B, T): y_t = r_t + γ(1-d_t)[(1-λ) next_q_t + λ y_{t+1}], where next_q_t is
-    the target Q_tot at s_{t+1}; past the episode's last filled step y_{t+1} is replaced by
-    next_q_t (the last step bootstraps fully). λ = 0 is the 1-step target."""
-    if lam == 0:
-        return rewards + gamma * (1 - terminated) * next_q
-    ys = torch.zeros_like(rewards)
-    later = next_q[:, -1]                                       # the horizon: bootstrap fully
-    for t in range(rewards.shape[1] - 1, -1, -1):
-        ys[:, t] = rewards[:, t] + gamma * (1 - terminated[:, t]) * ((1 - lam) * next_q[:, t] + lam * later)
-        if t > 0:
-            # what step t-1 blends in: y_t if step t was taken, else Q̄_tot(s_t) itself
-            later = torch.where(filled[:, t] > 0, ys[:, t], next_q[:, t - 1])
-    return ys
-
-
-def next_agent_values(online_next: Tensor | None, target_next: Tensor, avail_next: Tensor) -> Tensor:
-    """Per-agent bootstrap values (..., N) from Q values (..., N, A) at the next steps: double Q
-    (``online_next`` given) takes the target network's value of the online network's best
-    available action; otherwise the target network's best available value."""
-    if online_next is None:
-        return target_next.masked_fill(~avail_next, -float("inf")).max(-1).values
-    best = online_next.masked_fill(~avail_next, -float("inf")).argmax(-1, keepdim=True)
-    return target_next.gather(-1, best).squeeze(-1)
-
-
-class RunningMeanStd:
-    """Running mean and variance over every reward seen (Chan et al.'s parallel update, as in
-    EPyMARL's reward standardisation)."""
-
-    def __init__(self, epsilon: float = 1e-4):
-        self.mean, self.var, self.count = 0.0, 1.0, epsilon
-
-    def update(self, x: Tensor) -> None:
-        n = x.numel()
-        if n == 0:
-            return
-        b_mean, b_var = float(x.mean()), float(x.var(unbiased=False))
-        delta, total = b_mean - self.mean, self.count + n
-        m2 = self.var * self.count + b_var * n + delta ** 2 * self.count * n / total
-        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
-
-    def normalise(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / max(self.var, 1e-8) ** 0.5
-
-    def state_dict(self) -> dict[str, float]:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
-
-    def load_state_dict(self, d: dict[str, float]) -> None:
-        self.mean, self.var, self.count = d["mean"], d["var"], d["count"]
-
-
-class QMixer(nn.Module):
-    """Monotonic mixer: Q_tot = w_final(s)ᵀ ELU(W1(s)ᵀ q + b1(s)) + V(s), with W1, w_final ≥ 0
-    (absolute values of 2-layer hypernetworks), b1 linear in s, V a 2-layer net."""
-
-    def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_embed: int = 64):
-        super().__init__()
-        self.n_agents, self.embed = n_agents, embed
-        self.hyper_w1 = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
-                                      nn.Linear(hypernet_embed, embed * n_agents))
-        self.hyper_w_final = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
-                                           nn.Linear(hypernet_embed, embed))
-        self.hyper_b1 = nn.Linear(state_dim, embed)
-        self.v = nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, 1))
-
-    def forward(self, agent_qs: Tensor, states: Tensor) -> Tensor:
-        """agent_qs (..., N), states (..., S) -> Q_tot (...)."""
-        lead = agent_qs.shape[:-1]
-        q = agent_qs.reshape(-1, 1, self.n_agents)
-        s = states.reshape(-1, states.shape[-1])
-        w1 = self.hyper_w1(s).abs().view(-1, self.n_agents, self.embed)
-        hidden = F.elu(torch.bmm(q, w1) + self.hyper_b1(s).unsqueeze(1))
-        w_final = self.hyper_w_final(s).abs().view(-1, self.embed, 1)
-        return (torch.bmm(hidden, w_final).squeeze(-1) + self.v(s)).view(lead)
-
-
-class VDNMixer(nn.Module):
-    def forward(self, agent_qs: Tensor, states: Tensor) -> Tensor:
-        return agent_qs.sum(-1)
 
 
 def make_mixer(cfg: Config, n_agents: int, state_dim: int) -> nn.Module:
@@ -401,57 +309,6 @@ class QLearner:
 
 
 # ------------------------------------------------------------------------------ runner
-def run_episode(learner: QLearner, env: TeamTask, seed: int, epsilon: float,
-                gen: torch.Generator) -> tuple[dict[str, np.ndarray], float]:
-    """One episode with ε-greedy actions (ε = 0: greedy); returns its padded-buffer record and
-    the team return."""
-    obs = env.reset_arrays(seed=seed)
-    hidden = learner.agent.init_hidden(1)
-    last_actions = np.full(env.n_agents, -1)
-    rec: dict[str, list] = {k: [] for k in ("obs", "state", "avail", "actions", "reward", "terminated")}
-    total, done = 0.0, False
-    while not done:
-        avail = env.avail_actions()
-        rec["obs"].append(obs)
-        rec["state"].append(env.state())
-        rec["avail"].append(avail)
-        actions, hidden = learner.act(obs, avail, hidden, epsilon, gen, last_actions)
-        last_actions = actions
-        obs, reward, terminated, truncated = env.step_arrays(actions)
-        rec["actions"].append(actions)
-        rec["reward"].append(reward)
-        rec["terminated"].append(float(terminated))
-        total += reward
-        done = terminated or truncated
-    rec["obs"].append(obs)                   # the state after the last action: the bootstrap
-    rec["state"].append(env.state())
-    rec["avail"].append(env.avail_actions())
-    episode = {k: np.asarray(v) for k, v in rec.items()}
-    episode["filled"] = np.ones(len(rec["reward"]), dtype=np.float32)
-    return episode, total
-
-
-def eval_seed(seed: int, k: int) -> int:
-    """Seed of test episode k of a run with seed ``seed`` (the same set at every evaluation)."""
-    return int(np.random.SeedSequence([seed, 100, k]).generate_state(1)[0])
-
-
-@torch.no_grad()
-def greedy_episodes(learner: QLearner, env: TeamTask, seed: int, episodes: int) -> tuple[list[float], list[float] | None]:
-    """Team returns of ``episodes`` greedy test episodes and, where the env reports battles
-    (SMAX's ``won``), 1.0 for each won one (else None)."""
-    gen = torch.Generator().manual_seed(seed)          # unused by greedy selection
-    returns, wins = [], []
-    for k in range(episodes):
-        returns.append(run_episode(learner, env, eval_seed(seed, k), 0.0, gen)[1])
-        wins.append(float(getattr(env, "won", float("nan"))))
-    return returns, (wins if hasattr(env, "won") else None)
-
-
-def greedy_returns(learner: QLearner, env: TeamTask, seed: int, episodes: int) -> list[float]:
-    return greedy_episodes(learner, env, seed, episodes)[0]
-
-
 def _hook_metrics(agent: AgentNetwork) -> dict[str, float]:
     diag = getattr(agent, "diagnostics", None)
     return {k: float(v) for k, v in (diag() if diag is not None else {}).items()}
