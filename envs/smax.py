@@ -29,7 +29,31 @@ import numpy as np
 
 from envs.base import check_team_steps, package_versions, write_env_assets
 
-SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units")
+# SMACv2's race-restricted 5v5 tasks, approximated: SMAX's smacv2_5_units with each unit's type
+# drawn uniformly from the race's two SMAX types (SMAX has no colossus, medivac or baneling, so
+# SMACv2's 10 % special unit and its 0.45/0.45/0.1 weights cannot be reproduced); indices
+# into SMAX's unit types (marine, marauder, stalker, zealot, zergling, hydralisk)
+RACES = {"smacv2_protoss_5v5": (2, 3), "smacv2_terran_5v5": (0, 1), "smacv2_zerg_5v5": (4, 5)}
+SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units",
+             *RACES)
+
+
+class RaceUnitTypes:
+    """SMAX unit-type generator (the interface of jaxmarl's UniformUnitTypeDistribution): each
+    ally's type uniformly from ``types``; the enemies mirror the allies (equal team sizes)."""
+
+    def __init__(self, types: tuple[int, ...], n_allies: int, n_enemies: int):
+        if n_allies != n_enemies:
+            raise ValueError("smax: race-restricted unit types need equal team sizes")
+        self.types, self.n_allies = types, n_allies
+
+    def generate(self, key: Any) -> Any:
+        import jax
+        import jax.numpy as jnp
+
+        pick = jax.random.randint(key, (self.n_allies,), 0, len(self.types))
+        allies = jnp.asarray(self.types, dtype=jnp.uint8)[pick]
+        return jnp.concatenate([allies, allies])
 
 
 @functools.lru_cache(maxsize=None)
@@ -43,8 +67,11 @@ def compiled(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callable
     import jax.numpy as jnp
     from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
-    env = HeuristicEnemySMAX(scenario=map_name_to_scenario(scenario), max_steps=episode_limit)
+    base = "smacv2_5_units" if scenario in RACES else scenario
+    env = HeuristicEnemySMAX(scenario=map_name_to_scenario(base), max_steps=episode_limit)
     agents, n_allies = list(env.agents), int(env.num_allies)
+    if scenario in RACES:
+        env._env.unit_type_generator = RaceUnitTypes(RACES[scenario], n_allies, int(env.num_enemies))
 
     def arrays(obs: dict, env_state: Any) -> tuple:
         avail = env.get_avail_actions(env_state)

@@ -97,3 +97,19 @@ def test_qmix_on_smax_trains_deterministically_and_reports_the_win_rate():
         assert "test_win_rate_avg" in ev["metrics"]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_race_restricted_smacv2_draws_only_the_races_unit_types():
+    import jax
+
+    from envs.smax import RACES, compiled
+
+    env, reset, _ = compiled("smacv2_protoss_5v5", 20)
+    seen = set()
+    for k in range(8):
+        _, state, _ = reset(jax.random.PRNGKey(k))
+        types = np.asarray(state.state.unit_types)
+        assert types[:5].tolist() == types[5:].tolist()          # the enemies mirror the allies
+        seen |= set(types.tolist())
+    assert seen == set(RACES["smacv2_protoss_5v5"])            # stalkers and zealots, both drawn
+    assert SMAXTask("smacv2_protoss_5v5", episode_limit=20).n_agents == 5
