@@ -48,7 +48,6 @@ def ours(scenario: str, steps: int) -> float:
 
 def jaxmarl_python(scenario: str, steps: int) -> float:
     import jax
-    import jax.numpy as jnp
     from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
     env = HeuristicEnemySMAX(scenario=map_name_to_scenario(scenario), max_steps=100)

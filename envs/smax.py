@@ -38,6 +38,23 @@ SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_1
              *RACES)
 
 
+# the unit-type one-hot is the last UNIT_TYPE_BITS entries of a SMAX observation (the own
+# features: health, x, y, cooldown, then one bit per SMAX unit type; all zero once dead)
+UNIT_TYPE_BITS = 6
+
+
+def unit_types_of(scenario: str) -> tuple[int, ...]:
+    """The SMAX unit types a scenario's allies can have (indices into SMAX's six types)."""
+    if scenario in RACES:
+        return RACES[scenario]
+    if scenario.startswith("smacv2"):
+        return tuple(range(UNIT_TYPE_BITS))
+    from jaxmarl.environments.smax import map_name_to_scenario
+
+    sc = map_name_to_scenario(scenario)
+    return tuple(sorted({int(t) for t in list(sc.unit_types)[: int(sc.num_allies)]}))
+
+
 class RaceUnitTypes:
     """SMAX unit-type generator (the interface of jaxmarl's UniformUnitTypeDistribution): each
     ally's type uniformly from ``types``; the enemies mirror the allies (equal team sizes)."""

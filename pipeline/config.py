@@ -197,8 +197,13 @@ def _check_paper(path: Path) -> dict:
                 _fail(path, f"{where}.scales.{scale}.env_kwargs", str(exc))
             for m in exp["methods"]:
                 hp = merged_overrides(exp, sc, m)
+                cls = methods.load(m).Config
+                # with the experiment's env where the config has one: checks that tie a value to
+                # the env (e.g. Kaleidoscope's per-unit-type masks need SMAX) see it
+                task = {k: v for k, v in (("env", exp["env"]), ("env_kwargs", sc["env_kwargs"]))
+                        if k in cls.__dataclass_fields__}
                 try:  # the dataclass's own checks (__post_init__) on the merged values
-                    methods.load(m).Config(**hp)
+                    cls(**task, **hp)
                 except (TypeError, ValueError) as exc:
                     _fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
     for i, claim in enumerate(doc["claims"]):

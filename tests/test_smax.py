@@ -113,3 +113,25 @@ def test_race_restricted_smacv2_draws_only_the_races_unit_types():
         seen |= set(types.tolist())
     assert seen == set(RACES["smacv2_protoss_5v5"])            # stalkers and zealots, both drawn
     assert SMAXTask("smacv2_protoss_5v5", episode_limit=20).n_agents == 5
+
+
+def test_kaleidoscope_masks_by_unit_type_read_from_the_observation():
+    import torch
+
+    from methods.marl import kaleidoscope
+
+    cfg = kaleidoscope.Config(env="smax", env_kwargs={"scenario": "smacv2_protoss_5v5", "episode_limit": 20},
+                              mask_owner="unit_type", obs_last_action=True, hidden_dim=8)
+    obs_dim, n, a = 127, 5, 10
+    agent = kaleidoscope.make_agent_net(cfg, obs_dim + a + n, n, a)
+    assert agent.n_masks == 2                                   # stalker, zealot
+    inputs = torch.zeros(1, n, obs_dim + a + n)
+    inputs[0, 0, obs_dim - 6 + 2] = 1.0                         # a stalker → mask 0
+    inputs[0, 1, obs_dim - 6 + 3] = 1.0                         # a zealot → mask 1
+    inputs[0, 2, obs_dim - 6 + 3] = 1.0                         # a zealot → mask 1; agents 3, 4 dead → 0
+    assert agent.mask_ids(inputs).tolist() == [[0, 1, 1, 0, 0]]
+    hidden = agent.init_hidden(1)
+    q, _ = agent(inputs, hidden)
+    torch.testing.assert_close(q, agent(inputs, hidden, torch.tensor([[0, 1, 1, 0, 0]]))[0])
+    with pytest.raises(ValueError, match="mask_owner"):
+        kaleidoscope.Config(mask_owner="unit_type")             # MPE has no unit types

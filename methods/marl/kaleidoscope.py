@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import torch
+from torch import Tensor
+
 from methods.common.constraints import Bound, one_of
 from methods.marl import qmix
 from methods.marl.kaleidoscope_agent import KaleidoscopeAgent, KaleidoscopeSettings, make_agent
@@ -34,13 +37,18 @@ class Config(qmix.Config):
     threshold_init: tuple[float, float] = (5.0, 5.0)                 # S = −(U·scale + bias)
     layer_weights: tuple[float, ...] = field(default=(1.0, 2.0, 4.0, 8.0))  # c_l of fc1..fc4
     deque_len: int = 100
+    mask_owner: str = "agent"            # "agent": K = N; "unit_type": one mask per SMAX unit type
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {**qmix.Config.CONSTRAINTS,
                                                "agent_net": one_of("kaleidoscope"),
+                                               "mask_owner": one_of("agent", "unit_type"),
                                                **KaleidoscopeSettings.CONSTRAINTS}
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.mask_owner == "unit_type" and self.env != "smax":
+            raise ValueError(f"mask_owner 'unit_type' needs env 'smax' (got {self.env!r}): the type is "
+                             "read from SMAX's observation")
         if not self.obs_agent_id:
             raise ValueError("obs_agent_id must be true: Kaleidoscope sits on FuPS+ID (the one-hot "
                              "id stays in the input beside the per-agent masks)")
@@ -52,9 +60,40 @@ class Config(qmix.Config):
                                     layer_weights=self.layer_weights, deque_len=self.deque_len)
 
 
+class UnitTypeKaleidoscopeAgent(KaleidoscopeAgent):
+    """Kaleidoscope with one mask per unit type (the official SMACv2 setting): each agent's mask
+    is its unit type this episode, read from the type one-hot at the end of its SMAX observation
+    (``types``: the scenario's SMAX type indices, mask k ↔ ``types[k]``). A dead unit's
+    observation is all zero; it uses mask 0 (its only action is the no-op). [The official code
+    reads the type from the environment's state; the observation carries the same bits.]"""
+
+    def __init__(self, input_dim: int, obs_dim: int, n_actions: int, n_agents: int, hidden_dim: int,
+                 settings: KaleidoscopeSettings, types: tuple[int, ...], type_bits: int):
+        super().__init__(input_dim, n_actions, n_agents, hidden_dim, settings, n_masks=len(types))
+        lookup = torch.zeros(type_bits, dtype=torch.long)
+        lookup[list(types)] = torch.arange(len(types))
+        self.register_buffer("type_to_mask", lookup)
+        self.type_slice = (obs_dim - type_bits, obs_dim)
+
+    def mask_ids(self, inputs: Tensor) -> Tensor:
+        """``inputs [B, N, in]`` → each row's mask ``[B, N]``."""
+        onehot = inputs[..., self.type_slice[0]:self.type_slice[1]]
+        return torch.where(onehot.sum(-1) > 0, self.type_to_mask[onehot.argmax(-1)], 0)
+
+    def forward(self, inputs: Tensor, hidden: Tensor, mask_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return super().forward(inputs, hidden, self.mask_ids(inputs) if mask_ids is None else mask_ids)
+
+
 def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> KaleidoscopeAgent:
-    """K = n_agents masks, agent n uses mask n (MPE; SMACv2 would mask by unit type)."""
-    return make_agent(cfg.settings(), input_dim, n_actions, n_agents, cfg.hidden_dim)
+    """K = n_agents masks, agent n uses mask n (MPE, the official MPE code); with
+    ``mask_owner: unit_type`` one mask per unit type of the SMAX scenario."""
+    if cfg.mask_owner == "agent":
+        return make_agent(cfg.settings(), input_dim, n_actions, n_agents, cfg.hidden_dim)
+    from envs.smax import UNIT_TYPE_BITS, unit_types_of
+
+    obs_dim = input_dim - (n_actions if cfg.obs_last_action else 0) - n_agents   # obs ⊕ [last action] ⊕ id
+    return UnitTypeKaleidoscopeAgent(input_dim, obs_dim, n_actions, n_agents, cfg.hidden_dim, cfg.settings(),
+                                     unit_types_of(cfg.env_kwargs.get("scenario", "3m")), UNIT_TYPE_BITS)
 
 
 train, evaluate = qmix.entry_points(make_agent_net)
