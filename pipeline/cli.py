@@ -42,8 +42,18 @@ def _path(given: str | None, default: Path) -> Path:
 def cmd_setup(args: argparse.Namespace) -> int:
     import envs
 
+    from pipeline.config import env_key
+
     wf = _workflow(args)
-    name, kwargs = wf.envs()[args.env_key]
+    if args.env is not None:
+        # the rule passes the env itself: its command then does not depend on which papers were
+        # selected, so a run of one paper never re-runs a setup another paper shares
+        name, kwargs = args.env, json.loads(args.env_kwargs or "{}")
+        if env_key(name, kwargs) != args.env_key:
+            raise SystemExit(f"setup: --env {name} with --env-kwargs {args.env_kwargs} is env key "
+                             f"{env_key(name, kwargs)}, not {args.env_key}")
+    else:
+        name, kwargs = wf.envs()[args.env_key]
     env = envs.make(name, **kwargs)
     env.check_steps()
     info = env.write_assets(_path(args.assets_dir, _layout(wf).env_dir(wf.scale, args.env_key)))
@@ -292,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     # configured layout (pipeline/layout.py).
     p = sub.add_parser("setup"); p.add_argument("--env-key", required=True); p.set_defaults(fn=cmd_setup)
     p.add_argument("--assets-dir", help="where the env's assets go (info.json last)")
+    p.add_argument("--env", help="the env's name (else looked up by key in the selected papers)")
+    p.add_argument("--env-kwargs", help="the env's keyword arguments, JSON (with --env)")
     p = sub.add_parser("train"); run_args(p); p.add_argument("--threads", type=int); p.set_defaults(fn=cmd_train)
     p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
     p.add_argument("--run-dir", help="the run directory to write")

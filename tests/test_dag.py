@@ -108,6 +108,16 @@ def test_second_dry_run_has_nothing_to_do(smoke_workspace):
     assert planned_jobs(smoke_workspace, "--config", "scale=smoke") == []
 
 
+def test_selecting_one_paper_reruns_nothing_a_shared_env_feeds(smoke_workspace):
+    """Kaleidoscope and MAST share MPE envs (Tag) at smoke. After the DAG of every paper, a run
+    of one paper plans no setup, training or evaluation: a shared env's setup command must not
+    depend on the papers selected (it did: `--papers` in its command re-ran it, and with it
+    every other paper's runs on that env). Only the selection's report and tracking redo."""
+    for paper in ("mast", "kaleidoscope"):
+        jobs = planned_jobs(smoke_workspace, "--config", "scale=smoke", f"papers=[{paper}]")
+        assert not [j for j in jobs if j[0] in ("setup_env", "train", "evaluate", "aggregate")], (paper, jobs)
+
+
 @contextlib.contextmanager
 def edited(path: Path):
     """Append a comment to a source file for the duration of the block."""

@@ -91,6 +91,10 @@ def get_env_code_hash(wc):
     return env_code_hash(name)
 
 
+def get_env_name(wc):
+    return WF.envs()[wc.env_key][0]
+
+
 def get_env_kwargs(wc):
     # canonical JSON: a reordered YAML mapping must not look like a changed param
     return json.dumps(WF.envs()[wc.env_key][1], sort_keys=True)

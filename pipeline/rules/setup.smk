@@ -5,6 +5,7 @@ rule setup_env:
         info=str(LAYOUT.env_info("{scale}", "{env_key}")),
     params:
         code=get_env_code_hash,
+        env=get_env_name,
         kwargs=get_env_kwargs,
         assets=str(LAYOUT.env_dir("{scale}", "{env_key}")),
     conda:
@@ -12,6 +13,8 @@ rule setup_env:
     log:
         scale_log("setup", "{env_key}"),
     shell:
-        # the env keys come from the selected papers (--config papers=[...] may name one that
-        # config.yaml's list does not)
-        CLI + f" --papers {PAPERS} setup --env-key {{wildcards.env_key}} --assets-dir {{params.assets}} > {{log}} 2>&1"
+        # the env itself, not the selected papers, is on the command line: papers sharing an env
+        # share this job, and selecting another paper must not change its command (a changed
+        # command re-runs it and, through its newer output, every run of every paper using it)
+        CLI + " setup --env-key {wildcards.env_key} --env {params.env} --env-kwargs {params.kwargs:q}"
+        " --assets-dir {params.assets} > {log} 2>&1"
