@@ -414,10 +414,27 @@ def design(paper_cfg: dict, scale: str, *, alpha: float = ALPHA) -> list[dict]:
     for row in tested:
         level = alpha / max(len(tested), 1)
         row["status"] = "decidable" if row["min_p"] <= level else "decidable late"
+        if row["status"] == "decidable late":
+            row["seeds_needed"] = seeds_needed(row["kind"], len(row["n"]), level)
         row["power_1sd"] = _power(row["kind"], row["n"], level)
         row["detectable_sd"] = _detectable(row["kind"], row["n"], level)
         row["family_size"] = len(tested)
     return rows
+
+
+def seeds_needed(kind: str, groups: int, level: float, most: int = 64) -> int | None:
+    """The smallest seed count per run set with which a claim's test can reach ``level`` on its
+    own evidence (Holm's first level), or None beyond ``most``."""
+    for n in range(2, most + 1):
+        if kind == "threshold":
+            min_p = inf.min_p_sign(n)
+        elif kind == "trend":
+            min_p = inf.min_p_ordered([n] * groups)
+        else:
+            min_p = inf.min_p_two_sample(n, n)
+        if min_p <= level:
+            return n
+    return None
 
 
 def design_line(row: dict, scale: str) -> str:
@@ -432,7 +449,7 @@ def design_line(row: dict, scale: str) -> str:
                f"80 % power at {_fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} (Holm's first level, alpha/{row['family_size']})")
         if row["status"] == "decidable late":
             txt += (f"; smallest p {_fmt(row['min_p'])} > alpha/{row['family_size']}: reproducible only once "
-                    "other claims of the paper are")
+                    f"other claims of the paper are ({row.get('seeds_needed')} seeds a run set decide it alone)")
         return txt
     return f"{row['id']}: {row.get('status')}"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -196,6 +197,8 @@ def test_design_before_running():
     paper = claims.design(cfg, "paper")
     assert paper[0]["status"] == "decidable" and paper[0]["family_size"] == 2
     assert paper[1]["status"] == "decidable late"   # sign test at n = 5: 1/32 > 0.05 / 2
+    assert paper[1]["seeds_needed"] == 6            # 1/64 <= 0.025 < 1/32
+    assert "(6 seeds a run set decide it alone)" in claims.design_line(paper[1], "paper")
     assert 0 < paper[0]["power_1sd"] < 1
 
 
@@ -226,3 +229,16 @@ def test_write(tmp_path):
     assert all(math.isfinite(c["numbers"]["p_for_adj"]) for c in doc["claims"])
     html = report.render("small", [{"cfg": cfg, "stats": {}, "claims": doc["claims"], "procedure": doc["procedure"]}])
     assert "settings that differ" in html and "Holm" in html
+
+
+def test_every_paper_claim_can_be_reproduced_on_its_own_evidence_at_paper_scale():
+    """At paper scale each tested claim's smallest attainable p-value passes Holm's first level
+    (alpha / number of the paper's tested claims): otherwise it can only be reproduced when other
+    claims are, and a paper whose claims all fail this can reproduce nothing at all."""
+    import yaml
+    late = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "config" / "papers").glob("*.yaml")):
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        late += [f"{path.name}: {row['id']} needs {row['seeds_needed']} seeds"
+                 for row in claims.design(cfg, "paper") if row.get("status") == "decidable late"]
+    assert not late, late
