@@ -67,6 +67,7 @@ METHODS: dict[str, str] = {
     "matd3_nops": "methods.marl.matd3_nops",
     "matd3_multih": "methods.marl.matd3_multih",
     "matd3_snp": "methods.marl.matd3_snp",
+    "matd3_seps": "methods.marl.matd3_seps",
     "kalei_matd3": "methods.marl.kaleidoscope_matd3",
 }
 

@@ -13,12 +13,14 @@ from envs.mamujoco import MaMuJoCoTask
 from methods.common.replay import NStepWriter
 from methods.common.runapi import MemoryRun
 from methods.marl import kaleidoscope_matd3 as kmatd3
-from methods.marl import matd3, matd3_multih, matd3_nops, matd3_snp
+from methods.marl import matd3, matd3_multih, matd3_nops, matd3_seps, matd3_snp
+from methods.marl.seps_clusters import agent_clusters, uniform_box_actions
 from methods.marl.actors import linear_flops
 
 ENV = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 0, "episode_limit": 30}
 TINY = dict(env_kwargs=ENV, iterations=120, eval_every=60, checkpoint_every=30, eval_episodes=1, batch=16,
             buffer_size=200, hidden=16, start_steps=30, train_interval=10, updates_per_train=3, n_step=3)
+SEPS_TINY = dict(seps_pretrain_steps=60, seps_vae_updates=5)
 
 
 def test_mamujoco_task_parallel_api_and_arrays() -> None:
@@ -227,6 +229,55 @@ def test_snp_ps_actor_keeps_a_fixed_share_of_units_per_agent_and_counts_their_fl
     assert nops.diagnostics()["flops_ratio"] == pytest.approx(1.0)   # each agent runs one dense net
 
 
+class MirroredPairTask:
+    """A continuous team task of the arrays API whose agents 0 and 1 move the same way under an
+    action and agent 2 the opposite way: SePS must put 0 and 1 in one cluster, 2 in another."""
+    n_agents, obs_dim, act_dim, max_action = 3, 2, 2, 1.0
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(0)
+
+    def action_mask(self) -> np.ndarray:
+        return np.ones((3, 2), dtype=np.float32)
+
+    def reset_arrays(self, seed: int | None = None) -> np.ndarray:
+        self.obs = np.random.default_rng(seed).normal(size=(3, 2)).astype(np.float32)
+        return self.obs
+
+    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        self.obs = (self.obs + np.array([[1.0], [1.0], [-1.0]]) * actions).astype(np.float32)
+        return self.obs, 0.0, False, False
+
+
+def test_seps_clusters_agents_by_their_transitions_under_random_box_actions() -> None:
+    cfg = matd3_seps.Config(env_kwargs=ENV, seps_clusters=2, seps_pretrain_steps=400, seps_vae_updates=2000)
+    for seed in (0, 1):                       # the VAE's init comes from the global generator
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        assert agent_clusters(MirroredPairTask(), cfg, gen, uniform_box_actions).tolist() == [0, 0, 1]
+    a = uniform_box_actions(MaMuJoCoTask(**ENV), torch.Generator().manual_seed(0))
+    assert a.shape == (2, 3) and (np.abs(a) <= 1).all() and np.abs(a).max() > 0.5
+
+
+def test_seps_actor_shares_one_network_per_cluster_and_steps_only_the_agents_cluster() -> None:
+    learner, task = _learner(matd3_seps.SePSLearner, matd3_seps.Config, seps_clusters=1, **SEPS_TINY)
+    assert learner.actor.clusters.tolist() == [0, 0] and len(learner.actor.nets) == 1   # K = 1: FuPS+ID
+    learner, task = _learner(matd3_seps.SePSLearner, matd3_seps.Config, **SEPS_TINY)
+    actor = learner.actor
+    assert sorted(actor.clusters.tolist()) == [0, 1] and len(actor.nets) == 2   # 2 agents, K = 2: NoPS
+    assert learner.diagnostics()["seps_clusters_used"] == 2.0
+    x = learner.inputs(_batch(task)["obs"])
+    torch.testing.assert_close(actor(x)[:, 1], actor.forward_agent(x[:, 1], 1))
+    own = int(actor.clusters[1])
+    before = [p.detach().clone() for p in actor.nets[1 - own].parameters()]
+    actor.forward_agent(x[:, 1], 1).sum().backward()
+    assert all(p.grad is None for p in actor.nets[1 - own].parameters())
+    assert all(p.grad is not None for p in actor.nets[own].parameters())
+    assert all(torch.equal(p, b) for p, b in zip(actor.nets[1 - own].parameters(), before))
+    state = learner.state_dict()
+    assert "clusters" in "".join(state["actor"])                    # saved with the actor
+
+
 def test_kaleidoscope_matd3_rejects_another_sharing_scheme() -> None:
     with pytest.raises(ValueError, match="actor_net"):
         kmatd3.Config(**{**TINY, "actor_net": "nops"})
@@ -236,9 +287,9 @@ def _untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
 
 
-@pytest.mark.parametrize("module", [matd3, kmatd3, matd3_nops, matd3_multih])
+@pytest.mark.parametrize("module", [matd3, kmatd3, matd3_nops, matd3_multih, matd3_seps])
 def test_matd3_is_deterministic_and_resumes_exactly(module) -> None:
-    cfg = module.Config(**TINY)
+    cfg = module.Config(**TINY, **(SEPS_TINY if module is matd3_seps else {}))
     a, b = MemoryRun(seed=4), MemoryRun(seed=4)
     module.train(cfg, a)
     module.train(cfg, b)

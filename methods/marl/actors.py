@@ -18,7 +18,9 @@ Schemes (``ACTOR_SCHEMES``, the config's ``actor_net``):
 * ``multih``: a shared trunk (both hidden layers), one output layer per agent;
 * ``snp_ps``: the shared network with a fixed random subset of the hidden units per agent
   (SNP-PS, Kim & Sung 2023: structured pruning drawn once at initialisation; keep ratio
-  ``snp_keep`` [unverified, as for QMIX in methods/marl/agents.py]).
+  ``snp_keep`` [unverified, as for QMIX in methods/marl/agents.py]);
+* SePS (``SePSActor``): one network per cluster of agents (Christianos et al. 2021); the clusters
+  come from a pre-training on random actions, so methods/marl/matd3_seps.py builds it.
 """
 from __future__ import annotations
 
@@ -154,6 +156,29 @@ class SNPPSActor(Actor):
                 + linear_flops(k2, self.fc3.out_features))
 
 
+class SePSActor(Actor):
+    """SePS: one MLP per cluster of agents (clusters from methods/marl/seps_clusters.py, a buffer
+    saved with the actor); agent n acts with its cluster's network, so an agent's actor step
+    moves only its own cluster's parameters."""
+
+    def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float, n_agents: int,
+                 clusters: Tensor, n_clusters: int):
+        super().__init__()
+        # n_clusters is fixed by the config (k-means may leave a cluster empty)
+        self.nets = nn.ModuleList(mlp([input_dim, hidden, hidden, act_dim]) for _ in range(n_clusters))
+        self.register_buffer("clusters", clusters.clone().long())
+        self.max_action, self.n_agents = max_action, n_agents
+
+    def forward_agent(self, inputs: Tensor, agent: int) -> Tensor:
+        return self.max_action * torch.tanh(self.nets[int(self.clusters[agent])](inputs))
+
+    def inference_flops_per_agent(self) -> float:
+        return float(forward_flops(self.nets[0], 1))
+
+    def nonzero_params_per_agent(self) -> float:
+        return float(sum(p.numel() for p in self.nets[0].parameters()))
+
+
 ACTOR_SCHEMES: dict[str, type[Actor]] = {
     "fups": SharedActor, "nops": NoPSActor, "multih": MultiHeadActor, "snp_ps": SNPPSActor,
-}
+}  # SePSActor needs its clusters first: methods/marl/matd3_seps.py builds it

@@ -18,14 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import Tensor
 
 from methods.common.constraints import Bound, at_least, one_of
 from methods.marl import qmix
 from methods.marl.agents import NoPSAgent
+from methods.marl.seps_clusters import agent_clusters, kmeans as kmeans  # noqa: F401 (kmeans: tests)
 
 
 @dataclass
@@ -45,89 +44,9 @@ class Config(qmix.Config):
 
 
 # ------------------------------------------------------------------------------ clustering
-def random_transitions(task: qmix.TeamTask, steps: int, gen: torch.Generator) -> dict[str, Tensor]:
-    """Per-agent transitions of uniformly random available actions: obs (M, N, d), actions
-    (M, N), next_obs (M, N, d), reward (M,)."""
-    rec: dict[str, list] = {"obs": [], "actions": [], "next_obs": [], "reward": []}
-    obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen, device=gen.device)))
-    for _ in range(steps):
-        avail = torch.as_tensor(task.avail_actions())
-        actions = torch.multinomial(avail.float(), 1, generator=gen).squeeze(-1).numpy()
-        nxt, reward, terminated, truncated = task.step_arrays(actions)
-        rec["obs"].append(obs)
-        rec["actions"].append(actions)
-        rec["next_obs"].append(nxt)
-        rec["reward"].append(reward)
-        obs = nxt
-        if terminated or truncated:
-            obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen, device=gen.device)))
-    return {k: torch.as_tensor(np.asarray(v), dtype=torch.long if k == "actions" else torch.float32)
-            for k, v in rec.items()}
-
-
-class TransitionVAE(nn.Module):
-    """Encoder q(z | agent id) and decoder p(o', r | o, a, z) of SePS."""
-
-    def __init__(self, n_agents: int, obs_dim: int, n_actions: int, embed: int, hidden: int = 64):
-        super().__init__()
-        self.n_actions = n_actions
-        self.encoder = nn.Sequential(nn.Linear(n_agents, hidden), nn.ReLU(), nn.Linear(hidden, 2 * embed))
-        self.decoder = nn.Sequential(nn.Linear(obs_dim + n_actions + embed, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, obs_dim + 1))
-
-    def encode(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.encoder(ids).chunk(2, -1)
-        return mu, logvar
-
-    def loss(self, obs: Tensor, actions: Tensor, ids: Tensor, target: Tensor, gen: torch.Generator,
-             kl_weight: float) -> Tensor:
-        mu, logvar = self.encode(ids)
-        z = mu + torch.randn(mu.shape, generator=gen, device=gen.device).to(mu.device) * (0.5 * logvar).exp()
-        pred = self.decoder(torch.cat([obs, F.one_hot(actions, self.n_actions).float(), z], -1))
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1).mean()
-        return F.mse_loss(pred, target) + kl_weight * kl
-
-
-def kmeans(points: Tensor, k: int, iters: int = 50) -> Tensor:
-    """Lloyd's k-means with farthest-point initialisation from point 0 (deterministic); labels
-    renumbered by first appearance (agent 0 is in cluster 0)."""
-    n = points.shape[0]
-    k = min(k, n)
-    centres = [points[0]]
-    for _ in range(1, k):
-        d = torch.cdist(points, torch.stack(centres)).min(1).values
-        centres.append(points[int(d.argmax())])
-    c = torch.stack(centres)
-    labels = torch.zeros(n, dtype=torch.long)
-    for _ in range(iters):
-        labels = torch.cdist(points, c).argmin(1)
-        new = torch.stack([points[labels == j].mean(0) if (labels == j).any() else c[j] for j in range(k)])
-        if torch.allclose(new, c):
-            break
-        c = new
-    order = {int(j): i for i, j in enumerate(dict.fromkeys(labels.tolist()))}
-    return torch.tensor([order[int(j)] for j in labels])
-
-
 def cluster_agents(cfg: Config, gen: torch.Generator) -> Tensor:
-    """SePS steps 1-3: the cluster of each learned agent (N,) long."""
-    task = qmix.make_task(cfg)
-    data = random_transitions(task, cfg.seps_pretrain_steps, gen)
-    m, n, d = data["obs"].shape
-    vae = TransitionVAE(n, d, task.n_actions, cfg.seps_embed_dim)
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
-    ids = torch.eye(n).expand(m, n, n).reshape(-1, n)
-    obs, actions = data["obs"].reshape(-1, d), data["actions"].reshape(-1)
-    target = torch.cat([data["next_obs"], data["reward"].view(m, 1, 1).expand(m, n, 1)], -1).reshape(-1, d + 1)
-    for _ in range(cfg.seps_vae_updates):
-        idx = torch.randint(obs.shape[0], (256,), generator=gen, device=gen.device)
-        loss = vae.loss(obs[idx], actions[idx], ids[idx], target[idx], gen, cfg.seps_kl_weight)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        mu, _ = vae.encode(torch.eye(n))
-    return kmeans(mu, cfg.seps_clusters)
+    """SePS steps 1-3 for a QMIX config's discrete task."""
+    return agent_clusters(qmix.make_task(cfg), cfg, gen)
 
 
 # ------------------------------------------------------------------------------ the network
