@@ -5,7 +5,10 @@ in one process, CPU, random available actions:
 * ``jaxmarl_python``: JaxMARL's jitted ``step`` called from a Python loop on one env (what a
   PyTorch learner that steps one env at a time can get from JaxMARL directly);
 * ``jaxmarl_vmapped``: JaxMARL's vmapped step over ``--envs`` envs inside one ``lax.scan``
-  (random actions drawn on device): the throughput of an all-JAX training loop.
+  (random actions drawn on device): the throughput of an all-JAX training loop; beside it ours
+  with the same number of envs (``SMAXBatch``, one vmapped call per step from Python);
+* QMIX's episode collection (the agent acting for every env in one pass per step) at
+  ``batch_size_run`` 1, 4 and 8.
 
 Compile time is excluded on every side (one warm-up call). Writes bench/out/smax.json and
 prints a markdown table with ours / peer ratios.
@@ -44,6 +47,63 @@ def ours(scenario: str, steps: int) -> float:
     t0 = time.perf_counter()
     run(steps)
     return steps / (time.perf_counter() - t0)
+
+
+def ours_batch(scenario: str, steps: int, n_envs: int) -> float:
+    """envs/smax.py SMAXBatch: ``n_envs`` envs, one vmapped jitted call per step, numpy out;
+    counts the steps of envs whose episode is still running (a finished env waits for the
+    batch's longest episode, as in pymarl2's parallel runner)."""
+    import numpy as np
+
+    from envs.smax import SMAXBatch
+
+    batch = SMAXBatch(scenario, episode_limit=100, n_envs=n_envs)
+    rng = np.random.default_rng(0)
+
+    def run(n: int) -> int:
+        done, k = 0, 0
+        while done < n:
+            batch.reset_arrays([k * n_envs + i for i in range(n_envs)])
+            k += 1
+            while batch.active.any() and done < n:
+                avail = batch.avail_actions()   # a uniform available action per agent, vectorised
+                acts = (rng.random(avail.shape) * avail).argmax(-1)
+                done += int(batch.active.sum())
+                batch.step_arrays(acts)
+        return done
+
+    run(200)
+    t0 = time.perf_counter()
+    n = run(steps)
+    return n / (time.perf_counter() - t0)
+
+
+def qmix_collection(scenario: str, steps: int, n_envs: int) -> float:
+    """Env-steps/s of QMIX's episode collection (methods/marl/episodes.py run_episodes: the GRU
+    agent acting ε-greedily for all envs in one pass per step), ``batch_size_run`` = n_envs."""
+    import torch
+
+    from methods.marl import qmix
+    from methods.marl.episodes import make_batch, run_episodes
+
+    cfg = qmix.Config(env="smax", env_kwargs={"scenario": scenario, "episode_limit": 100},
+                      batch_size_run=n_envs, obs_last_action=True)
+    env = make_batch(cfg)
+    learner = qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+
+    def run(n: int) -> int:
+        done, k = 0, 0
+        while done < n:
+            seeds = [k * n_envs + i for i in range(n_envs)]
+            done += sum(len(ep["reward"]) for ep, _ in run_episodes(learner, env, seeds, 0.5, gen))
+            k += 1
+        return done
+
+    run(1)
+    t0 = time.perf_counter()
+    n = run(steps)
+    return n / (time.perf_counter() - t0)
 
 
 def jaxmarl_python(scenario: str, steps: int) -> float:
@@ -118,9 +178,12 @@ def main() -> None:
     res = {"scenario": args.scenario, "steps": args.steps, "envs": args.envs, "threads": os.environ.get("OMP_NUM_THREADS"),
            "ours_steps_per_s": ours(args.scenario, args.steps),
            "jaxmarl_python_steps_per_s": jaxmarl_python(args.scenario, args.steps),
-           "jaxmarl_vmapped_steps_per_s": jaxmarl_vmapped(args.scenario, args.steps * 8, args.envs)}
+           "ours_batch_steps_per_s": ours_batch(args.scenario, args.steps * 8, args.envs),
+           "jaxmarl_vmapped_steps_per_s": jaxmarl_vmapped(args.scenario, args.steps * 8, args.envs),
+           "qmix_collection_steps_per_s": {b: qmix_collection(args.scenario, args.steps, b) for b in (1, 4, 8)}}
     res["ratio_vs_python"] = res["ours_steps_per_s"] / res["jaxmarl_python_steps_per_s"]
     res["ratio_vs_vmapped"] = res["ours_steps_per_s"] / res["jaxmarl_vmapped_steps_per_s"]
+    res["ratio_batch_vs_vmapped"] = res["ours_batch_steps_per_s"] / res["jaxmarl_vmapped_steps_per_s"]
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "smax.json").write_text(json.dumps(res, indent=2))
@@ -128,8 +191,13 @@ def main() -> None:
     print(f"| ours (envs/smax.py, 1 env) | {res['ours_steps_per_s']:.0f} | |")
     print(f"| JaxMARL jitted step, Python loop, 1 env | {res['jaxmarl_python_steps_per_s']:.0f} | "
           f"{res['ratio_vs_python']:.2f}× |")
+    print(f"| ours (envs/smax.py SMAXBatch, {args.envs} envs) | {res['ours_batch_steps_per_s']:.0f} | "
+          f"{res['ratio_batch_vs_vmapped']:.3f}× vs the next row |")
     print(f"| JaxMARL vmapped ({args.envs} envs) in lax.scan | {res['jaxmarl_vmapped_steps_per_s']:.0f} | "
-          f"{res['ratio_vs_vmapped']:.3f}× |")
+          f"{res['ratio_vs_vmapped']:.3f}× (1 env) |")
+    base = res["qmix_collection_steps_per_s"][1]
+    for b, v in res["qmix_collection_steps_per_s"].items():
+        print(f"| QMIX episode collection, batch_size_run {b} | {v:.0f} | {v / base:.2f}× batch 1 |")
 
 
 if __name__ == "__main__":

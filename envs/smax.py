@@ -93,6 +93,23 @@ def compiled(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callable
     reset(key) → (key, state, arrays); step(key, state, actions (N,)) → (key, state, arrays,
     (team reward, done, won, one side eliminated)); arrays = (obs (N, d), world state, avail (N, A))."""
     import jax
+
+    env, reset, step = _functions(scenario, episode_limit)
+    return env, jax.jit(reset), jax.jit(step)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_batch(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callable]:
+    """``compiled``'s reset / step vmapped over a leading env axis (keys (B, 2), states,
+    actions (B, N)): B envs in one device call (SMAXBatch)."""
+    import jax
+
+    env, reset, step = _functions(scenario, episode_limit)
+    return env, jax.jit(jax.vmap(reset)), jax.jit(jax.vmap(step))
+
+
+def _functions(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callable]:
+    import jax
     import jax.numpy as jnp
     from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
@@ -122,7 +139,7 @@ def compiled(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callable
         eliminated = ~alive[:n_allies].any() | ~alive[n_allies:].any()
         return key, env_state, arrays(obs, env_state), (rew[agents[0]], dones["__all__"], won, eliminated)
 
-    return env, jax.jit(reset), jax.jit(step)
+    return env, reset, step
 
 
 class SMAXTask:
@@ -239,3 +256,80 @@ class SMAXTask:
                 "state_dim": self.state_dim, "episode_limit": self.episode_limit,
                 "opponent": "JaxMARL heuristic enemy (attack the closest unit)",
                 "stand_in_for": "SMACv2" if self.scenario.startswith("smacv2") else "SMAC"}
+
+
+class SMAXBatch:
+    """B SMAX envs of one scenario in lockstep, one vmapped jitted call per step: the batch arrays
+    API of envs/team_batch.py (pymarl2's parallel runner; SMACv2's 4 envs). Env b plays exactly the
+    episode SMAXTask plays from ``seeds[b]`` with the same actions."""
+
+    loads_data = False
+    reports_wins = True
+
+    def __init__(self, scenario: str = "3m", episode_limit: int = 100, n_envs: int = 4):
+        SMAXTask.validate_kwargs(scenario, episode_limit)
+        if n_envs < 1:
+            raise ValueError(f"smax: n_envs must be >= 1 (got {n_envs})")
+        import jax
+
+        self.scenario, self.episode_limit, self.n_envs = scenario, episode_limit, n_envs
+        self._env, self._reset, self._step = compiled_batch(scenario, episode_limit)
+        self._jax = jax
+        agents = list(self._env.agents)
+        self.n_agents = len(agents)
+        self.n_actions = int(self._env.action_space(agents[0]).n)
+        self.obs_dim, self.state_dim = int(self._env.obs_size), int(self._env.state_size)
+        self.active = np.zeros(n_envs, dtype=bool)
+        self.won = np.zeros(n_envs)
+
+    def _arrays(self, arrays: Any, rows: np.ndarray) -> None:
+        obs, world, avail = (np.asarray(x, dtype=np.float32) for x in self._jax.device_get(arrays))
+        self._obs[rows], self._world[rows], self._avail[rows] = obs[rows], world[rows], avail[rows]
+
+    def reset_arrays(self, seeds: Any) -> np.ndarray:
+        if len(seeds) != self.n_envs:
+            raise ValueError(f"smax: {len(seeds)} seeds for {self.n_envs} envs")
+        jax = self._jax
+        keys = jax.numpy.stack([jax.random.PRNGKey(int(s) % (2 ** 32)) for s in seeds])
+        self._key, self._state, arrays = self._reset(keys)
+        b, n = self.n_envs, self.n_agents
+        self._obs = np.zeros((b, n, self.obs_dim), np.float32)
+        self._world = np.zeros((b, self.state_dim), np.float32)
+        self._avail = np.zeros((b, n, self.n_actions), np.float32)
+        self._arrays(arrays, np.arange(b))
+        self._t = np.zeros(b, dtype=np.int64)
+        self.active[:], self.won[:] = True, 0.0
+        return self._obs.copy()
+
+    def state(self) -> np.ndarray:
+        return self._world.copy()
+
+    def avail_actions(self) -> np.ndarray:
+        return self._avail.copy()
+
+    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        acts = np.asarray(actions, dtype=np.int32).copy()
+        live = self.active.copy()
+        # an env whose episode ended is stepped along (one vmapped call) with an available
+        # action, and its results are dropped
+        acts[~live] = self._avail[~live].argmax(-1)
+        if ((acts < 0) | (acts >= self.n_actions)).any():
+            raise ValueError(f"smax: actions must lie in [0, {self.n_actions}) (got {acts.tolist()})")
+        taken = np.take_along_axis(self._avail, acts[..., None].astype(np.int64), -1)[..., 0]
+        if not taken[live].all():
+            raise ValueError(f"smax: unavailable action in {acts[live].tolist()}")
+        self._key, self._state, arrays, tail = self._step(self._key, self._state, acts)
+        rew, done, won, eliminated = (np.asarray(x) for x in self._jax.device_get(tail))
+        rows = np.flatnonzero(live)
+        self._arrays(arrays, rows)
+        self._t[live] += 1
+        # SMAX's own time limit ends an episode one step late: the limit is enforced here
+        done = (done.astype(bool) | (self._t >= self.episode_limit)) & live
+        terminated = eliminated.astype(bool) & live
+        truncated = done & ~terminated
+        self.won[done] = (won.astype(bool) & terminated)[done]
+        self.active &= ~done
+        return self._obs.copy(), np.where(live, rew, 0.0), terminated, truncated
+
+    def close(self) -> None:
+        pass

@@ -1,6 +1,7 @@
 """SMAX (envs/smax.py) behind the parallel API and QMIX on it: seeded episodes, available
 actions enforced, termination vs the time limit, the win flag, config checks without building,
-and a QMIX run that reports its win rate. Each SMAXTask compiles its jitted reset/step (~10 s),
+a QMIX run that reports its win rate; B envs in lockstep (SMAXBatch's vmapped step, TeamBatch)
+equal to B single tasks, and QMIX with parallel envs (pymarl2's batch_size_run). Each SMAXTask compiles its jitted reset/step (~10 s),
 so the tests build few of them."""
 from __future__ import annotations
 
@@ -135,3 +136,90 @@ def test_kaleidoscope_masks_by_unit_type_read_from_the_observation():
     torch.testing.assert_close(q, agent(inputs, hidden, torch.tensor([[0, 1, 1, 0, 0]]))[0])
     with pytest.raises(ValueError, match="mask_owner"):
         kaleidoscope.Config(mask_owner="unit_type")             # MPE has no unit types
+
+
+def _play_in_lockstep(batch, singles, seeds, rng):
+    """Random available actions for every env of ``batch`` and the same ones for the single
+    tasks; every row of the batch must equal its single task's arrays until that env ends."""
+    obs = batch.reset_arrays(seeds)
+    for b, (single, seed) in enumerate(zip(singles, seeds)):
+        assert np.array_equal(obs[b], single.reset_arrays(seed=seed))
+    live = np.ones(len(seeds), dtype=bool)
+    lengths = np.zeros(len(seeds), dtype=int)
+    while live.any():
+        avail = batch.avail_actions()
+        acts = np.array([[rng.choice(np.flatnonzero(row)) for row in env_avail] for env_avail in avail])
+        obs, reward, term, trunc = batch.step_arrays(acts)
+        # an env that had ended is not stepped: no second ending, no reward
+        assert not (term | trunc)[~live].any() and (reward[~live] == 0).all()
+        for b in np.flatnonzero(live):
+            o, r, te, tr = singles[b].step_arrays(acts[b])
+            assert np.array_equal(obs[b], o) and reward[b] == r and (term[b], trunc[b]) == (te, tr)
+            assert np.array_equal(batch.state()[b], singles[b].state())
+            assert np.array_equal(batch.avail_actions()[b], singles[b].avail_actions())
+            lengths[b] += 1
+            if te or tr:
+                live[b] = False
+                if hasattr(singles[b], "won"):
+                    assert batch.won[b] == float(singles[b].won)
+        assert np.array_equal(batch.active, live)
+    return lengths
+
+
+def test_smax_batch_plays_each_env_as_the_single_task_does_in_one_vmapped_call(task: SMAXTask):
+    from envs.smax import SMAXBatch
+
+    batch = SMAXBatch("3m", episode_limit=30, n_envs=3)
+    singles = [task, SMAXTask("3m", episode_limit=30), SMAXTask("3m", episode_limit=30)]
+    lengths = _play_in_lockstep(batch, singles, [5, 6, 7], np.random.default_rng(1))
+    assert (lengths <= 30).all()
+    with pytest.raises(ValueError, match="seeds"):
+        batch.reset_arrays([1, 2])
+
+
+def test_team_batch_of_mpe_tasks_plays_each_as_the_single_task():
+    from envs.mpe import MPETask
+    from envs.team_batch import TeamBatch
+
+    batch = TeamBatch(lambda: MPETask("tag", episode_limit=10), 2)
+    lengths = _play_in_lockstep(batch, [MPETask("tag", episode_limit=10), MPETask("tag", episode_limit=10)],
+                                [3, 4], np.random.default_rng(2))
+    assert lengths.tolist() == [10, 10]
+    assert not batch.reports_wins
+
+
+def test_qmix_with_parallel_envs_one_update_per_batch_resumes_exactly_and_evaluates_in_batches():
+    """pymarl2's parallel runner: batch_size_run episodes per learner step (SMACv2: 4)."""
+    import torch
+
+    from methods.common.runapi import MemoryRun
+    from methods.marl import qmix
+    from methods.marl.episodes import greedy_episodes, make_batch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = qmix.Config(env="smax", env_kwargs={"scenario": "3m", "episode_limit": 20}, iterations=160,
+                          eval_every=80, checkpoint_every=40, eval_episodes=3, batch_size=2, buffer_size=8,
+                          epsilon_anneal_steps=100, target_update_interval=2, hidden_dim=16,
+                          mixing_embed_dim=8, hypernet_embed=16, batch_size_run=2)
+        strip = lambda rows: repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])  # noqa: E731
+        a = MemoryRun(seed=1)
+        qmix.train(cfg, a)
+        assert a.rows[-1]["episodes"] % 2 == 0                     # whole batches of 2 episodes
+        assert a.rows[-1]["updates"] <= a.rows[-1]["episodes"] / 2   # at most one update per batch
+        stopped = MemoryRun(seed=1, stop_after_checkpoints=1)
+        with pytest.raises(Exception, match="stopped"):
+            qmix.train(cfg, stopped)
+        stopped._stop_after = None
+        qmix.train(cfg, stopped)
+        assert strip(stopped.rows) == strip(a.rows)
+        # greedy test episodes played 2 at a time are the episodes played one at a time
+        learner = qmix.QLearner(cfg, make_batch(cfg), qmix.scheme_agent_net, torch.device("cpu"))
+        learner.agent.load_state_dict(a.model["agent"])
+        one_cfg = qmix.Config(**{**cfg.to_dict(), "batch_size_run": 1})
+        batched = greedy_episodes(learner, make_batch(cfg), 0, 3)
+        single = greedy_episodes(learner, make_batch(one_cfg), 0, 3)
+        assert batched == single and len(batched[0]) == 3
+    finally:
+        torch.set_num_threads(threads)

@@ -59,7 +59,9 @@ from methods.marl.episodes import eval_seed as eval_seed
 from methods.marl.episodes import greedy_episodes as greedy_episodes
 from methods.marl.episodes import greedy_returns as greedy_returns
 from methods.marl.episodes import make_task as make_task
+from methods.marl.episodes import make_batch as make_batch
 from methods.marl.episodes import run_episode as run_episode
+from methods.marl.episodes import run_episodes as run_episodes
 from methods.marl.value_blocks import QMixer as QMixer
 from methods.marl.value_blocks import RunningMeanStd as RunningMeanStd
 from methods.marl.value_blocks import VDNMixer as VDNMixer
@@ -103,6 +105,8 @@ class Config(Constrained):
     double_q: bool = True
     td_lambda: float = 0.0               # 0: 1-step targets (EPyMARL); pymarl2 uses 0.6
     standardise_rewards: bool = True
+    batch_size_run: int = 1              # envs run in lockstep, one learner step per batch of
+                                         # episodes (pymarl2's parallel runner; SMACv2: 4)
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
         "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
@@ -111,7 +115,7 @@ class Config(Constrained):
         "lr": positive(), "gamma": within(0, 1), "batch_size": at_least(1), "buffer_size": at_least(1),
         "target_update_interval": at_least(1), "grad_norm_clip": positive(),
         "epsilon_start": within(0, 1), "epsilon_finish": within(0, 1), "epsilon_anneal_steps": at_least(1),
-        "td_lambda": within(0, 1),
+        "td_lambda": within(0, 1), "batch_size_run": at_least(1),
     }
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
 
@@ -226,10 +230,13 @@ class QLearner:
     @torch.no_grad()
     def act(self, obs: np.ndarray, avail: np.ndarray, hidden: Tensor, epsilon: float,
             gen: torch.Generator, last_actions: np.ndarray) -> tuple[np.ndarray, Tensor]:
+        """ε-greedy actions of one env (obs (N, d)) or of a batch of envs (obs (B, N, d), the
+        hidden state of B episodes)."""
         x = self.inputs(torch.as_tensor(obs, device=self.device),
-                        torch.as_tensor(last_actions, device=self.device)).unsqueeze(0)
-        q, hidden = self.agent(x, hidden)
-        a = select_actions(q[0], torch.as_tensor(avail, device=self.device).bool(), epsilon, gen)
+                        torch.as_tensor(last_actions, device=self.device))
+        one_env = x.dim() == 2
+        q, hidden = self.agent(x.unsqueeze(0) if one_env else x, hidden)
+        a = select_actions(q[0] if one_env else q, torch.as_tensor(avail, device=self.device).bool(), epsilon, gen)
         return a.cpu().numpy(), hidden
 
     def unroll(self, net: AgentNetwork, inputs: Tensor) -> Tensor:
@@ -318,7 +325,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                learner_cls: type[QLearner] = QLearner) -> dict[str, float]:
     device = run.device
     torch.manual_seed(run.seed)
-    env, test_env = make_task(cfg), make_task(cfg)
+    env, test_env = make_batch(cfg), make_batch(cfg)
     learner = learner_cls(cfg, env, make_agent_net, device)
     buffer = learner.make_buffer()
     gen = torch.Generator(device=device).manual_seed(run.seed)       # exploration and sampling
@@ -343,12 +350,14 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
 
     while t_env < cfg.iterations:
         t0 = time.perf_counter()
-        episode, ret = run_episode(learner, env, int(rng.integers(2 ** 31)), epsilon_at(cfg, t_env), gen)
+        seeds = [int(rng.integers(2 ** 31)) for _ in range(cfg.batch_size_run)]
+        epsilon = epsilon_at(cfg, t_env)
+        for episode, ret in run_episodes(learner, env, seeds, epsilon, gen):
+            buffer.add(episode)
+            t_env += len(episode["reward"])
+            episodes += 1
+            train_returns.append(ret)
         timers["env"] += time.perf_counter() - t0
-        buffer.add(episode)
-        t_env += len(episode["reward"])
-        episodes += 1
-        train_returns.append(ret)
         if len(buffer) >= cfg.batch_size:
             t0 = time.perf_counter()
             learner.t_env = t_env
@@ -401,7 +410,7 @@ def evaluate_qmix(cfg: Config, model: dict[str, Any], seed: int, device: str | t
     test episodes (seeds as during training), the agent network's inference FLOPs per agent
     relative to a dense FuPS 1R3 agent of the same sizes, and its nonzero parameters per agent."""
     with seeded(seed):
-        env = make_task(cfg)
+        env = make_batch(cfg)
         learner = learner_cls(cfg, env, make_agent_net, torch.device(device))
         learner.agent.load_state_dict(model["agent"])
         learner.mixer.load_state_dict(model["mixer"])

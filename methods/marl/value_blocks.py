@@ -10,15 +10,16 @@ from torch.nn import functional as F
 
 
 def select_actions(q: Tensor, avail: Tensor, epsilon: float, gen: torch.Generator) -> Tensor:
-    """ε-greedy over available actions: q, avail (N, A) -> (N,) long. With probability ε an
-    agent takes a uniformly random *available* action, else the best available one."""
+    """ε-greedy over available actions: q, avail (..., N, A) -> (..., N) long. With probability
+    ε an agent takes a uniformly random *available* action, else the best available one."""
     masked = q.masked_fill(~avail, -float("inf"))
     greedy = masked.argmax(-1)
     if epsilon <= 0:
         return greedy
-    explore = torch.rand(q.shape[0], generator=gen, device=gen.device).to(q.device) < epsilon
-    random = torch.multinomial(avail.float(), 1, generator=gen).squeeze(-1)
-    return torch.where(explore, random, greedy)
+    flat = avail.reshape(-1, avail.shape[-1])          # (N, A) for one env: the draws of one env
+    explore = torch.rand(flat.shape[0], generator=gen, device=gen.device).to(q.device) < epsilon
+    random = torch.multinomial(flat.float(), 1, generator=gen).squeeze(-1)
+    return torch.where(explore, random, greedy.reshape(-1)).reshape(greedy.shape)
 
 
 def td_targets(rewards: Tensor, terminated: Tensor, filled: Tensor, next_q: Tensor, gamma: float,
