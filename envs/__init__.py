@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "mpe": "envs.mpe:MPETask",
     "mamujoco": "envs.mamujoco:MaMuJoCoTask",
     "smax": "envs.smax:SMAXTask",
+    "sc2": "envs.sc2:SC2Task",          # StarCraft II itself (SMAC/SMACv2), where installed
     # goal-conditioned tasks of RBS (methods/gfn/goal/)
     "goal_grid": "envs.goal_grid:GoalGrid",
     "goal_bitseq": "envs.goal_seq:GoalBitSequence",

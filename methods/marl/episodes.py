@@ -1,5 +1,5 @@
 """Whole episodes for the value-based MARL learners: the discrete-action team tasks they run on
-(envs/mpe.py, envs/smax.py, one arrays API), one ε-greedy episode recorded for the episode
+(envs/mpe.py, envs/smax.py, envs/sc2.py: one arrays API), one ε-greedy episode recorded for the episode
 replay, and the greedy test episodes (team returns and, where the env reports battles, wins).
 ``learner`` is a methods/marl/qmix.py QLearner (its ``agent.init_hidden`` and ``act``)."""
 from __future__ import annotations
@@ -10,12 +10,13 @@ import numpy as np
 import torch
 
 from envs.mpe import MPETask
+from envs.sc2 import SC2Task
 from envs.smax import SMAXBatch, SMAXTask
 from envs.team_batch import TeamBatch
 
-# discrete-action team tasks behind the same arrays API (envs/mpe.py, envs/smax.py)
-TASKS: dict[str, type] = {"mpe": MPETask, "smax": SMAXTask}
-TeamTask = MPETask | SMAXTask
+# discrete-action team tasks behind the same arrays API (envs/mpe.py, envs/smax.py, envs/sc2.py)
+TASKS: dict[str, type] = {"mpe": MPETask, "smax": SMAXTask, "sc2": SC2Task}
+TeamTask = MPETask | SMAXTask | SC2Task
 
 
 def make_task(cfg: Any) -> TeamTask:
