@@ -66,6 +66,39 @@ def replay_states(env: DagEnv, actions: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
+class SharedRewardArrays:
+    """The learners' arrays API over a PettingZoo parallel team env whose agents share one team
+    reward and which keeps its last ``_obs`` (N, d) and ``_avail`` (N, A) arrays (envs/smax.py,
+    envs/sc2.py)."""
+
+    possible_agents: list[str]
+    _obs: np.ndarray
+    _avail: np.ndarray
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:  # pragma: no cover
+        raise NotImplementedError
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:  # pragma: no cover
+        raise NotImplementedError
+
+    def obs_array(self) -> np.ndarray:
+        return self._obs.copy()
+
+    def avail_actions(self) -> np.ndarray:
+        """(N, n_actions) 0/1: the available actions (dead units: no-op only)."""
+        return self._avail.copy()
+
+    def reset_arrays(self, seed: int | None = None) -> np.ndarray:
+        self.reset(seed=seed)
+        return self.obs_array()
+
+    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        """Step with an (N,) int array; returns (obs, team reward, terminated, truncated)."""
+        _, rew, term, trunc, _ = self.step({a: int(x) for a, x in zip(self.possible_agents, actions)})
+        first = self.possible_agents[0]
+        return self.obs_array(), rew[first], term[first], trunc[first]
+
+
 def check_team_steps(task: object, label: str, n: int = 50, seed: int = 0) -> None:
     """The setup stage's check of a discrete-action team env (envs/mpe.py, envs/smax.py): random
     available actions for ``n`` steps; padded observations and the state keep their declared

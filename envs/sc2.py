@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import check_team_steps, package_versions, write_env_assets
+from envs.base import SharedRewardArrays, check_team_steps, package_versions, write_env_assets
 
 
 def _package(capability_config: dict | None) -> str:
     return "smacv2" if capability_config is not None else "smac"
 
 
-class SC2Task:
+class SC2Task(SharedRewardArrays):
     """One SMAC / SMACv2 map against the built-in StarCraft II AI; every ally is learned."""
 
     loads_data = False
@@ -140,22 +140,6 @@ class SC2Task:
         if self._env is not None:
             self._env.close()
             self._env = None
-
-    # ---------------------------------------------------------------- arrays for learners
-    def obs_array(self) -> np.ndarray:
-        return self._obs.copy()
-
-    def avail_actions(self) -> np.ndarray:
-        return self._avail.copy()
-
-    def reset_arrays(self, seed: int | None = None) -> np.ndarray:
-        self.reset(seed=seed)
-        return self.obs_array()
-
-    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        _, rew, term, trunc, _ = self.step({a: int(x) for a, x in zip(self.possible_agents, actions)})
-        first = self.possible_agents[0]
-        return self.obs_array(), rew[first], term[first], trunc[first]
 
     # ---------------------------------------------------------------- pipeline setup stage
     def check_steps(self, n: int = 50, seed: int = 0) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from envs.base import check_team_steps, package_versions, write_env_assets
+from envs.base import SharedRewardArrays, check_team_steps, package_versions, write_env_assets
 
 # SMACv2's race-restricted 5v5 tasks, approximated: SMAX's smacv2_5_units with each unit's type
 # drawn uniformly from the race's two SMAX types (SMAX has no colossus, medivac or baneling, so
@@ -142,7 +142,7 @@ def _functions(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callab
     return env, reset, step
 
 
-class SMAXTask:
+class SMAXTask(SharedRewardArrays):
     """One SMAX scenario against the heuristic enemy; every ally is learned."""
 
     loads_data = False
@@ -224,24 +224,6 @@ class SMAXTask:
 
     def close(self) -> None:
         pass
-
-    # ---------------------------------------------------------------- arrays for learners
-    def obs_array(self) -> np.ndarray:
-        return self._obs.copy()
-
-    def avail_actions(self) -> np.ndarray:
-        """(N, n_actions) 0/1: SMAX's available actions (dead units: no-op only)."""
-        return self._avail.copy()
-
-    def reset_arrays(self, seed: int | None = None) -> np.ndarray:
-        self.reset(seed=seed)
-        return self.obs_array()
-
-    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        """Step with an (N,) int array; returns (obs, team reward, terminated, truncated)."""
-        _, rew, term, trunc, _ = self.step({a: int(x) for a, x in zip(self.possible_agents, actions)})
-        first = self.possible_agents[0]
-        return self.obs_array(), rew[first], term[first], trunc[first]
 
     # ---------------------------------------------------------------- pipeline setup stage
     def check_steps(self, n: int = 50, seed: int = 0) -> None:

@@ -250,7 +250,7 @@ def test_configs_registry_and_validation():
         qmix.Config(mixer="qplex")
     with pytest.raises(ValueError, match="td_lambda"):
         qmix.Config(td_lambda=1.5)
-    with pytest.raises(ValueError, match="env one of \\['mpe', 'smax'\\]"):
+    with pytest.raises(ValueError, match="env one of \\['mpe', 'sc2', 'smax'\\]"):
         qmix.Config(env="control")
 
 

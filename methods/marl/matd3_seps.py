@@ -19,26 +19,19 @@ import torch
 from torch import nn
 
 from envs.mamujoco import MaMuJoCoTask
-from methods.common.constraints import Bound, at_least, one_of
+from methods.common.constraints import Bound, one_of
 from methods.marl import matd3
 from methods.marl.actors import SePSActor
-from methods.marl.seps_clusters import agent_clusters, uniform_box_actions
+from methods.marl.seps_clusters import SePSOptions, agent_clusters, uniform_box_actions
 
 
 @dataclass
-class Config(matd3.Config):
+class Config(SePSOptions, matd3.Config):
     actor_net: str = "seps"
     obs_agent_id: bool = True            # as SePS on QMIX: agents of one cluster can still differ
-    seps_clusters: int = 2               # K [unverified: the paper picks K from the embeddings]
-    seps_pretrain_steps: int = 2000      # random-action env steps for the encoder [ours]
-    seps_embed_dim: int = 4
-    seps_vae_updates: int = 300
-    seps_kl_weight: float = 1e-3
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **matd3.Config.CONSTRAINTS, "actor_net": one_of("seps"), "seps_clusters": at_least(1),
-        "seps_pretrain_steps": at_least(1), "seps_embed_dim": at_least(1), "seps_vae_updates": at_least(1),
-        "seps_kl_weight": at_least(0)}
+        **matd3.Config.CONSTRAINTS, **SePSOptions.SEPS_CONSTRAINTS, "actor_net": one_of("seps")}
 
 
 class SePSLearner(matd3.MATD3Learner):

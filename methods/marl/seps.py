@@ -21,26 +21,19 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from methods.common.constraints import Bound, at_least, one_of
+from methods.common.constraints import Bound, one_of
 from methods.marl import qmix
 from methods.marl.agents import NoPSAgent
-from methods.marl.seps_clusters import agent_clusters, kmeans as kmeans  # noqa: F401 (kmeans: tests)
+from methods.marl.seps_clusters import SePSOptions, agent_clusters, kmeans as kmeans  # noqa: F401 (kmeans: tests)
 
 
 @dataclass
-class Config(qmix.Config):
+class Config(SePSOptions, qmix.Config):
     agent_net: str = "seps"
     obs_agent_id: bool = True
-    seps_clusters: int = 2               # K [unverified: the paper picks K from the embeddings]
-    seps_pretrain_steps: int = 2000      # random-policy env steps for the encoder [ours]
-    seps_embed_dim: int = 4
-    seps_vae_updates: int = 300
-    seps_kl_weight: float = 1e-3
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **qmix.Config.CONSTRAINTS, "agent_net": one_of("seps"), "seps_clusters": at_least(1),
-        "seps_pretrain_steps": at_least(1), "seps_embed_dim": at_least(1), "seps_vae_updates": at_least(1),
-        "seps_kl_weight": at_least(0)}
+        **qmix.Config.CONSTRAINTS, **SePSOptions.SEPS_CONSTRAINTS, "agent_net": one_of("seps")}
 
 
 # ------------------------------------------------------------------------------ clustering

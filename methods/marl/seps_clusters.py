@@ -4,12 +4,30 @@ for any team task of the arrays API, discrete (QMIX, methods/marl/seps.py) or co
 the agent id, and k-means on the encoder means."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from methods.common.constraints import Bound, at_least
+
+
+@dataclass
+class SePSOptions:
+    """SePS's config fields, mixed into the QMIX and MATD3 configs of its methods."""
+
+    seps_clusters: int = 2               # K [unverified: the paper picks K from the embeddings]
+    seps_pretrain_steps: int = 2000      # random-action env steps for the encoder [ours]
+    seps_embed_dim: int = 4
+    seps_vae_updates: int = 300
+    seps_kl_weight: float = 1e-3
+
+    SEPS_CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        "seps_clusters": at_least(1), "seps_pretrain_steps": at_least(1), "seps_embed_dim": at_least(1),
+        "seps_vae_updates": at_least(1), "seps_kl_weight": at_least(0)}
 
 ActionSampler = Callable[[Any, torch.Generator], np.ndarray]
 
