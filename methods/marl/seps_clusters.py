@@ -40,7 +40,7 @@ def uniform_available_actions(task: Any, gen: torch.Generator) -> np.ndarray:
 
 def uniform_box_actions(task: Any, gen: torch.Generator) -> np.ndarray:
     """Continuous tasks: actions uniform in [-max_action, max_action], padded entries 0, (N, act)."""
-    u = torch.rand((task.n_agents, task.act_dim), generator=gen).numpy() * 2 - 1
+    u = torch.rand((task.n_agents, task.act_dim), generator=gen, device=gen.device).cpu().numpy() * 2 - 1
     return (u * task.max_action * task.action_mask()).astype(np.float32)
 
 
