@@ -14,7 +14,8 @@ The procedure, with its error rate stated (see ``RULE``):
   effect's CI excludes the claimed direction, or, for ``noninferior``, the method is worse by
   more than the margin). Otherwise ``inconclusive``.
 * Before any data: a claim whose seed counts cannot give a p-value <= alpha is
-  ``not_decidable`` (with the power it would have), and is left out of the family.
+  ``not_decidable`` (with the power it would have), and is left out of the family
+  (:mod:`pipeline.design`).
 * A value at a metric's saturation point (``cap``) cannot tell a perfect sampler from an
   over-sharp one: such a "reproduced" is downgraded to inconclusive.
 * ``fact``: a quantity computed from the architecture or config (``deterministic`` metrics,
@@ -41,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import inference as inf
+from pipeline.design import ALPHA, TESTED_KINDS, design, power
+from pipeline.design import fmt as _fmt
+from pipeline.design import in_scale as _in_scale
 from pipeline.io import atomic_write_json
 
 VERDICTS = ("reproduced", "not_reproduced", "inconclusive", "not_decidable", "fact")
-TESTED_KINDS = ("compare", "noninferior", "threshold", "trend")
-ALPHA = 0.05
 CORRECTION = "holm"
 MIN_RUNS = 2
 TESTS = {"compare": "exact one-sided Mann-Whitney", "noninferior": "exact one-sided Mann-Whitney, shifted by the margin",
@@ -62,14 +64,6 @@ def rule_text(alpha: float, correction: str) -> str:
             f"(for 'not worse' claims: worse by more than the margin). Otherwise inconclusive. Effects are "
             f"shown with {1 - 2 * alpha:.0%} distribution-free CIs (the CI excludes 0 exactly when the "
             f"unadjusted one-sided test rejects at {alpha}).")
-
-
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf"
-    return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)
 
 
 def _ci(ci: list) -> str:
@@ -223,10 +217,6 @@ def _fact(claim: dict, paper_cfg: dict, stats: dict) -> dict:
                       + ("" if spread == 0 else f" (values vary by {_fmt(spread)} across seeds)")}
 
 
-def _in_scale(claim: dict, scale: str | None) -> bool:
-    return not claim.get("scales") or scale in claim["scales"]
-
-
 def _explain(rec: dict, alpha: float) -> str:
     """The verdict in one line a reader can check: effect, CI, test, corrected p, n."""
     n = rec["numbers"]
@@ -319,7 +309,7 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         rec, t = recs[i], recs[i]["numbers"]
         t.update(p_for_adj=adj_for[j], p_against_adj=adj_against[j], family_size=m,
                  alpha=alpha, correction=correction)
-        t["power_1sd"] = _power(rec["kind"], t["n"], alpha / max(m, 1))
+        t["power_1sd"] = power(rec["kind"], t["n"], alpha / max(m, 1))
         rec["explanation"] = _explain(rec, alpha)
         if "missing" in t:
             rec.update(verdict="inconclusive", reason=t["missing"])
@@ -346,112 +336,8 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
     for rec in recs:
         if rec["verdict"] == "not_decidable":
             t = rec["numbers"]
-            t["power_1sd"] = _power(rec["kind"], t["n"], alpha)
+            t["power_1sd"] = power(rec["kind"], t["n"], alpha)
     return recs
-
-
-def _power(kind: str, n: list[int], level: float, shift_sd: float = 1.0) -> float | None:
-    """Power at a ``shift_sd``-SD effect for these seed counts at ``level`` (design number)."""
-    if not n or min(n) == 0:
-        return 0.0
-    if kind in ("compare", "noninferior"):
-        return inf.power_two_sample(n[0], n[1], level, shift_sd)
-    if kind == "threshold":
-        return inf.power_sign(n[0], level, shift_sd)
-    if kind == "trend":
-        return inf.power_ordered(tuple(n), level, shift_sd)
-    return None
-
-
-def _detectable(kind: str, n: list[int], level: float) -> float | None:
-    """The effect (in SDs) these seed counts detect with 80 % power at ``level``."""
-    if not n or min(n) == 0 or kind not in ("compare", "noninferior", "threshold"):
-        return None
-    if kind == "threshold":
-        return inf.detectable_effect(inf.power_sign, n[0], level)
-    return inf.detectable_effect(inf.power_two_sample, n[0], n[1], level)
-
-
-# ---------------------------------------------------------------- design before running
-def design(paper_cfg: dict, scale: str, *, alpha: float = ALPHA) -> list[dict]:
-    """Per claim, from the config alone (seed counts of the runs at ``scale``): whether it can be
-    decided there, and its power at a one-SD effect. Shown before anything runs."""
-    exps = paper_cfg.get("experiments") or {}
-
-    def n_runs(exp_id: str, method: str | None) -> int:
-        sc = ((exps.get(exp_id) or {}).get("scales") or {}).get(scale) or {}
-        run = sc.get("methods") or (exps.get(exp_id) or {}).get("methods") or []
-        return int(sc.get("seeds", 0)) if method in run else 0
-
-    rows, tested = [], []
-    for claim in paper_cfg.get("claims") or []:
-        kind = claim.get("kind")
-        row = {"id": claim.get("id"), "kind": kind}
-        rows.append(row)
-        if kind not in TESTED_KINDS:
-            row["status"] = "fact" if kind == "fact" else "unknown kind"
-            continue
-        if not _in_scale(claim, scale):
-            row["status"] = f"decided at {'/'.join(claim['scales'])} only"
-            continue
-        if kind == "trend":
-            n = [min(n_runs(e, claim.get("method")), n_runs(e, claim.get("baseline")))
-                 for e in claim.get("experiments") or []]
-            min_p = inf.min_p_ordered(n)
-        elif kind == "threshold":
-            n = [n_runs(claim.get("experiment"), claim.get("method"))]
-            min_p = inf.min_p_sign(n[0])
-        else:
-            n = [n_runs(claim.get("experiment"), claim.get("method")),
-                 n_runs(claim.get("experiment"), claim.get("baseline"))]
-            min_p = inf.min_p_two_sample(*n)
-        row.update(n=n, min_p=min_p)
-        if min_p > alpha:
-            row["status"] = "not decidable"
-            row["power_1sd"] = _power(kind, n, alpha)
-        else:
-            tested.append(row)
-    for row in tested:
-        level = alpha / max(len(tested), 1)
-        row["status"] = "decidable" if row["min_p"] <= level else "decidable late"
-        if row["status"] == "decidable late":
-            row["seeds_needed"] = seeds_needed(row["kind"], len(row["n"]), level)
-        row["power_1sd"] = _power(row["kind"], row["n"], level)
-        row["detectable_sd"] = _detectable(row["kind"], row["n"], level)
-        row["family_size"] = len(tested)
-    return rows
-
-
-def seeds_needed(kind: str, groups: int, level: float, most: int = 64) -> int | None:
-    """The smallest seed count per run set with which a claim's test can reach ``level`` on its
-    own evidence (Holm's first level), or None beyond ``most``."""
-    for n in range(2, most + 1):
-        if kind == "threshold":
-            min_p = inf.min_p_sign(n)
-        elif kind == "trend":
-            min_p = inf.min_p_ordered([n] * groups)
-        else:
-            min_p = inf.min_p_two_sample(n, n)
-        if min_p <= level:
-            return n
-    return None
-
-
-def design_line(row: dict, scale: str) -> str:
-    n = row.get("n")
-    ns = " vs ".join(map(str, n)) if n else ""
-    if row.get("status") == "not decidable":
-        return (f"{row['id']}: not decidable at {scale}: smallest p {_fmt(row['min_p'])} at n = {ns} "
-                f"(power at 1 SD {_fmt(row.get('power_1sd'))})")
-    if row.get("status") in ("decidable", "decidable late"):
-        det = row.get("detectable_sd")
-        txt = (f"{row['id']}: decidable at {scale}: n = {ns}, power {_fmt(row['power_1sd'])} at a 1-SD effect, "
-               f"80 % power at {_fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} (Holm's first level, alpha/{row['family_size']})")
-        if row["status"] == "decidable late":
-            txt += (f"; smallest p {_fmt(row['min_p'])} > alpha/{row['family_size']}: reproducible only once "
-                    f"other claims of the paper are ({row.get('seeds_needed')} seeds a run set decide it alone)")
-        return txt
-    return f"{row['id']}: {row.get('status')}"
 
 
 def write(paper_cfg: dict, stats_json: Path, out_path: Path, *, alpha: float = ALPHA,

@@ -189,15 +189,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Before running: which claims the configured seed counts can decide, and their power."""
-    from pipeline import claims
+    from pipeline import design
 
     wf = _workflow(args)
     for name, cfg in wf.papers.items():
-        rows = claims.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
+        rows = design.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
         print(f"{name} ({wf.scale}): {sum(r.get('status', '').startswith('decidable') for r in rows)} of "
               f"{len(rows)} claims decidable")
         for row in rows:
-            print("  " + claims.design_line(row, wf.scale))
+            print("  " + design.design_line(row, wf.scale))
     return 0
 
 

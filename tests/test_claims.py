@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import claims, report
+from pipeline import claims, design, report
 
 CFG = {
     "paper": "toy",
@@ -191,14 +191,14 @@ def test_design_before_running():
     cfg = {**CFG, "experiments": {"e": {"methods": ["a", "b"], "scales": {
         "small": {"seeds": 2}, "paper": {"seeds": 5, "methods": ["a", "b"]}}}},
         "claims": [compare_claim(), threshold_claim("tv", 0.5)]}
-    small = claims.design(cfg, "small")
+    small = design.design(cfg, "small")
     assert [r["status"] for r in small] == ["not decidable", "not decidable"]
-    assert "not decidable at small" in claims.design_line(small[0], "small")
-    paper = claims.design(cfg, "paper")
+    assert "not decidable at small" in design.design_line(small[0], "small")
+    paper = design.design(cfg, "paper")
     assert paper[0]["status"] == "decidable" and paper[0]["family_size"] == 2
     assert paper[1]["status"] == "decidable late"   # sign test at n = 5: 1/32 > 0.05 / 2
     assert paper[1]["seeds_needed"] == 6            # 1/64 <= 0.025 < 1/32
-    assert "(6 seeds a run set decide it alone)" in claims.design_line(paper[1], "paper")
+    assert "(6 seeds a run set decide it alone)" in design.design_line(paper[1], "paper")
     assert 0 < paper[0]["power_1sd"] < 1
 
 
@@ -240,5 +240,5 @@ def test_every_paper_claim_can_be_reproduced_on_its_own_evidence_at_paper_scale(
     for path in sorted((Path(__file__).resolve().parents[1] / "config" / "papers").glob("*.yaml")):
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
         late += [f"{path.name}: {row['id']} needs {row['seeds_needed']} seeds"
-                 for row in claims.design(cfg, "paper") if row.get("status") == "decidable late"]
+                 for row in design.design(cfg, "paper") if row.get("status") == "decidable late"]
     assert not late, late
