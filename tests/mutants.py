@@ -211,6 +211,14 @@ MUTANTS: list[Mutant] = [
     Mutant("Hodges-Lehmann: CI bounds from the wrong order statistics", "pipeline/inference.py",
            "hi = None if c is None else float(d[d.size - c])", "hi = None if c is None else float(d[d.size - 1])",
            ("tests/test_inference.py", "tests/test_claims.py")),
+    Mutant("SePS-MATD3: every agent acts with cluster 0's network", "methods/marl/actors.py",
+           "tanh(self.nets[int(self.clusters[agent])](inputs))", "tanh(self.nets[0](inputs))",
+           ("tests/test_matd3.py",)),
+    Mutant("SMAXBatch: an ended env's row keeps being overwritten", "envs/smax.py",
+           "        rows = np.flatnonzero(live)\n", "        rows = np.arange(self.n_envs)\n",
+           ("tests/test_smax.py",)),
+    Mutant("SC2: SMAC's time limit reported as termination", "envs/sc2.py",
+           "terminated = bool(ended) and not timed_out", "terminated = bool(ended)", ("tests/test_sc2.py",)),
 ]
 
 

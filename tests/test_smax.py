@@ -223,3 +223,29 @@ def test_qmix_with_parallel_envs_one_update_per_batch_resumes_exactly_and_evalua
         assert batched == single and len(batched[0]) == 3
     finally:
         torch.set_num_threads(threads)
+
+
+def test_smax_batch_does_not_report_an_ended_envs_step():
+    """Replay a batch up to a step where env 0 earns a reward, with env 0 marked ended just
+    before it: that env's row must report no reward, no ending, and keep its arrays."""
+    from envs.smax import SMAXBatch
+
+    batch = SMAXBatch("3m", episode_limit=60, n_envs=2)
+    rng = np.random.default_rng(3)
+    batch.reset_arrays([21, 22])
+    actions = []
+    for _ in range(60):
+        avail = batch.avail_actions()
+        acts = (rng.random(avail.shape) * avail).argmax(-1)
+        actions.append(acts)
+        _, reward, term, trunc = batch.step_arrays(acts)
+        if reward[0] != 0 and not (term | trunc).any():
+            break
+    assert reward[0] != 0, "no rewarded step found for env 0"
+    before = batch.reset_arrays([21, 22])
+    for acts in actions[:-1]:
+        before = batch.step_arrays(acts)[0]
+    batch.active[0] = False                  # as if env 0's episode had ended here
+    obs, reward, term, trunc = batch.step_arrays(actions[-1])
+    assert reward[0] == 0.0 and not term[0] and not trunc[0]
+    assert np.array_equal(obs[0], before[0])
