@@ -14,7 +14,8 @@ scales use SMAX). Differences from SMAX that a user must know:
 * SC2 cannot restart an episode from a seed: the game is seeded once, when the task launches,
   from the first ``reset``'s seed (a function of the run's seed), and later seeds are ignored.
   Runs are therefore not bit-reproducible and a resumed run does not replay the same episodes.
-* The episode limit is the map's (SMAC/SMACv2's own), unless ``episode_limit`` is given.
+* The episode limit is the map's (SMAC/SMACv2's own); a shorter ``episode_limit`` is enforced
+  by the adapter (truncation), a longer one cannot extend the map's.
 * ``terminated`` excludes SMAC's time limit (its ``info["episode_limit"]``), as pymarl does for
   bootstrapping; ``won`` is SMAC's ``battle_won``.
 """
@@ -76,16 +77,16 @@ class SC2Task(SharedRewardArrays):
         probe.close()
         self.n_agents, self.n_actions = int(self._info["n_agents"]), int(self._info["n_actions"])
         self.obs_dim, self.state_dim = int(self._info["obs_shape"]), int(self._info["state_shape"])
-        self.episode_limit = int(episode_limit or self._info["episode_limit"])
+        map_limit = int(self._info["episode_limit"])
+        self.episode_limit = min(int(episode_limit), map_limit) if episode_limit else map_limit
         self.possible_agents = [f"agent_{i}" for i in range(self.n_agents)]
         self.agents: list[str] = []
         self.won = False
         self._t = 0
 
     def _make(self, seed: int | None) -> Any:
+        # SMAC takes its episode limit from the map; a shorter ``episode_limit`` is enforced here
         kw: dict[str, Any] = {"map_name": self.map_name, "difficulty": self.difficulty, "seed": seed}
-        if self._limit is not None:
-            kw["episode_limit"] = self._limit
         if self.capability_config is not None:
             from smacv2.env.starcraft2.wrapper import StarCraftCapabilityEnvWrapper
 

@@ -62,6 +62,11 @@ def test_the_game_is_seeded_once_at_the_first_reset_from_its_seed():
     task.reset_arrays(seed=17)
     task.reset_arrays(seed=99)                            # SC2 cannot restart from a seed
     assert log == [None, 17]
+    short = SC2Task("3m", episode_limit=2, env_factory=lambda seed: SMACStandIn(seed, []))
+    longer = SC2Task("3m", episode_limit=99, env_factory=lambda seed: SMACStandIn(seed, []))
+    assert (short.episode_limit, longer.episode_limit) == (2, 4)     # the map's limit caps it
+    short.reset_arrays(seed=1)
+    assert [short.step_arrays(np.array([0, 0]))[2:] for _ in range(2)] == [(False, False), (False, True)]
 
 
 def test_wins_end_by_termination_and_smacs_time_limit_is_truncation():
