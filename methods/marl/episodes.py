@@ -51,8 +51,8 @@ def run_episodes(learner: Any, batch: Any, seeds: list[int], epsilon: float,
     recs: list[dict[str, list]] = [{k: [] for k in FIELDS} for _ in range(b)]
     totals = np.zeros(b)
     live = np.ones(b, dtype=bool)
+    avail, state = batch.avail_actions(), batch.state()
     while live.any():
-        avail, state = batch.avail_actions(), batch.state()
         actions, hidden = learner.act(obs, avail, hidden, epsilon, gen, last_actions)
         last_actions = actions
         nxt, reward, terminated, truncated = batch.step_arrays(actions)
@@ -66,11 +66,12 @@ def run_episodes(learner: Any, batch: Any, seeds: list[int], epsilon: float,
             rec["terminated"].append(float(terminated[i]))
             totals[i] += reward[i]
         ended = live & (terminated | truncated)
-        state_after, avail_after = batch.state(), batch.avail_actions()
-        for i in np.flatnonzero(ended):       # the state after the last action: the bootstrap
+        # read once a step: the next step's inputs, and an ended episode's bootstrap row
+        state, avail = batch.state(), batch.avail_actions()
+        for i in np.flatnonzero(ended):
             recs[i]["obs"].append(nxt[i])
-            recs[i]["state"].append(state_after[i])
-            recs[i]["avail"].append(avail_after[i])
+            recs[i]["state"].append(state[i])
+            recs[i]["avail"].append(avail[i])
         live &= ~ended
         obs = nxt
     out = []
