@@ -9,8 +9,9 @@ Run with the project venv (``make bench``)::
    metrics inside the timed region; warm-up, then ``--repeats`` fresh runs, median.
 2. torchgfn: the same loop through torchgfn's public API, in a subprocess of the bench venv
    (``bench/torchgfn_side.py``; torchgfn pins numpy<2, so it never enters the project venv).
-3. DAG overhead: wall time of ``snakemake -n --config scale=paper`` in the repo, and of a
-   no-op rerun of a completed smoke workflow in a temporary git copy of the workflow.
+3. DAG overhead: wall time of ``snakemake -n --config scale=paper`` in the repo, beside the
+   same DAG shape written as plain Snakemake (the floor no workflow of this size can go under),
+   and of a no-op rerun of a completed smoke workflow in a temporary git copy of the workflow.
 
 Writes bench/out/results.json and prints a markdown table. torchgfn is a bench-only
 dependency: nothing in the project imports it.
@@ -222,6 +223,67 @@ def tail(proc: subprocess.CompletedProcess, n: int = 25) -> str:
     return "\n".join((proc.stdout + proc.stderr).splitlines()[-n:])
 
 
+# The floor: the same DAG shape written as plain Snakemake, with nothing of ours in it. Every
+# run is a train job (its four outputs and a log) and an evaluate job, every paper an aggregate
+# job, and one report job; paths, wildcards and shell commands are constants.
+BARE_SNAKEFILE = """
+import json
+RUNS = json.load(open("runs.json"))
+PAPERS = sorted({r[0] for r in RUNS})
+RUN = "results/paper/{paper}/{experiment}/{method}/seed{seed}"
+
+rule all:
+    input: "reports/paper/index.html"
+
+rule train:
+    output: RUN + "/config.yaml", RUN + "/manifest.json", RUN + "/curve.csv", RUN + "/model.pt"
+    log: "logs/train/{paper}/{experiment}/{method}/seed{seed}.log"
+    shell: "touch {output}"
+
+rule evaluate:
+    input: RUN + "/model.pt", RUN + "/config.yaml"
+    output: RUN + "/eval.json"
+    log: "logs/evaluate/{paper}/{experiment}/{method}/seed{seed}.log"
+    shell: "touch {output}"
+
+def paper_runs(wc):
+    return [f"results/paper/{p}/{e}/{m}/seed{s}/{f}" for p, e, m, s in RUNS
+            if p == wc.paper for f in ("curve.csv", "eval.json")]
+
+rule aggregate:
+    input: paper_runs
+    output: "results/paper/{paper}/stats.json"
+    shell: "touch {output}"
+
+rule report:
+    input: expand("results/paper/{paper}/stats.json", paper=PAPERS)
+    output: "reports/paper/index.html"
+    shell: "touch {output}"
+"""
+
+
+def bare_dryrun(repeats: int, env: dict) -> dict:
+    """`snakemake -n` of the paper-scale DAG's shape in plain Snakemake (see BARE_SNAKEFILE)."""
+    sys.path.insert(0, str(REPO))
+    from pipeline.config import load_from_files
+
+    runs = [[j.paper, j.experiment, j.method, j.seed]
+            for j in load_from_files(overrides={"scale": "paper"}).jobs()]
+    with tempfile.TemporaryDirectory(prefix="rlrepro-bench-bare-") as tmp:
+        (Path(tmp) / "Snakefile").write_text(BARE_SNAKEFILE)
+        (Path(tmp) / "runs.json").write_text(json.dumps(runs))
+        cmd = [snakemake_exe(), "-n", "--cores", "1"]
+        times, proc = [], None
+        for _ in range(repeats):
+            sec, proc = timed(cmd, Path(tmp), env)
+            times.append(sec)
+        out = {"dryrun_bare_runs": len(runs), "dryrun_bare_s": statistics.median(times),
+               "dryrun_bare_jobs": jobs_in_dryrun(proc.stdout + proc.stderr)}
+        if proc.returncode != 0:
+            out["dryrun_bare_error"] = tail(proc)
+    return out
+
+
 def bench_dag(repeats: int, cores: int) -> dict:
     env = workflow_env()
     smk = snakemake_exe()
@@ -239,6 +301,11 @@ def bench_dag(repeats: int, cores: int) -> dict:
     res["dryrun_paper_s"] = statistics.median(times) if times else None
     res["dryrun_paper_runs"] = times
     log(f"[dag] snakemake -n --config scale=paper: {res['dryrun_paper_s']}")
+    # (a'') the floor: plain Snakemake with this DAG's shape, timed in the same bench run
+    res.update(bare_dryrun(repeats, env))
+    if res["dryrun_paper_s"] and res["dryrun_bare_s"]:
+        res["dryrun_paper_over_bare"] = res["dryrun_paper_s"] / res["dryrun_bare_s"]
+    log(f"[dag] plain Snakemake, same shape ({res['dryrun_bare_jobs']} jobs): {res['dryrun_bare_s']}")
 
     # (a') the same dry run with every paper configured twice (a copy under a new name): the
     # DAG's size once ten papers are configured
@@ -341,6 +408,8 @@ def table(res: dict) -> str:
         lines += ["", "| DAG overhead | wall time (median) |", "|---|---:|",
                   f"| `snakemake -n --config scale=paper` ({dag.get('dryrun_paper_jobs')} jobs) | "
                   f"{f(dag.get('dryrun_paper_s'))} |",
+                  f"| plain Snakemake, the same DAG shape ({dag.get('dryrun_bare_jobs')} jobs, "
+                  f"constant rules) | {f(dag.get('dryrun_bare_s'))} |",
                   f"| the same, every paper configured twice ({dag.get('dryrun_paper_doubled_papers')} "
                   f"papers, {dag.get('dryrun_paper_doubled_jobs')} jobs) | {f(dag.get('dryrun_paper_doubled_s'))} |",
                   f"| no-op rerun, `--cores 2 --config scale=smoke` | "
@@ -370,6 +439,11 @@ def goals(res: dict) -> str:
         v = dag.get(key)
         if v is not None:
             lines.append(f"- {name}: {v:.2f} s -> goal < 3 s {'MET' if v < 3 else 'MISSED'}")
+    bare = dag.get("dryrun_bare_s")
+    if bare is not None:
+        lines.append(f"- plain Snakemake, the paper DAG's shape: {bare:.2f} s (the floor; goal < 3 s "
+                     f"{'reachable' if bare < 3 else 'under the floor'}); ours / plain = "
+                     f"{dag.get('dryrun_paper_over_bare', float('nan')):.2f}x")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -347,7 +348,8 @@ class RunJob:
     def key(self) -> str:
         return layout.run_key(self.scale, self.paper, self.experiment, self.method, self.seed)
 
-    @property
+    # computed once per job: the Snakefile asks for them several times a job (the fields are frozen)
+    @functools.cached_property
     def env_key(self) -> str:
         return env_key(self.env, self.env_kwargs)
 
@@ -362,6 +364,10 @@ class RunJob:
         }
 
     def config_hash(self) -> str:
+        return self._config_hash
+
+    @functools.cached_property
+    def _config_hash(self) -> str:
         return stable_hash(self.resolved())
 
     def method_config(self) -> Any:
