@@ -348,7 +348,8 @@ class RunJob:
     def key(self) -> str:
         return layout.run_key(self.scale, self.paper, self.experiment, self.method, self.seed)
 
-    # computed once per job: the Snakefile asks for them several times a job (the fields are frozen)
+    # computed once per job: the Snakefile asks for them several times a job (a job is never changed
+    # after expansion)
     @functools.cached_property
     def env_key(self) -> str:
         return env_key(self.env, self.env_kwargs)
