@@ -57,15 +57,19 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_paper_errors_name_file_and_field(tmp_path, case):
-    fn, field, msg = CASES[case]
+def assert_paper_stops(tmp_path, fn, field: str, msg: str) -> None:
+    """Loading the paper config edited by `fn` fails with `<file>: <field>: ...msg...`."""
     path = write_paper(tmp_path, mutate(fn))
     with pytest.raises(pc.ConfigError) as err:
         pc.load_paper(path)
     text = str(err.value)
     assert text.startswith(f"{path}: {field}: "), text
     assert msg in text, text
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_paper_errors_name_file_and_field(tmp_path, case):
+    assert_paper_stops(tmp_path, *CASES[case])
 
 
 def test_unknown_paper_and_bad_scale(tmp_path):
@@ -193,13 +197,7 @@ VALUE_CASES = {
 
 @pytest.mark.parametrize("case", sorted(VALUE_CASES))
 def test_bad_values_stop_before_any_job(tmp_path, case):
-    fn, field, msg = VALUE_CASES[case]
-    path = write_paper(tmp_path, mutate(fn))
-    with pytest.raises(pc.ConfigError) as err:
-        pc.load_paper(path)
-    text = str(err.value)
-    assert text.startswith(f"{path}: {field}: "), text
-    assert msg in text, text
+    assert_paper_stops(tmp_path, *VALUE_CASES[case])
 
 
 MAIN = {"scale": "small", "papers": ["egfn"]}
