@@ -35,6 +35,15 @@ def _package(capability_config: dict | None) -> str:
     return "smacv2" if capability_config is not None else "smac"
 
 
+def unit_type_bits(map_name: str, capability_config: dict | None = None) -> int:
+    """How many unit-type bits end each agent's observation on this map: the map registry's
+    ``unit_type_bits`` (SMAC and SMACv2 alike; 0 on a one-type map), read without launching the
+    game. SMAC and SMACv2 end an agent's own features, and so its observation, with the one-hot
+    of its unit type (all zero once the unit is dead), as SMAX does."""
+    maps = importlib.import_module(f"{_package(capability_config)}.env.starcraft2.maps")
+    return int(maps.get_map_params(map_name)["unit_type_bits"])
+
+
 class SC2Task(SharedRewardArrays):
     """One SMAC / SMACv2 map against the built-in StarCraft II AI; every ally is learned."""
 

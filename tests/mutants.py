@@ -219,6 +219,13 @@ MUTANTS: list[Mutant] = [
            ("tests/test_smax.py",)),
     Mutant("SC2: SMAC's time limit reported as termination", "envs/sc2.py",
            "terminated = bool(ended) and not timed_out", "terminated = bool(ended)", ("tests/test_sc2.py",)),
+    Mutant("SC2: Kaleidoscope's per-type masks drop the map's last unit type", "methods/marl/kaleidoscope.py",
+           "return tuple(range(bits)), bits", "return tuple(range(bits - 1)), bits", ("tests/test_sc2.py",)),
+    Mutant("SC2: Kaleidoscope's per-type masks refused off SMAX again", "methods/marl/kaleidoscope.py",
+           'if self.env not in ("smax", "sc2"):', 'if self.env not in ("smax",):', ("tests/test_sc2.py",)),
+    Mutant("SC2: unit-type bits read from SMAC's registry on a SMACv2 map", "envs/sc2.py",
+           'importlib.import_module(f"{_package(capability_config)}.env.starcraft2.maps")',
+           'importlib.import_module("smac.env.starcraft2.maps")', ("tests/test_sc2.py",)),
 ]
 
 

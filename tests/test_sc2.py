@@ -127,3 +127,88 @@ def test_switching_an_experiment_to_sc2_stops_at_validation_naming_file_and_fiel
         pc.load_paper(path)
     assert str(err.value).startswith(f"{path}: experiments.smax_3s5z.scales.")
     assert "env_kwargs" in str(err.value) and "StarCraft II" in str(err.value)
+
+
+class TypedStandIn(SMACStandIn):
+    """The stand-in with SMAC's observation tail: agent 0 is type 2 and agent 1 type 1 of the map's
+    three (one-hot at the end of the own features; agent 1 dies at the first step, and a dead
+    unit's type bits are zero)."""
+
+    def get_env_info(self) -> dict:
+        return {**super().get_env_info(), "obs_shape": 6}
+
+    def reset(self) -> None:
+        super().reset()
+        self.dead = False
+
+    def get_obs(self) -> list:
+        obs = np.zeros((2, 6), dtype=np.float32)
+        obs[:, 0] = self.t
+        obs[0, 3 + 2] = 1.0
+        if not self.dead:
+            obs[1, 3 + 1] = 1.0
+        return list(obs)
+
+    def step(self, actions: list) -> tuple[float, bool, dict]:
+        self.dead = True
+        return super().step(actions)
+
+
+def test_unit_type_bits_come_from_the_maps_registry_of_smac_or_smacv2(monkeypatch):
+    import sys
+    import types
+
+    from envs import sc2
+
+    for package, bits in (("smac", 2), ("smacv2", 3)):
+        maps = types.ModuleType(f"{package}.env.starcraft2.maps")
+        maps.get_map_params = lambda name, bits=bits: {"3s5z": {"unit_type_bits": bits}}[name]
+        monkeypatch.setitem(sys.modules, f"{package}.env.starcraft2.maps", maps)
+    assert sc2.unit_type_bits("3s5z") == 2
+    assert sc2.unit_type_bits("3s5z", capability_config={"n_units": 5}) == 3
+
+
+def test_kaleidoscope_masks_by_unit_type_on_the_adapter(monkeypatch):
+    """mask_owner unit_type on sc2: K = the map's unit types, each agent's mask read from the type
+    bits that end its SMAC observation; a dead unit (all-zero observation) takes mask 0."""
+    from envs import sc2
+    from methods.marl import kaleidoscope, qmix
+
+    monkeypatch.setattr(sc2, "unit_type_bits", lambda map_name, capability_config=None: 3)
+    cfg = kaleidoscope.Config(env="sc2", env_kwargs={"map_name": "3s5z"}, mask_owner="unit_type",
+                              hidden_dim=8, mixing_embed_dim=4, hypernet_embed=8)
+    task = SC2Task("3s5z", env_factory=lambda seed: TypedStandIn(seed, []))
+    learner = qmix.QLearner(cfg, task, kaleidoscope.make_agent_net, torch.device("cpu"))
+    agent = learner.agent
+    assert isinstance(agent, kaleidoscope.UnitTypeKaleidoscopeAgent) and agent.n_masks == 3
+    episode, _ = qmix.run_episode(learner, task, 3, 1.0, torch.Generator().manual_seed(0))
+    last = np.concatenate([np.full((1, 2), -1), episode["actions"][:1]])
+    inputs = learner.inputs(torch.as_tensor(episode["obs"][:2]), torch.as_tensor(last))
+    assert agent.mask_ids(inputs).tolist() == [[2, 1], [2, 0]]     # step 1: agent 1 is dead
+    monkeypatch.setattr(sc2, "unit_type_bits", lambda map_name, capability_config=None: 0)
+    with pytest.raises(ValueError, match="one unit type"):
+        kaleidoscope.Config(env="sc2", env_kwargs={"map_name": "3m"}, mask_owner="unit_type")
+
+
+def test_kaleidoscopes_smacv2_experiment_switches_to_sc2_with_its_unit_type_masks(tmp_path, monkeypatch):
+    """Where the game is (its checks stubbed here), Kaleidoscope's SMACv2 experiment runs on sc2
+    by env and env_kwargs alone: its per-unit-type masks (mask_owner unit_type) pass validation."""
+    import yaml
+
+    from envs import sc2
+    from pipeline import config as pc
+
+    monkeypatch.setattr(SC2Task, "validate_kwargs", staticmethod(lambda **kwargs: None))
+    monkeypatch.setattr(sc2, "unit_type_bits", lambda map_name, capability_config=None: 3)
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    doc = yaml.safe_load((repo / "config/papers/kaleidoscope.yaml").read_text(encoding="utf-8"))
+    exp = doc["experiments"]["smacv2_protoss"]
+    exp["env"] = "sc2"
+    for scale in exp["scales"].values():
+        scale["env_kwargs"] = {"map_name": "10gen_protoss",
+                               "capability_config": {"n_units": 5, "n_enemies": 5}}
+    path = tmp_path / "kaleidoscope.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    loaded = pc.load_paper(path)
+    overrides = loaded["experiments"]["smacv2_protoss"]["scales"]["paper"]["overrides"]["kaleidoscope"]
+    assert overrides["mask_owner"] == "unit_type"

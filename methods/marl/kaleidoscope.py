@@ -37,7 +37,7 @@ class Config(qmix.Config):
     threshold_init: tuple[float, float] = (5.0, 5.0)                 # S = −(U·scale + bias)
     layer_weights: tuple[float, ...] = field(default=(1.0, 2.0, 4.0, 8.0))  # c_l of fc1..fc4
     deque_len: int = 100
-    mask_owner: str = "agent"            # "agent": K = N; "unit_type": one mask per SMAX unit type
+    mask_owner: str = "agent"            # "agent": K = N; "unit_type": one mask per unit type (SMAX, SC2)
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {**qmix.Config.CONSTRAINTS,
                                                "agent_net": one_of("kaleidoscope"),
@@ -46,9 +46,13 @@ class Config(qmix.Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mask_owner == "unit_type" and self.env != "smax":
-            raise ValueError(f"mask_owner 'unit_type' needs env 'smax' (got {self.env!r}): the type is "
-                             "read from SMAX's observation")
+        if self.mask_owner == "unit_type":
+            if self.env not in ("smax", "sc2"):
+                raise ValueError(f"mask_owner 'unit_type' needs env 'smax' or 'sc2' (got {self.env!r}): the "
+                                 "type is read from the unit-type bits that end their observations")
+            if self.env == "sc2" and unit_types(self)[1] == 0:
+                raise ValueError(f"mask_owner 'unit_type': map {self.env_kwargs.get('map_name')!r} has one unit "
+                                 "type (no unit-type bits in its observations); use mask_owner 'agent'")
         if not self.obs_agent_id:
             raise ValueError("obs_agent_id must be true: Kaleidoscope sits on FuPS+ID (the one-hot "
                              "id stays in the input beside the per-agent masks)")
@@ -62,8 +66,8 @@ class Config(qmix.Config):
 
 class UnitTypeKaleidoscopeAgent(KaleidoscopeAgent):
     """Kaleidoscope with one mask per unit type (the official SMACv2 setting): each agent's mask
-    is its unit type this episode, read from the type one-hot at the end of its SMAX observation
-    (``types``: the scenario's SMAX type indices, mask k ↔ ``types[k]``). A dead unit's
+    is its unit type this episode, read from the type one-hot at the end of its SMAX or SMAC/SMACv2
+    observation (``types``: the type indices the allies can have, mask k ↔ ``types[k]``). A dead unit's
     observation is all zero; it uses mask 0 (its only action is the no-op). [The official code
     reads the type from the environment's state; the observation carries the same bits.]"""
 
@@ -84,16 +88,29 @@ class UnitTypeKaleidoscopeAgent(KaleidoscopeAgent):
         return super().forward(inputs, hidden, self.mask_ids(inputs) if mask_ids is None else mask_ids)
 
 
-def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> KaleidoscopeAgent:
-    """K = n_agents masks, agent n uses mask n (MPE, the official MPE code); with
-    ``mask_owner: unit_type`` one mask per unit type of the SMAX scenario."""
-    if cfg.mask_owner == "agent":
-        return make_agent(cfg.settings(), input_dim, n_actions, n_agents, cfg.hidden_dim)
+def unit_types(cfg: Config) -> tuple[tuple[int, ...], int]:
+    """(the unit types the allies can have, as indices into the observation's type one-hot; the
+    one-hot's width). SMAX: its scenario's types out of SMAX's six; SC2: every type of the map
+    (SMAC/SMACv2 number only the map's own types)."""
+    if cfg.env == "sc2":
+        from envs import sc2
+
+        bits = sc2.unit_type_bits(cfg.env_kwargs.get("map_name", "3s5z"), cfg.env_kwargs.get("capability_config"))
+        return tuple(range(bits)), bits
     from envs.smax import UNIT_TYPE_BITS, unit_types_of
 
+    return unit_types_of(cfg.env_kwargs.get("scenario", "3m")), UNIT_TYPE_BITS
+
+
+def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> KaleidoscopeAgent:
+    """K = n_agents masks, agent n uses mask n (MPE, the official MPE code); with
+    ``mask_owner: unit_type`` one mask per unit type of the SMAX scenario or SC2 map."""
+    if cfg.mask_owner == "agent":
+        return make_agent(cfg.settings(), input_dim, n_actions, n_agents, cfg.hidden_dim)
+    types, bits = unit_types(cfg)
     obs_dim = input_dim - (n_actions if cfg.obs_last_action else 0) - n_agents   # obs ⊕ [last action] ⊕ id
     return UnitTypeKaleidoscopeAgent(input_dim, obs_dim, n_actions, n_agents, cfg.hidden_dim, cfg.settings(),
-                                     unit_types_of(cfg.env_kwargs.get("scenario", "3m")), UNIT_TYPE_BITS)
+                                     types, bits)
 
 
 train, evaluate = qmix.entry_points(make_agent_net)
