@@ -9,7 +9,11 @@ BIN := $(VENV)/bin
 CORES ?= all
 SCALE ?=
 SNAKE_ARGS ?=
-SCALE_ARG := $(if $(SCALE),--config scale=$(SCALE),)
+PAPERS ?=
+# one --config for both (a second --config would replace the first)
+SCALE_ARG := $(if $(SCALE)$(PAPERS),--config $(if $(SCALE),scale=$(SCALE)) $(if $(PAPERS),'papers=[$(PAPERS)]'))
+# the same choice for `python -m pipeline` (its own flags, before the stage)
+PIPELINE_SCALE_ARG := $(if $(SCALE),--scale $(SCALE),) $(if $(PAPERS),--papers $(PAPERS),)
 # a local copy of the benchmark data files, where one sits beside the clone (as on CI);
 # elsewhere the files are downloaded once into ~/.cache/rl-repro/data (sha256-pinned)
 ifneq ($(wildcard ../shared/data/SHA256SUMS),)
@@ -35,9 +39,9 @@ venv:
 	@test -f $(VENV)/.complete || { echo "virtual environment $(VENV) is incomplete" >&2; exit 1; }
 
 reproduce: venv
-	@$(BIN)/python -m pipeline plan $(SCALE_ARG)
+	@$(BIN)/python -m pipeline $(PIPELINE_SCALE_ARG) plan
 	$(BIN)/snakemake --cores $(CORES) $(SCALE_ARG) $(SNAKE_ARGS)
-	@$(BIN)/python -m pipeline report-path $(SCALE_ARG)
+	@$(BIN)/python -m pipeline $(PIPELINE_SCALE_ARG) report-path
 
 test: venv
 	bash tests/run_tests.sh $(BIN) --split-slurm --durations=25
@@ -58,7 +62,7 @@ snapshot: venv
 	$(BIN)/snakemake --cores 1 --forcerun snapshot $(SCALE_ARG) snapshot
 
 restore: venv
-	PATH=$(BIN):$$PATH $(BIN)/python -m pipeline restore $(SCALE_ARG)
+	PATH=$(BIN):$$PATH $(BIN)/python -m pipeline $(PIPELINE_SCALE_ARG) restore
 
 lock:
 	rm -rf /tmp/rlrepro-lock && $(PYTHON) -m venv /tmp/rlrepro-lock && \
