@@ -1,4 +1,5 @@
-"""Load and validate the configuration, and expand the experiment matrix into run jobs.
+"""Load and validate the configuration, and expand the experiment matrix into run jobs (the
+checks of a paper config that go beyond its schema: pipeline/paper_checks.py).
 
 Everything here runs when the Snakefile is parsed, before any job is created: a bad config
 stops with a :class:`ConfigError` naming the file and the field.
@@ -6,7 +7,6 @@ stops with a :class:`ConfigError` naming the file and the field.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import hashlib
 import json
@@ -17,10 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-import envs
 import methods
 from pipeline import REPO_ROOT, layout, yamlio
-from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
 SCALES = ("smoke", "small", "paper")
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -150,7 +148,9 @@ def load_paper(path: Path) -> dict:
             return json.loads(memo.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
-    doc = _check_paper(path)
+    from pipeline.paper_checks import check_paper  # noqa: PLC0415 (only on a cache miss)
+
+    doc = check_paper(path)
     try:
         from pipeline.io import atomic_write_json  # noqa: PLC0415
 
@@ -158,174 +158,6 @@ def load_paper(path: Path) -> dict:
     except (OSError, TypeError, ValueError):
         pass    # a read-only checkout (or an exotic YAML value) validates every time
     return doc
-
-
-def _check_paper(path: Path) -> dict:
-    doc = _load_yaml(path)
-    if not isinstance(doc, dict):
-        _fail(path, "(top level)", "must be a mapping")
-    _validate(doc, "paper", path)
-    if doc["paper"] != path.stem:
-        _fail(path, "paper", f"must equal the file name {path.stem!r} (got {doc['paper']!r})")
-    _unique(path, "claims", [c["id"] for c in doc["claims"]], "claim id")
-    _unique(path, "figures", [f["id"] for f in doc["figures"]], "figure id")
-    for exp_id, exp in doc["experiments"].items():
-        where = f"experiments.{exp_id}"
-        _unique(path, f"{where}.methods", exp["methods"], "method")
-        if exp["env"] not in envs.names():
-            _fail(path, f"{where}.env", f"unknown env {exp['env']!r}; known: {', '.join(envs.names())}")
-        for i, m in enumerate(exp["methods"]):
-            if m not in methods.names():
-                _fail(path, f"{where}.methods[{i}]",
-                      f"unknown method {m!r}; known: {', '.join(methods.names())}")
-        _check_overrides(path, f"{where}.overrides", exp.get("overrides") or {}, exp["methods"])
-        for scale in SCALES:
-            sc = exp["scales"][scale]
-            _unique(path, f"{where}.scales.{scale}.methods", sc.get("methods") or [], "method")
-            if sc["eval_every"] > sc["iterations"]:
-                _fail(path, f"{where}.scales.{scale}.eval_every",
-                      f"must be <= iterations ({sc['iterations']}): no evaluation would fall inside the run "
-                      f"(got {sc['eval_every']})")
-            for i, m in enumerate(sc.get("methods") or []):
-                if m not in exp["methods"]:
-                    _fail(path, f"{where}.scales.{scale}.methods[{i}]",
-                          f"{m!r} is not a method of this experiment ({', '.join(exp['methods'])})")
-            _check_overrides(path, f"{where}.scales.{scale}.overrides",
-                             sc.get("overrides") or {}, exp["methods"])
-            try:
-                envs.check_kwargs(exp["env"], sc["env_kwargs"])
-            except (TypeError, ValueError) as exc:
-                _fail(path, f"{where}.scales.{scale}.env_kwargs", str(exc))
-            for m in exp["methods"]:
-                hp = merged_overrides(exp, sc, m)
-                cls = methods.load(m).Config
-                # with the experiment's env where the config has one: checks that tie a value to
-                # the env (e.g. Kaleidoscope's per-unit-type masks need SMAX) see it
-                task = {k: v for k, v in (("env", exp["env"]), ("env_kwargs", sc["env_kwargs"]))
-                        if k in cls.__dataclass_fields__}
-                try:  # the dataclass's own checks (__post_init__) on the merged values
-                    cls(**task, **hp)
-                except (TypeError, ValueError) as exc:
-                    _fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
-    for i, claim in enumerate(doc["claims"]):
-        _check_claim(path, i, claim, doc)
-    for field, problem in budget_problems(doc, SCALES):
-        _fail(path, field, problem)
-    for i, fig in enumerate(doc["figures"]):
-        _check_ref(path, f"figures[{i}]", fig, doc)
-        # the curve columns every method of the experiment logs (each family's Config says which)
-        exp_methods = doc["experiments"][fig["experiment"]]["methods"]
-        axes = [a for a in methods.load(exp_methods[0]).Config.CURVE_AXES
-                if all(a in methods.load(m).Config.CURVE_AXES for m in exp_methods)]
-        if fig.get("kind", "curve") == "sweep":
-            if "x" in fig:
-                _fail(path, f"figures[{i}].x", "a sweep figure's x axis is the swept setting (drop x)")
-            continue
-        if fig.get("x", "step") not in axes:
-            _fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis of experiment "
-                  f"{fig['experiment']!r}; its methods log: {', '.join(axes)}")
-    return doc
-
-
-# fields each claim kind needs / must not have (pipeline/claims.py)
-_CLAIM_NEEDS = {"threshold": ("experiment", "threshold"), "compare": ("experiment", "baseline"),
-                "noninferior": ("experiment", "baseline"), "trend": ("experiments", "baseline"),
-                "fact": ("experiment",)}
-_CLAIM_FORBIDS = {"threshold": ("baseline", "experiments", "margin", "margin_rel", "relative", "differs_by"),
-                  "compare": ("threshold", "experiments", "margin", "margin_rel", "relative"),
-                  "noninferior": ("threshold", "experiments", "relative"),
-                  "trend": ("experiment", "threshold", "margin", "margin_rel", "cap"),
-                  "fact": ("experiments", "margin", "margin_rel", "relative", "differs_by", "cap")}
-
-
-def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
-    where, kind = f"claims[{i}]", claim["kind"]
-    for key in _CLAIM_NEEDS[kind]:
-        if key not in claim:
-            _fail(path, f"{where}.{key}", f"missing required field for kind {kind}")
-    for key in _CLAIM_FORBIDS[kind]:
-        if key in claim:
-            _fail(path, f"{where}.{key}", f"not a field of kind {kind}")
-    if kind == "noninferior" and ("margin" in claim) == ("margin_rel" in claim):
-        _fail(path, f"{where}.margin", "kind noninferior needs exactly one of margin / margin_rel "
-              "(how much worse still counts as 'on par')")
-    if kind == "fact" and ("baseline" in claim) == ("threshold" in claim):
-        _fail(path, f"{where}.baseline", "kind fact needs exactly one of baseline / threshold")
-    metric_cfg = doc["metrics"].get(claim["metric"]) or {}
-    if metric_cfg.get("deterministic") and kind != "fact":
-        _fail(path, f"{where}.kind", f"metric {claim['metric']!r} is deterministic (computed from the "
-              "architecture/config, the same for every seed): a claim on it is decided by construction — "
-              "use kind fact")
-    if kind == "trend":
-        if claim["baseline"] == claim["method"]:
-            _fail(path, f"{where}.baseline", "must differ from method")
-        for j, exp_id in enumerate(claim["experiments"]):
-            _check_ref(path, where, {**claim, "experiment": exp_id}, doc, field=f"experiments[{j}]")
-    else:
-        _check_ref(path, where, claim, doc)
-        if claim.get("baseline") is not None and claim["baseline"] == claim["method"]:
-            _fail(path, f"{where}.baseline", "must differ from method")
-    budget = set(BUDGET_FIELDS.get(doc.get("family", ""), ()))
-    for j, name in enumerate(claim.get("differs_by") or []):
-        if name not in budget:
-            _fail(path, f"{where}.differs_by[{j}]", f"{name!r} is not a budget / update-ratio setting of "
-                  f"family {doc.get('family')!r} ({', '.join(sorted(budget)) or 'none'})")
-
-
-def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "experiment") -> None:
-    exp = doc["experiments"].get(item["experiment"])
-    if exp is None:
-        _fail(path, f"{where}.{field}", f"unknown experiment {item['experiment']!r}")
-    if item["metric"] not in doc["metrics"]:
-        _fail(path, f"{where}.metric", f"unknown metric {item['metric']!r} (declare it in metrics)")
-    for key in ("method", "baseline"):
-        if key in item and item[key] not in exp["methods"]:
-            _fail(path, f"{where}.{key}",
-                  f"method {item[key]!r} is not run in experiment {item['experiment']!r}")
-        # a claim decided at a scale needs its methods run there
-        for scale in item.get("scales") or SCALES:
-            run_here = exp["scales"][scale].get("methods") or exp["methods"]
-            if key in item and item[key] not in run_here:
-                _fail(path, f"{where}.{key}",
-                      f"method {item[key]!r} is not run at scale {scale!r} of experiment "
-                      f"{item['experiment']!r} (scales.{scale}.methods)")
-
-
-def _check_overrides(path: Path, where: str, overrides: dict, exp_methods: list[str]) -> None:
-    for target, values in overrides.items():
-        if target != "all" and target not in exp_methods:
-            _fail(path, f"{where}.{target}", f"not a method of this experiment ({', '.join(exp_methods)}) nor 'all'")
-        targets = exp_methods if target == "all" else [target]
-        for m in targets:
-            allowed = method_hyperparameters(m)
-            for key, value in values.items():
-                if key not in allowed:
-                    _fail(path, f"{where}.{target}.{key}",
-                          f"unknown hyper-parameter of method {m!r}; known: {', '.join(sorted(allowed))}")
-                if not _type_ok(value, allowed[key]):
-                    _fail(path, f"{where}.{target}.{key}",
-                          f"must be of type {type(allowed[key]).__name__} (got {value!r})")
-                bad = methods.load(m).Config.value_problem(key, value)
-                if bad:
-                    _fail(path, f"{where}.{target}.{key}", bad)
-
-
-def method_hyperparameters(method: str) -> dict[str, Any]:
-    """Hyper-parameter name -> default of a method's Config dataclass."""
-    cls = methods.load(method).Config
-    names = set(cls.hyperparameter_names())
-    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-            for f in dataclasses.fields(cls) if f.name in names}
-
-
-def _type_ok(value: Any, default: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    return default is None or isinstance(value, type(default))
 
 
 # ------------------------------------------------------------------------------ jobs
