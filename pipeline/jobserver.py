@@ -170,6 +170,7 @@ def preload() -> None:
 def _child(conn: socket.socket, listener: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the job, run it, exit with its status."""
     try:
+        os.setpgid(0, 0)     # a group of its own: the server ends the job with whatever it started
         listener.close()
         conn.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1):
@@ -227,22 +228,54 @@ def _serve_one(conn: socket.socket, listener: socket.socket, fingerprint: list) 
         _child(conn, listener, request, fds)
     for fd in fds:
         os.close(fd)
+    exited = threading.Event()
+    reap_lock = threading.Lock()
 
     def wait() -> None:
-        _, status = os.waitpid(pid, 0)
+        # wait for the exit without reaping, so the pid stays ours while `watch` may signal it
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        with reap_lock:
+            exited.set()
+            _, status = os.waitpid(pid, 0)
         rc = os.waitstatus_to_exitcode(status)
         rc = 128 - rc if rc < 0 else rc        # killed by a signal: the shell's convention
         try:
             _send_msg(conn, {"rc": rc})
+            conn.shutdown(socket.SHUT_RDWR)    # wakes `watch` from its recv
         except OSError:
             pass
         conn.close()
+
+    def watch() -> None:
+        """The job ends when its client ends, however it ends (SIGKILL included): a training
+        child outliving a job that Snakemake recorded as failed would write that job's outputs
+        after the fact, or train the same run twice beside a rerun."""
+        try:
+            while conn.recv(1):   # the client never sends after its request: data is ignored
+                pass
+        except OSError:
+            pass
+        with reap_lock:
+            if not exited.is_set():
+                _kill_job(pid)
 
     try:
         _send_msg(conn, {"pid": pid})
     except OSError:
         pass
     threading.Thread(target=wait, daemon=True).start()
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _kill_job(pid: int) -> None:
+    """SIGKILL the job's process group (the child leads one, see ``_child``): no checkpoint is
+    written on the way out, the last one on disk stays valid (atomic writes)."""
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            kill()
+            return
+        except (ProcessLookupError, PermissionError):
+            continue
 
 
 def serve(path: str | Path, ready_file: str | Path | None = None, owner: int | None = None) -> None:

@@ -127,3 +127,46 @@ def test_a_dead_server_is_not_waited_for(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "egfn (small)" in out
     assert time.monotonic() - t0 < 60
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def test_sigkill_of_the_job_ends_its_training(tmp_path):
+    """A job killed with SIGKILL (Snakemake recording it as failed) must take its forked
+    training with it: an orphan would write the run's outputs after the failure was recorded,
+    and the next snakemake would take them as complete."""
+    ws = make_workspace(tmp_path / "ws")
+    cfg_path = ws / "config/papers/egfn.yaml"
+    doc = yaml.safe_load(cfg_path.read_text())
+    smoke = doc["experiments"]["hypergrid"]["scales"]["smoke"]
+    smoke.update(iterations=100_000, eval_every=50_000, checkpoint_every=10)
+    cfg_path.write_text(yaml.safe_dump(doc))
+    sock, server = jobserver.start(os.getpid(), ws / "logs/jobserver.log", cwd=ws)
+    try:
+        proc = pipeline_cmd(ws, TRAIN, sock)
+        ckpt = ws / "work/ckpt" / RUN.removeprefix("results/") / "latest.pt"
+        deadline = time.monotonic() + 120
+        while not ckpt.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ckpt.exists(), "no checkpoint was written"
+        training = _children(server)
+        assert len(training) == 1, "the training child is not the server's child"
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while _children(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _children(server), "the forked training outlived its job"
+        assert not Path(f"/proc/{training.pop()}").exists()
+        stamp = ckpt.stat().st_mtime_ns
+        time.sleep(2.0)
+        assert ckpt.stat().st_mtime_ns == stamp, "a checkpoint was written after the job ended"
+        for name in ("curve.csv", "manifest.json", "model.pt", "config.yaml"):
+            assert not (ws / RUN / name).exists()
+    finally:
+        jobserver.stop(server)
