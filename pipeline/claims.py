@@ -41,6 +41,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pipeline import guards
 from pipeline import inference as inf
 from pipeline.design import ALPHA, TESTED_KINDS, design, power
 from pipeline.design import fmt as _fmt
@@ -241,11 +242,12 @@ def _explain(rec: dict, alpha: float) -> str:
 
 # ---------------------------------------------------------------- the paper's claims
 def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: str = CORRECTION,
-             settings: dict[str, list[dict]] | None = None) -> list[dict]:
+             settings: dict[str, list[dict]] | None = None, guard: bool = True) -> list[dict]:
     """One verdict record per claim of ``paper_cfg``; see the module docstring.
 
     ``settings`` (claim id -> resolved settings in which the two sides differ) is copied into
-    the records for the report."""
+    the records for the report. ``guard``: run :mod:`pipeline.guards` (the claims once more on
+    the runs' untrained values, and whether each side of a comparison learned)."""
     scale = stats.get("scale")
     recs: list[dict] = []
     family: list[int] = []
@@ -258,7 +260,8 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
     for claim in paper_cfg.get("claims") or []:
         kind = claim.get("kind")
         rec = {k: claim.get(k) for k in ("id", "statement", "source", "metric", "kind")}
-        for k in ("experiment", "experiments", "method", "baseline", "differs_by"):
+        for k in ("experiment", "experiments", "method", "baseline", "differs_by", "extra", "extra_reason",
+                  "baseline_fails"):
             if k in claim:
                 rec[k] = claim[k]
         if settings and claim.get("id") in settings:
@@ -298,12 +301,33 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
             t["missing"] = f"no runs for experiment(s) {', '.join(map(str, missing_exp))}"
         family.append(len(recs) - 1)
 
+    # beyond-paper claims (``extra``: a task or comparison the paper did not run) are a family of
+    # their own: they neither spend nor gain from the paper's multiplicity budget
+    paper_family = [i for i in family if not recs[i].get("extra")]
+    extra_family = [i for i in family if recs[i].get("extra")]
+    for fam in (paper_family, extra_family):
+        _decide_family(recs, fam, alpha, correction)
+    for rec in recs:
+        if rec["verdict"] == "not_decidable":
+            t = rec["numbers"]
+            t["power_1sd"] = power(rec["kind"], t["n"], alpha)
+    if guard and any((e or {}).get("untrained") for e in (stats.get("experiments") or {}).values()):
+        step0 = evaluate(paper_cfg, guards.untrained_stats(stats), alpha=alpha, correction=correction, guard=False)
+        guards.apply(recs, {r["id"]: r for r in step0}, paper_cfg, stats, alpha)
+    elif guard:
+        for rec in recs:
+            rec["guards"] = {"fired": [], "unchecked": "no untrained (step-0) evaluations in these runs"}
+    return recs
+
+
+def _decide_family(recs: list[dict], family: list[int], alpha: float, correction: str) -> None:
+    """Adjust the p-values of one family of tested claims together and give their verdicts."""
     adjust = inf.CORRECTIONS[correction]
     # a claim whose data is missing stays in the family with p = 1 (the family is fixed in advance)
     p_for = [recs[i]["numbers"].get("p_for", 1.0) if "missing" not in recs[i]["numbers"] else 1.0 for i in family]
     p_against = [recs[i]["numbers"].get("p_against", 1.0) if "missing" not in recs[i]["numbers"] else 1.0
                  for i in family]
-    adj_for, adj_against = adjust(p_for), adjust(p_against)
+    adj_for, adj_against = (adjust(p_for), adjust(p_against)) if family else ([], [])
     m = len(family)
     for j, i in enumerate(family):
         rec, t = recs[i], recs[i]["numbers"]
@@ -333,11 +357,6 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
             rec.update(verdict="inconclusive", reason=(
                 f"neither direction significant after correction (adjusted p {_fmt(adj_for[j])} claimed, "
                 f"{_fmt(adj_against[j])} opposite)"))
-    for rec in recs:
-        if rec["verdict"] == "not_decidable":
-            t = rec["numbers"]
-            t["power_1sd"] = power(rec["kind"], t["n"], alpha)
-    return recs
 
 
 def write(paper_cfg: dict, stats_json: Path, out_path: Path, *, alpha: float = ALPHA,
@@ -353,5 +372,6 @@ def write(paper_cfg: dict, stats_json: Path, out_path: Path, *, alpha: float = A
     if stats.get("scale"):
         doc["design"] = design(paper_cfg, stats["scale"], alpha=alpha)
     doc["claims"] = claims
+    doc["guards"] = guards.summary(claims)
     atomic_write_json(out_path, doc)
     return claims

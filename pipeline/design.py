@@ -88,14 +88,19 @@ def design(paper_cfg: dict, scale: str, *, alpha: float = ALPHA) -> list[dict]:
             row["power_1sd"] = power(kind, n, alpha)
         else:
             tested.append(row)
-    for row in tested:
-        level = alpha / max(len(tested), 1)
-        row["status"] = "decidable" if row["min_p"] <= level else "decidable late"
-        if row["status"] == "decidable late":
-            row["seeds_needed"] = seeds_needed(row["kind"], len(row["n"]), level)
-        row["power_1sd"] = power(row["kind"], row["n"], level)
-        row["detectable_sd"] = _detectable(row["kind"], row["n"], level)
-        row["family_size"] = len(tested)
+    # beyond-paper claims (``extra``) form a Holm family of their own (pipeline.claims)
+    extra = {c.get("id") for c in paper_cfg.get("claims") or [] if c.get("extra")}
+    for family in ([r for r in tested if r["id"] not in extra], [r for r in tested if r["id"] in extra]):
+        for row in family:
+            level = alpha / max(len(family), 1)
+            row["status"] = "decidable" if row["min_p"] <= level else "decidable late"
+            if row["status"] == "decidable late":
+                row["seeds_needed"] = seeds_needed(row["kind"], len(row["n"]), level)
+            row["power_1sd"] = power(row["kind"], row["n"], level)
+            row["detectable_sd"] = _detectable(row["kind"], row["n"], level)
+            row["family_size"] = len(family)
+            if row["id"] in extra:
+                row["extra"] = True
     return rows
 
 

@@ -108,7 +108,14 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
               "(how much worse still counts as 'on par')")
     if kind == "fact" and ("baseline" in claim) == ("threshold" in claim):
         _fail(path, f"{where}.baseline", "kind fact needs exactly one of baseline / threshold")
+    if claim.get("extra") and not claim.get("extra_reason"):
+        _fail(path, f"{where}.extra_reason", "a beyond-paper claim (extra: true) must say why it is run")
+    if "baseline_fails" in claim and kind not in ("compare", "noninferior", "trend"):
+        _fail(path, f"{where}.baseline_fails", f"not a field of kind {kind} (only comparisons have a baseline)")
     metric_cfg = doc["metrics"].get(claim["metric"]) or {}
+    lm = metric_cfg.get("learning_metric")
+    if lm is not None and lm not in doc["metrics"]:
+        _fail(path, f"metrics.{claim['metric']}.learning_metric", f"unknown metric {lm!r} (declare it in metrics)")
     if metric_cfg.get("deterministic") and kind != "fact":
         _fail(path, f"{where}.kind", f"metric {claim['metric']!r} is deterministic (computed from the "
               "architecture/config, the same for every seed): a claim on it is decided by construction — "

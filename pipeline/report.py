@@ -31,6 +31,7 @@ table.ledger{width:100%;table-layout:fixed} table.ledger col.c1{width:17%} table
 table.settings{font-size:.8rem;margin:.3rem 0} .plumbing{background:#ffebe9;border:1px solid #cf222e;
        padding:.5rem .8rem;border-radius:.3rem}
 .rule{color:#57606a;font-size:.85rem}
+.guard{color:#57606a;font-size:.8rem}.guard.fired{color:#9a3412;font-weight:600}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1rem}
 figure{margin:0} figure img{width:100%;height:auto;border:1px solid #d0d7de}
 figcaption{font-size:.85rem;color:#57606a}
@@ -175,28 +176,66 @@ def _claims_table(claims: list[dict], paper: str | None = None) -> str:
     return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No claims.</p>"
 
 
+def guard_text(claim: dict) -> str:
+    """The guards' findings on one claim, in one line (pipeline/guards.py)."""
+    g = claim.get("guards") or {}
+    if g.get("unchecked"):
+        return f"guards: unchecked ({g['unchecked']})"
+    parts = []
+    if g.get("fired"):
+        parts.append("FIRED: " + "; ".join(g["fired"]))
+    step0 = g.get("step0") or {}
+    if step0:
+        parts.append(f"on untrained agents: {step0.get('verdict')}"
+                     + (" (holds by construction)" if step0.get("by_construction") else ""))
+    learned = [f"{c['method']} {c['status']}" + (f" (p {_num(c.get('p'))})" if c.get("p") is not None else "")
+               for c in g.get("learned") or []]
+    if learned:
+        parts.append("learned? " + ", ".join(dict.fromkeys(learned)))
+    if g.get("baseline_fails_declared"):
+        parts.append(f"baseline failing is the paper's own finding: {g['baseline_fails_declared']}")
+    return ("guards: " + " · ".join(parts)) if parts else ""
+
+
 def _ledger(claims: list[dict], procedure: dict | None = None, plumbing_only: bool = False) -> str:
     if not claims:
         return "<p>No claims configured.</p>"
+    paper_claims = [c for c in claims if not c.get("extra")]
+    extra = [c for c in claims if c.get("extra")]
+    table = _ledger_table(paper_claims)
+    if extra:
+        table += ("<h4>Beyond the paper</h4><p class=rule>Tasks or comparisons the paper did not run: decided "
+                  "in a Holm family of their own, not counted among the paper's claims.</p>" + _ledger_table(extra))
+    head = ""
+    if plumbing_only:
+        head += ('<p class=plumbing><b>Plumbing check only.</b> Smoke runs are seconds long: these verdicts '
+                 "show that the pipeline decides claims end to end, not whether the paper reproduces. "
+                 "The guards are shown, not applied in earnest: runs this short are not expected to learn.</p>")
+    if procedure:
+        head += f"<p class=rule>Procedure: {_e(procedure.get('rule', ''))}</p>"
+    return head + table
+
+
+def _ledger_table(claims: list[dict]) -> str:
     out = []
     for c in claims:
         src = f" <span class=meta>({_e(c['source'])})</span>" if c.get("source") else ""
         exp = c.get("experiment") or " → ".join(c.get("experiments") or [])
         vs = f" vs <code>{_e(c['baseline'])}</code>" if c.get("baseline") else ""
         named = (f" Differs by design in: {_e(', '.join(c['differs_by']))}." if c.get("differs_by") else "")
+        if c.get("extra"):
+            named += f" Beyond the paper: {_e(c.get('extra_reason', ''))}."
+        gtxt = guard_text(c)
+        fired = bool((c.get("guards") or {}).get("fired"))
+        guard_html = (f"<br><span class='{'guard fired' if fired else 'guard'}'>{_e(gtxt)}</span>" if gtxt else "")
         out.append(
             f"<tr><td><code>{_e(c.get('id', ''))}</code><br>{_badge(str(c.get('verdict', '')))}</td>"
             f"<td>{_e(c.get('statement', ''))}{src}<br><span class=rule>{_e(c.get('kind', ''))}: "
             f"<code>{_e(c.get('method', ''))}</code>{vs}, experiment {_e(exp)}, metric {_e(c.get('metric', ''))}."
             f"{named}</span>{_settings_table(c.get('settings_differ') or [])}</td>"
-            f"<td class=num>{_e(key_numbers(c))}<br><span class=rule>{_e(c.get('reason', ''))}</span></td></tr>")
-    head = ""
-    if plumbing_only:
-        head += ('<p class=plumbing><b>Plumbing check only.</b> Smoke runs are seconds long: these verdicts '
-                 "show that the pipeline decides claims end to end, not whether the paper reproduces.</p>")
-    if procedure:
-        head += f"<p class=rule>Procedure: {_e(procedure.get('rule', ''))}</p>"
-    return (head + '<table class=ledger><colgroup><col class=c1><col class=c2><col class=c3></colgroup>'
+            f"<td class=num>{_e(key_numbers(c))}<br><span class=rule>{_e(c.get('reason', ''))}</span>"
+            f"{guard_html}</td></tr>")
+    return ('<table class=ledger><colgroup><col class=c1><col class=c2><col class=c3></colgroup>'
             "<tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
             "<th>effect, CI, test, adjusted p, n / reason</th></tr>" + "".join(out) + "</table>")
 
@@ -270,11 +309,30 @@ def _paper_section(scale: str, p: dict) -> str:
         f"{_unverified(cfg)}</section>")
 
 
+def _paper_tally(p: dict) -> str:
+    """One line per paper: its verdict counts (beyond-paper claims apart) and the guards' findings."""
+    claims = p.get("claims") or []
+    pid = _e((p.get("cfg") or {}).get("paper", ""))
+    own = [c for c in claims if not c.get("extra")]
+    counts = " · ".join(f"{_badge(v)} {n}" for v in _VERDICT_TEXT
+                        if (n := sum(c.get("verdict") == v for c in own)))
+    extra = sum(bool(c.get("extra")) for c in claims)
+    fired = sum(bool((c.get("guards") or {}).get("fired")) for c in claims)
+    notes = []
+    if extra:
+        notes.append(f"{extra} beyond the paper")
+    if fired:
+        notes.append(f"guards fired on {fired}")
+    return (f'<a href="#paper-{pid}"><b>{pid}</b></a>: {counts or "no claims"}'
+            + (f" <span class=meta>({_e(', '.join(notes))})</span>" if notes else ""))
+
+
 def render(scale: str, papers: list[dict]) -> str:
     """The report as an HTML string (see :func:`build`)."""
     all_claims = [{**c, "_paper": (p.get("cfg") or {}).get("paper", "")} for p in papers for c in p.get("claims") or []]
     counts = {v: sum(c.get("verdict") == v for c in all_claims) for v in _VERDICT_TEXT}
     tally = " · ".join(f"{_badge(v)} {counts[v]}" for v in _VERDICT_TEXT)
+    per_paper = "".join(f"<li>{_paper_tally(p)}</li>" for p in papers)
     toc = " · ".join(f'<a href="#paper-{_e((p.get("cfg") or {}).get("paper", ""))}">'
                      f'{_e((p.get("cfg") or {}).get("paper", ""))}</a>' for p in papers)
     n_runs = sum(int(p.get("n_runs") or 0) for p in papers)
@@ -290,7 +348,8 @@ def render(scale: str, papers: list[dict]) -> str:
         + ('<p class=plumbing><b>Smoke scale: plumbing check only.</b> Every verdict below comes from runs '
            "of seconds; it shows the pipeline works end to end, not whether a paper reproduces.</p>"
            if any(p.get("plumbing_only") for p in papers) else "")
-        + f"<h2>Claims at a glance</h2><p>{tally}</p>{_claims_table(all_claims)}\n"
+        + f"<h2>Claims at a glance</h2><p>{tally}</p><ul class=tally>{per_paper}</ul>"
+        + f"{_claims_table(all_claims)}\n"
         + "\n".join(_paper_section(scale, p) for p in papers)
         + "\n</body></html>\n")
 

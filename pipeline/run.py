@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from methods.common.runapi import Preempted
+from methods.common.runapi import UNTRAINED_KEY, Preempted, snapshot
 from pipeline import REPO_ROOT, layout
 from pipeline.config import RunJob
 from pipeline.io import (atomic_write, atomic_write_checked, atomic_write_json, atomic_write_text,
@@ -110,6 +110,7 @@ class FileRun:
         self.code_hash = code_hash
         self.rows: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
+        self.untrained: dict[str, Any] | None = None
         self._stop = False
         self._live = live_logger
 
@@ -124,7 +125,7 @@ class FileRun:
         return self._stop
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
-        payload = {"state": state, "rows": self.rows, "step": step,
+        payload = {"state": state, "rows": self.rows, "step": step, "untrained": self.untrained,
                    "config_hash": self.job.config_hash(), "code_hash": self.code_hash}
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -157,6 +158,7 @@ class FileRun:
             self.clear_checkpoints()
             return None
         self.rows = payload["rows"]
+        self.untrained = payload.get("untrained")
         self.resumed_from = int(payload["step"])
         print(f"[run] resuming {self.job.key} from step {self.resumed_from}", file=sys.stderr)
         return payload["state"]
@@ -175,7 +177,13 @@ class FileRun:
             os.replace(side, checksum_path(bad))
         return bad
 
+    def save_untrained_model(self, state: dict[str, Any]) -> None:
+        """Keep the step-0 model (checkpointed with the run); it is saved inside model.pt."""
+        self.untrained = snapshot(state)
+
     def save_model(self, state: dict[str, Any]) -> None:
+        if self.untrained is not None:
+            state = {**state, UNTRAINED_KEY: self.untrained}
         atomic_write(self.out_dir / layout.MODEL, lambda p: torch.save(state, p))
 
     # ---- contract
@@ -282,8 +290,15 @@ def execute_evaluate(job: RunJob, *, model: Path, out: Path, device: str = "auto
     seed_everything(job.seed)  # evaluation is a pure function of (model, seed)
     dev = resolve_device(device)
     state = torch.load(model, map_location=dev, weights_only=False)
-    result = methods.load(job.method).evaluate(job.method_config(), state, job.seed,
-                                               device=str(dev), assets_dir=assets_dir)
+    untrained = state.pop(UNTRAINED_KEY, None)
+    module = methods.load(job.method)
+    result = module.evaluate(job.method_config(), state, job.seed, device=str(dev), assets_dir=assets_dir)
+    if untrained is not None:
+        # the same evaluation of the same seed's agent before any update: the claims' guards
+        # (pipeline/guards.py) compare against it
+        seed_everything(job.seed)
+        before = module.evaluate(job.method_config(), untrained, job.seed, device=str(dev), assets_dir=assets_dir)
+        result["untrained"] = {"metrics": before.get("metrics", {})}
     atomic_write_json(out, result)
     return result
 

@@ -89,13 +89,15 @@ def read_curve(path: Path) -> "pd.DataFrame | None":
     return df.drop_duplicates("step", keep="last").set_index("step").sort_index()
 
 
-def read_final_metrics(path: Path) -> dict[str, float] | None:
-    """eval.json["metrics"] as {name: float} (non-numeric entries dropped); None if absent."""
+def read_final_metrics(path: Path, untrained: bool = False) -> dict[str, float] | None:
+    """eval.json["metrics"] as {name: float} (non-numeric entries dropped); None if absent.
+    ``untrained``: the same evaluation of the step-0 agent (eval.json["untrained"]["metrics"])."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8")).get("metrics", {})
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        metrics = (doc.get("untrained") or {}).get("metrics") if untrained else doc.get("metrics", {})
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return None
     if not isinstance(metrics, dict):

@@ -261,6 +261,16 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
                 est = estimate(values, reps=reps, confidence=confidence,
                                seed=derive_seed(random_state, exp, method, metric, "final"))
                 final[metric][method] = {**est, "values": values}
+        # The same evaluation of each run's untrained (step-0) agent, per seed: what the claims'
+        # guards compare against (pipeline/guards.py). No estimates: only the values are used.
+        untrained: dict[str, Any] = {}
+        for method in methods:
+            before = [read_final_metrics(Path(r["dir"]) / layout.EVAL, untrained=True)
+                      for r in sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))]
+            for metric in final_metrics:
+                if any(b and metric in b for b in before):
+                    untrained.setdefault(metric, {})[method] = {
+                        "values": [_clean((b or {}).get(metric)) for b in before]}
 
         # Probability of improvement, oriented so that "A>B" means A is better; only metrics
         # whose direction the paper config declares.
@@ -288,6 +298,7 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
             "n_runs": {m: len(loaded[m]) for m in methods},
             "seeds": {m: [s for s, _, _ in loaded[m]] for m in methods},
             "final": final,
+            "untrained": untrained,
             "prob_improvement": poi,
         }
 

@@ -27,6 +27,18 @@ class Run(Protocol):
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None: ...
     def load_checkpoint(self) -> dict[str, Any] | None: ...
     def save_model(self, state: dict[str, Any]) -> None: ...
+    def save_untrained_model(self, state: dict[str, Any]) -> None: ...
+
+
+# The key under which the untrained (step-0) model travels inside the saved model: evaluation
+# scores it beside the trained one, so a claim can be checked against an untrained agent.
+UNTRAINED_KEY = "untrained_model"
+
+
+def snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a model state (state dicts hold the live parameter tensors, which
+    training updates in place)."""
+    return copy.deepcopy(state)
 
 
 class MemoryRun:
@@ -40,6 +52,7 @@ class MemoryRun:
         self.rows: list[dict[str, float]] = []
         self.checkpoint: dict[str, Any] | None = None
         self.model: dict[str, Any] | None = None
+        self.untrained: dict[str, Any] | None = None
         self._stop_after = stop_after_checkpoints
         self._n_ckpt = 0
         # step of the checkpoint the last train() call resumed from (None: started afresh)
@@ -52,7 +65,8 @@ class MemoryRun:
         return self._stop_after is not None and self._n_ckpt >= self._stop_after
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
-        self.checkpoint = copy.deepcopy({"state": state, "rows": self.rows, "step": step})
+        self.checkpoint = copy.deepcopy({"state": state, "rows": self.rows, "step": step,
+                                         "untrained": self.untrained})
         self._n_ckpt += 1
 
     def load_checkpoint(self) -> dict[str, Any] | None:
@@ -60,7 +74,11 @@ class MemoryRun:
             return None
         self.resumed_from = self.checkpoint["step"]
         self.rows = copy.deepcopy(self.checkpoint["rows"])
+        self.untrained = copy.deepcopy(self.checkpoint["untrained"])
         return copy.deepcopy(self.checkpoint["state"])
 
+    def save_untrained_model(self, state: dict[str, Any]) -> None:
+        self.untrained = snapshot(state)
+
     def save_model(self, state: dict[str, Any]) -> None:
-        self.model = state
+        self.model = state if self.untrained is None else {**state, UNTRAINED_KEY: self.untrained}

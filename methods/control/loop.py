@@ -141,6 +141,13 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
         history, last_diag = ckpt.get("history", {}), ckpt.get("last_diag", {})
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
 
+    def model_state(final_return: float, train_stats: dict[str, float]) -> dict[str, Any]:
+        return {**agent.model_state(), "config": cfg.to_dict(), "final_return": final_return,
+                "train_stats": train_stats}
+
+    if ckpt is None:
+        run.save_untrained_model(model_state(float("nan"), {}))
+
     def checkpoint(env_rng: Any) -> None:
         run.save_checkpoint({
             "agent": agent.state_dict(), "buffer": buffer.state_dict(), "gen": gen.get_state(),
@@ -195,8 +202,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     # all evaluations (``<name>_avg``; ``return_avg`` is the area under the return curve per
     # evaluation) become final metrics
     averages = {f"{k}_avg": float(np.mean(v)) for k, v in history.items() if v}
-    run.save_model({**agent.model_state(), "config": cfg.to_dict(), "final_return": last_eval,
-                    "train_stats": {**last_diag, **averages}})
+    run.save_model(model_state(last_eval, {**last_diag, **averages}))
     return {"return": last_eval}
 
 

@@ -302,6 +302,13 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
     obs = task.reset_arrays(seed=int(rng.integers(2 ** 31)))
     state = task.state()
 
+    def model_state(final_return: float, averages: dict[str, float]) -> dict[str, Any]:
+        return {"actor": learner.actor.state_dict(), "critic": learner.critic.state_dict(),
+                "config": cfg.to_dict(), "final_return": final_return,
+                "train_stats": {**learner.diagnostics(), **averages}}
+
+    if ckpt is None:
+        run.save_untrained_model(model_state(float("nan"), {}))
     while step < cfg.iterations:
         if step < cfg.start_steps:
             actions = rng.uniform(-task.max_action, task.max_action, (n, a)).astype(np.float32) * task.action_mask()
@@ -353,9 +360,7 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
     task.close()
     eval_task.close()
     averages = {f"{k}_avg": float(np.mean(v)) for k, v in history.items() if v}
-    run.save_model({"actor": learner.actor.state_dict(), "critic": learner.critic.state_dict(),
-                    "config": cfg.to_dict(), "final_return": last_eval,
-                    "train_stats": {**learner.diagnostics(), **averages}})
+    run.save_model(model_state(last_eval, averages))
     return {"test_return": last_eval}
 
 

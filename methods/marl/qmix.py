@@ -347,7 +347,17 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         train_returns, history, timers = ckpt["train_returns"], ckpt["history"], ckpt["timers"]
     next_eval = (t_env // cfg.eval_every + 1) * cfg.eval_every
     next_ckpt = (t_env // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    averaged = ("test_return", "test_win_rate", *_hook_metrics(learner.agent), *learner.diagnostics())
 
+    def model_state(final_return: float, averages: dict[str, float]) -> dict[str, Any]:
+        return {"agent": learner.agent.state_dict(), "mixer": learner.mixer.state_dict(),
+                "config": cfg.to_dict(), "final_return": final_return,
+                "train_stats": {**averages, **learner.final_metrics()}}
+
+    if ckpt is None:
+        # before any update: the diagnostics' "averages" are their step-0 values
+        at_start = {**_hook_metrics(learner.agent), **learner.diagnostics()}
+        run.save_untrained_model(model_state(float("nan"), {f"{k}_avg": float(v) for k, v in at_start.items()}))
     while t_env < cfg.iterations:
         t0 = time.perf_counter()
         seeds = [int(rng.integers(2 ** 31)) for _ in range(cfg.batch_size_run)]
@@ -395,11 +405,8 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                 raise Preempted(f"stopped at env step {t_env}")
     # over-training averages of the test return (area under the curve per evaluation) and of
     # the agent network's diagnostics become final metrics
-    averaged = ("test_return", "test_win_rate", *_hook_metrics(learner.agent), *learner.diagnostics())
     averages = {f"{k}_avg": float(np.mean(history[k])) for k in averaged if history.get(k)}
-    run.save_model({"agent": learner.agent.state_dict(), "mixer": learner.mixer.state_dict(),
-                    "config": cfg.to_dict(), "final_return": last_eval,
-                    "train_stats": {**averages, **learner.final_metrics()}})
+    run.save_model(model_state(last_eval, averages))
     return {"test_return": last_eval}
 
 

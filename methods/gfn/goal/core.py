@@ -524,9 +524,18 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
                              "learner": learner.state_dict(), "progress": dict(st, history=list(st["history"]))},
                             iteration)
 
+    def model_state(row: dict[str, float]) -> dict[str, Any]:
+        history = st["history"]
+        return {
+            "net": net.state_dict(), "config": cfg.to_dict(), "learner": learner.state_dict(),
+            "train_stats": {"success_auc": sum(history) / len(history), "trajectories": st["n_traj"],
+                            "train_success_rate": row.get("train_success_rate", nan)},
+        }
+
     row: dict[str, float] = {}
     if st["iteration"] == 0:
         row = log(0)
+        run.save_untrained_model(model_state(row))
     for it in range(st["iteration"], cfg.iterations):
         if run.should_stop():
             checkpoint(it)
@@ -552,11 +561,7 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:
             checkpoint(done)
     history = st["history"]
-    run.save_model({
-        "net": net.state_dict(), "config": cfg.to_dict(), "learner": learner.state_dict(),
-        "train_stats": {"success_auc": sum(history) / len(history), "trajectories": st["n_traj"],
-                        "train_success_rate": row.get("train_success_rate", nan)},
-    })
+    run.save_model(model_state(row))
     return dict(row, success_auc=sum(history) / len(history))
 
 
