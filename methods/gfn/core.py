@@ -52,6 +52,11 @@ class GFNConfig(Constrained):
     # optimisation
     lr: float = 1e-3
     log_z_lr: float = 0.1
+    # log Z as one learned number ("scalar") or, as recursionpharma/gflownet's graph model has
+    # it, an MLP of the conditioning vector ("mlp": 32 -> 2H -> 2H -> 1, LeakyReLU; with a
+    # constant temperature the conditioning is all zeros, but every layer's parameters still
+    # move log Z, so it travels far faster than a scalar at the same learning rate)
+    log_z_param: str = "scalar"
     online_batch: int = 16
     # gradient steps per iteration, each on the online batch + a fresh replay batch
     # (Shen et al.'s sequence tasks, as EGFN runs them: 3)
@@ -64,6 +69,10 @@ class GFNConfig(Constrained):
     lr_half_life: float = 0.0
     log_z_lr_half_life: float = 0.0
     grad_clip: float = 0.0
+    # "global": one norm over every optimised tensor; "per_tensor": each tensor of the GFlowNet
+    # (policy net and log Z) clipped on its own, a learner's extra networks (QGFN's Q) not at
+    # all — recursionpharma/gflownet's clip_grad_type "norm"
+    grad_clip_mode: str = "global"
     # exploration and reward
     epsilon: float = 0.0
     reward_beta: float = 1.0
@@ -75,8 +84,9 @@ class GFNConfig(Constrained):
         "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
         # n_hidden_layers 0 would be a linear model that silently ignores `hidden`
         "hidden": at_least(1), "n_hidden_layers": at_least(1),
-        "lr": positive(), "log_z_lr": positive(),
+        "lr": positive(), "log_z_lr": positive(), "log_z_param": Bound(choices=("scalar", "mlp")),
         "lr_half_life": at_least(0), "log_z_lr_half_life": at_least(0), "grad_clip": at_least(0),
+        "grad_clip_mode": Bound(choices=("global", "per_tensor")),
         "online_batch": at_least(1), "train_steps": at_least(1),
         "replay_batch": at_least(0),            # 0: no replay
         "replay_size": at_least(1), "replay_top_frac": within(0, 1),
@@ -162,13 +172,48 @@ def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:
 
 
 # ---------------------------------------------------------------------------- training
-def build(cfg: GFNConfig, device: torch.device, seed: int) -> tuple[Any, PolicyNet, nn.Parameter]:
+class LogZ(nn.Module):
+    """log Z of trajectory balance: a learned scalar, or an MLP of the conditioning vector
+    (recursionpharma/gflownet ``GraphTransformerGFN.logZ``: ``mlp(num_cond_dim, 2 * num_emb, 1,
+    2)``; QGFN's tasks condition on a constant temperature, whose encoding is a zero vector of
+    ``COND_DIM``). ``forward()`` returns the 0-dim value."""
+
+    COND_DIM = 32
+
+    def __init__(self, kind: str = "scalar", hidden: int = 256, device: torch.device | str = "cpu"):
+        super().__init__()
+        self.kind = kind
+        if kind == "scalar":
+            self.value = nn.Parameter(torch.zeros((), device=device))
+        else:
+            self.mlp = nn.Sequential(nn.Linear(self.COND_DIM, 2 * hidden), nn.LeakyReLU(),
+                                     nn.Linear(2 * hidden, 2 * hidden), nn.LeakyReLU(),
+                                     nn.Linear(2 * hidden, 1)).to(device)
+            self.register_buffer("cond", torch.zeros(1, self.COND_DIM, device=device))
+
+    def forward(self) -> torch.Tensor:
+        return self.value if self.kind == "scalar" else self.mlp(self.cond)[0, 0]
+
+
+def build(cfg: GFNConfig, device: torch.device, seed: int) -> tuple[Any, PolicyNet, LogZ]:
     env = envs.make(cfg.env, **cfg.env_kwargs)
     torch.manual_seed(seed)
     net = PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions, cfg.hidden,
                     cfg.n_hidden_layers).to(device)
-    log_z = nn.Parameter(torch.zeros((), device=device))
+    log_z = LogZ(cfg.log_z_param, cfg.hidden, device)
     return env, net, log_z
+
+
+def clip_gradients(cfg: GFNConfig, opt: torch.optim.Optimizer, gfn_params: list[nn.Parameter]) -> None:
+    """Clip gradient norms to ``cfg.grad_clip`` (0: no clipping) in ``cfg.grad_clip_mode``."""
+    if cfg.grad_clip <= 0:
+        return
+    if cfg.grad_clip_mode == "per_tensor":
+        for p in gfn_params:
+            if p.grad is not None:
+                torch.nn.utils.clip_grad_norm_([p], cfg.grad_clip)
+    else:
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
 
 
 def set_learning_rates(opt: torch.optim.Optimizer, cfg: GFNConfig, iteration: int, has_log_z: bool) -> None:
@@ -206,7 +251,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     learner.bind(env, net)
     groups = [{"params": [*net.parameters(), *learner.extra_parameters()], "lr": cfg.lr}]
     if learner.uses_log_z:
-        groups.append({"params": [log_z], "lr": cfg.log_z_lr})
+        groups.append({"params": list(log_z.parameters()), "lr": cfg.log_z_lr})
     opt = torch.optim.Adam(groups)
     policy = method_policy(learner, env, net)
     behaviour = uniform_policy(env) if learner.behaviour == "uniform" else policy
@@ -223,7 +268,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     ckpt = run.load_checkpoint()
     if ckpt is not None:
         net.load_state_dict(ckpt["net"])
-        log_z.data.copy_(ckpt["log_z"])
+        log_z.load_state_dict(ckpt["log_z"])
         opt.load_state_dict(ckpt["opt"])
         gen.set_state(ckpt["gen"])
         replay.load_state_dict(ckpt["replay"])
@@ -236,7 +281,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     def metrics() -> dict[str, float]:
         nan = float("nan")
         with torch.no_grad():
-            log_z_value = float(log_z) if learner.uses_log_z else float(
+            log_z_value = float(log_z()) if learner.uses_log_z else float(
                 net(env.obs(env.initial(1, device)))[2])
         return {
             "trajectories": n_traj,
@@ -250,15 +295,26 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
 
     def checkpoint(iteration: int) -> None:
         run.save_checkpoint({
-            "net": net.state_dict(), "log_z": log_z.detach().clone(), "opt": opt.state_dict(),
+            "net": net.state_dict(), "log_z": log_z.state_dict(), "opt": opt.state_dict(),
             "gen": gen.get_state(), "replay": replay.state_dict(),
             "tracker": tracker.state_dict(), "iteration": iteration, "n_traj": n_traj,
             "loss": last_loss, "explorer": explorer.state_dict() if explorer is not None else None,
             "loss_state": learner.state_dict(),
         }, iteration)
 
+    def model_state(m: dict[str, float]) -> dict[str, Any]:
+        return {
+            "net": net.state_dict(), "log_z": log_z().detach().cpu(), "config": cfg.to_dict(),
+            "learner": learner.model_state(),
+            "train_stats": {"emp_l1": m["emp_l1"], "modes_found": m["modes_found"],
+                            "high_reward_samples": m.get("high_reward_samples", float("nan")),
+                            "trajectories": n_traj},
+        }
+
     if start == 0:
-        run.log(0, metrics())
+        first = metrics()
+        run.log(0, first)
+        run.save_untrained_model(model_state(first))
     for it in range(start, cfg.iterations):
         if run.should_stop():
             checkpoint(it)
@@ -292,12 +348,10 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
                 if cfg.replay_batch > 0:
                     batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
                 batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
-                loss = learner.loss(batch, log_z)
+                loss = learner.loss(batch, log_z())
             opt.zero_grad()
             loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
-                                               cfg.grad_clip)
+            clip_gradients(cfg, opt, [*net.parameters(), *log_z.parameters()])
             opt.step()
             learner.after_step()
         last_loss = float(loss.detach())
@@ -307,13 +361,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:
             checkpoint(done)
     final = metrics()
-    run.save_model({
-        "net": net.state_dict(), "log_z": log_z.detach().cpu(), "config": cfg.to_dict(),
-        "learner": learner.model_state(),
-        "train_stats": {"emp_l1": final["emp_l1"], "modes_found": final["modes_found"],
-                        "high_reward_samples": final.get("high_reward_samples", float("nan")),
-                        "trajectories": n_traj},
-    })
+    run.save_model(model_state(final))
     return final
 
 
