@@ -104,6 +104,30 @@ def test_smoke_dag_end_to_end(smoke_workspace):
     assert (ws / "mlflow.db").exists()
 
 
+def test_guards_run_on_every_papers_smoke_claims(smoke_workspace):
+    """Issue 23: every run is also evaluated untrained (step 0) and every paper's claims carry
+    both guards' findings, shown in the report."""
+    ws = smoke_workspace
+    evals = sorted((ws / "results/smoke").glob("*/*/*/seed*/eval.json"))
+    assert evals
+    for path in evals:
+        doc = json.loads(path.read_text())
+        assert doc.get("untrained", {}).get("metrics"), path
+    docs = sorted((ws / "results/smoke").glob("*/claims.json"))
+    assert len(docs) == len(list((ws / "config/papers").glob("*.yaml")))
+    for path in docs:
+        doc = json.loads(path.read_text())
+        assert set(doc["guards"]) >= {"by_construction", "baseline_did_not_learn"}, path
+        for claim in doc["claims"]:
+            g = claim["guards"]
+            assert "unchecked" not in g, (path, claim["id"])
+            assert "step0" in g, claim["id"]
+            if claim["kind"] in ("compare", "noninferior", "trend"):
+                assert g["learned"] and all(c["status"] for c in g["learned"]), claim["id"]
+    html = (ws / "reports/smoke/index.html").read_text()
+    assert "guards: " in html and "on untrained agents" in html
+
+
 def test_second_dry_run_has_nothing_to_do(smoke_workspace):
     assert planned_jobs(smoke_workspace, "--config", "scale=smoke") == []
 
