@@ -43,7 +43,7 @@ from typing import Any
 
 from pipeline import guards
 from pipeline import inference as inf
-from pipeline.design import ALPHA, TESTED_KINDS, design, power
+from pipeline.design import ALPHA, TESTED_KINDS, budget_fraction, design, power
 from pipeline.design import fmt as _fmt
 from pipeline.design import in_scale as _in_scale
 from pipeline.io import atomic_write_json
@@ -242,7 +242,8 @@ def _explain(rec: dict, alpha: float) -> str:
 
 # ---------------------------------------------------------------- the paper's claims
 def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: str = CORRECTION,
-             settings: dict[str, list[dict]] | None = None, guard: bool = True) -> list[dict]:
+             settings: dict[str, list[dict]] | None = None, guard: bool = True,
+             measured: dict[str, list[dict]] | None = None) -> list[dict]:
     """One verdict record per claim of ``paper_cfg``; see the module docstring.
 
     ``settings`` (claim id -> resolved settings in which the two sides differ) is copied into
@@ -266,6 +267,11 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
                 rec[k] = claim[k]
         if settings and claim.get("id") in settings:
             rec["settings_differ"] = settings[claim["id"]]
+        if measured and measured.get(claim.get("id")):
+            rec["measured_differ"] = measured[claim["id"]]
+        frac = budget_fraction(paper_cfg, claim, scale)
+        if frac:
+            rec["budget_fraction"] = frac
         recs.append(rec)
         if kind == "fact" and not _in_scale(claim, scale):
             rec.update(verdict="inconclusive", numbers={}, reason=(
@@ -360,10 +366,12 @@ def _decide_family(recs: list[dict], family: list[int], alpha: float, correction
 
 
 def write(paper_cfg: dict, stats_json: Path, out_path: Path, *, alpha: float = ALPHA,
-          correction: str = CORRECTION, settings: dict[str, list[dict]] | None = None) -> list[dict]:
-    """Evaluate the claims against ``stats_json`` and write claims.json."""
+          correction: str = CORRECTION, settings: dict[str, list[dict]] | None = None,
+          measured: dict[str, list[dict]] | None = None) -> list[dict]:
+    """Evaluate the claims against ``stats_json`` and write claims.json (``measured``: claim id
+    -> measured budget differences, pipeline.confounds.measured_by_claim)."""
     stats = json.loads(Path(stats_json).read_text(encoding="utf-8"))
-    claims = evaluate(paper_cfg, stats, alpha=alpha, correction=correction, settings=settings)
+    claims = evaluate(paper_cfg, stats, alpha=alpha, correction=correction, settings=settings, measured=measured)
     doc: dict[str, Any] = {"paper": paper_cfg.get("paper", stats.get("paper"))}
     if "scale" in stats:
         doc["scale"] = stats["scale"]

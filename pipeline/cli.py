@@ -166,9 +166,19 @@ def cmd_claims(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     paths = _layout(wf)
     cfg, st = wf.papers[args.paper], wf.main["stats"]
-    for c in claims.write(cfg, _path(args.stats, paths.stats(wf.scale, args.paper)),
-                          _path(args.out, paths.claims(wf.scale, args.paper)), alpha=st["alpha"],
-                          correction=st["correction"], settings=confounds.settings_by_claim(cfg, wf.scale)):
+    stats_path = _path(args.stats, paths.stats(wf.scale, args.paper))
+    stats_doc = json.loads(Path(stats_path).read_text(encoding="utf-8"))
+    # what the runs measured they did, side against side; at smoke an unnamed difference stops
+    # here (the smoke DAG is the check every config change goes through, CI included)
+    problems = confounds.measured_problems(cfg, stats_doc)
+    if problems and wf.scale == "smoke":
+        where = wf.paper_files.get(args.paper, f"config/papers/{args.paper}.yaml")
+        for field, problem in problems:
+            print(f"{where}: {field}: {problem}", file=sys.stderr)
+        return 2
+    for c in claims.write(cfg, stats_path, _path(args.out, paths.claims(wf.scale, args.paper)), alpha=st["alpha"],
+                          correction=st["correction"], settings=confounds.settings_by_claim(cfg, wf.scale),
+                          measured=confounds.measured_by_claim(cfg, stats_doc)):
         print(f"{c['id']}: {c['verdict']} — {c.get('reason', '')}"
               + (f"\n    {c['explanation']}" if c.get("explanation") else ""))
     return 0

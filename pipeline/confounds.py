@@ -109,3 +109,75 @@ def budget_problems(paper_cfg: dict, scales: tuple[str, ...]) -> list[tuple[str,
                 continue
             break
     return problems
+
+
+# ---------------------------------------------------------------- measured budgets
+# Which config settings explain a difference in which measured quantity, per family: a claim
+# that names the setting in ``differs_by`` names the measured difference it causes too.
+EXPLAINS = {
+    "online_batch": ("samples_per_step", "samples", "collected"),
+    "train_steps": ("gradient_steps", "samples"),
+    "utd": ("gradient_steps", "samples"),
+    "start_steps": ("gradient_steps", "samples"),
+    "batch_size": ("samples_per_step", "samples"),
+}
+# relative difference of the seeds' medians above which two sides differ in a measured quantity
+# (episode-based loops end a few steps apart; 5 % is far below any budget choice)
+MEASURED_TOLERANCE = 0.05
+
+
+def _median(values: list) -> float | None:
+    xs = sorted(float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not xs:
+        return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else 0.5 * (xs[k - 1] + xs[k])
+
+
+def measured_differences(stats: dict, claim: dict) -> list[dict]:
+    """The measured quantities (methods/common/budget.py) in which the claim's two sides differ,
+    per experiment: ``{experiment, quantity, method, baseline, named}``; ``named``: the claim's
+    ``differs_by`` names the quantity or a setting that explains it."""
+    from methods.common.budget import MEASURED
+
+    if claim.get("kind") not in COMPARE_KINDS or not claim.get("baseline"):
+        return []
+    named = set(claim.get("differs_by") or [])
+    explained = named | {q for s in named for q in EXPLAINS.get(s, ())}
+    rows = []
+    for exp_id in claim.get("experiments") or [claim.get("experiment")]:
+        budget = ((stats.get("experiments") or {}).get(exp_id) or {}).get("budget") or {}
+        a, b = budget.get(claim["method"]) or {}, budget.get(claim["baseline"]) or {}
+        if not a or not b:
+            continue
+        unit_a, unit_b = (a.get("unit") or [None])[0], (b.get("unit") or [None])[0]
+        if unit_a != unit_b:
+            rows.append({"experiment": exp_id, "quantity": "unit", "method": unit_a, "baseline": unit_b,
+                         "named": "unit" in named})
+        for q in MEASURED:
+            ma, mb = _median(a.get(q) or []), _median(b.get(q) or [])
+            if ma is None or mb is None or ma == mb:
+                continue
+            if abs(ma - mb) > MEASURED_TOLERANCE * max(abs(ma), abs(mb)):
+                rows.append({"experiment": exp_id, "quantity": q, "method": ma, "baseline": mb,
+                             "named": q in explained})
+    return rows
+
+
+def measured_by_claim(paper_cfg: dict, stats: dict) -> dict[str, list[dict]]:
+    """claim id -> its measured differences (for claims.json and the report)."""
+    return {c["id"]: measured_differences(stats, c) for c in paper_cfg.get("claims") or []
+            if c.get("kind") in COMPARE_KINDS}
+
+
+def measured_problems(paper_cfg: dict, stats: dict) -> list[tuple[str, str]]:
+    """``(field path, problem)`` for each measured difference a claim does not name."""
+    out = []
+    for i, claim in enumerate(paper_cfg.get("claims") or []):
+        for row in measured_differences(stats, claim):
+            if not row["named"]:
+                out.append((f"claims[{i}] ({claim['id']}).differs_by",
+                            f"{claim['method']} and {claim['baseline']} measured different {row['quantity']} in "
+                            f"experiment {row['experiment']} ({row['method']} vs {row['baseline']}): equalise it, or "
+                            f"name {row['quantity']!r} in differs_by if it is part of the method"))
+    return out

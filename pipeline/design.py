@@ -134,3 +134,37 @@ def design_line(row: dict, scale: str) -> str:
                     f"other claims of the paper are ({row.get('seeds_needed')} seeds a run set decide it alone)")
         return txt
     return f"{row['id']}: {row.get('status')}"
+
+
+def budget_fraction(paper_cfg: dict, claim: dict, scale: str | None) -> dict[str, Any] | None:
+    """The share of the paper-scale budget a verdict at ``scale`` rests on: training length
+    (``iterations``: env steps or GFlowNet iterations, whichever the experiment counts) and
+    network width (``hidden``, where both scales set it), the smallest over the claim's
+    experiments. None where the config does not say (no paper scale)."""
+    exps = paper_cfg.get("experiments") or {}
+    fracs: dict[str, float] = {}
+    for exp_id in claim.get("experiments") or [claim.get("experiment")]:
+        sc = (exps.get(exp_id) or {}).get("scales") or {}
+        here, paper = sc.get(scale) or {}, sc.get("paper") or {}
+        if here.get("iterations") and paper.get("iterations"):
+            f = float(here["iterations"]) / float(paper["iterations"])
+            fracs["iterations"] = min(fracs.get("iterations", f), f)
+        h_here = ((here.get("overrides") or {}).get("all") or {}).get("hidden")
+        h_paper = ((paper.get("overrides") or {}).get("all") or {}).get("hidden")
+        if h_here and h_paper:
+            f = float(h_here) / float(h_paper)
+            fracs["hidden"] = min(fracs.get("hidden", f), f)
+    return fracs or None
+
+
+def fraction_bucket(fraction: float | None) -> str:
+    """The report's buckets of a verdict's training-length share of the paper's budget."""
+    if fraction is None:
+        return "unknown"
+    if fraction >= 1.0:
+        return "100 %"
+    if fraction >= 0.1:
+        return "10-100 %"
+    if fraction >= 0.01:
+        return "1-10 %"
+    return "< 1 %"

@@ -11,6 +11,7 @@ from typing import Any
 
 import envs
 import methods
+from methods.common.budget import MEASURED
 from pipeline.config import SCALES, _fail, _load_yaml, _unique, _validate, merged_overrides
 from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
@@ -130,10 +131,12 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
         if claim.get("baseline") is not None and claim["baseline"] == claim["method"]:
             _fail(path, f"{where}.baseline", "must differ from method")
     budget = set(BUDGET_FIELDS.get(doc.get("family", ""), ()))
+    measured = {*MEASURED, "unit"}
     for j, name in enumerate(claim.get("differs_by") or []):
-        if name not in budget:
-            _fail(path, f"{where}.differs_by[{j}]", f"{name!r} is not a budget / update-ratio setting of "
-                  f"family {doc.get('family')!r} ({', '.join(sorted(budget)) or 'none'})")
+        if name not in budget | measured:
+            _fail(path, f"{where}.differs_by[{j}]", f"{name!r} is neither a budget / update-ratio setting of "
+                  f"family {doc.get('family')!r} ({', '.join(sorted(budget)) or 'none'}) nor a measured "
+                  f"quantity ({', '.join(sorted(measured))})")
 
 
 def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "experiment") -> None:

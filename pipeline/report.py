@@ -197,6 +197,63 @@ def guard_text(claim: dict) -> str:
     return ("guards: " + " · ".join(parts)) if parts else ""
 
 
+_VERDICT_COLOUR = {"reproduced": "#1a7f37", "not_reproduced": "#cf222e", "inconclusive": "#9a6700",
+                   "not_decidable": "#6e7781", "fact": "#0969da"}
+
+
+def oriented_effect(claim: dict) -> tuple[float, float | None, float | None] | None:
+    """A tested claim's effect and CI turned so that > 0 is the claimed direction: the
+    Hodges-Lehmann shift (plus the margin for 'not worse'), or the median minus the threshold;
+    None where there is no single effect (trend claims, facts, no data)."""
+    n = claim.get("numbers") or {}
+    eff = n.get("effect") or {}
+    est = eff.get("estimate")
+    if claim.get("kind") not in ("compare", "noninferior", "threshold") or not isinstance(est, (int, float)):
+        return None
+    lo, hi = (list(eff.get("ci") or []) + [None, None])[:2]
+    shift = -float(eff["threshold"]) if "threshold" in eff else float(n.get("margin") or 0.0)
+    sign = 1.0 if n.get("higher_is_better", True) else -1.0
+    vals = [None if v is None else sign * (float(v) + shift) for v in (est, lo, hi)]
+    e, a, b = vals
+    if sign < 0:
+        a, b = b, a
+    return e, a, b
+
+
+def forest_svg(claims: list[dict]) -> str:
+    """One row per tested claim: its effect and CI on the row's own scale, > 0 = the claimed
+    direction, coloured by verdict; a guard that fired is marked. Rows differ in units, so each
+    is scaled to its own largest |value|: the picture shows direction and certainty, the
+    ledger the numbers."""
+    rows = [(c, oe) for c in claims if (oe := oriented_effect(c)) is not None]
+    if not rows:
+        return ""
+    width, label_w, row_h, pad = 760, 330, 18, 8
+    plot_w = width - label_w - 2 * pad
+    mid = label_w + pad + plot_w / 2
+    height = row_h * len(rows) + 2 * pad + 14
+    out = [f'<svg class=forest role="img" aria-label="forest plot of the claims\' effects" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}">',
+           f'<line x1="{mid}" y1="{pad}" x2="{mid}" y2="{height - pad - 14}" stroke="#57606a" stroke-dasharray="3,3"/>',
+           f'<text x="{mid}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#57606a">0 (claimed direction →)</text>']
+    for i, (c, (e, lo, hi)) in enumerate(rows):
+        y = pad + i * row_h + row_h / 2
+        scale = max(abs(v) for v in (e, lo, hi) if v is not None and v == v and abs(v) != float("inf")) or 1.0
+        x = lambda v: mid + (plot_w / 2 - 6) * max(-1.0, min(1.0, v / scale))  # noqa: E731
+        colour = _VERDICT_COLOUR.get(str(c.get("verdict")), "#9a6700")
+        fired = bool((c.get("guards") or {}).get("fired"))
+        label = ("⚠ " if fired else "") + str(c.get("id", ""))
+        out.append(f'<text x="{label_w}" y="{y + 4}" font-size="11" text-anchor="end" '
+                   f'fill="{"#9a3412" if fired else "#1d2125"}">{_e(label[:52])}</text>')
+        a = x(lo) if lo is not None else label_w + pad
+        b = x(hi) if hi is not None else width - pad
+        out.append(f'<line x1="{a:.1f}" y1="{y}" x2="{b:.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<circle cx="{x(e):.1f}" cy="{y}" r="4" fill="{colour}"><title>{_e(c.get("id"))}: '
+                   f'{_e(c.get("verdict"))}</title></circle>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def _ledger(claims: list[dict], procedure: dict | None = None, plumbing_only: bool = False) -> str:
     if not claims:
         return "<p>No claims configured.</p>"
@@ -225,6 +282,15 @@ def _ledger_table(claims: list[dict]) -> str:
         named = (f" Differs by design in: {_e(', '.join(c['differs_by']))}." if c.get("differs_by") else "")
         if c.get("extra"):
             named += f" Beyond the paper: {_e(c.get('extra_reason', ''))}."
+        meas = c.get("measured_differ") or []
+        if meas:
+            named += " Measured differences: " + _e("; ".join(
+                f"{m['quantity']} {_num(m['method'])} vs {_num(m['baseline'])} ({m['experiment']})"
+                + ("" if m.get("named") else " — NOT NAMED in differs_by") for m in meas)) + "."
+        frac = c.get("budget_fraction") or {}
+        if frac:
+            named += (" Rests on " + ", ".join(f"{100 * v:.3g} % of the paper scale's {k}" for k, v in frac.items())
+                      + ".")
         gtxt = guard_text(c)
         fired = bool((c.get("guards") or {}).get("fired"))
         guard_html = (f"<br><span class='{'guard fired' if fired else 'guard'}'>{_e(gtxt)}</span>" if gtxt else "")
@@ -302,11 +368,31 @@ def _paper_section(scale: str, p: dict) -> str:
         f"<p class=meta>paper <code>{_e(pid)}</code> · family {_e(cfg.get('family', ''))} · "
         f"source: {_e(cfg.get('source', ''))}</p>"
         f"<p>Runs at this scale: <b>{_e(p.get('n_runs', 0))}</b>. {setting_txt}</p>{dirs}"
-        f"<h3>Claims ledger</h3>{_ledger(claims, p.get('procedure'), bool(p.get('plumbing_only')))}"
+        + (f"<h3>Effects at a glance</h3><p class=rule>Each tested claim's effect and interval on its own scale, "
+           "right of the dashed line = the claimed direction, coloured by verdict; ⚠ = a guard fired.</p>"
+           f"{forest}" if (forest := forest_svg(claims)) else "")
+        + f"<h3>Claims ledger</h3>{_ledger(claims, p.get('procedure'), bool(p.get('plumbing_only')))}"
         f"<h3>Figures</h3>{_figures(cfg, p.get('figures') or [])}"
         f"<h3>Final metrics</h3>{_metrics_tables(cfg, stats)}"
         f"<h3>Deviations from the paper at this scale</h3>{_deviations(cfg, scale)}"
         f"{_unverified(cfg)}</section>")
+
+
+def _fraction_table(claims: list[dict]) -> str:
+    """Verdicts counted by the share of the paper scale's training length they rest on."""
+    from pipeline.design import fraction_bucket
+
+    buckets = ("< 1 %", "1-10 %", "10-100 %", "100 %", "unknown")
+    counts = {b: {v: 0 for v in _VERDICT_TEXT} for b in buckets}
+    for c in claims:
+        if c.get("verdict") in _VERDICT_TEXT:
+            counts[fraction_bucket((c.get("budget_fraction") or {}).get("iterations"))][c["verdict"]] += 1
+    rows = "".join(f"<tr><td>{_e(b)}</td>" + "".join(f"<td class=num>{counts[b][v]}</td>" for v in _VERDICT_TEXT)
+                   + "</tr>" for b in buckets if any(counts[b].values()))
+    head = "".join(f"<th>{_e(t)}</th>" for t in _VERDICT_TEXT.values())
+    return ("<p class=rule>What the verdicts rest on: the share of the paper scale's training length "
+            "(env steps or iterations) each claim's runs had.</p>"
+            f"<table><tr><th>share of the paper's budget</th>{head}</tr>{rows}</table>")
 
 
 def _paper_tally(p: dict) -> str:
@@ -333,6 +419,7 @@ def render(scale: str, papers: list[dict]) -> str:
     counts = {v: sum(c.get("verdict") == v for c in all_claims) for v in _VERDICT_TEXT}
     tally = " · ".join(f"{_badge(v)} {counts[v]}" for v in _VERDICT_TEXT)
     per_paper = "".join(f"<li>{_paper_tally(p)}</li>" for p in papers)
+    by_fraction = _fraction_table(all_claims)
     toc = " · ".join(f'<a href="#paper-{_e((p.get("cfg") or {}).get("paper", ""))}">'
                      f'{_e((p.get("cfg") or {}).get("paper", ""))}</a>' for p in papers)
     n_runs = sum(int(p.get("n_runs") or 0) for p in papers)
@@ -348,7 +435,7 @@ def render(scale: str, papers: list[dict]) -> str:
         + ('<p class=plumbing><b>Smoke scale: plumbing check only.</b> Every verdict below comes from runs '
            "of seconds; it shows the pipeline works end to end, not whether a paper reproduces.</p>"
            if any(p.get("plumbing_only") for p in papers) else "")
-        + f"<h2>Claims at a glance</h2><p>{tally}</p><ul class=tally>{per_paper}</ul>"
+        + f"<h2>Claims at a glance</h2><p>{tally}</p><ul class=tally>{per_paper}</ul>{by_fraction}"
         + f"{_claims_table(all_claims)}\n"
         + "\n".join(_paper_section(scale, p) for p in papers)
         + "\n</body></html>\n")

@@ -111,6 +111,7 @@ class FileRun:
         self.rows: list[dict[str, Any]] = []
         self.resumed_from: int | None = None
         self.untrained: dict[str, Any] | None = None
+        self.budget: dict[str, Any] | None = None
         self._stop = False
         self._live = live_logger
 
@@ -177,6 +178,10 @@ class FileRun:
             os.replace(side, checksum_path(bad))
         return bad
 
+    def record_budget(self, budget: dict[str, Any]) -> None:
+        """What the run measured it did (methods/common/budget.py); written to the manifest."""
+        self.budget = dict(budget)
+
     def save_untrained_model(self, state: dict[str, Any]) -> None:
         """Keep the step-0 model (checkpointed with the run); it is saved inside model.pt."""
         self.untrained = snapshot(state)
@@ -223,6 +228,7 @@ class FileRun:
             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
             # forked from the job server (pipeline/jobserver.py) or a process of its own
             "launcher": "jobserver" if os.environ.get("RLREPRO_FORKED") else "process",
+            "budget": self.budget,
         })
 
     def clear_checkpoints(self) -> None:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from pipeline import layout
 from pipeline.io import atomic_write_json, atomic_write_text
-from pipeline.runfiles import ordered, read_curve, read_final_metrics, to_float
+from pipeline.runfiles import ordered, read_curve, read_final_metrics, read_json, to_float
 
 SUMMARY_COLUMNS = [
     "experiment", "method", "metric", "step", "n_runs",
@@ -261,6 +261,15 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
                 est = estimate(values, reps=reps, confidence=confidence,
                                seed=derive_seed(random_state, exp, method, metric, "final"))
                 final[metric][method] = {**est, "values": values}
+        # What each run measured it did (manifest.json "budget", methods/common/budget.py), per
+        # seed: the confound check compares the two sides of every claim on it.
+        budget: dict[str, Any] = {}
+        for method in methods:
+            rows_b = [read_json(Path(r["dir"]) / layout.MANIFEST).get("budget") or {}
+                      for r in sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))]
+            keys = [k for k in dict.fromkeys(k for b in rows_b for k in b)]
+            if keys:
+                budget[method] = {k: [b.get(k) for b in rows_b] for k in keys}
         # The same evaluation of each run's untrained (step-0) agent, per seed: what the claims'
         # guards compare against (pipeline/guards.py). No estimates: only the values are used.
         untrained: dict[str, Any] = {}
@@ -299,6 +308,7 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
             "seeds": {m: [s for s, _, _ in loaded[m]] for m in methods},
             "final": final,
             "untrained": untrained,
+            "budget": budget,
             "prob_improvement": poi,
         }
 

@@ -74,7 +74,7 @@ def test_bn_objectives_share_one_learning_rate():
     ("trend without experiments",
      lambda d: d["claims"][0].update(kind="trend"), "claims[0].experiments", "missing required field"),
     ("differs_by names a non-budget setting",
-     lambda d: d["claims"][0].update(differs_by=["utd", "lr"]), "claims[0].differs_by[1]", "not a budget"),
+     lambda d: d["claims"][0].update(differs_by=["utd", "lr"]), "claims[0].differs_by[1]", "is neither a budget"),
     ("baseline equals method",
      lambda d: d["claims"][1].update(baseline="omnet"), "claims[1].baseline", "must differ from method"),
     ("threshold claim with a baseline",

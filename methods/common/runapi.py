@@ -28,6 +28,7 @@ class Run(Protocol):
     def load_checkpoint(self) -> dict[str, Any] | None: ...
     def save_model(self, state: dict[str, Any]) -> None: ...
     def save_untrained_model(self, state: dict[str, Any]) -> None: ...
+    def record_budget(self, budget: dict[str, Any]) -> None: ...
 
 
 # The key under which the untrained (step-0) model travels inside the saved model: evaluation
@@ -53,6 +54,7 @@ class MemoryRun:
         self.checkpoint: dict[str, Any] | None = None
         self.model: dict[str, Any] | None = None
         self.untrained: dict[str, Any] | None = None
+        self.budget: dict[str, Any] | None = None
         self._stop_after = stop_after_checkpoints
         self._n_ckpt = 0
         # step of the checkpoint the last train() call resumed from (None: started afresh)
@@ -79,6 +81,9 @@ class MemoryRun:
 
     def save_untrained_model(self, state: dict[str, Any]) -> None:
         self.untrained = snapshot(state)
+
+    def record_budget(self, budget: dict[str, Any]) -> None:
+        self.budget = dict(budget)
 
     def save_model(self, state: dict[str, Any]) -> None:
         self.model = state if self.untrained is None else {**state, UNTRAINED_KEY: self.untrained}

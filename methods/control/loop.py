@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from envs.control import ControlTask, rng_state, set_rng_state
+from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, positive, within
 from methods.common.replay import ReplayBuffer
 from methods.common.runapi import Preempted, Run
@@ -126,6 +127,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     # training" claims, area under the return curve)
     history: dict[str, list[float]] = {}
     update_time, updates_at_log = 0.0, 0
+    budget = BudgetMeter(unit="transitions")
 
     ckpt = run.load_checkpoint()
     if ckpt is not None:
@@ -139,6 +141,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
         step, train_returns, last = ckpt["step"], ckpt["train_returns"], ckpt["last"]
         update_time, updates_at_log = ckpt["update_time"], ckpt["updates_at_log"]
         history, last_diag = ckpt.get("history", {}), ckpt.get("last_diag", {})
+        budget.load_state_dict(ckpt["budget"])
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
 
     def model_state(final_return: float, train_stats: dict[str, float]) -> dict[str, Any]:
@@ -155,7 +158,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             "torch_rng": torch.get_rng_state(),   # dropout (DroQ) draws from the global generator
             "train_returns": list(train_returns), "last": {k: float(v) for k, v in last.items()},
             "update_time": update_time, "updates_at_log": updates_at_log,
-            "history": history, "last_diag": last_diag}, step)
+            "history": history, "last_diag": last_diag, "budget": budget.state_dict()}, step)
 
     while step < cfg.iterations:
         if step < cfg.start_steps:
@@ -169,6 +172,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             t0 = time.perf_counter()
             for _ in range(cfg.utd):
                 last.update(agent.update(buffer, step))
+                budget.step(cfg.batch)
             update_time += time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.iterations:
             last_eval = float(np.mean(evaluate_policy(agent, task, run.seed, cfg.eval_episodes, device, step)))
@@ -186,7 +190,9 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             train_returns, update_time, updates_at_log = [], 0.0, agent.n_updates
         elif cfg.diag_every and step % cfg.diag_every == 0 and len(buffer) >= cfg.batch:
             run.log(step, agent.diagnostics(buffer))
+        budget.env_steps += 1
         if terminated or truncated:
+            budget.collected += 1
             train_returns.append(episode_return)
             episode_return = 0.0
             env_rng = rng_state(env)
@@ -202,6 +208,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     # all evaluations (``<name>_avg``; ``return_avg`` is the area under the return curve per
     # evaluation) become final metrics
     averages = {f"{k}_avg": float(np.mean(v)) for k, v in history.items() if v}
+    run.record_budget(budget.summary())
     run.save_model(model_state(last_eval, {**last_diag, **averages}))
     return {"return": last_eval}
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import envs
+from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, positive, within
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
@@ -265,6 +266,8 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         terminal_set = env.terminal_mask(exact.states)
 
     start, n_traj, last_loss = 0, 0, float("nan")
+    off_policy = isinstance(learner, TransitionLearner)
+    budget = BudgetMeter(unit="transitions" if off_policy else "trajectories")
     ckpt = run.load_checkpoint()
     if ckpt is not None:
         net.load_state_dict(ckpt["net"])
@@ -277,6 +280,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             explorer.load_state_dict(ckpt["explorer"])
         learner.load_state_dict(ckpt["loss_state"])
         start, n_traj, last_loss = ckpt["iteration"], ckpt["n_traj"], ckpt["loss"]
+        budget.load_state_dict(ckpt["budget"])
 
     def metrics() -> dict[str, float]:
         nan = float("nan")
@@ -299,7 +303,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             "gen": gen.get_state(), "replay": replay.state_dict(),
             "tracker": tracker.state_dict(), "iteration": iteration, "n_traj": n_traj,
             "loss": last_loss, "explorer": explorer.state_dict() if explorer is not None else None,
-            "loss_state": learner.state_dict(),
+            "loss_state": learner.state_dict(), "budget": budget.state_dict(),
         }, iteration)
 
     def model_state(m: dict[str, float]) -> dict[str, Any]:
@@ -321,6 +325,8 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             raise Preempted(f"stopped at iteration {it}")
         if explorer is not None:
             extra = explorer.step(gen)
+            if extra is not None:
+                budget.collected += int(extra[0].shape[0])
             if extra is not None and cfg.replay_batch > 0:
                 replay.add(*extra)
         set_learning_rates(opt, cfg, it, learner.uses_log_z)
@@ -335,20 +341,22 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             # describe the learned sampler, so draw a monitoring batch from it
             tracker.add(terminal_states(env, sample_trajectories(env, policy, cfg.online_batch, gen)))
         n_traj += online.shape[0]
+        budget.collected += int(online.shape[0])
         if cfg.replay_batch > 0:
             replay.add(online, online_lr)
-        off_policy = isinstance(learner, TransitionLearner)
         if off_policy:
             learner.observe(online)
         for _ in range(cfg.train_steps):
             if off_policy:
                 loss = learner.sample_loss(gen)
+                budget.step(learner.batch_transitions())
             else:
                 batch_actions = online
                 if cfg.replay_batch > 0:
                     batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
                 batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
                 loss = learner.loss(batch, log_z())
+                budget.step(batch_actions.shape[0])
             opt.zero_grad()
             loss.backward()
             clip_gradients(cfg, opt, [*net.parameters(), *log_z.parameters()])
@@ -361,6 +369,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:
             checkpoint(done)
     final = metrics()
+    run.record_budget(budget.summary())
     run.save_model(model_state(final))
     return final
 

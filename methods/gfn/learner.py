@@ -94,6 +94,10 @@ class TransitionLearner(Learner):
     def sample_loss(self, gen: torch.Generator) -> torch.Tensor:
         """Draw a batch from the buffer and return its loss."""
 
+    @abstractmethod
+    def batch_transitions(self) -> int:
+        """Transitions in the batch ``sample_loss`` draws (the measured budget counts them)."""
+
 
 def check_learner(learner: Any) -> Learner:
     """The learner, or a TypeError naming what is wrong with it (before any training)."""

@@ -109,6 +109,9 @@ class SoftQLearning(core.TransitionLearner):
         y = self.td_target(b)
         return F.huber_loss(q_sa, y), (q_sa - y).detach()
 
+    def batch_transitions(self) -> int:
+        return self.cfg.transition_batch
+
     def sample_loss(self, gen: torch.Generator) -> torch.Tensor:
         idx, b = self.buffer.sample(self.cfg.transition_batch, gen)
         loss, td = self.batch_loss(b)

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from envs.mamujoco import MaMuJoCoTask
+from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.replay import FieldReplay, NStepWriter
 from methods.common.runapi import Preempted, Run
@@ -288,8 +289,10 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
     history: dict[str, list[float]] = {}
     update_time, updates_at_log, last_eval = 0.0, 0, float("nan")
 
+    budget = BudgetMeter(unit="transitions")
     ckpt = run.load_checkpoint()
     if ckpt is not None:
+        budget.load_state_dict(ckpt["budget"])
         learner.load_state_dict(ckpt["learner"])
         buffer.load_state_dict(ckpt["buffer"])
         writer.load_state_dict(ckpt["writer"])
@@ -322,12 +325,15 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
                                "terminated": terminated, "done": done}):
             buffer.add(tr)
         obs, state, episode_return, step = next_obs, next_state, episode_return + reward, step + 1
+        budget.env_steps += 1
+        budget.collected += int(done)
         learner.t_env = step
         last.update(learner.on_env_steps(step))
         if step > cfg.start_steps and step % cfg.train_interval == 0 and len(buffer) >= cfg.batch:
             t0 = time.perf_counter()
             for _ in range(cfg.updates_per_train):
                 last.update(learner.update(buffer.sample(cfg.batch, gen)))
+                budget.step(cfg.batch)
             update_time += time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.iterations:
             last_eval = float(np.mean(greedy_returns(learner, eval_task, run.seed, cfg.eval_episodes)))
@@ -351,7 +357,7 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
                     "writer": writer.state_dict(), "gen": gen.get_state(), "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(), "step": step, "train_returns": list(train_returns),
                     "last": {k: float(v) for k, v in last.items()}, "update_time": update_time,
-                    "updates_at_log": updates_at_log, "history": history}, step)
+                    "updates_at_log": updates_at_log, "history": history, "budget": budget.state_dict()}, step)
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
                 if stop or run.should_stop():
                     raise Preempted(f"stopped at env step {step}")
@@ -360,6 +366,7 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
     task.close()
     eval_task.close()
     averages = {f"{k}_avg": float(np.mean(v)) for k, v in history.items() if v}
+    run.record_budget(budget.summary())
     run.save_model(model_state(last_eval, averages))
     return {"test_return": last_eval}
 

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import Preempted, Run
@@ -336,8 +337,10 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
     history: dict[str, list[float]] = {}
     timers = {"update": 0.0, "env": 0.0, "updates_at_log": 0, "steps_at_log": 0}
 
+    budget = BudgetMeter(unit="episodes")
     ckpt = run.load_checkpoint()
     if ckpt is not None:
+        budget.load_state_dict(ckpt["budget"])
         learner.load_state_dict(ckpt["learner"])
         buffer.load_state_dict(ckpt["buffer"])
         gen.set_state(ckpt["gen"])
@@ -365,13 +368,17 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         for episode, ret in run_episodes(learner, env, seeds, epsilon, gen):
             buffer.add(episode)
             t_env += len(episode["reward"])
+            budget.env_steps += len(episode["reward"])
+            budget.collected += 1
             episodes += 1
             train_returns.append(ret)
         timers["env"] += time.perf_counter() - t0
         if len(buffer) >= cfg.batch_size:
             t0 = time.perf_counter()
             learner.t_env = t_env
-            last = learner.train(buffer.sample(cfg.batch_size, gen))
+            batch = buffer.sample(cfg.batch_size, gen)
+            last = learner.train(batch)
+            budget.step(int(batch["reward"].shape[0]))
             timers["update"] += time.perf_counter() - t0
         if on_env_steps is not None:
             on_env_steps(t_env, cfg.iterations, gen)
@@ -399,13 +406,15 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
                 "learner": learner.state_dict(), "buffer": buffer.state_dict(), "gen": gen.get_state(),
                 "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "t_env": t_env,
                 "episodes": episodes, "last": dict(last), "train_returns": list(train_returns),
-                "history": history, "timers": dict(timers)}, t_env)
+                "history": history, "timers": dict(timers), "budget": budget.state_dict()}, t_env)
             next_ckpt = (t_env // cfg.checkpoint_every + 1) * cfg.checkpoint_every
             if stop or run.should_stop():
                 raise Preempted(f"stopped at env step {t_env}")
     # over-training averages of the test return (area under the curve per evaluation) and of
     # the agent network's diagnostics become final metrics
     averages = {f"{k}_avg": float(np.mean(history[k])) for k in averaged if history.get(k)}
+    budget.target_updates = learner.n_updates // cfg.target_update_interval   # hard copies (QLearner.train)
+    run.record_budget(budget.summary())
     run.save_model(model_state(last_eval, averages))
     return {"test_return": last_eval}
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import envs
+from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
@@ -492,7 +493,7 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
                         cfg.per_alpha, cfg.per_eps, cfg.priority_reset, device)
     nan = float("nan")
     st: dict[str, Any] = {"iteration": 0, "n_traj": 0, "loss": nan, "win_succ": 0, "win_n": 0,
-                          "history": []}
+                          "history": [], "budget": BudgetMeter().state_dict()}
     ckpt = run.load_checkpoint()
     if ckpt is not None:
         net.load_state_dict(ckpt["net"])
@@ -502,6 +503,8 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         replay.load_state_dict(ckpt["replay"])
         learner.load_state_dict(ckpt["learner"])
         st = ckpt["progress"]
+    budget = BudgetMeter()
+    budget.load_state_dict(st["budget"])
 
     def log(step: int) -> dict[str, float]:
         policy = learner.policy()
@@ -519,6 +522,7 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
 
     def checkpoint(iteration: int) -> None:
         st["iteration"] = iteration
+        st["budget"] = budget.state_dict()
         run.save_checkpoint({"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                              "eval_gen": eval_gen.get_state(), "replay": replay.state_dict(),
                              "learner": learner.state_dict(), "progress": dict(st, history=list(st["history"]))},
@@ -543,11 +547,15 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         goals = env.sample_goals(cfg.online_batch, gen)
         actions, terminal = rollout(env, goals, learner.behaviour(it), gen, noisy=True)
         success = reached(env, terminal, goals)
-        replay.add(actions, goals, success.float(), learner.pair(goals, actions, terminal, gen))
+        paired = learner.pair(goals, actions, terminal, gen)
+        replay.add(actions, goals, success.float(), paired)
+        budget.collected += int(goals.shape[0]) + (int(paired[0].shape[0]) if paired is not None else 0)
         st["n_traj"] += goals.shape[0]
         st["win_succ"] += int(success.sum())
         st["win_n"] += goals.shape[0]
-        loss = learner.loss(replay.sample(cfg.batch_size, gen), it)
+        batch = replay.sample(cfg.batch_size, gen)
+        loss = learner.loss(batch, it)
+        budget.step(batch.actions.shape[0])
         opt.zero_grad()
         loss.backward()
         if cfg.grad_clip > 0:
@@ -561,6 +569,7 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:
             checkpoint(done)
     history = st["history"]
+    run.record_budget(budget.summary())
     run.save_model(model_state(row))
     return dict(row, success_auc=sum(history) / len(history))
 

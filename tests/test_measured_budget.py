@@ -1,0 +1,84 @@
+"""Measured budgets (methods/common/budget.py, pipeline/confounds.py): each run counts what it
+did, and a comparison whose two sides did different amounts is caught unless the claim names
+the difference — the check that would have caught RBS's 512 trajectories per gradient step
+against GC-GFN's 256 (issue 23)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from methods.common.budget import BudgetMeter
+from methods.common.runapi import MemoryRun
+from methods.gfn import tb
+from methods.gfn.goal import gc_db, rbs
+from pipeline import confounds
+from resume import preempted_then_resumed
+
+
+def test_meter_counts_and_summarises():
+    m = BudgetMeter(unit="trajectories")
+    for n in (16, 16, 32):
+        m.step(n)
+    m.collected += 48
+    s = m.summary()
+    assert (s["gradient_steps"], s["samples"], s["samples_per_step"], s["collected"]) == (3, 64, 64 / 3, 48)
+    again = BudgetMeter()
+    again.load_state_dict(m.state_dict())
+    assert again.summary() == s
+
+
+def test_paired_replay_doubles_what_rbs_consumes_per_step():
+    """Same batch_size in both configs; RBS's paired replay hands the loss twice the rows."""
+    torch.set_num_threads(1)
+    got = {}
+    for name, module in (("rbs", rbs), ("gc_db", gc_db)):
+        cfg = module.Config(env="goal_grid", env_kwargs={"height": 5}, iterations=6, eval_every=6, hidden=16,
+                            batch_size=8)
+        run = MemoryRun(seed=0)
+        module.train(cfg, run)
+        got[name] = run.budget
+    assert got["gc_db"]["samples_per_step"] == 8 and got["rbs"]["samples_per_step"] == 16
+    assert got["rbs"]["gradient_steps"] == got["gc_db"]["gradient_steps"] == 6
+
+
+def test_gfn_budget_resumes_exactly():
+    cfg = tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=20, eval_every=10, checkpoint_every=5, hidden=16,
+                    replay_batch=4)
+    ref = MemoryRun(seed=1)
+    tb.train(cfg, ref)
+    run, _ = preempted_then_resumed(tb.train, cfg, seed=1)
+    assert run.budget == ref.budget
+    assert ref.budget["gradient_steps"] == 20 and ref.budget["samples"] == 20 * (cfg.online_batch + 4)
+
+
+def _stats(rbs_rows: int, gc_rows: int) -> dict:
+    side = lambda rows: {"unit": ["trajectories"] * 3, "gradient_steps": [100] * 3,  # noqa: E731
+                         "samples_per_step": [float(rows)] * 3, "samples": [100 * rows] * 3}
+    return {"experiments": {"grid": {"budget": {"rbs": side(rbs_rows), "gc_db": side(gc_rows)}}}}
+
+
+CLAIM = {"id": "rbs-beats-gc", "kind": "compare", "experiment": "grid", "method": "rbs", "baseline": "gc_db",
+         "metric": "success_rate", "statement": "s"}
+
+
+def test_an_unnamed_measured_difference_is_a_problem():
+    cfg = {"claims": [CLAIM]}
+    rows = confounds.measured_differences(_stats(512, 256), CLAIM)
+    assert {r["quantity"] for r in rows} == {"samples_per_step", "samples"} and not any(r["named"] for r in rows)
+    problems = confounds.measured_problems(cfg, _stats(512, 256))
+    assert problems and problems[0][0] == "claims[0] (rbs-beats-gc).differs_by"
+    assert "512" in problems[0][1] and "256" in problems[0][1]
+    # equal budgets: nothing; a named difference: reported, not a problem
+    assert confounds.measured_problems(cfg, _stats(256, 256)) == []
+    named = {**CLAIM, "differs_by": ["samples_per_step", "samples"]}
+    assert confounds.measured_problems({"claims": [named]}, _stats(512, 256)) == []
+    assert all(r["named"] for r in confounds.measured_differences(_stats(512, 256), named))
+
+
+@pytest.mark.parametrize("setting,quantity", [("batch_size", "samples_per_step"), ("utd", "gradient_steps")])
+def test_a_named_setting_explains_the_measured_differences_it_causes(setting, quantity):
+    claim = {**CLAIM, "differs_by": [setting]}
+    stats = _stats(256, 256)
+    stats["experiments"]["grid"]["budget"]["rbs"][quantity] = [999] * 3
+    (row,) = confounds.measured_differences(stats, claim)
+    assert row["quantity"] == quantity and row["named"]
