@@ -119,6 +119,53 @@ def test_policy_step_updates_each_agent_in_turn_and_polyaks_the_actor_target_n_t
         torch.testing.assert_close(pt, p + 0.9 * (p0 - p))
 
 
+def _actor_grads(learner, task, b) -> list[torch.Tensor]:
+    """The actor's gradient of agent 0's step (update_actor, Adam's step skipped)."""
+    grads = []
+    learner.actor_opt.step = lambda *a, **k: grads.append(
+        [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in learner.actor.parameters()])
+    learner.update_actor(b)
+    return grads[0]
+
+
+def test_actor_loss_takes_the_other_agents_actions_from_the_batch() -> None:
+    """HARL's off_policy_ma_runner.train: a_{-i} are the replay batch's actions."""
+    learner, task = _learner(others_actions="batch")
+    b = _batch(task)
+    seen = []
+    critic = learner.critic
+    learner.critic = lambda state, acts: (seen.append(acts.detach().clone()), critic(state, acts))[1]
+    learner.actor_opt.step = lambda *a, **k: None
+    learner.update_actor(b)
+    a = task.act_dim
+    for i, acts in enumerate(seen):
+        joint = acts.view(acts.shape[0], task.n_agents, a)
+        others = [j for j in range(task.n_agents) if j != i]
+        torch.testing.assert_close(joint[:, others], b["actions"][:, others])
+
+
+def test_baseline_actor_climbs_critic_one_only_and_kaleidoscope_the_mean() -> None:
+    """HARL's get_values reads critic 1; changing critic 2 leaves the baseline actor's gradient."""
+    learner, task = _learner(policy_freq=1)
+    assert learner.cfg.actor_critics == "first" and not learner.cfg.critic_layernorm
+    b = _batch(task)
+    g1 = _actor_grads(learner, task, b)
+    learner2, _ = _learner(policy_freq=1)
+    with torch.no_grad():
+        for p in learner2.critic.members[1].parameters():
+            p.mul_(3.0)
+    g2 = _actor_grads(learner2, task, b)
+    for x, y in zip(g1, g2):
+        torch.testing.assert_close(x, y)
+    mean, _ = _learner(policy_freq=1, actor_critics="mean")
+    with torch.no_grad():
+        for p in mean.critic.members[1].parameters():
+            p.mul_(3.0)
+    g3 = _actor_grads(mean, task, b)
+    assert any(not torch.allclose(x, y) for x, y in zip(g1, g3))
+    assert kmatd3.Config().actor_critics == "mean" and kmatd3.Config().critic_layernorm
+
+
 def test_kaleidoscope_actor_masks_per_agent_and_critic_heads_per_member() -> None:
     learner, task = _learner(kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config)
     b = _batch(task)

@@ -40,6 +40,8 @@ LAYER_WEIGHTS = (1.0, 2.0, 4.0)
 @dataclass
 class Config(matd3.Config):
     n_critics: int = 5                       # the critic ensemble (one mask per head)
+    critic_layernorm: bool = True            # Kalei_MLP's norm_flag, on in every tuned config
+    actor_critics: str = "mean"              # KaleiTwinContinuousQCritic.get_values: the members' mean
     div_coef: float = 0.1                    # β of the actor (Kalei.div_coef)
     critic_div_coef: float = 0.1             # β of the critic
     reset_interval: int = 1_000_000          # R of the actor reset, env steps (0: off)

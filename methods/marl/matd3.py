@@ -82,11 +82,16 @@ class Config(Constrained):
     noise_clip: float = 0.5
     expl_noise: float = 0.1
     n_critics: int = 2                   # 2: twin critics (TD3); 5: the critic ensemble
-    critic_layernorm: bool = True
+    critic_layernorm: bool = False       # HARL's twin critic is a plain MLP (PlainMLP)
     obs_agent_id: bool = False           # HARL's share_param MATD3 feeds observations only
     train_interval: int = 50             # env steps between training rounds
     updates_per_train: int = 5           # one update per 10 env transitions, as HARL with 10 envs
-    others_actions: str = "policy"       # a_{−i} in the actor loss: current policy or the batch's
+    # a_{−i} in agent i's actor loss: the replay batch's (HARL's off_policy_ma_runner.train and
+    # Kaleidoscope's copy of it) or the current policies' ("policy")
+    others_actions: str = "batch"
+    # which critics the actor climbs: HARL's get_values reads critic 1 only ("first");
+    # Kaleidoscope's masked ensemble averages all of them ("mean")
+    actor_critics: str = "first"
     target_actor_polyak_per_agent: bool = True
     actor_net: str = "fups"              # parameter-sharing scheme of the actor (methods/marl/actors.py)
     snp_keep: float = 0.5                # SNP-PS: share of hidden units each agent keeps [unverified]
@@ -99,7 +104,8 @@ class Config(Constrained):
         "n_step": at_least(1), "policy_freq": at_least(1), "policy_noise": at_least(0),
         "noise_clip": at_least(0), "expl_noise": at_least(0), "n_critics": at_least(1),
         "train_interval": at_least(1), "updates_per_train": at_least(1),
-        "others_actions": one_of("policy", "batch"), "actor_net": one_of(*ACTOR_SCHEMES),
+        "others_actions": one_of("policy", "batch"), "actor_critics": one_of("first", "mean"),
+        "actor_net": one_of(*ACTOR_SCHEMES),
         "snp_keep": within(0, 1, lo_open=True),
     }
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
@@ -213,7 +219,8 @@ class MATD3Learner:
         for i in range(self.n_agents):
             a_i = self.actor.forward_agent(inputs[:, i], i) * self.action_mask[i]
             acts = torch.cat([joint[:, :i], a_i[:, None], joint[:, i + 1:]], 1)
-            base = -self.critic(b["state"], acts.flatten(1)).mean()
+            q = self.critic(b["state"], acts.flatten(1))                # [K, B]
+            base = -(q[0] if self.cfg.actor_critics == "first" else q).mean()
             loss = base + self.actor_aux_loss(base)
             self.actor_opt.zero_grad(set_to_none=True)
             loss.backward(inputs=list(self.actor.parameters()))

@@ -12,6 +12,7 @@ from methods.marl import matd3
 @dataclass
 class Config(matd3.Config):
     n_critics: int = 5
+    actor_critics: str = "mean"
 
 
 train, evaluate = matd3.train, matd3.evaluate
