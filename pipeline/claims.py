@@ -261,8 +261,8 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
     for claim in paper_cfg.get("claims") or []:
         kind = claim.get("kind")
         rec = {k: claim.get(k) for k in ("id", "statement", "source", "metric", "kind")}
-        for k in ("experiment", "experiments", "method", "baseline", "differs_by", "extra", "extra_reason",
-                  "baseline_fails"):
+        for k in ("experiment", "experiments", "method", "baseline", "differs_by", "differs_reason", "extra",
+                  "extra_reason", "baseline_fails"):
             if k in claim:
                 rec[k] = claim[k]
         if settings and claim.get("id") in settings:
@@ -272,6 +272,11 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         frac = budget_fraction(paper_cfg, claim, scale)
         if frac:
             rec["budget_fraction"] = frac
+        # what the scale runs, beside the paper's words ("largest grid" is 16x16 at small)
+        runs_here = {e: (((paper_cfg.get("experiments") or {}).get(e) or {}).get("scales") or {}).get(scale, {})
+                     .get("env_kwargs") for e in (claim.get("experiments") or [claim.get("experiment")])}
+        if any(runs_here.values()):
+            rec["env_at_scale"] = {e: kw for e, kw in runs_here.items() if kw}
         recs.append(rec)
         if kind == "fact" and not _in_scale(claim, scale):
             rec.update(verdict="inconclusive", numbers={}, reason=(

@@ -155,6 +155,8 @@ def measured_differences(stats: dict, claim: dict) -> list[dict]:
             rows.append({"experiment": exp_id, "quantity": "unit", "method": unit_a, "baseline": unit_b,
                          "named": "unit" in named})
         for q in MEASURED:
+            if q == "collected" and unit_a != "trajectories":
+                continue    # episodes end when the policy ends them: env_steps is the budget there
             ma, mb = _median(a.get(q) or []), _median(b.get(q) or [])
             if ma is None or mb is None or ma == mb:
                 continue

@@ -279,7 +279,9 @@ def _ledger_table(claims: list[dict]) -> str:
         src = f" <span class=meta>({_e(c['source'])})</span>" if c.get("source") else ""
         exp = c.get("experiment") or " → ".join(c.get("experiments") or [])
         vs = f" vs <code>{_e(c['baseline'])}</code>" if c.get("baseline") else ""
-        named = (f" Differs by design in: {_e(', '.join(c['differs_by']))}." if c.get("differs_by") else "")
+        named = (f" Differs by design in: {_e(', '.join(c['differs_by']))}"
+                 + (f" ({_e(c['differs_reason'])})" if c.get("differs_reason") else "") + "."
+                 if c.get("differs_by") else "")
         if c.get("extra"):
             named += f" Beyond the paper: {_e(c.get('extra_reason', ''))}."
         meas = c.get("measured_differ") or []
@@ -287,6 +289,8 @@ def _ledger_table(claims: list[dict]) -> str:
             named += " Measured differences: " + _e("; ".join(
                 f"{m['quantity']} {_num(m['method'])} vs {_num(m['baseline'])} ({m['experiment']})"
                 + ("" if m.get("named") else " — NOT NAMED in differs_by") for m in meas)) + "."
+        if c.get("env_at_scale"):
+            named += " Runs here: " + _e("; ".join(f"{e} {kw}" for e, kw in c["env_at_scale"].items())) + "."
         frac = c.get("budget_fraction") or {}
         if frac:
             named += (" Rests on " + ", ".join(f"{100 * v:.3g} % of the paper scale's {k}" for k, v in frac.items())

@@ -28,17 +28,22 @@ def test_meter_counts_and_summarises():
 
 
 def test_paired_replay_doubles_what_rbs_consumes_per_step():
-    """Same batch_size in both configs; RBS's paired replay hands the loss twice the rows."""
+    """Same batch_size in both configs; RBS's paired replay hands the loss twice the rows, which
+    the measured budget shows, and GC-GFN's rows_like_paired (the default) matches."""
     torch.set_num_threads(1)
     got = {}
-    for name, module in (("rbs", rbs), ("gc_db", gc_db)):
+    for name, module, kw in (("rbs", rbs, {}), ("gc_db", gc_db, {"rows_like_paired": False}),
+                             ("gc_db_matched", gc_db, {})):
         cfg = module.Config(env="goal_grid", env_kwargs={"height": 5}, iterations=6, eval_every=6, hidden=16,
-                            batch_size=8)
+                            batch_size=8, **kw)
         run = MemoryRun(seed=0)
         module.train(cfg, run)
         got[name] = run.budget
     assert got["gc_db"]["samples_per_step"] == 8 and got["rbs"]["samples_per_step"] == 16
+    assert got["gc_db_matched"]["samples_per_step"] == 16
     assert got["rbs"]["gradient_steps"] == got["gc_db"]["gradient_steps"] == 6
+    # synthetic trajectories take no environment steps: both collected the same
+    assert got["rbs"]["collected"] == got["gc_db"]["collected"]
 
 
 def test_gfn_budget_resumes_exactly():

@@ -61,7 +61,11 @@ class GoalConfig(Constrained):
     lr: float = 1e-3
     grad_clip: float = 0.0               # max gradient norm; 0 = no clipping (grid code)
     online_batch: int = 16               # goals, i.e. forward rollouts, per iteration
-    batch_size: int = 256                # trajectories drawn from the replay per step
+    batch_size: int = 256                # replay slots drawn per step (a paired learner's slot is 2 rows)
+    # an unpaired learner draws 2 x batch_size slots, so every method trains on as many rows
+    # per gradient step as RBS / HER, whose paired replay doubles each batch (the official
+    # grid/buffer.py); the official script trains no unpaired baseline (chosen here)
+    rows_like_paired: bool = True
     # replay: new entries get priority 1; sampled ones are reset to (0 + eps)^alpha ("age-based")
     replay_capacity: int = 1_000_000
     priority_reset: bool = True
@@ -549,11 +553,11 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         success = reached(env, terminal, goals)
         paired = learner.pair(goals, actions, terminal, gen)
         replay.add(actions, goals, success.float(), paired)
-        budget.collected += int(goals.shape[0]) + (int(paired[0].shape[0]) if paired is not None else 0)
+        budget.collected += int(goals.shape[0])     # synthetic / relabelled trajectories take no env steps
         st["n_traj"] += goals.shape[0]
         st["win_succ"] += int(success.sum())
         st["win_n"] += goals.shape[0]
-        batch = replay.sample(cfg.batch_size, gen)
+        batch = replay.sample(cfg.batch_size * (1 if learner.paired or not cfg.rows_like_paired else 2), gen)
         loss = learner.loss(batch, it)
         budget.step(batch.actions.shape[0])
         opt.zero_grad()
