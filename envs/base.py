@@ -40,6 +40,9 @@ class DagEnv(Protocol):
     def log_reward(self, states: torch.Tensor) -> torch.Tensor: ...
     def mode_index(self, states: torch.Tensor) -> torch.Tensor:
         """Index in [0, n_modes) of the mode a terminal state belongs to, or -1."""
+    def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
+        """``[B, n_modes]``: which modes each terminal state finds (several where mode regions
+        overlap, as bit sequences' edit-distance balls do; ``one_hot_modes`` of mode_index else)."""
 
     # enumerable environments only
     n_states: int
@@ -149,6 +152,14 @@ def write_env_assets(out_dir: object, info: dict, target: np.ndarray | None = No
     tmp_info.write_text(json.dumps(info, indent=2, sort_keys=True))
     tmp_info.replace(out / "info.json")
     return info
+
+
+def one_hot_modes(mode_index: torch.Tensor, n_modes: int) -> torch.Tensor:
+    """``[B, n_modes]`` booleans from per-state mode indices (-1: none): one mode per state."""
+    out = torch.zeros(*mode_index.shape, n_modes, dtype=torch.bool, device=mode_index.device)
+    hit = mode_index >= 0
+    out[hit, mode_index[hit]] = True
+    return out
 
 
 def mode_lookup(modes: list[int] | np.ndarray, n_values: int) -> torch.Tensor:

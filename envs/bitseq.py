@@ -80,6 +80,11 @@ class BitSequence(SequenceMDP):
         first = np.where(close.any(1), close.argmax(1), -1)
         return torch.as_tensor(first, dtype=torch.long)
 
+    def _terminal_modes_hit(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every mode within the threshold (yunglau/QGFN utils/plotting.py marks all of them
+        found, not the first)."""
+        return torch.as_tensor(self.distances(self.to_strings(tokens)) <= self.mode_threshold)
+
     def info(self) -> dict:
         out = super().info()
         out.update(n_bits=self.n, bits_per_token=self.k, beta=self.beta,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.base import write_env_assets
+from envs.base import one_hot_modes, write_env_assets
 
 TARGET_FILE = "target.npz"
 
@@ -172,6 +172,9 @@ class HyperGrid:
         in_band = ((x.abs() > 0.6) & (x.abs() < 0.8)).all(-1)
         bits = (x > 0).long() * (2 ** torch.arange(self.ndim, device=states.device))
         return torch.where(in_band, bits.sum(-1), torch.full_like(in_band, -1, dtype=torch.long))
+
+    def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
+        return one_hot_modes(self.mode_index(states), self.n_modes)
 
     # ------------------------------------------------------- exact target
     def terminal_mask(self, states: torch.Tensor) -> torch.Tensor:

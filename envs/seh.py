@@ -460,6 +460,9 @@ class SEHFragments:
     def mode_index(self, states: torch.Tensor) -> torch.Tensor:
         return torch.full(states.shape[:-1], -1, dtype=torch.long, device=states.device)
 
+    def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(*states.shape[:-1], 0, dtype=torch.bool, device=states.device)
+
     # --------------------------------------------------------------- diversity
     def _fingerprints(self, states: torch.Tensor) -> list[Any]:
         from rdkit import Chem

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.base import write_env_assets
+from envs.base import one_hot_modes, write_env_assets
 
 TARGET_FILE = "target.npz"
 MDPS = ("pa", "ar")
@@ -285,6 +285,18 @@ class SequenceMDP:
         if term.any() and self.n_modes > 0:
             out[term] = self._terminal_mode_index(states[term][:, : self.length]).to(states.device)
         return out
+
+    def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
+        """``[B, n_modes]``: the modes each terminal state finds (one per state here; bit
+        sequences override: a string within the threshold of several modes finds them all)."""
+        term = self.is_forced_terminal(states)
+        out = torch.zeros(*states.shape[:-1], self.n_modes, dtype=torch.bool, device=states.device)
+        if term.any() and self.n_modes > 0:
+            out[term] = self._terminal_modes_hit(states[term][:, : self.length]).to(states.device)
+        return out
+
+    def _terminal_modes_hit(self, tokens: torch.Tensor) -> torch.Tensor:
+        return one_hot_modes(self._terminal_mode_index(tokens), self.n_modes)
 
     # ------------------------------------------------------------ exact target
     def terminal_rewards(self) -> np.ndarray:

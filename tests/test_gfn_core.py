@@ -185,3 +185,20 @@ def test_per_tensor_clip_leaves_the_learners_other_networks_alone():
     assert torch.allclose(gfn[0].grad, torch.tensor([6.0, 8.0, 0.0]))      # norm 50 -> 10
     assert torch.allclose(gfn[1].grad, torch.tensor([0.3, 0.4]))           # under the clip
     assert float(q.grad.norm()) == 100.0
+
+
+def test_sampling_tau_trains_on_an_ema_copy_of_the_policy():
+    """recursionpharma's sampling_tau (QGFN's TB baseline too): after each step the sampling
+    copy moves 1 - tau of the way to the net; with tau 0 there is no copy."""
+    cfg = tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=2, eval_every=2, checkpoint_every=1, hidden=16,
+                    sampling_tau=0.9)
+    run = MemoryRun(seed=0)
+    tb.train(cfg, run)
+    state = run.checkpoint["state"]              # after iteration 1 of 2
+    start = run.untrained["net"]
+    for name, value in state["sampler"].items():
+        torch.testing.assert_close(value, torch.lerp(start[name], state["net"][name], 0.1))
+    plain = MemoryRun(seed=0)
+    tb.train(tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=2, eval_every=2, checkpoint_every=1,
+                       hidden=16), plain)
+    assert plain.checkpoint["state"]["sampler"] is None

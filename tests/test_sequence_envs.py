@@ -366,3 +366,49 @@ def test_pairwise_edit_distance_for_diversity():
     d = env.pairwise_distance(states)
     # 0120 -> 1200: delete the leading 0, append a 0 = 2 edits (Hamming would say 4)
     assert d.tolist() == [[0, 2, 0], [2, 0, 2], [0, 2, 0]]
+
+
+def test_bitseq_credits_every_mode_within_the_threshold():
+    """yunglau/QGFN marks every reference mode within edit distance 28 of a sample found, not
+    only the first (issue 23): modes_hit is the distance matrix's <= 28, and a mode string close
+    to another mode finds both."""
+    from rapidfuzz.distance import Levenshtein
+
+    from methods.gfn.metrics import VisitTracker, modes_in_samples
+
+    env = envs.make("bitseq")
+    tokens = torch.tensor([[int(m[i:i + 4], 2) for i in range(0, 120, 4)] for m in env.modes])
+    states = env.encode(tokens)
+    near = np.array([[Levenshtein.distance(a, b) <= 28 for b in env.modes] for a in env.modes])
+    assert torch.equal(env.modes_hit(states), torch.as_tensor(near))
+    i = int(np.argmax(near.sum(1)))
+    assert near[i].sum() > 1, "no two reference modes lie within 28 of each other"
+    tracker = VisitTracker(env, 10, "cpu")
+    tracker.add(states[i:i + 1])
+    assert int(tracker.modes.sum()) == int(near[i].sum())
+    assert modes_in_samples(env, states[i:i + 1], torch.ones(1)) == int(near[i].sum())
+
+
+def test_high_reward_samples_count_distinct_states():
+    """QGFN's sEH 'high-reward samples over training': a sampler repeating one molecule counts
+    it once (issue 23), and the set survives a checkpoint."""
+    from methods.gfn.metrics import VisitTracker
+
+    class Molecules:
+        enumerable, n_modes, mode_flat_threshold = False, 0, 0.9
+
+        def modes_hit(self, states):
+            return torch.zeros(states.shape[0], 0, dtype=torch.bool)
+
+        def flat_reward(self, states):
+            return states[:, 0].double()
+
+    tracker = VisitTracker(Molecules(), 10, "cpu")
+    same = torch.tensor([[0.95, 1.0]] * 10)
+    tracker.add(same)
+    tracker.add(torch.tensor([[0.97, 2.0], [0.5, 3.0]]))
+    assert tracker.n_high_reward == 2
+    again = VisitTracker(Molecules(), 10, "cpu")
+    again.load_state_dict(tracker.state_dict())
+    again.add(same)
+    assert again.n_high_reward == 2

@@ -21,6 +21,7 @@ from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, positive, within
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
+from methods.common.target import frozen_copy, polyak_
 from methods.gfn.metrics import (  # noqa: F401  (re-exported: core is the family's facade)
     ExactDistribution, VisitTracker, exact_target, flat_reward, modes_in_samples, total_variation)
 from methods.gfn.policy import (  # noqa: F401
@@ -74,6 +75,9 @@ class GFNConfig(Constrained):
     # (policy net and log Z) clipped on its own, a learner's extra networks (QGFN's Q) not at
     # all — recursionpharma/gflownet's clip_grad_type "norm"
     grad_clip_mode: str = "global"
+    # training trajectories from an EMA copy of the policy net, moved 1 - sampling_tau of the
+    # way after every step (recursionpharma/gflownet's sampling_tau; 0: the current net)
+    sampling_tau: float = 0.0
     # exploration and reward
     epsilon: float = 0.0
     reward_beta: float = 1.0
@@ -88,6 +92,7 @@ class GFNConfig(Constrained):
         "lr": positive(), "log_z_lr": positive(), "log_z_param": Bound(choices=("scalar", "mlp")),
         "lr_half_life": at_least(0), "log_z_lr_half_life": at_least(0), "grad_clip": at_least(0),
         "grad_clip_mode": Bound(choices=("global", "per_tensor")),
+        "sampling_tau": within(0, 1, hi_open=True),   # 1 would freeze the sampling copy
         "online_batch": at_least(1), "train_steps": at_least(1),
         "replay_batch": at_least(0),            # 0: no replay
         "replay_size": at_least(1), "replay_top_frac": within(0, 1),
@@ -256,6 +261,13 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     opt = torch.optim.Adam(groups)
     policy = method_policy(learner, env, net)
     behaviour = uniform_policy(env) if learner.behaviour == "uniform" else policy
+    # an EMA sampling copy (sampling_tau): training data from the lagged net; its samples are
+    # still the method's own (modes and L1 are counted on them, as QGFN's code counts them)
+    sampler = None
+    if (cfg.sampling_tau > 0 and learner.behaviour == "policy" and not learner.owns_sampler
+            and not isinstance(learner, TransitionLearner)):
+        sampler = frozen_copy(net)
+        behaviour = method_policy(learner, env, sampler)
     gen = torch.Generator(device=device).manual_seed(run.seed)
     replay = PrioritizedReplay(cfg.replay_size, env.max_traj_len, cfg.replay_top_frac, device)
     tracker = VisitTracker(env, cfg.emp_l1_window, device)
@@ -279,6 +291,8 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         if explorer is not None:
             explorer.load_state_dict(ckpt["explorer"])
         learner.load_state_dict(ckpt["loss_state"])
+        if sampler is not None:
+            sampler.load_state_dict(ckpt["sampler"])
         start, n_traj, last_loss = ckpt["iteration"], ckpt["n_traj"], ckpt["loss"]
         budget.load_state_dict(ckpt["budget"])
 
@@ -304,6 +318,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             "tracker": tracker.state_dict(), "iteration": iteration, "n_traj": n_traj,
             "loss": last_loss, "explorer": explorer.state_dict() if explorer is not None else None,
             "loss_state": learner.state_dict(), "budget": budget.state_dict(),
+            "sampler": sampler.state_dict() if sampler is not None else None,
         }, iteration)
 
     def model_state(m: dict[str, float]) -> dict[str, Any]:
@@ -334,7 +349,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         with torch.no_grad():
             terminal = terminal_states(env, online)
             online_lr = cfg.reward_beta * env.log_reward(terminal)
-        if behaviour is policy:
+        if behaviour is policy or sampler is not None:
             tracker.add(terminal)
         else:
             # the data come from another policy (RPE's pi_U): modes and the empirical L1
@@ -362,6 +377,8 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
             clip_gradients(cfg, opt, [*net.parameters(), *log_z.parameters()])
             opt.step()
             learner.after_step()
+            if sampler is not None:
+                polyak_(sampler, net, 1.0 - cfg.sampling_tau)
         last_loss = float(loss.detach())
         done = it + 1
         if done % cfg.eval_every == 0 or done == cfg.iterations:

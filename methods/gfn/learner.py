@@ -33,6 +33,9 @@ class Learner(ABC):
     uses_log_z: ClassVar[bool] = True
     # who collects the training data: the learned policy, or the uniform policy (RPE's pi_U)
     behaviour: ClassVar[str] = "policy"
+    # whether the learner samples from a lagged copy of its own (QGFN): the core then adds no
+    # EMA sampling copy of its own (``sampling_tau``)
+    owns_sampler: ClassVar[bool] = False
 
     env: Any = None
     net: PolicyNet | None = None

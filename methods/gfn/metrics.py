@@ -84,7 +84,8 @@ class VisitTracker:
         # environments without a mode set but with a reward threshold (sEH): how many visited
         # terminal states are above it (QGFN's "high-reward samples over training")
         self.counts_high_reward = hasattr(env, "mode_flat_threshold")
-        self.n_high_reward = 0
+        # distinct terminal states above it: a sampler repeating one molecule counts it once
+        self.high_reward_states: set[bytes] = set()
 
     def add(self, terminal: torch.Tensor) -> None:
         if self.env.enumerable:
@@ -92,10 +93,14 @@ class VisitTracker:
             pos = (self.n_seen + torch.arange(idx.numel(), device=idx.device)) % self.window
             self.ring[pos] = idx
         self.n_seen += terminal.shape[0]
-        mode = self.env.mode_index(terminal)
-        self.modes[mode[mode >= 0]] = True
+        self.modes |= self.env.modes_hit(terminal).any(0)
         if self.counts_high_reward:
-            self.n_high_reward += int((flat_reward(self.env, terminal) > self.env.mode_flat_threshold).sum())
+            high = terminal[flat_reward(self.env, terminal) > self.env.mode_flat_threshold]
+            self.high_reward_states.update(row.tobytes() for row in high.cpu().numpy())
+
+    @property
+    def n_high_reward(self) -> int:
+        return len(self.high_reward_states)
 
     def empirical_l1(self, target: torch.Tensor, terminal: torch.Tensor) -> float:
         seen = self.ring[self.ring >= 0]
@@ -106,11 +111,11 @@ class VisitTracker:
 
     def state_dict(self) -> dict[str, Any]:
         return {"ring": self.ring, "n_seen": self.n_seen, "modes": self.modes,
-                "n_high_reward": self.n_high_reward}
+                "high_reward_states": sorted(self.high_reward_states)}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.ring, self.n_seen, self.modes = d["ring"], d["n_seen"], d["modes"]
-        self.n_high_reward = d.get("n_high_reward", 0)
+        self.high_reward_states = set(d["high_reward_states"])
 
 
 def exact_target(env: Any, reward_beta: float, states: torch.Tensor, cache_dir: Any = None) -> torch.Tensor:
@@ -141,8 +146,7 @@ def modes_in_samples(env: Any, states: torch.Tensor, flat: torch.Tensor) -> int:
     reward exceeds the threshold and whose Tanimoto similarity to every sample accepted before
     is below the other (QGFN's counter, yunglau/QGFN utils/plotting.py)."""
     if env.n_modes > 0:
-        idx = env.mode_index(states)
-        return int(torch.unique(idx[idx >= 0]).numel())
+        return int(env.modes_hit(states).any(0).sum())
     if not (hasattr(env, "similarity") and hasattr(env, "mode_flat_threshold")):
         return 0
     high = (flat > env.mode_flat_threshold).nonzero().squeeze(1)

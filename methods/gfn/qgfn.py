@@ -132,6 +132,7 @@ def n_step_targets(q_online_next: torch.Tensor, q_lagged_next: torch.Tensor, mas
 
 class QGFNLearner(core.TrajectoryLearner):
     uses_log_z = True
+    owns_sampler = True
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
