@@ -379,3 +379,31 @@ def test_kaleidoscope_trains_through_qmix_deterministically_and_resumes_exactly(
         assert 0 < ev["flops_ratio"] <= 1.0 and ev["test_return_mean"] == pytest.approx(a.rows[-1]["test_return"])
     finally:
         torch.set_num_threads(threads)
+
+
+def test_flops_claim_holds_on_an_untrained_agent_and_the_guard_flags_it():
+    """Issue 23's calibration: sigma(S) > 0 prunes from initialisation, so an untrained
+    Kaleidoscope agent already needs fewer FLOPs than dense FuPS — the old 'ratio below 1'
+    claims held by construction. The step-0 evaluation shows it, and the guard flags the claim."""
+    from methods.common.runapi import MemoryRun
+    from methods.marl import kaleidoscope
+    from pipeline import claims
+
+    cfg = _tiny_kaleidoscope(iterations=100, eval_every=100, checkpoint_every=100)
+    ratios = {"final": [], "untrained": []}
+    for seed in range(6):
+        run = MemoryRun(seed=seed)
+        kaleidoscope.train(cfg, run)
+        ratios["final"].append(kaleidoscope.evaluate(cfg, run.model, seed)["metrics"]["flops_ratio"])
+        ratios["untrained"].append(kaleidoscope.evaluate(cfg, run.untrained, seed)["metrics"]["flops_ratio"])
+    assert max(ratios["untrained"]) < 1.0
+    paper = {"paper": "k", "metrics": {"flops_ratio": {"label": "FLOPs", "higher_is_better": False}},
+             "claims": [{"id": "fewer-flops", "statement": "s", "experiment": "tag", "metric": "flops_ratio",
+                         "kind": "threshold", "method": "kaleidoscope", "threshold": 1.0}]}
+    stats = {"scale": "small", "experiments": {"tag": {
+        "seeds": {"kaleidoscope": list(range(6))},
+        "final": {"flops_ratio": {"kaleidoscope": {"values": ratios["final"]}}},
+        "untrained": {"flops_ratio": {"kaleidoscope": {"values": ratios["untrained"]}}}}}}
+    (rec,) = claims.evaluate(paper, stats)
+    assert rec["guards"]["step0"]["by_construction"] is True
+    assert rec["verdict"] == "inconclusive" and rec.get("verdict_before_guards") == "reproduced"
