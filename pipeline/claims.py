@@ -79,10 +79,10 @@ def _hib(paper_cfg: dict, stats: dict, metric: str) -> bool:
     return bool((stats.get("higher_is_better") or {}).get(metric, True))
 
 
-def _values(stats: dict, exp: str, metric: str, method: str) -> tuple[list[float], list[int]]:
-    """Finite per-seed final values of ``method`` and their seeds."""
+def _values(stats: dict, exp: str, metric: str, method: str, block: str = "final") -> tuple[list[float], list[int]]:
+    """Finite per-seed final (or ``block="untrained"``: step-0) values of ``method`` and their seeds."""
     e = (stats.get("experiments") or {}).get(exp) or {}
-    vals = (((e.get("final") or {}).get(metric) or {}).get(method) or {}).get("values") or []
+    vals = (((e.get(block) or {}).get(metric) or {}).get(method) or {}).get("values") or []
     seeds = (e.get("seeds") or {}).get(method) or list(range(len(vals)))
     out_v, out_s = [], []
     for v, s in zip(vals, seeds):
@@ -178,9 +178,21 @@ def _test(claim: dict, paper_cfg: dict, stats: dict, alpha: float) -> dict:
     if kind == "noninferior":
         if claim.get("margin") is not None:
             margin = float(claim["margin"])
+        elif bv and claim.get("margin_basis") == "learning":
+            # a share of what the baseline learned (final - untrained median): a return with an
+            # arbitrary offset (MPE's negative returns) has no meaningful "3 % of its value"
+            b0, _ = _values(stats, exp, metric, base, block="untrained")
+            if b0:
+                gain = inf.median_ci(bv, conf)["estimate"] - inf.median_ci(b0, conf)["estimate"]
+                margin = float(claim.get("margin_rel", 0.0)) * abs(gain)
+                t["margin_basis"] = f"{claim.get('margin_rel')} x the baseline's gain over its untrained runs ({_fmt(gain)})"
+            else:
+                t["missing"] = f"no untrained evaluations of {base}: the margin (a share of its gain) is unknown"
         elif bv:
             margin = float(claim.get("margin_rel", 0.0)) * abs(inf.median_ci(bv, conf)["estimate"])
         t["margin"] = margin
+        if "missing" in t:
+            return t
     if min(len(mv), len(bv)) < MIN_RUNS:
         t["missing"] = f"runs (method, baseline) = {[len(mv), len(bv)]}; need {MIN_RUNS} of each"
         return t

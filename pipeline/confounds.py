@@ -57,11 +57,14 @@ def _differences(paper_cfg: dict, exp_id: str, scale: str, method: str, baseline
     a = resolved_settings(paper_cfg, exp_id, scale, method)
     b = resolved_settings(paper_cfg, exp_id, scale, baseline)
     rows = []
-    for key in sorted(set(a) & set(b)):
-        if a[key]["value"] != b[key]["value"]:
+    absent = {"value": "(no such setting)", "source": "the method has no such setting"}
+    # settings only one side has count too (MAST's Soft Mellowmax has no dense counterpart)
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, absent), b.get(key, absent)
+        if va["value"] != vb["value"]:
             rows.append({"experiment": exp_id, "setting": key,
-                         "method": a[key]["value"], "method_source": a[key]["source"],
-                         "baseline": b[key]["value"], "baseline_source": b[key]["source"]})
+                         "method": va["value"], "method_source": va["source"],
+                         "baseline": vb["value"], "baseline_source": vb["source"]})
     return rows
 
 

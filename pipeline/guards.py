@@ -105,7 +105,6 @@ def untrained_stats(stats: dict) -> dict:
     for e in (out.get("experiments") or {}).values():
         e["final"] = {m: {meth: {"values": list(v.get("values") or [])} for meth, v in by_m.items()}
                       for m, by_m in (e.get("untrained") or {}).items()}
-        e["untrained"] = {}
     return out
 
 

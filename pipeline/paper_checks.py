@@ -109,6 +109,8 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
               "(how much worse still counts as 'on par')")
     if kind == "fact" and ("baseline" in claim) == ("threshold" in claim):
         _fail(path, f"{where}.baseline", "kind fact needs exactly one of baseline / threshold")
+    if "margin_basis" in claim and "margin_rel" not in claim:
+        _fail(path, f"{where}.margin_basis", "only with margin_rel (a share of the baseline's value or gain)")
     if claim.get("extra") and not claim.get("extra_reason"):
         _fail(path, f"{where}.extra_reason", "a beyond-paper claim (extra: true) must say why it is run")
     if "baseline_fails" in claim and kind not in ("compare", "noninferior", "trend"):

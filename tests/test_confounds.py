@@ -97,3 +97,11 @@ def test_trend_experiments_are_checked(tmp_path):
     with pytest.raises(pc.ConfigError) as e:
         pc.load_paper(write(tmp_path, doc))
     assert f"claims[{i}].experiments[1]: unknown experiment 'hg_nope'" in str(e.value)
+
+
+def test_settings_only_one_side_has_are_listed():
+    """MAST's Soft Mellowmax has no dense counterpart: the settings table must still show it."""
+    cfg = {"family": "marl", "experiments": {"e": {"methods": ["mast", "qmix_nops"], "scales": {"small": {}}}}}
+    rows = confounds._differences(cfg, "e", "small", "mast", "qmix_nops")
+    one_sided = [r for r in rows if r["baseline"] == "(no such setting)"]
+    assert one_sided and all(r["baseline_source"] == "the method has no such setting" for r in one_sided)
