@@ -40,6 +40,9 @@ class DagEnv(Protocol):
     def log_reward(self, states: torch.Tensor) -> torch.Tensor: ...
     def mode_index(self, states: torch.Tensor) -> torch.Tensor:
         """Index in [0, n_modes) of the mode a terminal state belongs to, or -1."""
+    def action_blocks(self) -> list[tuple[int, int]]:
+        """The forward actions grouped by type, ``[(start, end), ...]`` (recursionpharma's
+        action-type rows: QGFN's p-quantile is taken within each)."""
     def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
         """``[B, n_modes]``: which modes each terminal state finds (several where mode regions
         overlap, as bit sequences' edit-distance balls do; ``one_hot_modes`` of mode_index else)."""

@@ -173,6 +173,9 @@ class HyperGrid:
         bits = (x > 0).long() * (2 ** torch.arange(self.ndim, device=states.device))
         return torch.where(in_band, bits.sum(-1), torch.full_like(in_band, -1, dtype=torch.long))
 
+    def action_blocks(self) -> list[tuple[int, int]]:
+        return [(0, self.ndim), (self.ndim, self.ndim + 1)]     # increments, stop
+
     def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
         return one_hot_modes(self.mode_index(states), self.n_modes)
 

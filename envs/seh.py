@@ -171,6 +171,12 @@ class SEHFragments:
     def n_backward_actions(self) -> int:
         return self.max_frags
 
+    def action_blocks(self) -> list[tuple[int, int]]:
+        """One block per fragment (its slots x blocks: recursionpharma's AddNode row of that
+        node, with the attachment choice its SetEdgeAttr would make folded in), then stop."""
+        per = MAX_SLOTS * N_BLOCKS
+        return [(p * per, (p + 1) * per) for p in range(self.max_frags)] + [(self.stop_action, self.stop_action + 1)]
+
     @property
     def max_traj_len(self) -> int:
         # M additions (forced end) or at most M-1 additions and a stop

@@ -76,6 +76,12 @@ class SequenceMDP:
     def n_backward_actions(self) -> int:
         return 2 if self.mdp == "pa" else 1
 
+    def action_blocks(self) -> list[tuple[int, int]]:
+        """Prepend and append tokens are separate action types (yunglau/QGFN's sequence model
+        has one logit row per type); the autoregressive MDP has one."""
+        V = self.vocab_size
+        return [(0, V), (V, 2 * V)] if self.mdp == "pa" else [(0, V)]
+
     @property
     def obs_dim(self) -> int:
         return self.length * (self.vocab_size + 1)

@@ -53,6 +53,31 @@ def test_p_quantile_keeps_exactly_the_actions_at_or_above_the_quantile() -> None
     assert torch.equal(got > 0, torch.tensor([[False, False, True, True, True]]))
 
 
+def test_p_quantile_is_taken_within_each_action_type() -> None:
+    """yunglau/QGFN takes the quantile per logit row (prepend and append tokens separately on
+    bit sequences): the best of each type survives, not only the best overall."""
+    q = torch.tensor([[1.0, 2.0, 3.0, 10.0, 20.0, 30.0]])
+    logits = torch.zeros(1, 6)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    joint = qgfn.mixture_log_probs("p_quantile", 0.8, logits, q, mask).exp()
+    assert torch.equal(joint > 0, torch.tensor([[False, False, False, False, True, True]]))
+    per_type = qgfn.mixture_log_probs("p_quantile", 0.8, logits, q, mask, [(0, 3), (3, 6)]).exp()
+    assert torch.equal(per_type > 0, torch.tensor([[False, False, True, False, False, True]]))
+    # a one-action block (stop) always stays
+    with_stop = qgfn.mixture_log_probs("p_quantile", 0.99, logits, q, mask, [(0, 5), (5, 6)]).exp()
+    assert bool(with_stop[0, 5] > 0) and bool(with_stop[0, 4] > 0)
+
+
+def test_env_action_blocks_cover_the_actions_once() -> None:
+    import envs
+
+    for name, kw in (("bitseq", {"mdp": "pa"}), ("hypergrid", {}), ("tfbind8", {})):
+        env = envs.make(name, **kw)
+        covered = [i for a, b in env.action_blocks() for i in range(a, b)]
+        assert covered == list(range(env.n_actions)), name
+    assert envs.make("bitseq", mdp="pa").action_blocks() == [(0, 16), (16, 32)]
+
+
 def test_p_of_max_keeps_actions_within_p_of_the_best_positive_q() -> None:
     q = torch.tensor([[-1.0, 0.5, 1.0, 2.0, 1.5]])
     got = qgfn.mixture_log_probs("p_of_max", 0.5, LOGITS, q, ALL).exp()   # threshold 0.5 * 2 = 1
@@ -134,8 +159,11 @@ def test_p_changes_at_evaluation_without_retraining(module) -> None:
     tv_p0 = core.total_variation(exact.terminal_probs(learner.policy(env, net)), target)
     tv_sampler = core.total_variation(exact.terminal_probs(learner.sampler), target)
     assert tv_p0 == pytest.approx(tv_sampler)
-    # p = 1 is greedy in Q: a single terminal state, so top-100 diversity is undefined
-    assert math.isnan(res["top100_diversity_p100"]) and res["sample_modes_p100"] <= 1
+    # p = 1 is greedy in Q: a single terminal state, so top-100 diversity is undefined; the
+    # p-quantile is taken per action type and a one-action type (stop) is never cut, as in
+    # yunglau/QGFN, so there p = 1 keeps the best increment and stop
+    if module is not qgfn_quantile:
+        assert math.isnan(res["top100_diversity_p100"]) and res["sample_modes_p100"] <= 1
 
 
 def test_q_network_is_trained_by_the_same_optimiser_step() -> None:

@@ -95,16 +95,22 @@ def ramped_p(p: float, step: int, ramp_steps: int) -> float:
 
 
 def mixture_log_probs(kind: str, p: float, pf_logits: torch.Tensor, q: torch.Tensor,
-                      mask: torch.Tensor) -> torch.Tensor:
-    """log pi(.|s) of the QGFN mixture ``kind`` at greediness ``p`` (-inf off the support)."""
+                      mask: torch.Tensor, blocks: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    """log pi(.|s) of the QGFN mixture ``kind`` at greediness ``p`` (-inf off the support).
+    ``blocks``: the env's action types; p-quantile keeps, within each type, the actions at or
+    above that type's p-quantile (yunglau/QGFN: one torch.quantile per logit row; None: one
+    block of all actions)."""
     if kind == "p_greedy":
         pf = masked_log_softmax(pf_logits, mask).exp()
         best = q.masked_fill(~mask, -math.inf).argmax(-1)
         greedy = F.one_hot(best, q.shape[-1]).to(pf.dtype)
         return ((1.0 - p) * pf + p * greedy).log()
     if kind == "p_quantile":
-        threshold = torch.nanquantile(q.masked_fill(~mask, math.nan), p, dim=-1, keepdim=True)
-        keep = mask & (q >= threshold)
+        keep = torch.zeros_like(mask)
+        for a, b in blocks or [(0, q.shape[-1])]:
+            qb, mb = q[..., a:b], mask[..., a:b]
+            threshold = torch.nanquantile(qb.masked_fill(~mb, math.nan), p, dim=-1, keepdim=True)
+            keep[..., a:b] = mb & (qb >= threshold)
     elif kind == "p_of_max":
         q_max = q.masked_fill(~mask, -math.inf).max(-1, keepdim=True).values.clamp(min=0)
         keep = mask & ((q.clamp(min=0) >= p * q_max) | (p * q_max <= 1e-3))
@@ -169,7 +175,7 @@ class QGFNLearner(core.TrajectoryLearner):
             mask = env.forward_mask(states)
             obs = env.obs(states)
             return mixture_log_probs(self.cfg.mixture, self.current_p(), self.sampler(obs)[0],
-                                     self.q_net(obs)[0], mask)
+                                     self.q_net(obs)[0], mask, env.action_blocks())
         return mixture
 
     # ---------------------------------------------------------------- losses
