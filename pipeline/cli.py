@@ -233,6 +233,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_guards(args: argparse.Namespace) -> int:
+    """The guards' findings on each selected paper's claims.json at the scale (pipeline/guards.py)."""
+    from pipeline import guards
+
+    wf = _workflow(args)
+    paths = _layout(wf)
+    for name in wf.papers:
+        path = paths.claims(wf.scale, name)
+        if not Path(path).is_file():
+            print(f"{name}: no {path} yet")
+            continue
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        print(f"{name} ({wf.scale}): {guards.summary(doc['claims'])}")
+        for c in doc["claims"]:
+            for line in guards.findings(c):
+                print(f"  {c['id']}: {line}")
+    return 0
+
+
 def cmd_report_path(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     print(f"report: {_layout(wf).report(wf.scale)}")
@@ -336,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sims", type=int, default=2000)
     p.set_defaults(fn=cmd_calibrate)
     sub.add_parser("report-path").set_defaults(fn=cmd_report_path)
+    sub.add_parser("guards", help="the guards' findings on the claims already decided").set_defaults(fn=cmd_guards)
     p = sub.add_parser("register"); p.add_argument("--marker"); p.set_defaults(fn=cmd_register)
     p = sub.add_parser("init-tracking"); p.add_argument("--marker"); p.set_defaults(fn=cmd_init_tracking)
     sub.add_parser("snapshot").set_defaults(fn=cmd_snapshot)

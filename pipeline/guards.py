@@ -151,6 +151,22 @@ def apply(records: list[dict], step0: dict[str, dict], paper_cfg: dict, stats: d
             rec.update(verdict="inconclusive", reason="; ".join(fired) + f" (was: {rec.get('reason')})")
 
 
+def findings(rec: dict) -> list[str]:
+    """One claim's findings as lines: what fired, what was flagged at step 0, whom learning
+    could not be told for, and measured differences (named or not)."""
+    g = rec.get("guards") or {}
+    out = [f"FIRED {f}" for f in g.get("fired") or []]
+    if (g.get("step0") or {}).get("by_construction") and rec.get("kind") == "fact":
+        out.append("fact holds on untrained agents (by construction, as a fact should)")
+    tell = sorted({f"{c['method']} on {c['experiment']}" for c in g.get("learned") or [] if c["status"] == CANNOT_TELL})
+    if tell:
+        out.append("cannot tell whether these learned: " + ", ".join(tell))
+    for m in rec.get("measured_differ") or []:
+        out.append(f"measured {m['quantity']} {m['method']} vs {m['baseline']} on {m['experiment']}"
+                   + (" (named in differs_by)" if m.get("named") else " (NOT named)"))
+    return out
+
+
 def summary(records: list[dict]) -> dict[str, int]:
     """Counts of the guards' findings over a paper's claims (for the report's summary line)."""
     out = {"by_construction": 0, "baseline_did_not_learn": 0, "method_did_not_learn": 0, "downgraded": 0}

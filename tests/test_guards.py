@@ -167,3 +167,10 @@ def test_noninferior_margin_as_a_share_of_what_the_baseline_learned():
     # untrained agents, which the by-construction guard catches
     (old,) = run([{**claim, "margin_basis": "value"}], far)
     assert old["verdict_before_guards"] == "reproduced" and old["guards"]["step0"]["by_construction"]
+
+
+def test_findings_lines_name_what_fired():
+    st = stats({"reward": {"a": TRAINED, "b": UNTRAINED}}, {"reward": {"a": UNTRAINED, "b": UNTRAINED}})
+    (rec,) = run([compare()], st)
+    lines = guards.findings(rec)
+    assert lines and lines[0].startswith("FIRED baseline did not learn")
