@@ -6,6 +6,7 @@ them when a config is not in its validated cache; everything fails with ``<file>
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import methods
 from methods.common.budget import MEASURED
 from pipeline.config import SCALES, _fail, _load_yaml, _unique, _validate, merged_overrides
 from pipeline.confounds import BUDGET_FIELDS, budget_problems
+
+
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def check_paper(path: Path) -> dict:
@@ -27,6 +31,14 @@ def check_paper(path: Path) -> dict:
         _fail(path, "paper", f"must equal the file name {path.stem!r} (got {doc['paper']!r})")
     _unique(path, "claims", [c["id"] for c in doc["claims"]], "claim id")
     _unique(path, "figures", [f["id"] for f in doc["figures"]], "figure id")
+    # ids become paths, wildcards and shell words: a safe alphabet, checked before any job
+    for exp_id in doc["experiments"]:
+        if not SAFE_ID.fullmatch(str(exp_id)):
+            _fail(path, f"experiments.{exp_id!r}", f"an experiment id must match {SAFE_ID.pattern} "
+                  "(it becomes a directory, a Snakemake wildcard and a shell word)")
+    for i, c in enumerate(doc["claims"]):
+        if not SAFE_ID.fullmatch(str(c["id"])):
+            _fail(path, f"claims[{i}].id", f"a claim id must match {SAFE_ID.pattern} (got {c['id']!r})")
     for exp_id, exp in doc["experiments"].items():
         where = f"experiments.{exp_id}"
         _unique(path, f"{where}.methods", exp["methods"], "method")

@@ -51,6 +51,10 @@ CASES = {
     "scale runs an unknown method": (
         lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(methods=["tb", "ppo"]),
         "experiments.hypergrid.scales.small.methods[1]", "'ppo' is not a method of this experiment"),
+    "unsafe experiment id": (
+        lambda d: d["experiments"].update({"hg$(touch x)": d["experiments"].pop("hypergrid")}),
+        "experiments.'hg$(touch x)'", "an experiment id must match"),
+    "unsafe claim id": (lambda d: d["claims"][0].update(id="a b;c"), "claims[0].id", "a claim id must match"),
     "claim on a method a scale skips": (
         lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(methods=["tb", "egfn"]),
         "claims[0].method", "not run at scale 'small'"),
