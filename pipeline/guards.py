@@ -76,11 +76,16 @@ def learned(paper_cfg: dict, stats: dict, exp: str, metric: str, method: str, al
         out["status"] = LEARNED
     elif min_p > alpha:
         out["status"] = CANNOT_TELL
+        # too few seeds to test (smoke's 2): still say which way it went, so the "did not
+        # learn" path shows on every smoke DAG; it decides nothing
+        better = (sign * out["median_final"]) > (sign * out["median_untrained"])
+        out["descriptive"] = "improved" if better else "no improvement"
     else:
         out["status"] = NOT_LEARNED
     out["reason"] = (f"{method} {lm}: median {out['median_final']:.4g} trained vs {out['median_untrained']:.4g} "
                      f"untrained, one-sided Mann-Whitney p {p:.3g}"
-                     + (f" (smallest attainable {min_p:.3g} > alpha: cannot tell)" if out["status"] == CANNOT_TELL else ""))
+                     + (f" (smallest attainable {min_p:.3g} > alpha: cannot tell; descriptively "
+                        f"{out['descriptive']})" if out["status"] == CANNOT_TELL else ""))
     return out
 
 
@@ -158,7 +163,8 @@ def findings(rec: dict) -> list[str]:
     out = [f"FIRED {f}" for f in g.get("fired") or []]
     if (g.get("step0") or {}).get("by_construction") and rec.get("kind") == "fact":
         out.append("fact holds on untrained agents (by construction, as a fact should)")
-    tell = sorted({f"{c['method']} on {c['experiment']}" for c in g.get("learned") or [] if c["status"] == CANNOT_TELL})
+    tell = sorted({f"{c['method']} on {c['experiment']} ({c.get('descriptive')})"
+                   for c in g.get("learned") or [] if c["status"] == CANNOT_TELL})
     if tell:
         out.append("cannot tell whether these learned: " + ", ".join(tell))
     for m in rec.get("measured_differ") or []:

@@ -189,6 +189,7 @@ def guard_text(claim: dict) -> str:
         parts.append(f"on untrained agents: {step0.get('verdict')}"
                      + (" (holds by construction)" if step0.get("by_construction") else ""))
     learned = [f"{c['method']} {c['status']}" + (f" (p {_num(c.get('p'))})" if c.get("p") is not None else "")
+               + (f", descriptively {c['descriptive']}" if c.get("descriptive") else "")
                for c in g.get("learned") or []]
     if learned:
         parts.append("learned? " + ", ".join(dict.fromkeys(learned)))

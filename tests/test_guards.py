@@ -40,7 +40,10 @@ def test_learned_final_against_untrained():
     assert guards.learned(CFG, st, "e", "reward", "b", 0.05)["status"] == guards.NOT_LEARNED
     # 2 seeds a side: the smallest attainable p is 1/6 > alpha, so nothing is decided
     two = stats({"reward": {"a": [1.0, 2.0]}}, {"reward": {"a": [0.0, 0.0]}})
-    assert guards.learned(CFG, two, "e", "reward", "a", 0.05)["status"] == guards.CANNOT_TELL
+    check = guards.learned(CFG, two, "e", "reward", "a", 0.05)
+    assert check["status"] == guards.CANNOT_TELL and check["descriptive"] == "improved"
+    flat = stats({"reward": {"a": [0.0, 0.0]}}, {"reward": {"a": [0.0, 0.0]}})
+    assert guards.learned(CFG, flat, "e", "reward", "a", 0.05)["descriptive"] == "no improvement"
     # lower is better: a fall is learning
     low = stats({"flops": {"a": UNTRAINED}}, {"flops": {"a": TRAINED}})
     assert guards.learned(CFG, low, "e", "flops", "a", 0.05)["status"] == guards.LEARNED
