@@ -55,7 +55,7 @@ MUTANTS: list[Mutant] = [
     Mutant("GFlowNet: per-tensor clip clips the Q network too", "methods/gfn/core.py",
            "            clip_gradients(cfg, opt, [*net.parameters(), *log_z.parameters()])",
            "            clip_gradients(cfg, opt, [p for g in opt.param_groups for p in g[\"params\"]])",
-           ("tests/test_gfn_core.py",)),
+           ("tests/test_gfn_core.py", "tests/test_qgfn.py")),
     Mutant("GFlowNet: log Z MLP replaced by a scalar", "methods/gfn/core.py",
            "        if kind == \"scalar\":", "        if True:", ("tests/test_gfn_core.py",)),
     Mutant("bit sequences: only the first mode within the threshold is credited", "envs/bitseq.py",

@@ -191,3 +191,18 @@ def test_learning_rates_halve_every_half_life() -> None:
                             {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0}])
     core.set_learning_rates(opt, cfg, 20, has_log_z=True)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([2.5e-4, 5e-3])
+
+
+def test_core_clips_the_gflownet_only(monkeypatch) -> None:
+    """The core hands the clip the policy net and log Z, never the learner's Q network
+    (yunglau/QGFN clips the GFlowNet model alone)."""
+    seen = []
+    real = core.clip_gradients
+    monkeypatch.setattr(core, "clip_gradients", lambda cfg, opt, params: (seen.append(list(params)),
+                                                                          real(cfg, opt, params))[1])
+    cfg = _cfg(iterations=1, eval_every=1, grad_clip_mode="per_tensor")
+    run = MemoryRun(seed=0)
+    qgfn.train(cfg, run)
+    n_q = sum(1 for _ in run.model["learner"]["q_net"])
+    n_gfn = len(run.model["net"]) + 1          # policy-net tensors + log Z's scalar
+    assert seen and len(seen[0]) == n_gfn and n_q > 0
