@@ -66,10 +66,14 @@ def check_report(html: Path, results: Path, screenshot: Path, user_data: Path) -
         for paper_dir in sorted(p for p in results.iterdir() if (p / "claims.json").is_file()):
             claims = json.loads((paper_dir / "claims.json").read_text())["claims"]
             section = driver.find_element("id", f"paper-{paper_dir.name}")
-            ledger = section.find_element("css selector", "table.ledger")
-            rows = ledger.find_elements("xpath", "./tbody/tr")[1:]   # not the nested settings rows
+            # the paper's claims, then those beyond the paper in a table of their own
+            rows = [r for ledger in section.find_elements("css selector", "table.ledger")
+                    for r in ledger.find_elements("xpath", "./tbody/tr")[1:]]   # not the nested settings rows
+            in_order = [c for c in claims if not c.get("extra")] + [c for c in claims if c.get("extra")]
             assert len(rows) == len(claims), (paper_dir.name, len(rows), len(claims))
-            for row, claim in zip(rows, claims):
+            for forest in section.find_elements("css selector", "svg.forest"):   # drawn, not collapsed
+                assert forest.size["width"] > 0 and forest.find_elements("css selector", "circle")
+            for row, claim in zip(rows, in_order):
                 text = row.text
                 assert claim["id"] in text and row.find_elements("css selector", "span.badge"), text
                 # the statistic it was decided on (or why it was not tested)
