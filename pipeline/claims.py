@@ -105,8 +105,7 @@ def _cap(paper_cfg: dict, claim: dict, scale: str | None) -> float | None:
 def _at_cap(values: list[float], cap: float | None) -> bool:
     if cap is None or not values:
         return False
-    med = sorted(values)[len(values) // 2] if len(values) % 2 else \
-        0.5 * (sorted(values)[len(values) // 2 - 1] + sorted(values)[len(values) // 2])
+    med = inf.median(values)
     return abs(med - cap) <= 1e-9 * max(1.0, abs(cap))
 
 
@@ -274,7 +273,7 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         kind = claim.get("kind")
         rec = {k: claim.get(k) for k in ("id", "statement", "source", "metric", "kind")}
         for k in ("experiment", "experiments", "method", "baseline", "differs_by", "differs_reason", "extra",
-                  "extra_reason", "baseline_fails"):
+                  "extra_reason", "baseline_fails", "baseline_fails_scales"):
             if k in claim:
                 rec[k] = claim[k]
         if settings and claim.get("id") in settings:

@@ -18,6 +18,7 @@ import dataclasses
 from typing import Any
 
 import methods
+from pipeline import inference as inf
 
 # Settings that change how much data or how many updates a method gets per unit of the
 # experiment's budget, per family (the budget itself, ``iterations``, is per experiment).
@@ -129,14 +130,6 @@ EXPLAINS = {
 MEASURED_TOLERANCE = 0.05
 
 
-def _median(values: list) -> float | None:
-    xs = sorted(float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
-    if not xs:
-        return None
-    k = len(xs) // 2
-    return xs[k] if len(xs) % 2 else 0.5 * (xs[k - 1] + xs[k])
-
-
 def measured_differences(stats: dict, claim: dict) -> list[dict]:
     """The measured quantities (methods/common/budget.py) in which the claim's two sides differ,
     per experiment: ``{experiment, quantity, method, baseline, named}``; ``named``: the claim's
@@ -160,7 +153,7 @@ def measured_differences(stats: dict, claim: dict) -> list[dict]:
         for q in MEASURED:
             if q == "collected" and unit_a != "trajectories":
                 continue    # episodes end when the policy ends them: env_steps is the budget there
-            ma, mb = _median(a.get(q) or []), _median(b.get(q) or [])
+            ma, mb = inf.median(a.get(q) or []), inf.median(b.get(q) or [])
             if ma is None or mb is None or ma == mb:
                 continue
             if abs(ma - mb) > MEASURED_TOLERANCE * max(abs(ma), abs(mb)):

@@ -12,7 +12,9 @@ a claim that held before any training (Kaleidoscope's FLOPs: the masks prune fro
   config names for it (``metrics.<m>.learning_metric``: a diversity metric is at its best
   before training, so "did the baseline learn" is asked of the reward). A claim whose baseline
   did not learn is ``inconclusive`` ("baseline did not learn") unless the claim declares, with
-  a source, that the paper reports the baseline failing (``baseline_fails: "<source>"``). A
+  a source, that the paper reports the baseline failing (``baseline_fails: "<source>"``; with
+  ``baseline_fails_scales`` only at the scales listed — a paper that reports the baseline failing
+  on its 128x128 grid says nothing about the 16x16 grid ``small`` runs). A
   "reproduced" whose method did not learn is ``inconclusive`` too. Where the seed counts cannot
   reach alpha at all (smoke's 2 seeds) the guard reports "cannot tell at n = ..." and decides
   nothing: smoke runs are too short to learn, so the guard is shown there, not applied.
@@ -70,8 +72,7 @@ def learned(paper_cfg: dict, stats: dict, exp: str, metric: str, method: str, al
     sign = 1.0 if _higher_is_better(paper_cfg, stats, lm) else -1.0
     p = inf.mann_whitney([sign * v for v in final], [sign * v for v in before])["p"]
     min_p = inf.min_p_two_sample(len(final), len(before))
-    med = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else 0.5 * (sorted(xs)[len(xs) // 2 - 1] + sorted(xs)[len(xs) // 2])  # noqa: E731
-    out.update(p=p, min_p=min_p, median_final=med(final), median_untrained=med(before))
+    out.update(p=p, min_p=min_p, median_final=inf.median(final), median_untrained=inf.median(before))
     if p is not None and p <= alpha:
         out["status"] = LEARNED
     elif min_p > alpha:
@@ -113,6 +114,15 @@ def untrained_stats(stats: dict) -> dict:
     return out
 
 
+def declared_failing(claim: dict, scale: str | None) -> str | None:
+    """The claim's source for "the paper reports this baseline failing", where it applies at ``scale``."""
+    source = claim.get("baseline_fails")
+    scales = claim.get("baseline_fails_scales")
+    if not source or (scales is not None and scale not in scales):
+        return None
+    return str(source)
+
+
 def apply(records: list[dict], step0: dict[str, dict], paper_cfg: dict, stats: dict, alpha: float) -> None:
     """Attach both guards to the verdict ``records`` (in place) and downgrade where they fire.
 
@@ -135,11 +145,12 @@ def apply(records: list[dict], step0: dict[str, dict], paper_cfg: dict, stats: d
         if g.get("step0", {}).get("by_construction"):
             fired.append("by construction: " + ("the fact holds" if rec.get("verdict") == "fact"
                                                   else "reproduced") + " on untrained agents (step 0)")
+        declared = declared_failing(claim, stats.get("scale"))
         base_fail = [c for c in checks if c["side"] == "baseline" and c["status"] == NOT_LEARNED]
         meth_fail = [c for c in checks if c["side"] == "method" and c["status"] == NOT_LEARNED]
         if base_fail:
-            if claim.get("baseline_fails"):
-                g["baseline_fails_declared"] = claim["baseline_fails"]
+            if declared:
+                g["baseline_fails_declared"] = declared
             else:
                 fired.append("baseline did not learn (" + "; ".join(c["reason"] for c in base_fail) + ")")
         if meth_fail and rec.get("verdict") == "reproduced":
@@ -148,10 +159,10 @@ def apply(records: list[dict], step0: dict[str, dict], paper_cfg: dict, stats: d
         if not fired or rec.get("verdict") in ("fact", "not_decidable"):
             continue
         by_constr = g.get("step0", {}).get("by_construction")
-        if rec.get("verdict") == "reproduced" and (by_constr or meth_fail or (base_fail and not claim.get("baseline_fails"))):
+        if rec.get("verdict") == "reproduced" and (by_constr or meth_fail or (base_fail and not declared)):
             rec["verdict_before_guards"] = rec["verdict"]
             rec.update(verdict="inconclusive", reason="; ".join(fired) + f" (was: {rec.get('reason')})")
-        elif base_fail and not claim.get("baseline_fails") and rec.get("verdict") == "not_reproduced":
+        elif base_fail and not declared and rec.get("verdict") == "not_reproduced":
             rec["verdict_before_guards"] = rec["verdict"]
             rec.update(verdict="inconclusive", reason="; ".join(fired) + f" (was: {rec.get('reason')})")
 

@@ -195,6 +195,15 @@ def sign_test(values: Sequence[float], threshold: float) -> dict:
     return {"p": p, "above": above, "below": below, "n": int(a.size)}
 
 
+def median(values: Sequence[float]) -> float | None:
+    """The plain median of the numeric entries (None where there are none)."""
+    xs = sorted(float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not xs:
+        return None
+    k = len(xs) // 2
+    return xs[k] if len(xs) % 2 else 0.5 * (xs[k - 1] + xs[k])
+
+
 def median_ci(values: Sequence[float], confidence: float) -> dict:
     """Median and its distribution-free order-statistic CI (None where n cannot bound it)."""
     a = np.sort(_arr(values))

@@ -127,6 +127,8 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
         _fail(path, f"{where}.extra_reason", "a beyond-paper claim (extra: true) must say why it is run")
     if "baseline_fails" in claim and kind not in ("compare", "noninferior", "trend"):
         _fail(path, f"{where}.baseline_fails", f"not a field of kind {kind} (only comparisons have a baseline)")
+    if "baseline_fails_scales" in claim and not claim.get("baseline_fails"):
+        _fail(path, f"{where}.baseline_fails_scales", "only with baseline_fails (the source the scales qualify)")
     metric_cfg = doc["metrics"].get(claim["metric"]) or {}
     lm = metric_cfg.get("learning_metric")
     if lm is not None and lm not in doc["metrics"]:

@@ -66,8 +66,11 @@ MUTANTS: list[Mutant] = [
            "        return len(self.high_reward_states)", "        return self.n_seen", ("tests/test_sequence_envs.py",)),
     # ---------------------------------------------------------------- guards and budgets
     Mutant("guards: a baseline that did not learn is let through", "pipeline/guards.py",
-           "        if base_fail:\n            if claim.get(\"baseline_fails\"):",
-           "        if False:\n            if claim.get(\"baseline_fails\"):", ("tests/test_guards.py",)),
+           "        if base_fail:\n            if declared:",
+           "        if False:\n            if declared:", ("tests/test_guards.py",)),
+    Mutant("guards: a declared failing baseline excused at every scale", "pipeline/guards.py",
+           "    if not source or (scales is not None and scale not in scales):",
+           "    if not source:", ("tests/test_guards.py",)),
     Mutant("guards: step-0 'reproduced' not flagged", "pipeline/guards.py",
            "            holds = (zero.get(\"verdict\") == \"reproduced\"", "            holds = (False",
            ("tests/test_guards.py", "tests/test_kaleidoscope.py")),

@@ -60,6 +60,12 @@ def test_a_baseline_that_did_not_learn_makes_the_comparison_inconclusive():
     # ... unless the paper itself reports the baseline failing there
     (declared,) = run([compare(baseline_fails="RBS Table 2: GC-GFN 0 % on sparse goals")], st)
     assert declared["verdict"] == "reproduced" and declared["guards"]["baseline_fails_declared"]
+    # ... at the scales where the paper ran the task at that size, and only there
+    paper_only = compare(baseline_fails="RBS: baselines fail on 128x128", baseline_fails_scales=["paper"])
+    (small,) = run([paper_only], st)
+    assert small["verdict"] == "inconclusive" and "baseline_fails_declared" not in small["guards"]
+    (at_paper,) = run([paper_only], {**st, "scale": "paper"})
+    assert at_paper["verdict"] == "reproduced" and at_paper["guards"]["baseline_fails_declared"]
 
 
 def test_learning_is_judged_on_the_declared_learning_metric():
