@@ -14,99 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 import methods
 from pipeline import REPO_ROOT, layout, yamlio
-
-SCALES = ("smoke", "small", "paper")
-SCHEMA_DIR = Path(__file__).parent / "schemas"
-
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased as '<file>: <field>: <what is wrong>'."""
+from pipeline.config_base import (SCALES, ConfigError, fail, fill_defaults, load_yaml,  # noqa: F401 (ConfigError: re-exported)
+                                  merged_overrides, require_unique, schema, validate_schema)
 
 
-def _fail(file: str | Path, field: str, msg: str) -> None:
-    raise ConfigError(f"{file}: {field}: {msg}")
-
-
-def _schema(name: str) -> dict:
-    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
-
-
-def _field_path(err: jsonschema.ValidationError) -> str:
-    path = ".".join(str(p) for p in err.absolute_path)
-    if err.validator == "required":
-        missing = err.message.split("'")[1] if "'" in err.message else "?"
-        return f"{path}.{missing}" if path else missing
-    if err.validator == "additionalProperties" and "'" in err.message:
-        extra = err.message.split("'")[1]
-        return f"{path}.{extra}" if path else extra
-    return path or "(top level)"
-
-
-def _describe(err: jsonschema.ValidationError) -> str:
-    if err.validator == "required":
-        return "missing required field"
-    if err.validator == "additionalProperties":
-        return "unknown field"
-    if err.validator == "type":
-        return f"must be of type {err.validator_value} (got {err.instance!r})"
-    if err.validator in ("minimum", "exclusiveMinimum"):
-        return f"must be >= {err.validator_value} (got {err.instance!r})" if err.validator == "minimum" \
-            else f"must be > {err.validator_value} (got {err.instance!r})"
-    if err.validator == "enum":
-        return f"must be one of {err.validator_value} (got {err.instance!r})"
-    return err.message
-
-
-def _validate(doc: Any, schema_name: str, file: str | Path) -> None:
-    validator = jsonschema.Draft202012Validator(_schema(schema_name))
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), e.message))
-    if errors:
-        e = errors[0]
-        _fail(file, _field_path(e), _describe(e))
-
-
-def _fill_defaults(doc: dict, schema: dict) -> dict:
-    for key, sub in schema.get("properties", {}).items():
-        if "default" in sub and key not in doc:
-            doc[key] = copy.deepcopy(sub["default"])
-        if sub.get("type") == "object" and "properties" in sub:
-            doc[key] = _fill_defaults(dict(doc.get(key) or {}), sub)
-    return doc
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        return yamlio.load_file(path)
-    except yamlio.DuplicateKeyError as exc:
-        raise ConfigError(f"{path}: {exc.key} (line {exc.line}): written twice in one mapping (first on line "
-                          f"{exc.first_line}); YAML would silently keep the last value") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: (file): not valid YAML: {exc}") from exc
-
-
-def _unique(path: str | Path, field: str, items: list[Any], what: str) -> None:
-    seen: set = set()
-    for i, item in enumerate(items):
-        if item in seen:
-            _fail(path, f"{field}[{i}]", f"{what} {item!r} is listed twice")
-        seen.add(item)
-
-
-
-
-# ------------------------------------------------------------------------ top level
 def load_main(config: dict, source: str = "config/config.yaml") -> dict:
     """Validate the (Snakemake-merged) top-level config and fill its defaults."""
     # Snakemake parses --config values as YAML 1.1, where 1e-3 is a string
     cfg = yamlio.coerce_floats(copy.deepcopy(dict(config)))
-    _validate(cfg, "config", source)
-    _unique(source, "papers", cfg["papers"], "paper")
-    return _fill_defaults(cfg, _schema("config"))
+    validate_schema(cfg, "config", source)
+    require_unique(source, "papers", cfg["papers"], "paper")
+    return fill_defaults(cfg, schema("config"))
 
 
 def paper_path(cfg: dict, paper: str, root: Path = REPO_ROOT) -> Path:
@@ -220,16 +140,6 @@ def env_key(env: str, kwargs: dict) -> str:
     return f"{env}-{stable_hash(kwargs)[:10]}"
 
 
-def merged_overrides(exp: dict, scale_cfg: dict, method: str) -> dict:
-    """Hyper-parameters of `method`: experiment overrides, then the scale's (each: `all`, then
-    the method's own)."""
-    hp: dict = {}
-    for layer in (exp.get("overrides") or {}, scale_cfg.get("overrides") or {}):
-        hp.update(layer.get("all", {}))
-        hp.update(layer.get(method, {}))
-    return hp
-
-
 def expand_jobs(paper_cfg: dict, scale: str) -> list[RunJob]:
     jobs = []
     for exp_id, exp in paper_cfg["experiments"].items():
@@ -288,14 +198,14 @@ class Workflow:
 def load_workflow(config: dict, root: Path = REPO_ROOT, source: str = "config/config.yaml") -> Workflow:
     # Snakemake read config/config.yaml with a lenient parser: re-read it for duplicated keys
     if (root / "config/config.yaml").is_file():
-        _load_yaml(root / "config/config.yaml")
+        load_yaml(root / "config/config.yaml")
     main = load_main(config, source)
     papers, files = {}, {}
     for i, paper in enumerate(main["papers"]):
         path = paper_path(main, paper, root)
         if not path.exists():
             known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-            _fail(source, f"papers[{i}]", f"unknown paper {paper!r} (no {path}); known: {', '.join(known)}")
+            fail(source, f"papers[{i}]", f"unknown paper {paper!r} (no {path}); known: {', '.join(known)}")
         papers[paper] = load_paper(path)
         files[paper] = path
     return Workflow(main, papers, files)
@@ -304,6 +214,6 @@ def load_workflow(config: dict, root: Path = REPO_ROOT, source: str = "config/co
 def load_from_files(config_file: Path = REPO_ROOT / "config/config.yaml",
                     overrides: dict | None = None, root: Path = REPO_ROOT) -> Workflow:
     """Outside Snakemake (CLI, tests): config file + command-line style overrides."""
-    base = _load_yaml(config_file) or {}
+    base = load_yaml(config_file) or {}
     base.update(overrides or {})
     return load_workflow(base, root, str(config_file))

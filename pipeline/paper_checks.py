@@ -13,7 +13,7 @@ from typing import Any
 import envs
 import methods
 from methods.common.budget import MEASURED
-from pipeline.config import SCALES, _fail, _load_yaml, _unique, _validate, merged_overrides
+from pipeline.config_base import SCALES, fail, load_yaml, merged_overrides, require_unique, validate_schema
 from pipeline.confounds import BUDGET_FIELDS, budget_problems
 
 
@@ -23,49 +23,49 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 def check_paper(path: Path) -> dict:
     """Every check of one paper config (schema, names, references, hyper-parameters, claims,
     figures); its document, or a ConfigError naming the file and the field."""
-    doc = _load_yaml(path)
+    doc = load_yaml(path)
     if not isinstance(doc, dict):
-        _fail(path, "(top level)", "must be a mapping")
-    _validate(doc, "paper", path)
+        fail(path, "(top level)", "must be a mapping")
+    validate_schema(doc, "paper", path)
     if doc["paper"] != path.stem:
-        _fail(path, "paper", f"must equal the file name {path.stem!r} (got {doc['paper']!r})")
-    _unique(path, "claims", [c["id"] for c in doc["claims"]], "claim id")
-    _unique(path, "figures", [f["id"] for f in doc["figures"]], "figure id")
+        fail(path, "paper", f"must equal the file name {path.stem!r} (got {doc['paper']!r})")
+    require_unique(path, "claims", [c["id"] for c in doc["claims"]], "claim id")
+    require_unique(path, "figures", [f["id"] for f in doc["figures"]], "figure id")
     # ids become paths, wildcards and shell words: a safe alphabet, checked before any job
     for exp_id in doc["experiments"]:
         if not SAFE_ID.fullmatch(str(exp_id)):
-            _fail(path, f"experiments.{exp_id!r}", f"an experiment id must match {SAFE_ID.pattern} "
+            fail(path, f"experiments.{exp_id!r}", f"an experiment id must match {SAFE_ID.pattern} "
                   "(it becomes a directory, a Snakemake wildcard and a shell word)")
     for i, c in enumerate(doc["claims"]):
         if not SAFE_ID.fullmatch(str(c["id"])):
-            _fail(path, f"claims[{i}].id", f"a claim id must match {SAFE_ID.pattern} (got {c['id']!r})")
+            fail(path, f"claims[{i}].id", f"a claim id must match {SAFE_ID.pattern} (got {c['id']!r})")
     for exp_id, exp in doc["experiments"].items():
         where = f"experiments.{exp_id}"
-        _unique(path, f"{where}.methods", exp["methods"], "method")
+        require_unique(path, f"{where}.methods", exp["methods"], "method")
         if exp["env"] not in envs.names():
-            _fail(path, f"{where}.env", f"unknown env {exp['env']!r}; known: {', '.join(envs.names())}")
+            fail(path, f"{where}.env", f"unknown env {exp['env']!r}; known: {', '.join(envs.names())}")
         for i, m in enumerate(exp["methods"]):
             if m not in methods.names():
-                _fail(path, f"{where}.methods[{i}]",
+                fail(path, f"{where}.methods[{i}]",
                       f"unknown method {m!r}; known: {', '.join(methods.names())}")
         _check_overrides(path, f"{where}.overrides", exp.get("overrides") or {}, exp["methods"])
         for scale in SCALES:
             sc = exp["scales"][scale]
-            _unique(path, f"{where}.scales.{scale}.methods", sc.get("methods") or [], "method")
+            require_unique(path, f"{where}.scales.{scale}.methods", sc.get("methods") or [], "method")
             if sc["eval_every"] > sc["iterations"]:
-                _fail(path, f"{where}.scales.{scale}.eval_every",
+                fail(path, f"{where}.scales.{scale}.eval_every",
                       f"must be <= iterations ({sc['iterations']}): no evaluation would fall inside the run "
                       f"(got {sc['eval_every']})")
             for i, m in enumerate(sc.get("methods") or []):
                 if m not in exp["methods"]:
-                    _fail(path, f"{where}.scales.{scale}.methods[{i}]",
+                    fail(path, f"{where}.scales.{scale}.methods[{i}]",
                           f"{m!r} is not a method of this experiment ({', '.join(exp['methods'])})")
             _check_overrides(path, f"{where}.scales.{scale}.overrides",
                              sc.get("overrides") or {}, exp["methods"])
             try:
                 envs.check_kwargs(exp["env"], sc["env_kwargs"])
             except (TypeError, ValueError) as exc:
-                _fail(path, f"{where}.scales.{scale}.env_kwargs", str(exc))
+                fail(path, f"{where}.scales.{scale}.env_kwargs", str(exc))
             for m in exp["methods"]:
                 hp = merged_overrides(exp, sc, m)
                 cls = methods.load(m).Config
@@ -76,11 +76,11 @@ def check_paper(path: Path) -> dict:
                 try:  # the dataclass's own checks (__post_init__) on the merged values
                     cls(**task, **hp)
                 except (TypeError, ValueError) as exc:
-                    _fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
+                    fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
     for i, claim in enumerate(doc["claims"]):
         _check_claim(path, i, claim, doc)
     for field, problem in budget_problems(doc, SCALES):
-        _fail(path, field, problem)
+        fail(path, field, problem)
     for i, fig in enumerate(doc["figures"]):
         _check_ref(path, f"figures[{i}]", fig, doc)
         # the curve columns every method of the experiment logs (each family's Config says which)
@@ -89,10 +89,10 @@ def check_paper(path: Path) -> dict:
                 if all(a in methods.load(m).Config.CURVE_AXES for m in exp_methods)]
         if fig.get("kind", "curve") == "sweep":
             if "x" in fig:
-                _fail(path, f"figures[{i}].x", "a sweep figure's x axis is the swept setting (drop x)")
+                fail(path, f"figures[{i}].x", "a sweep figure's x axis is the swept setting (drop x)")
             continue
         if fig.get("x", "step") not in axes:
-            _fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis of experiment "
+            fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis of experiment "
                   f"{fig['experiment']!r}; its methods log: {', '.join(axes)}")
     return doc
 
@@ -112,45 +112,45 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
     where, kind = f"claims[{i}]", claim["kind"]
     for key in _CLAIM_NEEDS[kind]:
         if key not in claim:
-            _fail(path, f"{where}.{key}", f"missing required field for kind {kind}")
+            fail(path, f"{where}.{key}", f"missing required field for kind {kind}")
     for key in _CLAIM_FORBIDS[kind]:
         if key in claim:
-            _fail(path, f"{where}.{key}", f"not a field of kind {kind}")
+            fail(path, f"{where}.{key}", f"not a field of kind {kind}")
     if kind == "noninferior" and ("margin" in claim) == ("margin_rel" in claim):
-        _fail(path, f"{where}.margin", "kind noninferior needs exactly one of margin / margin_rel "
+        fail(path, f"{where}.margin", "kind noninferior needs exactly one of margin / margin_rel "
               "(how much worse still counts as 'on par')")
     if kind == "fact" and ("baseline" in claim) == ("threshold" in claim):
-        _fail(path, f"{where}.baseline", "kind fact needs exactly one of baseline / threshold")
+        fail(path, f"{where}.baseline", "kind fact needs exactly one of baseline / threshold")
     if "margin_basis" in claim and "margin_rel" not in claim:
-        _fail(path, f"{where}.margin_basis", "only with margin_rel (a share of the baseline's value or gain)")
+        fail(path, f"{where}.margin_basis", "only with margin_rel (a share of the baseline's value or gain)")
     if claim.get("extra") and not claim.get("extra_reason"):
-        _fail(path, f"{where}.extra_reason", "a beyond-paper claim (extra: true) must say why it is run")
+        fail(path, f"{where}.extra_reason", "a beyond-paper claim (extra: true) must say why it is run")
     if "baseline_fails" in claim and kind not in ("compare", "noninferior", "trend"):
-        _fail(path, f"{where}.baseline_fails", f"not a field of kind {kind} (only comparisons have a baseline)")
+        fail(path, f"{where}.baseline_fails", f"not a field of kind {kind} (only comparisons have a baseline)")
     if "baseline_fails_scales" in claim and not claim.get("baseline_fails"):
-        _fail(path, f"{where}.baseline_fails_scales", "only with baseline_fails (the source the scales qualify)")
+        fail(path, f"{where}.baseline_fails_scales", "only with baseline_fails (the source the scales qualify)")
     metric_cfg = doc["metrics"].get(claim["metric"]) or {}
     lm = metric_cfg.get("learning_metric")
     if lm is not None and lm not in doc["metrics"]:
-        _fail(path, f"metrics.{claim['metric']}.learning_metric", f"unknown metric {lm!r} (declare it in metrics)")
+        fail(path, f"metrics.{claim['metric']}.learning_metric", f"unknown metric {lm!r} (declare it in metrics)")
     if metric_cfg.get("deterministic") and kind != "fact":
-        _fail(path, f"{where}.kind", f"metric {claim['metric']!r} is deterministic (computed from the "
+        fail(path, f"{where}.kind", f"metric {claim['metric']!r} is deterministic (computed from the "
               "architecture/config, the same for every seed): a claim on it is decided by construction — "
               "use kind fact")
     if kind == "trend":
         if claim["baseline"] == claim["method"]:
-            _fail(path, f"{where}.baseline", "must differ from method")
+            fail(path, f"{where}.baseline", "must differ from method")
         for j, exp_id in enumerate(claim["experiments"]):
             _check_ref(path, where, {**claim, "experiment": exp_id}, doc, field=f"experiments[{j}]")
     else:
         _check_ref(path, where, claim, doc)
         if claim.get("baseline") is not None and claim["baseline"] == claim["method"]:
-            _fail(path, f"{where}.baseline", "must differ from method")
+            fail(path, f"{where}.baseline", "must differ from method")
     budget = set(BUDGET_FIELDS.get(doc.get("family", ""), ()))
     measured = {*MEASURED, "unit"}
     for j, name in enumerate(claim.get("differs_by") or []):
         if name not in budget | measured:
-            _fail(path, f"{where}.differs_by[{j}]", f"{name!r} is neither a budget / update-ratio setting of "
+            fail(path, f"{where}.differs_by[{j}]", f"{name!r} is neither a budget / update-ratio setting of "
                   f"family {doc.get('family')!r} ({', '.join(sorted(budget)) or 'none'}) nor a measured "
                   f"quantity ({', '.join(sorted(measured))})")
 
@@ -158,18 +158,18 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
 def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "experiment") -> None:
     exp = doc["experiments"].get(item["experiment"])
     if exp is None:
-        _fail(path, f"{where}.{field}", f"unknown experiment {item['experiment']!r}")
+        fail(path, f"{where}.{field}", f"unknown experiment {item['experiment']!r}")
     if item["metric"] not in doc["metrics"]:
-        _fail(path, f"{where}.metric", f"unknown metric {item['metric']!r} (declare it in metrics)")
+        fail(path, f"{where}.metric", f"unknown metric {item['metric']!r} (declare it in metrics)")
     for key in ("method", "baseline"):
         if key in item and item[key] not in exp["methods"]:
-            _fail(path, f"{where}.{key}",
+            fail(path, f"{where}.{key}",
                   f"method {item[key]!r} is not run in experiment {item['experiment']!r}")
         # a claim decided at a scale needs its methods run there
         for scale in item.get("scales") or SCALES:
             run_here = exp["scales"][scale].get("methods") or exp["methods"]
             if key in item and item[key] not in run_here:
-                _fail(path, f"{where}.{key}",
+                fail(path, f"{where}.{key}",
                       f"method {item[key]!r} is not run at scale {scale!r} of experiment "
                       f"{item['experiment']!r} (scales.{scale}.methods)")
 
@@ -177,20 +177,20 @@ def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "expe
 def _check_overrides(path: Path, where: str, overrides: dict, exp_methods: list[str]) -> None:
     for target, values in overrides.items():
         if target != "all" and target not in exp_methods:
-            _fail(path, f"{where}.{target}", f"not a method of this experiment ({', '.join(exp_methods)}) nor 'all'")
+            fail(path, f"{where}.{target}", f"not a method of this experiment ({', '.join(exp_methods)}) nor 'all'")
         targets = exp_methods if target == "all" else [target]
         for m in targets:
             allowed = method_hyperparameters(m)
             for key, value in values.items():
                 if key not in allowed:
-                    _fail(path, f"{where}.{target}.{key}",
+                    fail(path, f"{where}.{target}.{key}",
                           f"unknown hyper-parameter of method {m!r}; known: {', '.join(sorted(allowed))}")
                 if not _type_ok(value, allowed[key]):
-                    _fail(path, f"{where}.{target}.{key}",
+                    fail(path, f"{where}.{target}.{key}",
                           f"must be of type {type(allowed[key]).__name__} (got {value!r})")
                 bad = methods.load(m).Config.value_problem(key, value)
                 if bad:
-                    _fail(path, f"{where}.{target}.{key}", bad)
+                    fail(path, f"{where}.{target}.{key}", bad)
 
 
 def method_hyperparameters(method: str) -> dict[str, Any]:

@@ -295,7 +295,3 @@ def hard_masks(layer: MaskedLinear) -> Tensor:
         return layer.masks.clone()
     z = layer.weight.detach().abs() - torch.sigmoid(layer.threshold)
     return _HeavisideTanhSTE.apply(z) * layer.masks
-
-
-# OMNet imports its mask draw from here (the layout before mask_init.py was split off)
-from methods.common.mask_init import bernoulli_mask  # noqa: E402,F401

@@ -12,7 +12,7 @@ from methods.common.dormant import (active_unit_ratio, dormant_ratio, fraction_a
 from methods.common.flops import forward_flops
 from methods.common.masked import masked_layers
 from methods.common.replay import ReplayBuffer
-from methods.control.nets import relus
+from methods.common.nets import relus
 
 
 class AgentBase:

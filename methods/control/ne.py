@@ -44,7 +44,7 @@ from methods.common.prune_grow import (cosine_fraction, gradient_grow, magnitude
 from methods.common.replay import ReplayBuffer
 from methods.control import td3
 from methods.control.loop import entry_points
-from methods.control.nets import Actor, Critics, hidden_layers, relus
+from methods.common.nets import Actor, Critics, hidden_layers, relus
 
 GROWTH = ("cosine", "constant")
 PRUNE = ("dormant", "magnitude")

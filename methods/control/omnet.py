@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from methods.common.constraints import Bound, within
-from methods.common.masked import MaskedLinear, bernoulli_mask
+from methods.common.mask_init import bernoulli_mask
+from methods.common.masked import MaskedLinear
 from methods.control import sac
 from methods.control.loop import entry_points
 

@@ -30,7 +30,7 @@ from methods.common.dormant import dormant_units, inject, record_activations, re
 from methods.common.replay import ReplayBuffer
 from methods.common.target import frozen_copy
 from methods.control import td3
-from methods.control.nets import hidden_layers
+from methods.common.nets import hidden_layers
 
 
 def _reinit(module: nn.Module) -> None:

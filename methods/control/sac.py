@@ -31,7 +31,7 @@ from methods.common.replay import ReplayBuffer
 from methods.common.target import frozen_copy, polyak_
 from methods.control.agent import AgentBase
 from methods.control.loop import ControlConfig, entry_points
-from methods.control.nets import LAYERNORM, Critics, GaussianActor
+from methods.common.nets import LAYERNORM, Critics, GaussianActor
 
 ACTOR_Q = ("min", "mean")
 

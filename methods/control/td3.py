@@ -23,7 +23,7 @@ from methods.common.replay import ReplayBuffer
 from methods.common.target import frozen_copy, polyak_
 from methods.control.agent import AgentBase
 from methods.control.loop import ControlConfig, entry_points
-from methods.control.nets import LAYERNORM, Actor, Critics
+from methods.common.nets import LAYERNORM, Actor, Critics
 
 OptimizerStep = Callable[[torch.optim.Optimizer, torch.Tensor, nn.Module], None]
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from methods.common.flops import forward_flops
-from methods.control.nets import mlp
+from methods.common.nets import mlp
 
 
 def linear_flops(n_in: float, n_out: float) -> float:

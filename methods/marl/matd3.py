@@ -53,7 +53,7 @@ from methods.common.replay import FieldReplay, NStepWriter
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.common.target import frozen_copy, polyak_
-from methods.control.nets import Critics
+from methods.common.nets import Critics
 from methods.marl.actors import ACTOR_SCHEMES, SNPPSActor, dense_actor_flops
 
 TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")

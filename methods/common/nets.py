@@ -1,5 +1,6 @@
-"""Networks of the continuous-control core: MLP blocks, the deterministic TD3 actor, the
-squashed-Gaussian SAC actor and a list of Q-networks (twin for TD3/SAC, N for REDQ).
+"""Networks shared by the continuous-control core and multi-agent MATD3: MLP blocks, the
+deterministic TD3 actor, the squashed-Gaussian SAC actor and a list of Q-networks (twin for
+TD3/SAC/MATD3, N for REDQ).
 
 Hidden block: Linear -> [Dropout] -> [LayerNorm] -> ReLU (DroQ's order). Each ReLU is its own
 module so that forward hooks can record every hidden layer's activations (dormant ratios).
