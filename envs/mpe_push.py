@@ -8,7 +8,7 @@ the goal of the *closest* good agent minus its own distance to the goal (it must
 agent away while holding the landmark). Observations as in simple_push: adversary
 [vel, landmark offsets, other agents' offsets] (2 + 2·2 + 2·(N+M−1)), good agent
 [vel, goal offset, goal colour, landmark offsets, landmark colours, other agents' offsets].
-[Reconstruction: the official scenario's reward may differ; specs/marl.md §3.1.]
+[Reconstruction: the official scenario is not public and its reward may differ; docs/papers/kaleidoscope.md.]
 """
 from __future__ import annotations
 

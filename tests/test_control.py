@@ -1,4 +1,4 @@
-"""Continuous-control core and the NE / OMNet mechanisms (../shared/specs/control_video.md §1-2)."""
+"""Continuous-control core and the NE / OMNet mechanisms (docs/papers/ne.md, docs/papers/omnet.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The tiny end-to-end DAG (smoke scale) and the rerun semantics of DESIGN.md §2."""
+"""The tiny end-to-end DAG (smoke scale) and the rerun semantics of README.md (Where things live)."""
 import contextlib
 import csv
 import json

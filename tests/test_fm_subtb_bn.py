@@ -97,7 +97,7 @@ def test_bn_loss_by_hand_with_zero_network():
 
 def test_forced_terminal_parents_exclude_terminal_states():
     """(3,1) in a 4x4 HG-A is reached from (2,1) only: its other parent (3,0) is itself
-    forced-terminal (gfn.md §0.2, parent enumeration for FM)."""
+    forced-terminal (HG-A as in zarifikram/EGFN grid/toy_grid_dag.py: parent enumeration for FM)."""
     env = envs.make("hypergrid", ndim=2, height=4, r0=1e-3)
     net = uniform_net(env)
     actions = torch.full((1, env.max_traj_len), -1)

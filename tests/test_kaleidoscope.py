@@ -1,4 +1,4 @@
-"""Kaleidoscope's agent network (methods/marl/kaleidoscope_agent.py), specs/marl.md §1.10."""
+"""Kaleidoscope's agent network (methods/marl/kaleidoscope_agent.py); docs/papers/kaleidoscope.md."""
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,4 @@
-"""MAST (methods/marl/mast.py) and its sparse baselines: the mechanisms of specs/marl.md §2.7
+"""MAST (methods/marl/mast.py) and its sparse baselines: the mechanisms of docs/papers/mast.md
 on hand-checkable cases — ER allocation, drop/grow at constant density, masked gradients,
 Soft Mellowmax limits, the dual buffer's composition, the hybrid TD(λ) switch, the topology
 schedule (no optimiser step on a topology update), FLOPs and model-size accounting, exact

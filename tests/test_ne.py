@@ -1,4 +1,4 @@
-"""Neuroplastic Expansion (methods/control/ne.py; ../shared/specs/control_video.md §1): growth,
+"""Neuroplastic Expansion (methods/control/ne.py; docs/papers/ne.md): growth,
 dormant pruning, the RigL phase, experience review, and that logging never changes training."""
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def topology_change(agent, buffer, net):
 
 @pytest.mark.parametrize("omega", [0.0, 0.25, 0.5, 0.8])
 def test_ne_dormant_pruning_removes_omega_times_grown(omega):
-    """Spec §1.5: the connections of tau = 0 dormant units are pruned, clipped to omega * k with
+    """The paper's pruning: the connections of tau = 0 dormant units are pruned, clipped to omega * k with
     k = floor(phi * G_l) grown. One hidden critic layer is made silent (bias -1e3: every unit
     dormant, more candidates than the cap), so the cap decides the count."""
     cfg = tiny(ne, delta=1, prune_criterion="dormant", omega=omega, zeta=0.1, iterations=10_100)
@@ -140,7 +140,7 @@ def test_ne_dormant_fluctuation_compares_window_means():
 
 def test_ne_fau_gate_formula_cap_and_threshold():
     """Code's gate g = 1/(1 + Tamp e^(awaken - FAU)), g >= 0.6 replaced by 0.4; review only
-    below awaken (spec §1.6)."""
+    below awaken (the authors' stl/TD3.py)."""
     gate = ne.FauGate(tiny(ne, awaken=0.4, tamp=0.9), FakeActivity())
     assert gate.gate(0.0) == pytest.approx(1 / (1 + 0.9 * math.exp(0.4)))
     low_tamp = ne.FauGate(tiny(ne, awaken=0.4, tamp=0.5), FakeActivity())

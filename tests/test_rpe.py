@@ -1,5 +1,5 @@
 """Mechanism tests of RPE (rectified policy evaluation) and the soft-DQN / Munchausen-DQN
-baselines (../shared/specs/gfn.md §1). Exact quantities come from dynamic programming over
+baselines (docs/papers/rpe.md). Exact quantities come from dynamic programming over
 tiny enumerable DAGs: a tree (AR sequences), a PA-MDP and an HG-A hypergrid."""
 from __future__ import annotations
 
