@@ -1,5 +1,6 @@
-"""MPE behind the parallel API and the EPyMARL-style QMIX / VDN learner (the settings of
-the official Kalei_MPE code, docs/papers/kaleidoscope.md): mechanisms with hand-computed numbers, determinism, exact resume, learning."""
+"""MPE behind the parallel API and the EPyMARL-style QMIX / VDN learner (the settings of the
+official Kalei_MPE code, docs/papers/kaleidoscope.md): mechanisms with hand-computed numbers,
+determinism, exact resume, learning."""
 from __future__ import annotations
 
 import numpy as np
