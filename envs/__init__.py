@@ -29,6 +29,15 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+# How config validation checks an env's keyword arguments, where not by building it: by the
+# constructor's signature alone (envs that load data files: validating a config never downloads
+# anything), or by the class's static ``validate_kwargs`` (envs that are slow to build).
+_KWARGS_CHECK: dict[str, str] = {
+    "qm9str": "signature", "rna": "signature", "seh": "signature", "tfbind8": "signature",
+    "smax": "validate_kwargs", "sc2": "validate_kwargs",
+}
+
+
 class UnknownEnvError(KeyError):
     pass
 
@@ -52,17 +61,16 @@ def constructor(name: str) -> Callable[..., Any]:
 
 
 def check_kwargs(name: str, kwargs: dict) -> None:
-    """Raise TypeError/ValueError for keyword arguments env `name` would reject. Environments
-    that load data files (``loads_data = True``) are checked by signature only, so that
-    validating a config never downloads anything; the others are built."""
+    """Raise TypeError/ValueError for keyword arguments env `name` would reject (how: see
+    ``_KWARGS_CHECK``; every other env is built)."""
     import inspect
 
     ctor = constructor(name)
     inspect.signature(ctor).bind(**kwargs)
-    validate = getattr(ctor, "validate_kwargs", None)
-    if validate is not None:       # an env that is slow to build checks its arguments alone
-        validate(**kwargs)
-    elif not getattr(ctor, "loads_data", False):
+    how = _KWARGS_CHECK.get(name, "build")
+    if how == "validate_kwargs":
+        ctor.validate_kwargs(**kwargs)
+    elif how == "build":
         ctor(**kwargs)
 
 

@@ -56,6 +56,37 @@ class DagEnv(Protocol):
     def target_distribution(self, cache_dir: object = None) -> np.ndarray: ...
 
 
+class DagEnvFeatures:
+    """The optional features of a GFlowNet environment, declared here with what their absence
+    means, so that the core and the metrics call them without probing. Every GFlowNet env
+    derives from this class and overrides what it has."""
+
+    beta: float = 1.0                        # the reward exponent: R(x) = flat reward ** beta
+    # the flat reward is exp(log R / beta) (True), or the env computes it itself (sEH's proxy / 8)
+    flat_reward_is_tempered_log_reward = True
+    mode_flat_threshold: float | None = None  # "high reward" on the flat scale (sEH: 0.9)
+    mode_similarity: float | None = None      # two high-reward samples are one mode above it
+
+    def log_reward(self, states: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def flat_reward(self, states: torch.Tensor) -> torch.Tensor:
+        """The task's reward before the GFlowNet's exponent, float64."""
+        return (self.log_reward(states).double() / float(self.beta)).exp()
+
+    def is_valid(self, states: torch.Tensor) -> torch.Tensor:
+        """Whether each terminal state is a valid object (sEH: a molecule RDKit sanitises)."""
+        return torch.ones(states.shape[0], dtype=torch.bool, device=states.device)
+
+    def pairwise_distance(self, states: torch.Tensor) -> np.ndarray | None:
+        """``[n, n]`` distances between terminal states (diversity); None: no distance."""
+        return None
+
+    def similarity(self, states_a: torch.Tensor, states_b: torch.Tensor) -> np.ndarray | None:
+        """Similarities ``[len(a), len(b)]`` (sEH: Tanimoto) for mode counting; None: none."""
+        return None
+
+
 def replay_states(env: DagEnv, actions: torch.Tensor) -> torch.Tensor:
     """Generic ``trajectory_states``: step the environment along the action sequences."""
     B, L = actions.shape
@@ -80,6 +111,8 @@ class SharedRewardArrays:
     possible_agents: list[str]
     _obs: np.ndarray
     _avail: np.ndarray
+    reports_wins = True     # a StarCraft-style episode ends won or lost (``won``)
+    won = False
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:  # pragma: no cover
         raise NotImplementedError

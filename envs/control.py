@@ -97,7 +97,6 @@ class ActionRepeat:
 class ControlTask:
     """A continuous-control task; ``make(seed)`` builds it."""
 
-    loads_data = False
 
     def __init__(self, suite: str = "gym", task: str = "Pendulum-v1",
                  max_episode_steps: int | None = None, action_repeat: int = 1, cycle_steps: int = 0):

@@ -60,6 +60,8 @@ class GoalEnvAssets:
     (an env with ``initial``, ``step``, ``forward_mask``, ``backward_mask``, ``backward_step``,
     ``goal_state``, ``achieved``, ``sample_goals`` and ``kwargs``)."""
 
+    heldout_goals: torch.Tensor | None = None   # goals never drawn in training (the grid's held-out share)
+
     def check_steps(self, n: int = 64, seed: int = 0) -> None:
         """Uniform random forward episodes must end within ``max_traj_len``; uniform random
         backward walks from goals must reach s_0, and replaying them forward must be allowed by
@@ -102,7 +104,7 @@ class GoalEnvAssets:
         info = {"env": self.name, "kwargs": self.kwargs(), "max_traj_len": self.max_traj_len,
                 "n_actions": self.n_actions, "goal_len": self.goal_len, "goal_values": self.goal_values,
                 "heldout_fraction": self.heldout_fraction}
-        held = getattr(self, "heldout_goals", None)
+        held = self.heldout_goals
         if held is not None:
             info.update(n_training_goals=int(self.n_goals), n_heldout_goals=int(len(held)))
         return write_env_assets(out_dir, info)

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.base import one_hot_modes, write_env_assets
+from envs.base import DagEnvFeatures, one_hot_modes, write_env_assets
 
 TARGET_FILE = "target.npz"
 
 
 @dataclass(frozen=True)
-class HyperGrid:
+class HyperGrid(DagEnvFeatures):
     ndim: int = 2
     height: int = 8
     r0: float = 1e-3

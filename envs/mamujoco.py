@@ -55,7 +55,6 @@ CUSTOM_FACTORISATIONS = {("Walker2d", "6x1"): lambda: one_agent_per_joint("Walke
 class MaMuJoCoTask:
     """One MaMuJoCo factorisation; every agent is learned (fully cooperative)."""
 
-    loads_data = False
 
     def __init__(self, scenario: str = "HalfCheetah", agent_conf: str = "2x3", agent_obsk: int = 0,
                  episode_limit: int = 1000):

@@ -95,7 +95,8 @@ def seek(pos: np.ndarray, goal: np.ndarray) -> int:
 class MPETask:
     """One mpe2 scenario; the learned team acts through ``step``, the opponents are scripted."""
 
-    loads_data = False
+    reports_wins = False    # MPE episodes have a return, not a winner
+    won = float("nan")
 
     def __init__(self, task: str = "spread", episode_limit: int = 25, flee_radius: float = 0.5):
         if task not in TASKS:

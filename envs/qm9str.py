@@ -82,7 +82,6 @@ def mode_info() -> dict[str, tuple[int, ...]]:
 
 class QM9Str(SequenceMDP):
     name = "qm9str"
-    loads_data = True  # config validation checks its kwargs by signature only
 
     def __init__(self, mdp: str = "pa", beta: float = 5.0, reward_max: float = 100.0,
                  reward_min: float = 1e-3, mode_set: str = "modes"):

@@ -140,7 +140,6 @@ def peaks(task: str) -> tuple[str, ...]:
 
 class RNABinding(SequenceMDP):
     name = "rna"
-    loads_data = True  # data files (peaks) and ViennaRNA norms: kwargs checked by signature only
 
     def __init__(self, task: str = "L14_RNA1", beta: float = 8.0, mdp: str = "pa",
                  reward_max: float = 10.0, reward_min: float = 1e-3, r_ref: float | None = None):

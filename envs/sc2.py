@@ -47,7 +47,6 @@ def unit_type_bits(map_name: str, capability_config: dict | None = None) -> int:
 class SC2Task(SharedRewardArrays):
     """One SMAC / SMACv2 map against the built-in StarCraft II AI; every ally is learned."""
 
-    loads_data = False
 
     @staticmethod
     def validate_kwargs(map_name: str = "3s5z", capability_config: dict | None = None,

@@ -71,7 +71,7 @@ import numpy as np
 import torch
 
 from envs import data
-from envs.base import replay_states, write_env_assets
+from envs.base import DagEnvFeatures, replay_states, write_env_assets
 
 BLOCKS_FILE = "seh/blocks_PDB_105.json"
 N_BLOCKS = 105
@@ -113,13 +113,13 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
-class SEHFragments:
+class SEHFragments(DagEnvFeatures):
     name = "seh"
-    loads_data = True   # config validation checks its kwargs by signature only
     enumerable = False
     n_modes = 0
     # QGFN's mode counter (yunglau/QGFN utils/plotting.py): flat reward above 0.9, Tanimoto
     # similarity below 0.7 to every mode accepted before
+    flat_reward_is_tempered_log_reward = False    # proxy / 8, clipped; 0 for invalid states
     mode_flat_threshold = 0.9
     mode_similarity = 0.7
 

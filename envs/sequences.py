@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.base import one_hot_modes, write_env_assets
+from envs.base import DagEnvFeatures, one_hot_modes, write_env_assets
 
 TARGET_FILE = "target.npz"
 MDPS = ("pa", "ar")
 
 
-class SequenceMDP:
+class SequenceMDP(DagEnvFeatures):
     """Prepend-append or autoregressive construction of sequences of exactly ``length`` tokens."""
 
     name = "sequence"

@@ -145,7 +145,6 @@ def _functions(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callab
 class SMAXTask(SharedRewardArrays):
     """One SMAX scenario against the heuristic enemy; every ally is learned."""
 
-    loads_data = False
 
     @staticmethod
     def validate_kwargs(scenario: str = "3m", episode_limit: int = 100) -> None:
@@ -245,7 +244,6 @@ class SMAXBatch:
     API of envs/team_batch.py (pymarl2's parallel runner; SMACv2's 4 envs). Env b plays exactly the
     episode SMAXTask plays from ``seeds[b]`` with the same actions."""
 
-    loads_data = False
     reports_wins = True
 
     def __init__(self, scenario: str = "3m", episode_limit: int = 100, n_envs: int = 4):

@@ -34,7 +34,7 @@ class TeamBatch:
         self.n_agents, self.n_actions = first.n_agents, first.n_actions
         self.obs_dim, self.state_dim = first.obs_dim, first.state_dim
         self.episode_limit = first.episode_limit
-        self.reports_wins = hasattr(first, "won")
+        self.reports_wins = bool(first.reports_wins)
         self.active = np.zeros(n_envs, dtype=bool)
 
     @classmethod
@@ -59,7 +59,7 @@ class TeamBatch:
 
     @property
     def won(self) -> np.ndarray:
-        return np.array([float(getattr(t, "won", float("nan"))) for t in self.tasks])
+        return np.array([float(t.won) for t in self.tasks])
 
     def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         reward = np.zeros(self.n_envs)

@@ -109,7 +109,6 @@ def greedy_hamming_modes(scores: np.ndarray, top: int, length: int = 8, vocab: i
 
 class TFBind8(SequenceMDP):
     name = "tfbind8"
-    loads_data = True  # config validation checks its kwargs by signature only
 
     def __init__(self, mdp: str = "pa", beta: float = 3.0, scaling: str = "shen",
                  reward_max: float = 10.0, reward_min: float = 1e-3):

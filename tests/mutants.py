@@ -132,7 +132,7 @@ MUTANTS: list[Mutant] = [
            "n_on = min(int(round(self.on_fraction * batch)), len(self.on))", "n_on = 0",
            ("tests/test_mast.py",)),
     Mutant("MAST: ER density from the whole grouped layer, not one agent's block", "methods/marl/mast.py",
-           "shapes = [(getattr(lay, \"group_out\", lay.out_features), lay.in_features) for lay in layers]",
+           "shapes = [lay.block_shape for lay in layers]",
            "shapes = [(lay.out_features, lay.in_features) for lay in layers]", ("tests/test_mast.py",)),
     Mutant("TB: P_B added instead of subtracted", "methods/gfn/tb.py",
            "- batch.log_reward - log_pb.sum(1)", "- batch.log_reward + log_pb.sum(1)", GFN),

@@ -118,7 +118,7 @@ def test_atom_features_layout() -> None:
 
 # ------------------------------------------------------------------------ environment
 def test_registry_and_sizes(env: SEHFragments) -> None:
-    assert envs.module_of("seh") == "envs.seh" and SEHFragments.loads_data
+    assert envs.module_of("seh") == "envs.seh" and envs._KWARGS_CHECK["seh"] == "signature"
     envs.check_kwargs("seh", {"beta": 16.0, "max_frags": 9})
     smi, r, _ = blocks()
     assert len(smi) == N_BLOCKS and len(set(smi)) == 72 and max(map(len, r)) == MAX_SLOTS

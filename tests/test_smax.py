@@ -160,8 +160,10 @@ def _play_in_lockstep(batch, singles, seeds, rng):
             lengths[b] += 1
             if te or tr:
                 live[b] = False
-                if hasattr(singles[b], "won"):
+                if singles[b].reports_wins:
                     assert batch.won[b] == float(singles[b].won)
+                else:       # MPE: no winner, declared as such
+                    assert not batch.reports_wins and np.isnan(batch.won[b])
         assert np.array_equal(batch.active, live)
     return lengths
 

@@ -72,6 +72,11 @@ class MaskedLinear(nn.Module):
         self.reset_parameters()
 
     # -- init ---------------------------------------------------------------------------------
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """(out, in) of one owner's weight block (the whole matrix here; one group's when grouped)."""
+        return self.out_features, self.in_features
+
     def reset_parameters(self) -> None:
         """PyTorch's default Linear init (U(±1/sqrt(fan_in)) for W and b); thresholds re-drawn."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -231,6 +236,10 @@ class GroupedMaskedLinear(MaskedLinear):
     def __init__(self, groups: int, in_features: int, out_features: int, bias: bool = True):
         self.groups, self.group_out = groups, out_features
         super().__init__(in_features, groups * out_features, 1, bias)
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        return self.group_out, self.in_features
 
     def forward(self, x: Tensor, mask_index: int | Tensor | None = None) -> Tensor:
         w = self._maybe_track(self.effective_weight(0), 0)

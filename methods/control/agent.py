@@ -55,6 +55,10 @@ class AgentBase:
     def networks(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic}
 
+    def evaluation_metrics(self, task: Any, seed: int) -> dict[str, float]:
+        """Metrics measured at evaluation beside the return (OMNet/SAC: Q-value bias)."""
+        return {}
+
     # ------------------------------------------------------------------- diagnostics
     @torch.no_grad()
     def diagnostics(self, buffer: ReplayBuffer, tau: float = 0.1) -> dict[str, float]:

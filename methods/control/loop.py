@@ -85,6 +85,7 @@ class Agent(Protocol):
     def load_state_dict(self, d: dict[str, Any]) -> None: ...
     def model_state(self) -> dict[str, Any]: ...
     def load_model_state(self, d: dict[str, Any]) -> None: ...
+    def evaluation_metrics(self, task: ControlTask, seed: int) -> dict[str, float]: ...
 
 
 AgentFactory = Callable[[Any, ControlTask, torch.device, torch.Generator], Agent]
@@ -233,9 +234,7 @@ def _evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device
     returns = evaluate_policy(agent, task, seed, cfg.eval_episodes, device, cfg.iterations)
     metrics = {"return_mean": float(np.mean(returns)), "return_final": float(model.get("final_return", float("nan"))),
                **{k: float(v) for k, v in (model.get("train_stats") or {}).items()}}
-    extra = getattr(agent, "evaluation_metrics", None)
-    if extra is not None:
-        metrics.update(extra(task, seed))
+    metrics.update(agent.evaluation_metrics(task, seed))
     return {"metrics": metrics, "per_episode": {"return": [float(r) for r in returns]},
             "n_episodes": len(returns)}
 

@@ -434,8 +434,8 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
     unique = torch.unique(terminal, dim=0)
     order = torch.sort((cfg.reward_beta * env.log_reward(unique)).exp(), descending=True)
     top, top_states = order.values[:100], unique[order.indices[:100]]
-    if hasattr(env, "pairwise_distance") and len(top_states) > 1:
-        d = env.pairwise_distance(top_states)
+    d = env.pairwise_distance(top_states) if len(top_states) > 1 else None
+    if d is not None:
         n = len(top_states)
         metrics["top100_diversity"] = float(d.sum() / (n * (n - 1)))   # mean over pairs i != j
     else:

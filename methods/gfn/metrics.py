@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from methods.gfn.policy import Policy, PolicyNet, as_policy, masked_log_softmax
+from methods.gfn.policy import ExactLogitsPolicy, Policy, PolicyNet, as_policy, masked_log_softmax
 
 class ExactDistribution:
     """Terminal distribution of P_F computed exactly by dynamic programming over the DAG,
@@ -39,7 +39,7 @@ class ExactDistribution:
     @torch.no_grad()
     def terminal_probs(self, policy: PolicyNet | Policy, chunk: int = 65536) -> torch.Tensor:
         env = self.env
-        if hasattr(policy, "exact_logits"):
+        if isinstance(policy, ExactLogitsPolicy):
             # a policy that scores children (RPE) computes all states' logits at once
             logp = masked_log_softmax(policy.exact_logits(self), env.forward_mask(self.states))
         else:
@@ -83,7 +83,7 @@ class VisitTracker:
         self.modes = torch.zeros(env.n_modes, dtype=torch.bool, device=device)
         # environments without a mode set but with a reward threshold (sEH): how many visited
         # terminal states are above it (QGFN's "high-reward samples over training")
-        self.counts_high_reward = hasattr(env, "mode_flat_threshold")
+        self.counts_high_reward = env.mode_flat_threshold is not None
         # distinct terminal states above it: a sampler repeating one molecule counts it once
         self.high_reward_states: set[bytes] = set()
 
@@ -134,9 +134,7 @@ def flat_reward(env: Any, states: torch.Tensor) -> torch.Tensor:
     exp(1 - d/n); Shen-scaled sequence tasks: r scaled): ``env.flat_reward`` where the env
     defines it, else exp(log R / beta) with the env's own beta. QGFN reports and trains its Q
     on this scale."""
-    if hasattr(env, "flat_reward"):
-        return torch.as_tensor(env.flat_reward(states), dtype=torch.float64)
-    return (env.log_reward(states).double() / float(getattr(env, "beta", 1.0))).exp()
+    return torch.as_tensor(env.flat_reward(states), dtype=torch.float64)
 
 
 def modes_in_samples(env: Any, states: torch.Tensor, flat: torch.Tensor) -> int:
@@ -147,7 +145,7 @@ def modes_in_samples(env: Any, states: torch.Tensor, flat: torch.Tensor) -> int:
     is below the other (QGFN's counter, yunglau/QGFN utils/plotting.py)."""
     if env.n_modes > 0:
         return int(env.modes_hit(states).any(0).sum())
-    if not (hasattr(env, "similarity") and hasattr(env, "mode_flat_threshold")):
+    if env.mode_flat_threshold is None or env.mode_similarity is None:
         return 0
     high = (flat > env.mode_flat_threshold).nonzero().squeeze(1)
     accepted: list[int] = []

@@ -50,6 +50,17 @@ def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torc
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
 
+class ExactLogitsPolicy:
+    """A policy that also computes the logits of every enumerated state at once (RPE's child
+    flows), which the exact terminal distribution uses instead of one call per state."""
+
+    def __call__(self, states: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def exact_logits(self, exact: Any, chunk: int = 65536) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
 def forward_head(env: Any, net: PolicyNet) -> Policy:
     return lambda states: net(env.obs(states))[0]
 

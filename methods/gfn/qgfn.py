@@ -210,14 +210,12 @@ class QGFNLearner(core.TrajectoryLearner):
         """The Q network's terminal reward: the flat reward (no exponent); -10 for an invalid
         molecule where the env tells (QGFN's code)."""
         env = self.env
-        if hasattr(env, "flat_reward"):
+        if env.flat_reward_is_tempered_log_reward:   # from the log-reward computed for the batch
+            reward = (batch.log_reward.double() / (self.cfg.reward_beta * float(env.beta))).exp()
+        else:
             reward = flat_reward(env, batch.terminal).to(batch.log_reward.device)
-        else:   # exp(log R / beta) from the log-reward already computed for the batch
-            beta = self.cfg.reward_beta * float(getattr(env, "beta", 1.0))
-            reward = (batch.log_reward.double() / beta).exp()
-        if hasattr(env, "is_valid"):
-            valid = torch.as_tensor(env.is_valid(batch.terminal), device=reward.device)
-            reward = torch.where(valid, reward, torch.full_like(reward, -10.0))
+        valid = torch.as_tensor(env.is_valid(batch.terminal), device=reward.device)
+        reward = torch.where(valid, reward, torch.full_like(reward, -10.0))
         return reward
 
     def after_step(self) -> None:

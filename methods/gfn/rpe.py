@@ -47,7 +47,7 @@ from methods.common.target import frozen_copy, polyak_
 from methods.common.constraints import Bound, within
 from methods.gfn import core
 from methods.gfn.core import EvaluatedBatch
-from methods.gfn.policy import masked_logsumexp
+from methods.gfn.policy import ExactLogitsPolicy, masked_logsumexp
 
 LOSS_SPACES = ("log", "value")
 
@@ -143,7 +143,7 @@ def exact_log_flows(env: Any, exact: core.ExactDistribution, reward_beta: float 
 
 
 # ---------------------------------------------------------------------------- sampler
-class ChildFlowPolicy:
+class ChildFlowPolicy(ExactLogitsPolicy):
     """P_F(s'|s) ∝ F(s') / |B(s')| over the out-edges of s (logits; the caller masks)."""
 
     def __init__(self, env: Any, net: torch.nn.Module, reward_beta: float = 1.0):

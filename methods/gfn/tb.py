@@ -52,4 +52,4 @@ def trajectory_balance_residuals(batch: EvaluatedBatch, log_z: torch.Tensor,
 
 
 make_learner, train, evaluate = core.entry_points(
-    lambda cfg: TrajectoryBalance(getattr(cfg, "uniform_pb", False)))
+    lambda cfg: TrajectoryBalance(cfg.uniform_pb))

@@ -8,8 +8,9 @@ The interface every agent network follows (fixed; Kaleidoscope's masked network 
 * ``init_hidden(B) -> (B, N, hidden_dim)`` zeros;
 * ``forward(inputs (B, N, input_dim), hidden (B, N, hidden_dim)) -> (q (B, N, n_actions),
   new hidden)``; row n of dim 1 is agent n (its identity, for per-agent parameters);
-* optional hooks, called by the learner when defined: ``auxiliary_loss(td_loss)`` (added to the
-  TD loss), ``on_env_steps(t_env, t_max, generator)`` (after each collected episode),
+* hooks declared on :class:`AgentNetwork` with no-op defaults, which a scheme overrides:
+  ``auxiliary_loss(td_loss)`` (added to the TD loss; None: nothing), ``on_env_steps(t_env,
+  t_max, generator)`` (after each collected episode),
   ``diagnostics()`` (logged with each evaluation), ``inference_flops_per_agent()`` and
   ``nonzero_params_per_agent()`` (final metrics; FLOP conventions of methods/common/flops.py,
   with the GRU cell counted as its two matrix products plus biases).
@@ -55,6 +56,15 @@ class AgentNetwork(nn.Module):
 
     def diagnostics(self) -> dict[str, float]:
         return {}
+
+    def auxiliary_loss(self, td_loss: Tensor) -> Tensor | None:
+        """A loss added to the TD loss (Kaleidoscope's diversity term); None: none."""
+        return None
+
+    def on_env_steps(self, t_env: int, t_max: int, generator: torch.Generator | None = None) -> bool:
+        """Called after each collected batch of episodes (Kaleidoscope's resets); True if it
+        changed the network."""
+        return False
 
     def inference_flops_per_agent(self) -> float:
         """A dense 1R3 agent's forward FLOPs (every scheme here evaluates one full agent)."""

@@ -32,8 +32,9 @@ def make_batch(cfg: Any) -> TeamBatch | SMAXBatch:
     return TeamBatch(lambda: make_task(cfg), cfg.batch_size_run)
 
 
-def as_batch(env: Any) -> Any:
-    return env if hasattr(env, "n_envs") else TeamBatch.of(env)
+def as_batch(env: Any) -> TeamBatch | SMAXBatch:
+    """A batch as it is; a single task as a batch of one."""
+    return env if isinstance(env, (TeamBatch, SMAXBatch)) else TeamBatch.of(env)
 
 
 FIELDS = ("obs", "state", "avail", "actions", "reward", "terminated")

@@ -33,6 +33,7 @@ from methods.common.constraints import Bound, Constrained, at_least, within
 from methods.common.flops import active_connections
 from methods.common.masked import MaskedLinear, hard_masks
 from methods.common.seeding import draw_device
+from methods.marl.agents import AgentNetwork
 
 MASKED_LAYERS = ("fc1", "fc2", "fc3", "fc4")
 RESET_LAYERS = ("fc2", "fc3", "fc4")  # fc1 is never reset (official code, reset_layers)
@@ -192,7 +193,7 @@ def gru_cell_flops(cell: nn.GRUCell) -> int:
     return flops
 
 
-class KaleidoscopeAgent(nn.Module):
+class KaleidoscopeAgent(AgentNetwork):
     """The 1R3 QMIX agent with K soft-threshold masks on fc1..fc4 (specs/marl.md §1.6).
 
     ``input → fc1 (in, H) ReLU → GRUCell(H) → fc2 (H, H) ReLU → fc3 (H, H) ReLU → fc4 (H, A)``.

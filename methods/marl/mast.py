@@ -126,7 +126,7 @@ class MASTLearner(qmix.QLearner):
         """ER per-layer densities for the global density (a grouped layer has the ER density of
         one agent's block), magnitude masks over the random init, absent weights zeroed."""
         cfg, layers = self.cfg, self.sparse_layers
-        shapes = [(getattr(lay, "group_out", lay.out_features), lay.in_features) for lay in layers]
+        shapes = [lay.block_shape for lay in layers]
         numels = [lay.weight.numel() for lay in layers]
         if cfg.mask_allocation == "uniform":
             dens = [cfg.density] * len(layers)

@@ -261,8 +261,8 @@ class QLearner:
         q_all = self.unroll(self.agent, inputs)                               # (B, T+1, N, A)
         q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)   # (B, T, N)
         loss, targets, td, extra = self.td_loss(b, rewards, inputs, q_all, q_taken)
-        aux = getattr(self.agent, "auxiliary_loss", None)
-        total = loss + aux(loss) if aux is not None else loss
+        aux = self.agent.auxiliary_loss(loss)
+        total = loss + aux if aux is not None else loss
         grad_norm = self.apply_gradients(total)
         self.n_updates += 1
         if self.n_updates % cfg.target_update_interval == 0:
@@ -318,8 +318,7 @@ class QLearner:
 
 # ------------------------------------------------------------------------------ runner
 def _hook_metrics(agent: AgentNetwork) -> dict[str, float]:
-    diag = getattr(agent, "diagnostics", None)
-    return {k: float(v) for k, v in (diag() if diag is not None else {}).items()}
+    return {k: float(v) for k, v in agent.diagnostics().items()}
 
 
 def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_agent_net,
@@ -331,7 +330,6 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
     buffer = learner.make_buffer()
     gen = torch.Generator(device=device).manual_seed(run.seed)       # exploration and sampling
     rng = np.random.default_rng(run.seed)                             # training episodes' seeds
-    on_env_steps = getattr(learner.agent, "on_env_steps", None)
     t_env, episodes, last_eval, last = 0, 0, float("nan"), {}
     train_returns: list[float] = []
     history: dict[str, list[float]] = {}
@@ -380,8 +378,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
             last = learner.train(batch)
             budget.step(int(batch["reward"].shape[0]))
             timers["update"] += time.perf_counter() - t0
-        if on_env_steps is not None:
-            on_env_steps(t_env, cfg.iterations, gen)
+        learner.agent.on_env_steps(t_env, cfg.iterations, gen)
         if t_env >= next_eval or t_env >= cfg.iterations:
             returns, wins = greedy_episodes(learner, test_env, run.seed, cfg.eval_episodes)
             last_eval = float(np.mean(returns))

@@ -95,6 +95,9 @@ def weights(kind: str, w: float, td: Tensor, targets: Tensor, greedy_taken: Tens
 class WQMIXLearner(qmix.QLearner):
     """QMIX's learner with the central Q̂* and the weighted QMIX loss."""
 
+    central_agent: CentralRNNAgent | None = None
+    central_mixer: FeedForwardMixer | None = None
+
     def __init__(self, cfg: Config, env: qmix.TeamTask, make_agent_net: qmix.AgentNetFactory, device: torch.device):
         super().__init__(cfg, env, make_agent_net, device)
         # the central agent always sees the one-hot id: one network for every agent
@@ -107,7 +110,8 @@ class WQMIXLearner(qmix.QLearner):
         self.build_optimizer()
 
     def trainable_modules(self) -> list[nn.Module]:
-        central = [getattr(self, k) for k in ("central_agent", "central_mixer") if hasattr(self, k)]
+        # the base constructor builds its optimiser before the central networks exist (None)
+        central = [m for m in (self.central_agent, self.central_mixer) if m is not None]
         return super().trainable_modules() + central
 
     def central_inputs(self, inputs: Tensor) -> Tensor:
