@@ -9,7 +9,7 @@ split among agents; every agent gets the same team reward). Array views for lear
 ``step_arrays(actions (N, act_dim))`` → (obs, team reward, terminated, truncated), with each
 agent's action cut to its own size; ``state()`` is the single-agent observation (global state).
 
-Tasks the Kaleidoscope paper used (specs/marl.md §1.6, §3.2): HalfCheetah 2x3, Hopper 3x1,
+Tasks the Kaleidoscope paper used (docs/papers/kaleidoscope.md): HalfCheetah 2x3, Hopper 3x1,
 Walker2d 2x3, Ant 4x2, ManySegmentSwimmer 10x2 — all with ``agent_obsk = 0`` (each agent
 observes its own joints only) and an episode limit of 1000.
 

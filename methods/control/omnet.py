@@ -9,7 +9,7 @@ of 2 subnetworks (``target_subset``; 0 = min over all N), the actor maximises th
 N subnetworks. The actor is a plain SAC actor (the main MuJoCo results); the masked-policy
 variant of the maze experiment is not implemented.
 
-Choices marked [choice] in the spec are options: ``mask_output`` (mask the output layer too,
+Our reconstruction's open choices are options (docs/papers/omnet.md): ``mask_output`` (mask the output layer too,
 default yes: "every layer") and ``rescale_init`` (scale each masked layer's init by
 1/sqrt(keep) so activations keep their size, default yes).
 """

@@ -26,8 +26,8 @@ Implementation choices (unverified details, see config/papers/rpe.yaml ``unverif
   (g along the sampled trajectory); same zero, but g up to 4^14 makes it numerically
   useless beyond toy sizes.
 * ``target_tau``: 0 (default) = the bootstrap target is the online net under stop-gradient;
-  > 0 = a Polyak-averaged target network (tau per step), the spec's stability option.
-* Terminal nodes take F(x) := R(x) exactly (the spec's terminal residual log F(x) - log R(x)
+  > 0 = a Polyak-averaged target network (tau per step), a stability option of ours.
+* Terminal nodes take F(x) := R(x) exactly (the terminal residual log F(x) - log R(x) of our reconstruction
   is imposed by construction: in HG-A the terminal copy x of s shares s's observation).
 
 Why path invariance matters (the paper's stated limitation): the identity above needs

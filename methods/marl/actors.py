@@ -1,6 +1,6 @@
 """Deterministic actors of the multi-agent actor–critic (methods/marl/matd3.py) under the
-parameter-sharing schemes Kaleidoscope compares against on multi-agent MuJoCo (specs/marl.md
-§1.7), all on the HARL actor MLP (input → hidden → hidden → act, ReLU, ``max_action · tanh``).
+parameter-sharing schemes Kaleidoscope compares against on multi-agent MuJoCo (see
+docs/papers/kaleidoscope.md, Baselines), all on the HARL actor MLP (input → hidden → hidden → act, ReLU, ``max_action · tanh``).
 
 The interface every actor follows (the learner's actor step is one Adam step per agent):
 

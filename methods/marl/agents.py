@@ -1,7 +1,7 @@
 """Per-time-step agent Q networks for the value-based MARL learner (methods/marl/qmix.py) and
 the parameter-sharing schemes, as agent networks over the EPyMARL "1R3" architecture
 (obs → FC64 ReLU → GRUCell64 → FC64 ReLU → FC64 ReLU → FC n_actions; Kaleidoscope MPE configs,
-specs/marl.md §1.6).
+LXXXXR/Kaleidoscope Kalei_MPE).
 
 The interface every agent network follows (fixed; Kaleidoscope's masked network plugs in here):
 

@@ -12,7 +12,7 @@ are unchanged; the agent network is methods/marl/kaleidoscope_agent.py):
     every R env steps (not within the last R): in fc2..fc4, positions pruned by every mask are
     reset with probability ρ (W re-drawn from the default init, all S_k re-drawn)
 
-The defaults are the official MPE config's (specs/marl.md §1.6): β 0.5, R 200k, ρ 0.1,
+The defaults are the official MPE config's (LXXXXR/Kaleidoscope Kalei_MPE): β 0.5, R 200k, ρ 0.1,
 thresholds S = −(U·5 + 5). Everything else is QMIX's (methods/marl/qmix.py Config).
 """
 from __future__ import annotations

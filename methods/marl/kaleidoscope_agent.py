@@ -4,7 +4,7 @@ One shared "1R3" recurrent Q-network (obs ⊕ agent id → FC → GRU → FC →
 connected layers carry K learnable soft-threshold masks (STR, Kusupati et al. 2020), one per mask
 owner: agent n uses mask n on MPE (K = n_agents); SMACv2 assigns masks by unit type, which the
 ``mask_ids`` argument of :meth:`KaleidoscopeAgent.forward` allows. The GRU is shared and
-unmasked. Three things make the masks differ (specs/marl.md §1.1–§1.4):
+unmasked. Three things make the masks differ (the official code; docs/papers/kaleidoscope.md):
 
 * the TD loss itself, which reaches both W and the thresholds S_k through the soft threshold;
 * a diversity loss (:func:`diversity_loss`) on the hard masks, scaled by an adaptive coefficient
@@ -160,7 +160,7 @@ class AdaptiveDiversityCoef:
 
 @torch.no_grad()
 def reset_pruned_(layers: Sequence[MaskedLinear], ratio: float, generator: torch.Generator | None = None) -> int:
-    """Kaleidoscope's reset (specs/marl.md §1.3), in place on ``layers``: a Bernoulli(``ratio``)
+    """Kaleidoscope's reset (the official code's mask reset), in place on ``layers``: a Bernoulli(``ratio``)
     share of the positions *every* mask has pruned gets W re-drawn from PyTorch's default Linear
     init (Kaiming-uniform, a = √5; drawn for the whole matrix, then selected) and S_k of all masks
     re-drawn from the init range. Positions some mask still uses, biases and the optimiser's
@@ -194,7 +194,7 @@ def gru_cell_flops(cell: nn.GRUCell) -> int:
 
 
 class KaleidoscopeAgent(AgentNetwork):
-    """The 1R3 QMIX agent with K soft-threshold masks on fc1..fc4 (specs/marl.md §1.6).
+    """The 1R3 QMIX agent with K soft-threshold masks on fc1..fc4 (official Kalei_MPE agent).
 
     ``input → fc1 (in, H) ReLU → GRUCell(H) → fc2 (H, H) ReLU → fc3 (H, H) ReLU → fc4 (H, A)``.
     Inputs are built by the learner (obs ⊕ one-hot agent id: Kaleidoscope sits on FuPS+ID).

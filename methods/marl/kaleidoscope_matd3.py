@@ -1,5 +1,5 @@
 """Kaleidoscope (Li, Pan, Zhang, NeurIPS 2024) on MATD3: the multi-agent MuJoCo setting of the
-official code (specs/marl.md §1.1–§1.5), on the learner of methods/marl/matd3.py.
+official code (LXXXXR/Kaleidoscope Kalei_MaMuJoCo), on the learner of methods/marl/matd3.py.
 
     actor:   the shared 3-layer MLP with K = n_agents STR soft-threshold masks (agent i uses
              mask i): W_i = sign(W) ⊙ ReLU(|W| − σ(S_i)), thresholds S = −(U·5 + 5)

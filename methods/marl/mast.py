@@ -47,7 +47,7 @@ TOPOLOGIES = ("rigl", "set", "static")
 class Config(qmix.Config):
     """QMIX's fields (Adam 5e-4, batch 32 episodes, buffer 5000, target copy every 200
     updates, ε 1 → 0.05 over 50k steps) plus MAST's. [unverified] marks a value the paper PDF
-    must confirm (specs/marl.md §2.6); sources in config/papers/mast.yaml."""
+    must confirm (docs/papers/mast.md); sources in config/papers/mast.yaml."""
 
     agent_net: str = "sparse"
     sharing: str = "nops"                # per-agent sparse networks (Fig. 11/12 masks differ per agent) [unverified]
@@ -203,7 +203,7 @@ class MASTLearner(qmix.QLearner):
         else:
             self.opt.step()
             # a no-op with Adam (absent weights get zero gradients and their state is reset when
-            # pruned; tests/mutants.py found no test could tell), kept as the spec's invariant
+            # pruned; tests/mutants.py found no test could tell), kept as RLx2's invariant (weights re-masked after every step)
             for layer in self.sparse_layers:
                 layer.enforce_masks_()
         return grad_norm

@@ -1,6 +1,6 @@
 """MATD3 (Ackermann et al. 2019) in the HARL style (Zhong et al. 2024) with full parameter
-sharing: the base learner of Kaleidoscope's multi-agent MuJoCo experiments (specs/marl.md §1.5,
-§1.6). FuPS, so one actor for all agents; a centralised critic on the global state and the
+sharing: the base learner of Kaleidoscope's multi-agent MuJoCo experiments (official
+Kalei_MaMuJoCo code, built on PKU-MARL/HARL). FuPS, so one actor for all agents; a centralised critic on the global state and the
 joint action.
 
 Per update, on a batch of n-step transitions (s, o, a, R, s', o', term, γ^m):
@@ -14,18 +14,18 @@ one Adam step of the shared actor on
 where a_{−i} are the other agents' current-policy actions (recomputed after each agent's step),
 then Polyak targets (τ = 0.005). HARL calls the shared actor's soft update once per agent, so
 the target actor moves n_agents times per policy step (``target_actor_polyak_per_agent``, the
-spec's documented quirk, on by default).
+official runner's quirk, on by default).
 
 Exploration: π(o_i) + N(0, expl_noise), clipped, after ``start_steps`` uniform random steps.
 Training: ``updates_per_train`` updates every ``train_interval`` env steps.
 
-Hyper-parameters are the Kaleidoscope MaMuJoCo configs' (specs/marl.md §1.6): actor lr 5e-4,
+Hyper-parameters are the Kaleidoscope MaMuJoCo configs' (Kalei_MaMuJoCo tuned_configs): actor lr 5e-4,
 critic lr 1e-3, batch 1000, buffer 1e6, n-step per task (HalfCheetah 10), policy_freq 2,
 MLP 256-256 (critic with LayerNorm), γ 0.99, 10k uniform warm-up steps. The update schedule
-is the spec's (§1.6): HARL runs 10 envs and makes update_per_train 1 × train_interval 50 = 50
+follows HARL's: HARL runs 10 envs and makes update_per_train 1 × train_interval 50 = 50
 updates every 50 vector steps, i.e. one update per 10 env transitions; with our single env
 that is ``updates_per_train`` 5 every ``train_interval`` 50 env steps. ``others_actions`` is
-not given by the spec [unverified]: current-policy actions for the other agents, our reading
+not given by the official configs [unverified]: current-policy actions for the other agents, our reading
 of HARL, exposed as an option.
 
 The actor's parameter-sharing scheme is ``actor_net`` (methods/marl/actors.py): FuPS by
@@ -67,7 +67,7 @@ class Config(Constrained):
     iterations: int = 10_000_000         # env steps
     eval_every: int = 10_000
     checkpoint_every: int = 50_000
-    eval_episodes: int = 40              # the paper's evaluation (specs/marl.md §1.7)
+    eval_episodes: int = 40              # the paper's evaluation (40 episodes)
     actor_lr: float = 5e-4
     critic_lr: float = 1e-3
     batch: int = 1000
@@ -75,7 +75,7 @@ class Config(Constrained):
     tau: float = 0.005
     hidden: int = 256
     buffer_size: int = 1_000_000
-    start_steps: int = 10_000            # uniform random warm-up (spec §1.6)
+    start_steps: int = 10_000            # uniform random warm-up (official tuned configs)
     n_step: int = 10                     # HalfCheetah 2x3 (Hopper/Ant 5, Walker 20/25)
     policy_freq: int = 2
     policy_noise: float = 0.2

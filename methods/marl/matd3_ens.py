@@ -1,6 +1,6 @@
 """MATD3 with a critic ensemble of 5 independent Q-networks instead of twin critics (the target
 takes the minimum over all 5, the actor the mean): the unmasked counterpart of Kaleidoscope's
-masked critic ensemble (specs/marl.md §1.5), to separate the ensemble's effect from the masks';
+masked critic ensemble (docs/papers/kaleidoscope.md), to separate the ensemble's effect from the masks';
 everything else as methods/marl/matd3.py."""
 from __future__ import annotations
 

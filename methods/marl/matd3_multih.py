@@ -1,6 +1,6 @@
 """MATD3 with a multi-head actor: a shared trunk and one output layer per agent
 (methods/marl/actors.py MultiHeadActor); everything else as methods/marl/matd3.py. A
-parameter-sharing baseline of Kaleidoscope (specs/marl.md §1.7)."""
+parameter-sharing baseline of Kaleidoscope (docs/papers/kaleidoscope.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

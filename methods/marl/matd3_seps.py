@@ -1,5 +1,5 @@
 """MATD3 with SePS actors (Christianos, Papoudakis, Rahman, Albrecht, ICML 2021), the selective
-parameter-sharing baseline of Kaleidoscope on multi-agent MuJoCo (specs/marl.md §1.7):
+parameter-sharing baseline of Kaleidoscope on multi-agent MuJoCo (docs/papers/kaleidoscope.md):
 
     1. pre-training: ``seps_pretrain_steps`` env steps of uniform random actions in the box;
     2. a VAE: encoder q(z | agent id), decoder p(o'_i, r | o_i, a_i, z) (continuous a_i as is);

@@ -1,7 +1,7 @@
 """MATD3 with the SNP-PS actor (Kim & Sung, AAMAS 2023; methods/marl/actors.py SNPPSActor):
 the shared actor with a fixed random subset of hidden units per agent. With the one-hot id in
 the input, as the QMIX version (methods/marl/qmix_snp.py) [unverified]; everything else as
-methods/marl/matd3.py. A parameter-sharing baseline of Kaleidoscope (specs/marl.md §1.7)."""
+methods/marl/matd3.py. A parameter-sharing baseline of Kaleidoscope (docs/papers/kaleidoscope.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,5 @@
 """QMIX (Rashid et al. 2018) and VDN (Sunehag et al. 2018) as in EPyMARL (Papoudakis et al.
-2021), with the Kaleidoscope MPE settings (specs/marl.md §1.6, §3.4).
+2021), with the Kaleidoscope MPE settings (LXXXXR/Kaleidoscope Kalei_MPE).
 
 Data flow (EPyMARL's): an episode runner plays whole episodes on one env with ε-greedy over
 the available actions (ε linear 1.0 → 0.05 over ``epsilon_anneal_steps`` env steps; greedy

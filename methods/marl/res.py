@@ -1,6 +1,6 @@
 """RES — Regularized Softmax deep multi-agent Q-learning (Pan, Rashid, Peng, Huang, Whiteson,
-NeurIPS 2021) on the learner of methods/marl/qmix.py: MAST's third base algorithm (specs/marl.md
-§2.1.6). Two changes to QMIX's loss (the official ling-pan/RES q_learner):
+NeurIPS 2021) on the learner of methods/marl/qmix.py: MAST's third base algorithm
+(docs/papers/mast.md). Two changes to QMIX's loss (the official ling-pan/RES q_learner):
 
     softmax target   around the online greedy joint action a*_{t+1} (double Q), the N·A joint
                      actions that change one agent's action: u^{i,a} = a* with agent i playing a.

@@ -1,5 +1,5 @@
 """Weighted QMIX (Rashid, Farquhar, Peng, Whiteson, NeurIPS 2020): OW-QMIX and CW-QMIX, on the
-learner of methods/marl/qmix.py — one of MAST's base algorithms (specs/marl.md §2.1.6).
+learner of methods/marl/qmix.py — one of MAST's base algorithms (docs/papers/mast.md).
 
 Besides QMIX's agents and monotonic mixer (Q_tot), an unrestricted central estimate Q̂*: a
 central agent network (fc → GRU → fc, shared, with the one-hot id) whose per-agent utilities
