@@ -6,6 +6,9 @@ LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 # clones (and CI) reuse it while the pins are unchanged.
 VENV ?= $(or $(RLREPRO_VENV),$(HOME)/.cache/rl-repro/venv-$(LOCK_HASH))
 BIN := $(VENV)/bin
+# ruff in a venv of its own, keyed by its pin (not a dependency of the pipeline)
+RUFF_VERSION := 0.17.5
+RUFF_VENV ?= $(HOME)/.cache/rl-repro/ruff-$(RUFF_VERSION)
 CORES ?= all
 SCALE ?=
 SNAKE_ARGS ?=
@@ -47,6 +50,8 @@ test: venv
 	bash tests/run_tests.sh $(BIN) --split-slurm --durations=25
 
 lint: venv
+	@test -x $(RUFF_VENV)/bin/ruff || { $(PYTHON) -m venv $(RUFF_VENV) && $(RUFF_VENV)/bin/pip install -q ruff==$(RUFF_VERSION); }
+	$(RUFF_VENV)/bin/ruff check .
 	$(BIN)/snakemake --lint
 
 dryrun: venv

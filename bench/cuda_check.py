@@ -1,6 +1,7 @@
 """CUDA-path check (run on a GPU machine; CI has none): every registered GFlowNet method trained
 and evaluated on HG-A (the goal-conditioned ones on an 8x8 goal grid), and every registered
-control agent's updates on a synthetic replay buffer, all on ``cuda``. ``tests/test_cuda_check.py`` runs the same functions on the CPU.
+control agent's updates on a synthetic replay buffer, all on ``cuda``. ``tests/test_cuda_check.py`` runs the
+same functions on the CPU.
 Needs only torch + numpy (no gymnasium): the control agents are driven without an env.
 
     python bench/cuda_check.py   # prints one line per check and 'cuda check: ok'

@@ -175,7 +175,8 @@ def main() -> None:
 
     import torch
     torch.set_num_threads(1)
-    res = {"scenario": args.scenario, "steps": args.steps, "envs": args.envs, "threads": os.environ.get("OMP_NUM_THREADS"),
+    res = {"scenario": args.scenario, "steps": args.steps, "envs": args.envs,
+           "threads": os.environ.get("OMP_NUM_THREADS"),
            "ours_steps_per_s": ours(args.scenario, args.steps),
            "jaxmarl_python_steps_per_s": jaxmarl_python(args.scenario, args.steps),
            "ours_batch_steps_per_s": ours_batch(args.scenario, args.steps * 8, args.envs),

@@ -1,4 +1,5 @@
-"""Benchmark data files: fetch on first use, verify a pinned sha256, cache (a local mirror, $RLREPRO_DATA_MIRROR, is tried first).
+"""Benchmark data files: fetch on first use, verify a pinned sha256, cache (a local mirror,
+$RLREPRO_DATA_MIRROR, is tried first).
 
 Every file is named by a relative path such as ``"tfbind8/SIX6_REF_R1_8mers.txt"``.
 :func:`fetch` returns a local path to it:

@@ -51,7 +51,8 @@ from pipeline.io import atomic_write_json
 VERDICTS = ("reproduced", "not_reproduced", "inconclusive", "not_decidable", "fact")
 CORRECTION = "holm"
 MIN_RUNS = 2
-TESTS = {"compare": "exact one-sided Mann-Whitney", "noninferior": "exact one-sided Mann-Whitney, shifted by the margin",
+TESTS = {"compare": "exact one-sided Mann-Whitney",
+         "noninferior": "exact one-sided Mann-Whitney, shifted by the margin",
          "threshold": "exact one-sided sign test", "trend": "Jonckheere-Terpstra permutation test (ordered)"}
 CORRECTION_NAMES = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)",
                     "none": "no correction"}
@@ -184,7 +185,8 @@ def _test(claim: dict, paper_cfg: dict, stats: dict, alpha: float) -> dict:
             if b0:
                 gain = inf.median_ci(bv, conf)["estimate"] - inf.median_ci(b0, conf)["estimate"]
                 margin = float(claim.get("margin_rel", 0.0)) * abs(gain)
-                t["margin_basis"] = f"{claim.get('margin_rel')} x the baseline's gain over its untrained runs ({_fmt(gain)})"
+                t["margin_basis"] = (f"{claim.get('margin_rel')} x the baseline's gain over its untrained runs "
+                                     f"({_fmt(gain)})")
             else:
                 t["missing"] = f"no untrained evaluations of {base}: the margin (a share of its gain) is unknown"
         elif bv:

@@ -193,7 +193,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"{'kind':10} {'n':>10} {'false reproduced':>17} {'power at 1 SD':>14}   (alpha {wf.main['stats']['alpha']}, "
           f"one claim, {args.sims} simulations each)")
     for r in rows:
-        print(f"{r['kind']:10} {' vs '.join(map(str, r['n'])):>10} {r['false_reproduced']:>17.3f} {r['power_1sd']:>14.3f}")
+        n = " vs ".join(map(str, r["n"]))
+        print(f"{r['kind']:10} {n:>10} {r['false_reproduced']:>17.3f} {r['power_1sd']:>14.3f}")
     return 0
 
 
@@ -346,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--figure", help="draw only this figure id")
     p.add_argument("--summary", help="summary.csv to read")
     p.add_argument("--stats", help="stats.json to read (sweep figures)")
-    p.add_argument("--png", help="with --figure: the PNG to write"); p.add_argument("--pdf", help="with --figure: the PDF")
+    p.add_argument("--png", help="with --figure: the PNG to write")
+    p.add_argument("--pdf", help="with --figure: the PDF")
     p = sub.add_parser("claims"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_claims)
     p.add_argument("--stats", help="stats.json to read"); p.add_argument("--out", help="claims.json to write")
     p = sub.add_parser("report"); p.add_argument("--out", help="index.html to write"); p.set_defaults(fn=cmd_report)

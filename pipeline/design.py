@@ -128,7 +128,8 @@ def design_line(row: dict, scale: str) -> str:
     if row.get("status") in ("decidable", "decidable late"):
         det = row.get("detectable_sd")
         txt = (f"{row['id']}: decidable at {scale}: n = {ns}, power {fmt(row['power_1sd'])} at a 1-SD effect, "
-               f"80 % power at {fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} (Holm's first level, alpha/{row['family_size']})")
+               f"80 % power at {fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} "
+               f"(Holm's first level, alpha/{row['family_size']})")
         if row["status"] == "decidable late":
             txt += (f"; smallest p {fmt(row['min_p'])} > alpha/{row['family_size']}: reproducible only once "
                     f"other claims of the paper are ({row.get('seeds_needed')} seeds a run set decide it alone)")

@@ -236,7 +236,8 @@ def forest_svg(claims: list[dict]) -> str:
     out = [f'<svg class=forest role="img" aria-label="forest plot of the claims\' effects" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}">',
            f'<line x1="{mid}" y1="{pad}" x2="{mid}" y2="{height - pad - 14}" stroke="#57606a" stroke-dasharray="3,3"/>',
-           f'<text x="{mid}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#57606a">0 (claimed direction →)</text>']
+           f'<text x="{mid}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#57606a">'
+           '0 (claimed direction →)</text>']
     for i, (c, (e, lo, hi)) in enumerate(rows):
         y = pad + i * row_h + row_h / 2
         scale = max(abs(v) for v in (e, lo, hi) if v is not None and v == v and abs(v) != float("inf")) or 1.0

@@ -32,5 +32,6 @@ def filled_buffer(task: ControlTask, n: int = 300, seed: int = 0) -> ReplayBuffe
     rng = np.random.default_rng(seed)
     buf = ReplayBuffer(n, task.obs_dim, task.act_dim)
     for i in range(n):
-        buf.add(rng.normal(size=task.obs_dim), rng.uniform(-1, 1, task.act_dim), float(i), rng.normal(size=task.obs_dim), i % 50 == 0)
+        buf.add(rng.normal(size=task.obs_dim), rng.uniform(-1, 1, task.act_dim), float(i),
+                rng.normal(size=task.obs_dim), i % 50 == 0)
     return buf

@@ -202,7 +202,8 @@ def test_adding_a_seed_adds_only_that_seed(smoke_workspace):
 
 def test_lint_is_clean(smoke_workspace):
     proc = snakemake(smoke_workspace, "--lint", "--config", "scale=smoke", check=False)
-    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in out, out
 
 
 def test_slurm_profile_resolves_train_resources(smoke_workspace):

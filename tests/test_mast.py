@@ -72,7 +72,8 @@ def test_er_allocation_hits_the_global_density_and_targets_share_the_masks():
         # absent weights are zero; the mask keeps the largest |w| of the init; targets share it
         for lay in learner.sparse_layers:
             assert torch.all(lay.weight[lay.masks[0] == 0] == 0)
-        for a, b in zip(learner.sparse_layers, mast.masked_layers(learner.target_agent) + mast.masked_layers(learner.target_mixer)):
+        targets = mast.masked_layers(learner.target_agent) + mast.masked_layers(learner.target_mixer)
+        for a, b in zip(learner.sparse_layers, targets):
             assert torch.equal(a.masks, b.masks)
     assert len(learner.sparse_layers) == 6 + 7        # agent: fc1, GRU ih/hh, fc2..4; mixer's 7 linears
 

@@ -17,7 +17,7 @@ def test_ne_growth_uses_largest_dense_gradients_and_zero_init():
     cfg = tiny(ne, delta=1, prune_criterion="magnitude", omega=0.0, zeta=0.5, iterations=10_100, start_steps=100)
     agent, task = agent_of(ne, cfg)
     critic = agent.sparse["critic"]
-    layer = max(critic.layers, key=lambda l: l.weight.numel() - float(l.masks.sum()))
+    layer = max(critic.layers, key=lambda lay: lay.weight.numel() - float(lay.masks.sum()))
     before = layer.masks[0].clone()
     batch = filled_buffer(task).sample(16, torch.Generator().manual_seed(0))
     grad = torch.randn(1, *layer.weight.shape, generator=torch.Generator().manual_seed(1))

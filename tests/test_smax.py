@@ -1,7 +1,8 @@
 """SMAX (envs/smax.py) behind the parallel API and QMIX on it: seeded episodes, available
 actions enforced, termination vs the time limit, the win flag, config checks without building,
 a QMIX run that reports its win rate; B envs in lockstep (SMAXBatch's vmapped step, TeamBatch)
-equal to B single tasks, and QMIX with parallel envs (pymarl2's batch_size_run). Each SMAXTask compiles its jitted reset/step (~10 s),
+equal to B single tasks, and QMIX with parallel envs (pymarl2's batch_size_run). Each SMAXTask compiles its
+jitted reset/step (~10 s),
 so the tests build few of them."""
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def write_run(root: Path, method: str, seed: int, tv: np.ndarray, reward: float,
     cols = {"exact_tv": tv, "loss": tv * 2, **(extra_cols or {})}
     lines = [",".join(["step", "trajectories", *cols])]
     for i, s in enumerate(STEPS):
-        lines.append(",".join([str(s), str(s * 4), *("" if np.isnan(v[i]) else repr(float(v[i])) for v in cols.values())]))
+        vals = ("" if np.isnan(v[i]) else repr(float(v[i])) for v in cols.values())
+        lines.append(",".join([str(s), str(s * 4), *vals]))
     (d / "curve.csv").write_text("\n".join(lines) + "\n")
     if evaluated:
         (d / "eval.json").write_text(json.dumps(

@@ -201,7 +201,8 @@ def redo_reset(linear_in: nn.Module, linear_out: nn.Module | None, dormant: Tens
         if bias == "zero":
             b[idx] = 0.0
         elif bias == "init":
-            b[idx] = ((torch.rand(n, generator=generator, device=draw_device(generator), dtype=b.dtype) * 2 - 1) * bound).to(b.device)
+            u = torch.rand(n, generator=generator, device=draw_device(generator), dtype=b.dtype)
+            b[idx] = ((u * 2 - 1) * bound).to(b.device)
         else:
             raise ValueError(f"unknown bias rule {bias!r}")
     if linear_out is not None:

@@ -57,7 +57,8 @@ def grow_values(layer: MaskedLinear, n: int, init: GrowInit | float = "zero",
         return v.to(w.device)
     if init in ("kaiming_uniform", "random"):
         b = 1.0 / math.sqrt(fan_in)
-        return ((torch.rand(n, generator=generator, device=draw_device(generator), dtype=w.dtype) * 2 - 1) * b).to(w.device)
+        u = torch.rand(n, generator=generator, device=draw_device(generator), dtype=w.dtype)
+        return ((u * 2 - 1) * b).to(w.device)
     raise ValueError(f"unknown grow init {init!r}")
 
 
@@ -139,7 +140,8 @@ def prune_and_grow(layer: MaskedLinear, k: int, dense_grad: Tensor | None = None
                    generator: torch.Generator | None = None) -> TopologyChange:
     """RigL/MAST drop-and-grow at constant density: prune the k smallest-|W| active connections,
     grow k absent ones (by |dense grad|, or at random for SET). Just-pruned positions cannot be
-    regrown unless ``allow_regrow`` (as NE prescribes: a pruned position waits one event). k is clamped so the count stays equal.
+    regrown unless ``allow_regrow`` (as NE prescribes: a pruned position waits one event). k is clamped so the
+    count stays equal.
     With ``optimizer``, the state of every changed position is reset."""
     m = layer.masks[mask_index]
     n_active = int(m.sum())

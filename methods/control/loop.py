@@ -180,7 +180,8 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             row = {"return": last_eval, **task.eval_info(step),
                    "train_return": float(np.mean(train_returns)) if train_returns else float("nan"),
                    "updates": agent.n_updates,
-                   "time_updates_per_s": (agent.n_updates - updates_at_log) / update_time if update_time > 0 else float("nan"),
+                   "time_updates_per_s": ((agent.n_updates - updates_at_log) / update_time
+                                          if update_time > 0 else float("nan")),
                    **{k: float(v) for k, v in last.items()}}
             if len(buffer) >= cfg.batch:
                 last_diag = agent.diagnostics(buffer)

@@ -1,6 +1,7 @@
 """Deterministic actors of the multi-agent actor–critic (methods/marl/matd3.py) under the
 parameter-sharing schemes Kaleidoscope compares against on multi-agent MuJoCo (see
-docs/papers/kaleidoscope.md, Baselines), all on the HARL actor MLP (input → hidden → hidden → act, ReLU, ``max_action · tanh``).
+docs/papers/kaleidoscope.md, Baselines), all on the HARL actor MLP (input → hidden → hidden → act, ReLU,
+``max_action · tanh``).
 
 The interface every actor follows (the learner's actor step is one Adam step per agent):
 
@@ -130,7 +131,8 @@ class SNPPSActor(Actor):
     def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float, n_agents: int,
                  keep: float = 0.5):
         super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(input_dim, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, act_dim)
+        self.fc1 = nn.Linear(input_dim, hidden)
+        self.fc2, self.fc3 = nn.Linear(hidden, hidden), nn.Linear(hidden, act_dim)
         self.max_action, self.n_agents = max_action, n_agents
         k = max(1, int(round(keep * hidden)))
         masks = torch.zeros(2, n_agents, hidden)

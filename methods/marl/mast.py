@@ -203,7 +203,8 @@ class MASTLearner(qmix.QLearner):
         else:
             self.opt.step()
             # a no-op with Adam (absent weights get zero gradients and their state is reset when
-            # pruned; tests/mutants.py found no test could tell), kept as RLx2's invariant (weights re-masked after every step)
+            # pruned; tests/mutants.py found no test could tell), kept as RLx2's invariant (weights
+            # re-masked after every step)
             for layer in self.sparse_layers:
                 layer.enforce_masks_()
         return grad_norm

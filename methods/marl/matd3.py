@@ -1,6 +1,7 @@
 """MATD3 (Ackermann et al. 2019) in the HARL style (Zhong et al. 2024) with full parameter
 sharing: the base learner of Kaleidoscope's multi-agent MuJoCo experiments (official
-Kalei_MaMuJoCo code, built on PKU-MARL/HARL). FuPS, so one actor for all agents; a centralised critic on the global state and the
+Kalei_MaMuJoCo code, built on PKU-MARL/HARL). FuPS, so one actor for all agents; a centralised critic on
+the global state and the
 joint action.
 
 Per update, on a batch of n-step transitions (s, o, a, R, s', o', term, γ^m):

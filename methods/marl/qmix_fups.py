@@ -1,4 +1,5 @@
-"""QMIX with the ``fups`` agent network (full parameter sharing: one network for all agents; methods/marl/agents.py) and no
+"""QMIX with the ``fups`` agent network (full parameter sharing: one network for all agents;
+methods/marl/agents.py) and no
 one-hot agent id — one of the parameter-sharing baselines; everything else as methods/marl/qmix.py."""
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""MAST's baseline Static sparse (SS): MAST's sparse networks at the same density with the initial ER/magnitude topology kept fixed, on
+"""MAST's baseline Static sparse (SS): MAST's sparse networks at the same density with the initial
+ER/magnitude topology kept fixed, on
 QMIX with its double-Q 1-step targets and one replay buffer: no Soft Mellowmax, no hybrid TD(λ),
 no dual buffer (Hu et al. 2024, Table 1). Everything else as methods/marl/mast.py."""
 from __future__ import annotations

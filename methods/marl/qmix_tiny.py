@@ -36,7 +36,8 @@ def tiny_hidden(input_dim: int, n_actions: int, hidden_dim: int, fraction: float
 
 
 def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> NoPSAgent:
-    return NoPSAgent(input_dim, n_agents, n_actions, tiny_hidden(input_dim, n_actions, cfg.hidden_dim, cfg.param_fraction))
+    hidden = tiny_hidden(input_dim, n_actions, cfg.hidden_dim, cfg.param_fraction)
+    return NoPSAgent(input_dim, n_agents, n_actions, hidden)
 
 
 train, evaluate = qmix.entry_points(make_agent_net)
