@@ -55,3 +55,20 @@ def test_no_other_module_spells_a_layout_name():
             if any(f'"{n}"' in code or f"/{n}" in code for n in NAMES) or "seed{" in code:
                 offenders.append(f"{path.name}:{i}: {line.strip()}")
     assert offenders == []
+
+
+def test_dvc_yaml_is_what_the_layout_gives():
+    """dvc.yaml is generated from pipeline/layout.py and the configured papers, not spelled by
+    hand: every paper's stats.json at each scale, its summary and figures at small and paper."""
+    from pipeline import dvc_spec
+    from pipeline.config import load_from_files
+
+    wf = load_from_files()
+    assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == dvc_spec.render(wf), \
+        "dvc.yaml is stale: run `python -m pipeline.dvc_spec`"
+    doc = dvc_spec.spec(wf)
+    paths = Layout(results="results", reports="reports", work=".")
+    for paper in wf.main["papers"]:
+        assert str(paths.stats("paper", paper)) in doc["metrics"]
+        for fig in wf.papers[paper].get("figures") or []:
+            assert str(paths.figure("small", paper, fig["id"])) in doc["plots"]
