@@ -28,6 +28,19 @@ def seeded(seed: int) -> Iterator[None]:
             np.random.set_state(np_state)
 
 
+def rng_states(gen: torch.Generator, rng: np.random.Generator) -> dict:
+    """A training loop's random streams for its checkpoint: its torch generator (``gen``), its
+    NumPy generator (``rng``) and torch's global generator (dropout, DroQ, draws from it)."""
+    return {"gen": gen.get_state(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+
+
+def restore_rng_states(ckpt: dict, gen: torch.Generator, rng: np.random.Generator) -> None:
+    """Put back what :func:`rng_states` saved (a resumed run draws what it would have drawn)."""
+    gen.set_state(ckpt["gen"])
+    rng.bit_generator.state = ckpt["rng"]
+    torch.set_rng_state(ckpt["torch_rng"])
+
+
 def draw_device(generator: torch.Generator | None) -> torch.device:
     """Where a draw from ``generator`` must be made: its own device (a CUDA generator cannot
     fill a CPU tensor, nor a CPU one a CUDA tensor); the CPU for the global generator."""

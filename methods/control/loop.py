@@ -22,7 +22,7 @@ from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, positive, within
 from methods.common.replay import ReplayBuffer
 from methods.common.runapi import Preempted, Run
-from methods.common.seeding import seeded
+from methods.common.seeding import restore_rng_states, rng_states, seeded
 
 TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 
@@ -134,9 +134,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     if ckpt is not None:
         agent.load_state_dict(ckpt["agent"])
         buffer.load_state_dict(ckpt["buffer"])
-        gen.set_state(ckpt["gen"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
+        restore_rng_states(ckpt, gen, rng)
         set_rng_state(env, ckpt["env_rng"])
         obs, _ = env.reset()
         step, train_returns, last = ckpt["step"], ckpt["train_returns"], ckpt["last"]
@@ -154,9 +152,8 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
 
     def checkpoint(env_rng: Any) -> None:
         run.save_checkpoint({
-            "agent": agent.state_dict(), "buffer": buffer.state_dict(), "gen": gen.get_state(),
-            "rng": rng.bit_generator.state, "env_rng": env_rng, "step": step,
-            "torch_rng": torch.get_rng_state(),   # dropout (DroQ) draws from the global generator
+            "agent": agent.state_dict(), "buffer": buffer.state_dict(), **rng_states(gen, rng),
+            "env_rng": env_rng, "step": step,
             "train_returns": list(train_returns), "last": {k: float(v) for k, v in last.items()},
             "update_time": update_time, "updates_at_log": updates_at_log,
             "history": history, "last_diag": last_diag, "budget": budget.state_dict()}, step)

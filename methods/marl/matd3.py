@@ -52,7 +52,7 @@ from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.replay import FieldReplay, NStepWriter
 from methods.common.runapi import Preempted, Run
-from methods.common.seeding import seeded
+from methods.common.seeding import restore_rng_states, rng_states, seeded
 from methods.common.target import frozen_copy, polyak_
 from methods.common.nets import Critics
 from methods.marl.actors import ACTOR_SCHEMES, SNPPSActor, dense_actor_flops
@@ -304,9 +304,7 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
         learner.load_state_dict(ckpt["learner"])
         buffer.load_state_dict(ckpt["buffer"])
         writer.load_state_dict(ckpt["writer"])
-        gen.set_state(ckpt["gen"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
+        restore_rng_states(ckpt, gen, rng)
         step, train_returns, last = ckpt["step"], ckpt["train_returns"], ckpt["last"]
         update_time, updates_at_log, history = ckpt["update_time"], ckpt["updates_at_log"], ckpt["history"]
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
@@ -362,8 +360,8 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
             if (step >= next_ckpt or stop) and step < cfg.iterations:
                 run.save_checkpoint({
                     "learner": learner.state_dict(), "buffer": buffer.state_dict(),
-                    "writer": writer.state_dict(), "gen": gen.get_state(), "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "step": step, "train_returns": list(train_returns),
+                    "writer": writer.state_dict(), **rng_states(gen, rng),
+                    "step": step, "train_returns": list(train_returns),
                     "last": {k: float(v) for k, v in last.items()}, "update_time": update_time,
                     "updates_at_log": updates_at_log, "history": history, "budget": budget.state_dict()}, step)
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every

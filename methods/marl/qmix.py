@@ -37,7 +37,6 @@ generator, so a resumed run is bit-identical to an uninterrupted one on CPU.
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, ClassVar
@@ -48,10 +47,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from methods.common.budget import BudgetMeter
+from methods.common.target import frozen_copy
 from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import Preempted, Run
-from methods.common.seeding import seeded
+from methods.common.seeding import restore_rng_states, rng_states, seeded
 from methods.marl.agents import SCHEMES, AgentNetwork, dense_1r3_flops
 # re-exported: the variants and tests reach the blocks and the runner through this module
 from methods.marl.episodes import TASKS as TASKS
@@ -172,8 +172,8 @@ class QLearner:
         self.agent = make_agent_net(cfg, self.input_dim, env.n_agents, env.n_actions).to(device)
         self.mixer = make_mixer(cfg, env.n_agents, env.state_dim).to(device)
         # the interface's target: a deep copy, hard-copied with load_state_dict (masks travel)
-        self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
-        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.target_agent = frozen_copy(self.agent)
+        self.target_mixer = frozen_copy(self.mixer)
         self.build_optimizer()
         self.reward_ms = RunningMeanStd()
         self.n_updates = 0
@@ -341,9 +341,7 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         budget.load_state_dict(ckpt["budget"])
         learner.load_state_dict(ckpt["learner"])
         buffer.load_state_dict(ckpt["buffer"])
-        gen.set_state(ckpt["gen"])
-        rng.bit_generator.state = ckpt["rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
+        restore_rng_states(ckpt, gen, rng)
         t_env, episodes, last = ckpt["t_env"], ckpt["episodes"], ckpt["last"]
         train_returns, history, timers = ckpt["train_returns"], ckpt["history"], ckpt["timers"]
     next_eval = (t_env // cfg.eval_every + 1) * cfg.eval_every
@@ -400,8 +398,8 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
         stop = run.should_stop()
         if (t_env >= next_ckpt or stop) and t_env < cfg.iterations:
             run.save_checkpoint({
-                "learner": learner.state_dict(), "buffer": buffer.state_dict(), "gen": gen.get_state(),
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "t_env": t_env,
+                "learner": learner.state_dict(), "buffer": buffer.state_dict(), **rng_states(gen, rng),
+                "t_env": t_env,
                 "episodes": episodes, "last": dict(last), "train_returns": list(train_returns),
                 "history": history, "timers": dict(timers), "budget": budget.state_dict()}, t_env)
             next_ckpt = (t_env // cfg.checkpoint_every + 1) * cfg.checkpoint_every

@@ -23,7 +23,6 @@ target's utilities, so MAST's Soft Mellowmax (methods/marl/mast.py) replaces the
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from methods.common.target import frozen_copy
 from methods.common.constraints import Bound, at_least, one_of
 from methods.marl import qmix
 from methods.marl.agents import AgentNetwork
@@ -105,8 +105,8 @@ class WQMIXLearner(qmix.QLearner):
         self.central_agent = CentralRNNAgent(self.central_input_dim, env.n_agents, env.n_actions,
                                              cfg.central_rnn_hidden_dim).to(device)
         self.central_mixer = FeedForwardMixer(env.n_agents, env.state_dim, cfg.central_mixing_embed_dim).to(device)
-        self.target_central_agent = copy.deepcopy(self.central_agent).requires_grad_(False)
-        self.target_central_mixer = copy.deepcopy(self.central_mixer).requires_grad_(False)
+        self.target_central_agent = frozen_copy(self.central_agent)
+        self.target_central_mixer = frozen_copy(self.central_mixer)
         self.build_optimizer()
 
     def trainable_modules(self) -> list[nn.Module]:

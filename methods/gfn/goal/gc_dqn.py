@@ -15,12 +15,12 @@ Q(s, y, a) (Schaul et al., ICML 2015), i.e. the goal is part of the input:
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
+from methods.common.target import frozen_copy
 from methods.common.constraints import Bound, at_least, within
 from methods.gfn.goal import core
 
@@ -52,7 +52,7 @@ class GoalDQN(core.GoalLearner):
 
     def bind(self, env: Any, net: core.GoalNet) -> None:
         super().bind(env, net)
-        self.target = copy.deepcopy(net).requires_grad_(False)
+        self.target = frozen_copy(net)
 
     def epsilon(self, iteration: int) -> float:
         cfg = self.cfg
