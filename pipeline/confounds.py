@@ -20,13 +20,13 @@ from typing import Any
 import methods
 from pipeline import inference as inf
 
-# Settings that change how much data or how many updates a method gets per unit of the
-# experiment's budget, per family (the budget itself, ``iterations``, is per experiment).
-BUDGET_FIELDS = {
-    "gfn": ("online_batch", "train_steps"),
-    "control": ("utd", "start_steps"),
-    "marl": ("batch_size", "buffer_size"),
-}
+
+
+def budget_fields(*method_names: str) -> set[str]:
+    """Settings that change how much data or how many updates a method gets per unit of the
+    experiment's budget (the budget itself, ``iterations``, is per experiment): each method's
+    ``Config.BUDGET_FIELDS`` (methods/common/method_config.py), joined over the methods."""
+    return {f for m in method_names for f in methods.load(m).Config.BUDGET_FIELDS}
 COMPARE_KINDS = ("compare", "noninferior", "trend")
 
 
@@ -93,11 +93,11 @@ def settings_by_claim(paper_cfg: dict, scale: str) -> dict[str, list[dict]]:
 def budget_problems(paper_cfg: dict, scales: tuple[str, ...]) -> list[tuple[str, str]]:
     """``(field path, problem)`` for each comparison that differs in budget or update ratio
     without naming it in ``differs_by``."""
-    budget = BUDGET_FIELDS.get(paper_cfg.get("family", ""), ())
     problems = []
     for i, claim in enumerate(paper_cfg.get("claims") or []):
         if claim.get("kind") not in COMPARE_KINDS:
             continue
+        budget = budget_fields(claim["method"], claim["baseline"])
         named = set(claim.get("differs_by") or [])
         for scale in claim.get("scales") or scales:
             for row in claim_differences(paper_cfg, claim, scale):

@@ -14,7 +14,7 @@ import envs
 import methods
 from methods.common.budget import MEASURED
 from pipeline.config_base import SCALES, fail, load_yaml, merged_overrides, require_unique, validate_schema
-from pipeline.confounds import BUDGET_FIELDS, budget_problems
+from pipeline.confounds import budget_fields, budget_problems
 
 
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -146,12 +146,13 @@ def _check_claim(path: Path, i: int, claim: dict, doc: dict) -> None:
         _check_ref(path, where, claim, doc)
         if claim.get("baseline") is not None and claim["baseline"] == claim["method"]:
             fail(path, f"{where}.baseline", "must differ from method")
-    budget = set(BUDGET_FIELDS.get(doc.get("family", ""), ()))
+    sides = [claim["method"]] + ([claim["baseline"]] if claim.get("baseline") else [])
+    budget = budget_fields(*sides)
     measured = {*MEASURED, "unit"}
     for j, name in enumerate(claim.get("differs_by") or []):
         if name not in budget | measured:
             fail(path, f"{where}.differs_by[{j}]", f"{name!r} is neither a budget / update-ratio setting of "
-                  f"family {doc.get('family')!r} ({', '.join(sorted(budget)) or 'none'}) nor a measured "
+                  f"{' or '.join(sides)} ({', '.join(sorted(budget)) or 'none'}) nor a measured "
                   f"quantity ({', '.join(sorted(measured))})")
 
 

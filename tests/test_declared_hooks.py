@@ -69,3 +69,21 @@ def test_the_declared_defaults_mean_what_the_probes_meant():
     assert torch.allclose(bits.flat_reward(s), (bits.log_reward(s).double() / 3.0).exp())
     agent = FuPSAgent(6, 2, 3, 8)
     assert agent.auxiliary_loss(torch.tensor(1.0)) is None and agent.on_env_steps(10, 100) is False
+
+
+def test_every_method_config_follows_one_contract():
+    """Every registered method's Config derives from methods.common.method_config.MethodConfig
+    (one copy of the task fields, hyper-parameter names, serialisation, curve axes) and its
+    BUDGET_FIELDS are hyper-parameters it has (the confound check reads them from there)."""
+    import dataclasses
+
+    import methods
+    from methods.common.method_config import TASK_FIELDS, MethodConfig
+
+    for name in methods.names():
+        cls = methods.load(name).Config
+        assert issubclass(cls, MethodConfig), name
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert set(TASK_FIELDS) <= fields, name
+        assert set(cls.BUDGET_FIELDS) <= set(cls.hyperparameter_names()), name
+        assert cls.CURVE_AXES[0] == "step", name

@@ -11,7 +11,7 @@ resumed run is bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
@@ -19,16 +19,15 @@ import torch
 
 from envs.control import ControlTask, rng_state, set_rng_state
 from methods.common.budget import BudgetMeter
-from methods.common.constraints import Bound, Constrained, at_least, positive, within
+from methods.common.method_config import MethodConfig
+from methods.common.constraints import Bound, at_least, positive, within
 from methods.common.replay import ReplayBuffer
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import restore_rng_states, rng_states, seeded
 
-TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
-
 
 @dataclass
-class ControlConfig(Constrained):
+class ControlConfig(MethodConfig):
     """Task fields (set by the pipeline) and the hyper-parameters TD3 and SAC share.
     ``iterations`` counts environment steps. Value constraints: ``CONSTRAINTS``
     (methods/common/constraints.py), checked by ``__post_init__``."""
@@ -60,19 +59,12 @@ class ControlConfig(Constrained):
         "diag_every": at_least(0),              # 0: diagnostics at evaluations only
     }
     # the control loop logs its curve against environment steps only
-    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
+    BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("utd", "start_steps")
 
     def __post_init__(self) -> None:
         if self.env != "control":
             raise ValueError(f"control methods need env 'control' (got {self.env!r})")
-        self.check_values()
-
-    @classmethod
-    def hyperparameter_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        super().__post_init__()
 
 
 class Agent(Protocol):

@@ -10,7 +10,7 @@ Environments follow ``envs.base.DagEnv``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
 import torch
@@ -18,7 +18,8 @@ from torch import nn
 
 import envs
 from methods.common.budget import BudgetMeter
-from methods.common.constraints import Bound, Constrained, at_least, positive, within
+from methods.common.method_config import MethodConfig
+from methods.common.constraints import Bound, at_least, positive, within
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.common.target import frozen_copy, polyak_
@@ -31,13 +32,9 @@ from methods.gfn.learner import (  # noqa: F401
     Learner, TrajectoryLearner, TransitionLearner, check_learner)
 from methods.common.replay import PrioritizedReplay  # noqa: F401
 
-# Fields the pipeline fills from the experiment (env, budget, schedule); every other field
-# is a hyper-parameter that paper configs may override.
-TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
-
 
 @dataclass
-class GFNConfig(Constrained):
+class GFNConfig(MethodConfig):
     """Defaults: EGFN (Ikram et al., TMLR 2025) Table 2, hypergrid column. Value constraints:
     ``CONSTRAINTS`` (methods/common/constraints.py), checked by ``__post_init__``; a subclass
     with its own ``__post_init__`` calls ``super().__post_init__()`` first."""
@@ -102,16 +99,7 @@ class GFNConfig(Constrained):
     }
     # curve columns a GFlowNet logs that can serve as a figure's x axis
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step", "trajectories")
-
-    def __post_init__(self) -> None:
-        self.check_values()
-
-    @classmethod
-    def hyperparameter_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("online_batch", "train_steps")
 
 
 # ----------------------------------------------------------------- trajectory evaluation

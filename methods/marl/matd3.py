@@ -40,7 +40,7 @@ kaleidoscope_matd3.py) overrides.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -49,7 +49,8 @@ from torch import Tensor, nn
 
 from envs.mamujoco import MaMuJoCoTask
 from methods.common.budget import BudgetMeter
-from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
+from methods.common.method_config import MethodConfig
+from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.replay import FieldReplay, NStepWriter
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import restore_rng_states, rng_states, seeded
@@ -57,11 +58,9 @@ from methods.common.target import frozen_copy, polyak_
 from methods.common.nets import Critics
 from methods.marl.actors import ACTOR_SCHEMES, SNPPSActor, dense_actor_flops
 
-TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
-
 
 @dataclass
-class Config(Constrained):
+class Config(MethodConfig):
     env: str = "mamujoco"
     env_kwargs: dict = field(default_factory=lambda: {"scenario": "HalfCheetah", "agent_conf": "2x3",
                                                       "agent_obsk": 0, "episode_limit": 1000})
@@ -109,19 +108,13 @@ class Config(Constrained):
         "actor_net": one_of(*ACTOR_SCHEMES),
         "snp_keep": within(0, 1, lo_open=True),
     }
-    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
+    # (the family-wide list of old, QMIX's batch_size, missed MATD3's batch entirely)
+    BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("batch", "buffer_size", "updates_per_train")
 
     def __post_init__(self) -> None:
         if self.env != "mamujoco":
             raise ValueError(f"MATD3 needs env 'mamujoco' (got {self.env!r})")
-        self.check_values()
-
-    @classmethod
-    def hyperparameter_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        super().__post_init__()
 
 
 class MATD3Learner:

@@ -38,7 +38,7 @@ generator, so a resumed run is bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -48,7 +48,8 @@ from torch.nn import functional as F
 
 from methods.common.budget import BudgetMeter
 from methods.common.target import frozen_copy
-from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
+from methods.common.method_config import MethodConfig
+from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import restore_rng_states, rng_states, seeded
@@ -70,10 +71,9 @@ from methods.marl.value_blocks import next_agent_values as next_agent_values
 from methods.marl.value_blocks import select_actions as select_actions
 from methods.marl.value_blocks import td_targets as td_targets
 
-TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 MIXERS = ("qmix", "vdn")
 @dataclass
-class Config(Constrained):
+class Config(MethodConfig):
     """EPyMARL QMIX with Kaleidoscope's MPE settings: 1R3 GRU agent (hidden 64) with one-hot
     ids and full sharing, QMIX mixer (embed 32, hypernet 64), Adam 5e-4, γ 0.99, batch 32
     episodes, buffer 5000 episodes, 1-step double-Q targets, standardised rewards, hard target
@@ -118,24 +118,17 @@ class Config(Constrained):
         "epsilon_start": within(0, 1), "epsilon_finish": within(0, 1), "epsilon_anneal_steps": at_least(1),
         "td_lambda": within(0, 1), "batch_size_run": at_least(1),
     }
-    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
+    BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "buffer_size")
 
     def __post_init__(self) -> None:
         if self.env not in TASKS:
             raise ValueError(f"QMIX-family methods need env one of {sorted(TASKS)} (got {self.env!r})")
-        self.check_values()
+        super().__post_init__()
         if self.agent_net in ("fups", "fups_id") and self.obs_agent_id != (self.agent_net == "fups_id"):
             raise ValueError(f"obs_agent_id must be {self.agent_net == 'fups_id'} with agent_net "
                              f"{self.agent_net!r} (fups_id is FuPS with the one-hot id appended)")
         if self.buffer_size < self.batch_size:
             raise ValueError(f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})")
-
-    @classmethod
-    def hyperparameter_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 AgentNetFactory = Callable[[Any, int, int, int], AgentNetwork]

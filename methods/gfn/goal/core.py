@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -30,18 +30,18 @@ from torch import nn
 
 import envs
 from methods.common.budget import BudgetMeter
-from methods.common.constraints import Bound, Constrained, at_least, one_of, positive, within
+from methods.common.method_config import MethodConfig
+from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 
-TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
 # log-probability the code gives a masked backward action inside the P_B regulariser (its
 # masks subtract 1e9 from the logit instead of setting -inf)
 MASKED_LOG_PROB = -1e9
 
 
 @dataclass
-class GoalConfig(Constrained):
+class GoalConfig(MethodConfig):
     """Settings shared by every goal-conditioned method. Defaults: the grid runs of the code
     (grid/main.py with ``--batch_size 256``): 256-unit trunk of two linear layers with a LeakyReLU,
     one hidden layer per head, Adam lr 1e-3, 16 goals per step, 20,000 steps, 256 replayed
@@ -86,16 +86,7 @@ class GoalConfig(Constrained):
         "eval_goals": at_least(1), "curve_goals": at_least(1),
     }
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step", "trajectories")
-
-    def __post_init__(self) -> None:
-        self.check_values()
-
-    @classmethod
-    def hyperparameter_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("online_batch",)
 
 
 @dataclass

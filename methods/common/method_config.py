@@ -1,0 +1,36 @@
+"""The contract every method's ``Config`` follows (GFlowNet, goal-conditioned GFlowNet,
+control, QMIX, MATD3): a dataclass whose task fields the pipeline fills from the experiment,
+whose other fields are hyper-parameters a paper config may override, with its value bounds
+(``CONSTRAINTS``), the curve columns a figure may use as its x axis (``CURVE_AXES``) and the
+settings that change how much data or how many updates a run gets per unit of the
+experiment's budget (``BUDGET_FIELDS``: the confound check asks a comparison to equalise them
+or to name them)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from methods.common.constraints import Constrained
+
+# Fields the pipeline fills from the experiment (env, budget, schedule); every other field
+# is a hyper-parameter that paper configs may override.
+TASK_FIELDS = ("env", "env_kwargs", "iterations", "eval_every", "checkpoint_every")
+
+
+@dataclass
+class MethodConfig(Constrained):
+    """Base of every method's ``Config``; a subclass with checks of its own in ``__post_init__``
+    calls ``super().__post_init__()`` (the value bounds) after them."""
+
+    CURVE_AXES: ClassVar[tuple[str, ...]] = ("step",)
+    BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        self.check_values()
+
+    @classmethod
+    def hyperparameter_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in TASK_FIELDS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
