@@ -12,7 +12,8 @@ Per update, on a batch of n-step transitions (s, o, a, R, s', o', term, γ^m):
 and every ``policy_freq``-th update, agent by agent in a fixed order (HARL's ``fixed_order``),
 one Adam step of the shared actor on
     L_π,i = −mean_B mean_k Q_k(s, a_{−i} ⊕ π(o_i))
-where a_{−i} are the other agents' current-policy actions (recomputed after each agent's step),
+where a_{−i} are the other agents' actions from the replay batch (``others_actions`` "batch", both
+official runners; "policy": their current policies', recomputed after each agent's step),
 then Polyak targets (τ = 0.005). HARL calls the shared actor's soft update once per agent, so
 the target actor moves n_agents times per policy step (``target_actor_polyak_per_agent``, the
 official runner's quirk, on by default).
@@ -25,9 +26,9 @@ critic lr 1e-3, batch 1000, buffer 1e6, n-step per task (HalfCheetah 10), policy
 MLP 256-256 (critic with LayerNorm), γ 0.99, 10k uniform warm-up steps. The update schedule
 follows HARL's: HARL runs 10 envs and makes update_per_train 1 × train_interval 50 = 50
 updates every 50 vector steps, i.e. one update per 10 env transitions; with our single env
-that is ``updates_per_train`` 5 every ``train_interval`` 50 env steps. ``others_actions`` is
-not given by the official configs [unverified]: current-policy actions for the other agents, our reading
-of HARL, exposed as an option.
+that is ``updates_per_train`` 5 every ``train_interval`` 50 env steps. ``others_actions``:
+the replay batch's actions for the other agents (HARL's off_policy_ma_runner.train and
+Kaleidoscope's copy of it); the current policies' are an option.
 
 The actor's parameter-sharing scheme is ``actor_net`` (methods/marl/actors.py): FuPS by
 default; NoPS, MultiH and SNP-PS are Kaleidoscope's sharing baselines (methods/marl/
