@@ -49,8 +49,33 @@ def snakemake(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     exe = Path(sys.executable).parent / "snakemake"
     proc = subprocess.run([str(exe), *args], cwd=ws, capture_output=True, text=True, env=git_env())
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{failed_job_logs(ws, proc.stdout + proc.stderr)}"
+                             f"\n--- snakemake's last lines ---\n{proc.stderr[-3000:]}")
     return proc
+
+
+def failed_job_logs(ws: Path, output: str, tail: int = 2500) -> str:
+    """Each failed job's 'Error in rule' block and the end of its log file.
+
+    The end of snakemake's own output only says that some job failed; the failing job and its
+    traceback are hundreds of lines further up, beyond what CI shows.
+    """
+    lines, parts = output.splitlines(), []
+    for i, line in enumerate(lines):
+        if not line.startswith("Error in rule"):
+            continue
+        block = [line]
+        for follow in lines[i + 1:i + 15]:
+            if not follow.strip():
+                break
+            block.append(follow)
+            if follow.strip().startswith("log:"):
+                for log in follow.split(":", 1)[1].split("(")[0].split(","):
+                    path = ws / log.strip()
+                    if log.strip() and path.is_file():
+                        block.append(f"--- {log.strip()} ---\n{path.read_text(errors='replace')[-tail:]}")
+        parts.append("\n".join(block))
+    return "\n\n".join(parts) or "(no 'Error in rule' block in snakemake's output)"
 
 
 def planned_jobs(ws: Path, *args: str) -> list[tuple[str, dict]]:
