@@ -87,3 +87,49 @@ def test_a_named_setting_explains_the_measured_differences_it_causes(setting, qu
     stats["experiments"]["grid"]["budget"]["rbs"][quantity] = [999] * 3
     (row,) = confounds.measured_differences(stats, claim)
     assert row["quantity"] == quantity and row["named"]
+
+
+def test_flops_of_sampled_steps_are_counted_by_hand():
+    """Linear(10 -> 4) on a batch of 8 rows, inputs without gradient: the forward addmm is
+    2*8*10*4 = 640 FLOPs and the weight gradient's mm as many; the input gradient is never formed."""
+    torch.manual_seed(0)
+    layer, x = torch.nn.Linear(10, 4), torch.randn(8, 10)
+    meter = BudgetMeter(unit="transitions")
+    for _ in range(130):
+        with meter.measure_flops():
+            layer(x).square().sum().backward()
+        meter.step(8)
+    s = meter.summary()
+    # steps 0, 1, 128 and 129 are sampled: the first two of every FLOP_SAMPLE_EVERY (128)
+    assert meter.steps_sampled == 4
+    assert s["flops_per_step"] == 1280.0 and s["train_flops"] == 1280.0 * 130
+
+
+def test_a_wider_network_shows_in_the_measured_flops():
+    """Two TB runs that differ only in width: same samples, different compute — caught as an
+    unnamed flops_per_step / train_flops difference; the same width: no difference."""
+    torch.set_num_threads(1)
+    budgets = {}
+    for name, hidden in (("narrow", 16), ("wide", 64), ("narrow_again", 16)):
+        cfg = tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=4, eval_every=4, hidden=hidden)
+        run = MemoryRun(seed=0)
+        tb.train(cfg, run)
+        budgets[name] = {k: [v] for k, v in run.budget.items()}
+    assert budgets["wide"]["flops_per_step"][0] > 4 * budgets["narrow"]["flops_per_step"][0]
+    stats = {"experiments": {"grid": {"budget": budgets}}}
+    claim = {**CLAIM, "method": "wide", "baseline": "narrow"}
+    rows = confounds.measured_differences(stats, claim)
+    assert {r["quantity"] for r in rows} == {"flops_per_step", "train_flops"} and not any(r["named"] for r in rows)
+    assert confounds.measured_differences(stats, {**claim, "method": "narrow_again"}) == []
+    named = confounds.measured_differences(stats, {**claim, "differs_by": ["flops_per_step"]})
+    assert named and all(r["named"] for r in named)
+
+
+def test_flops_within_the_estimates_noise_are_not_a_difference():
+    stats = _stats(256, 256)
+    for method, flops in (("rbs", 1.08e9), ("gc_db", 1.0e9)):
+        stats["experiments"]["grid"]["budget"][method].update(flops_per_step=[flops] * 3, train_flops=[100 * flops] * 3)
+    assert confounds.measured_differences(stats, CLAIM) == []
+    stats["experiments"]["grid"]["budget"]["rbs"].update(flops_per_step=[2e9] * 3, train_flops=[2e11] * 3)
+    rows = confounds.measured_differences(stats, {**CLAIM, "differs_by": ["samples_per_step"]})
+    assert {r["quantity"] for r in rows} == {"flops_per_step", "train_flops"} and all(r["named"] for r in rows)

@@ -161,7 +161,8 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
         if step > cfg.start_steps:
             t0 = time.perf_counter()
             for _ in range(cfg.utd):
-                last.update(agent.update(buffer, step))
+                with budget.measure_flops():
+                    last.update(agent.update(buffer, step))
                 budget.step(cfg.batch)
             update_time += time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.iterations:

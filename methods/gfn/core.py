@@ -350,20 +350,22 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         if off_policy:
             learner.observe(online)
         for _ in range(cfg.train_steps):
-            if off_policy:
-                loss = learner.sample_loss(gen)
-                budget.step(learner.batch_transitions())
-            else:
-                batch_actions = online
-                if cfg.replay_batch > 0:
-                    batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
-                batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
-                loss = learner.loss(batch, log_z())
-                budget.step(batch_actions.shape[0])
-            opt.zero_grad()
-            loss.backward()
-            clip_gradients(cfg, opt, [*net.parameters(), *log_z.parameters()])
-            opt.step()
+            with budget.measure_flops():
+                if off_policy:
+                    loss = learner.sample_loss(gen)
+                    rows = learner.batch_transitions()
+                else:
+                    batch_actions = online
+                    if cfg.replay_batch > 0:
+                        batch_actions = torch.cat([online, replay.sample(cfg.replay_batch, gen)])
+                    batch = evaluate_trajectories(env, net, batch_actions, cfg.reward_beta)
+                    loss = learner.loss(batch, log_z())
+                    rows = batch_actions.shape[0]
+                opt.zero_grad()
+                loss.backward()
+                clip_gradients(cfg, opt, [*net.parameters(), *log_z.parameters()])
+                opt.step()
+            budget.step(rows)
             learner.after_step()
             if sampler is not None:
                 polyak_(sampler, net, 1.0 - cfg.sampling_tau)

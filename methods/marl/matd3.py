@@ -332,7 +332,8 @@ def train_matd3(cfg: Config, run: Run, learner_cls: LearnerFactory = MATD3Learne
         if step > cfg.start_steps and step % cfg.train_interval == 0 and len(buffer) >= cfg.batch:
             t0 = time.perf_counter()
             for _ in range(cfg.updates_per_train):
-                last.update(learner.update(buffer.sample(cfg.batch, gen)))
+                with budget.measure_flops():
+                    last.update(learner.update(buffer.sample(cfg.batch, gen)))
                 budget.step(cfg.batch)
             update_time += time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.iterations:

@@ -366,7 +366,8 @@ def train_qmix(cfg: Config, run: Run, make_agent_net: AgentNetFactory = scheme_a
             t0 = time.perf_counter()
             learner.t_env = t_env
             batch = buffer.sample(cfg.batch_size, gen)
-            last = learner.train(batch)
+            with budget.measure_flops():
+                last = learner.train(batch)
             budget.step(int(batch["reward"].shape[0]))
             timers["update"] += time.perf_counter() - t0
         learner.agent.on_env_steps(t_env, cfg.iterations, gen)

@@ -549,13 +549,14 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         st["win_succ"] += int(success.sum())
         st["win_n"] += goals.shape[0]
         batch = replay.sample(cfg.batch_size * (1 if learner.paired or not cfg.rows_like_paired else 2), gen)
-        loss = learner.loss(batch, it)
+        with budget.measure_flops():
+            loss = learner.loss(batch, it)
+            opt.zero_grad()
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
         budget.step(batch.actions.shape[0])
-        opt.zero_grad()
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
         learner.after_step(it)
         st["loss"] = float(loss.detach())
         done = it + 1
