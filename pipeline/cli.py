@@ -13,7 +13,8 @@ from pathlib import Path
 
 
 from pipeline import REPO_ROOT, layout, yamlio
-from pipeline.config import ConfigError, Workflow, load_from_files
+from pipeline.config import ConfigError, RunJob, Workflow, load_from_files
+from pipeline.config_base import at_scale
 
 
 def _workflow(args: argparse.Namespace) -> Workflow:
@@ -114,12 +115,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
     paths = _layout(wf)
+    job = trained_job(job, _path(args.config, paths.run_file(job.key, layout.CONFIG)))
     res = execute_evaluate(job, model=_path(args.model, paths.run_file(job.key, layout.MODEL)),
                            out=_path(args.out, paths.run_file(job.key, layout.EVAL)),
                            device=wf.main["device"],
                            assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)))
     print(json.dumps(res["metrics"], indent=2))
     return 0
+
+
+def trained_job(job: RunJob, config_file: Path) -> RunJob:
+    """The job as train resolved it (its config.yaml), which evaluation uses instead of
+    re-deriving it from the YAML: a model is always evaluated under the config it was trained
+    with, and a config.yaml that no longer matches the paper config (a model left from another
+    config, a hand-edited file) stops the job with the file named instead of evaluating quietly."""
+    if not config_file.is_file():
+        return job      # a model trained outside the DAG (tests, notebooks): the YAML's job
+    try:
+        trained = RunJob.from_resolved(yamlio.load_file(config_file), runtime_min=job.runtime_min)
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"{config_file}: not a run's resolved config (missing or bad field {e})") from e
+    if trained.config_hash() != job.config_hash():
+        differ = sorted(k for k, v in trained.resolved().items() if job.resolved().get(k) != v)
+        raise ConfigError(f"{config_file}: the model beside it was trained with another config than "
+                          f"{job.key}'s (fields {', '.join(differ)}); rerun its train job")
+    return trained
 
 
 def _paper_runs(wf: Workflow, paper: str) -> list[dict]:
@@ -153,6 +173,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     summary = figures.read_summary(_path(args.summary, paths.summary(wf.scale, args.paper)))
     stats = figures.read_stats(_path(args.stats, paths.stats(wf.scale, args.paper)))
     for spec in specs:
+        spec = {**spec, "title": at_scale(spec["title"], cfg, wf.scale)} if spec.get("title") else spec
         out = {fmt: _path(given[fmt] if args.figure else None,
                           paths.figure(wf.scale, args.paper, spec["id"], fmt))
                for fmt in layout.FIGURE_FORMATS}
@@ -340,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assets-dir", help="the env's assets (setup's output)")
     p = sub.add_parser("evaluate"); run_args(p); p.set_defaults(fn=cmd_evaluate)
     p.add_argument("--model"); p.add_argument("--out", help="eval.json to write")
+    p.add_argument("--config", help="the run's config.yaml, written by train (default: the run dir's)")
     p.add_argument("--assets-dir", help="the env's assets (setup's output)")
     p = sub.add_parser("aggregate"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_aggregate)
     p.add_argument("--summary", help="summary.csv to write"); p.add_argument("--stats", help="stats.json to write")

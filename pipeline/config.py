@@ -116,6 +116,13 @@ class RunJob:
             "hparams": dict(self.hparams),
         }
 
+    @classmethod
+    def from_resolved(cls, doc: dict[str, Any], runtime_min: int = 0) -> RunJob:
+        """The job a run's config.yaml (``resolved()``, written by train) describes."""
+        return cls(runtime_min=runtime_min, **{k: doc[k] for k in (
+            "scale", "paper", "experiment", "method", "seed", "env", "env_kwargs", "iterations",
+            "eval_every", "checkpoint_every", "hparams")})
+
     def config_hash(self) -> str:
         return self._config_hash
 
@@ -145,7 +152,7 @@ def expand_jobs(paper_cfg: dict, scale: str) -> list[RunJob]:
     for exp_id, exp in paper_cfg["experiments"].items():
         sc = exp["scales"][scale]
         for method in sc.get("methods") or exp["methods"]:
-            hp = merged_overrides(exp, sc, method)
+            hp = merged_overrides(exp, scale, method)
             for seed in range(sc["seeds"]):
                 jobs.append(RunJob(
                     scale=scale, paper=paper_cfg["paper"], experiment=exp_id, method=method,

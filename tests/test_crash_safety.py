@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -425,3 +426,31 @@ def test_code_hash_covers_the_run_contract(tmp_path):
     (tmp_path / "methods/gfn/tb.py").write_text((tmp_path / "methods/gfn/tb.py").read_text() + "\n# x\n")
     assert method_code_hash("db", "hypergrid", tmp_path) == before["db"]   # per-method reruns kept
     assert method_code_hash("tb", "hypergrid", tmp_path) != before["tb"]
+
+
+# ------------------------------------------------------------ evaluation uses train's config
+def test_evaluation_takes_the_job_train_resolved(tmp_path):
+    """evaluate builds its job from the run's config.yaml (written by train), and stops, naming the
+    file and the fields, when that file describes another config than the workflow's job."""
+    from pipeline.cli import trained_job
+    from pipeline.config import ConfigError
+
+    job = tiny_job()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(job.resolved(), sort_keys=True))
+    got = trained_job(job, cfg)
+    assert got == job and got.method_config() == job.method_config()
+    # float hyper-parameters and nested kwargs survive the YAML round trip hash-exactly
+    job_lr = replace(job, hparams={"hidden": 16, "lr": 1.0e-3, "sweep": [0.0, 0.9]})
+    cfg.write_text(yaml.safe_dump(job_lr.resolved(), sort_keys=True))
+    assert trained_job(job_lr, cfg).config_hash() == job_lr.config_hash()
+    # a model trained under another config is not evaluated as this job's
+    stale = replace(job, iterations=80, hparams={"hidden": 32})
+    cfg.write_text(yaml.safe_dump(stale.resolved(), sort_keys=True))
+    with pytest.raises(ConfigError, match=r"config\.yaml.*fields hparams, iterations"):
+        trained_job(job, cfg)
+    cfg.write_text("scale: smoke\n")
+    with pytest.raises(ConfigError, match="not a run's resolved config"):
+        trained_job(job, cfg)
+    # no config.yaml (a model trained outside the DAG): the workflow's job
+    assert trained_job(job, tmp_path / "absent.yaml") is job

@@ -16,5 +16,5 @@ rule evaluate:
     shell:
         CLI + " --papers {wildcards.paper} evaluate --paper {wildcards.paper}"
         " --experiment {wildcards.experiment} --method {wildcards.method}"
-        " --seed {wildcards.seed} --assets-dir {params.assets} --model {input.model}"
+        " --seed {wildcards.seed} --assets-dir {params.assets} --model {input.model} --config {input.config}"
         " --out {output} > {log} 2>&1"
