@@ -43,6 +43,7 @@ from typing import Any
 
 from pipeline import guards
 from pipeline import inference as inf
+from pipeline.config_base import at_scale
 from pipeline.design import ALPHA, TESTED_KINDS, budget_fraction, design, power
 from pipeline.design import fmt as _fmt
 from pipeline.design import in_scale as _in_scale
@@ -274,6 +275,7 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
     for claim in paper_cfg.get("claims") or []:
         kind = claim.get("kind")
         rec = {k: claim.get(k) for k in ("id", "statement", "source", "metric", "kind")}
+        rec["statement"] = at_scale(rec["statement"], paper_cfg, scale)
         for k in ("experiment", "experiments", "method", "baseline", "differs_by", "differs_reason", "extra",
                   "extra_reason", "baseline_fails", "baseline_fails_scales"):
             if k in claim:

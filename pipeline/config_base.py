@@ -6,6 +6,7 @@ both build on this module and not on each other's internals.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,42 @@ def require_unique(path: str | Path, field: str, items: list[Any], what: str) ->
 # ------------------------------------------------------------------------ top level
 
 
-def merged_overrides(exp: dict, scale_cfg: dict, method: str) -> dict:
-    """Hyper-parameters of `method`: experiment overrides, then the scale's (each: `all`, then
-    the method's own)."""
-    hp: dict = {}
-    for layer in (exp.get("overrides") or {}, scale_cfg.get("overrides") or {}):
-        hp.update(layer.get("all", {}))
-        hp.update(layer.get(method, {}))
-    return hp
+def overrides_with_provenance(exp: dict, scale: str, method: str) -> dict[str, tuple[Any, str]]:
+    """The one merge rule for a paper's hyper-parameter overrides: the experiment's, then the
+    scale's, each ``all`` before the method's own; ``{key: (value, where it was set)}`` with
+    ``where`` a field path of the experiment (``overrides.all``, ``scales.small.overrides.tb``)."""
+    out: dict[str, tuple[Any, str]] = {}
+    scale_cfg = (exp.get("scales") or {}).get(scale) or {}
+    for where, layer in (("overrides", exp.get("overrides") or {}),
+                         (f"scales.{scale}.overrides", scale_cfg.get("overrides") or {})):
+        for target in ("all", method):
+            for key, value in (layer.get(target) or {}).items():
+                out[key] = (value, f"{where}.{target}")
+    return out
+
+
+def merged_overrides(exp: dict, scale: str, method: str) -> dict:
+    """Hyper-parameters of ``method`` the paper config sets (overrides_with_provenance's values)."""
+    return {key: value for key, (value, _) in overrides_with_provenance(exp, scale, method).items()}
+
+
+# ------------------------------------------------------------------ scale-aware wording
+# A claim's statement or a figure's title may say what a scale runs instead of the paper's word
+# ("largest grid" is 16x16 at small): ``{grid_large.height}`` is experiment grid_large's env
+# kwarg ``height`` at the scale being reported.
+_SCALE_FIELD = re.compile(r"\{(\w+)\.(\w+)\}")
+
+
+def scale_placeholders(text: str) -> list[tuple[str, str]]:
+    """The ``(experiment, env kwarg)`` pairs a text refers to."""
+    return _SCALE_FIELD.findall(text or "")
+
+
+def at_scale(text: str, paper_cfg: dict, scale: str) -> str:
+    """``text`` with each ``{experiment.kwarg}`` replaced by its value at ``scale`` (left as it
+    is where the scale does not define it: the check of paper_checks.py stops that earlier)."""
+    def value(m: re.Match) -> str:
+        exp = ((paper_cfg.get("experiments") or {}).get(m.group(1)) or {})
+        kwargs = ((exp.get("scales") or {}).get(scale) or {}).get("env_kwargs") or {}
+        return str(kwargs[m.group(2)]) if m.group(2) in kwargs else m.group(0)
+    return _SCALE_FIELD.sub(value, text) if text else text

@@ -19,6 +19,7 @@ from typing import Any
 
 import methods
 from pipeline import inference as inf
+from pipeline.config_base import overrides_with_provenance
 
 
 
@@ -40,17 +41,12 @@ def _defaults(method: str) -> dict[str, Any]:
 def resolved_settings(paper_cfg: dict, exp_id: str, scale: str, method: str) -> dict[str, dict]:
     """``{field: {"value", "source"}}`` of every hyper-parameter of ``method`` in an experiment."""
     exp = paper_cfg["experiments"][exp_id]
-    sc = exp["scales"][scale]
     module = methods.module_name(method)
     notes = exp.get("sources") or {}
     out = {k: {"value": v, "source": f"method default ({module}.Config)"} for k, v in _defaults(method).items()}
-    layers = (("overrides", exp.get("overrides") or {}),
-              (f"scales.{scale}.overrides", sc.get("overrides") or {}))
-    for where, layer in layers:
-        for target in ("all", method):
-            for key, value in (layer.get(target) or {}).items():
-                note = notes.get(f"{method}.{key}") or notes.get(key) or "source not stated"
-                out[key] = {"value": value, "source": f"experiments.{exp_id}.{where}.{target} ({note})"}
+    for key, (value, where) in overrides_with_provenance(exp, scale, method).items():
+        note = notes.get(f"{method}.{key}") or notes.get(key) or "source not stated"
+        out[key] = {"value": value, "source": f"experiments.{exp_id}.{where} ({note})"}
     return out
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import envs
 import methods
 from methods.common.budget import MEASURED
-from pipeline.config_base import SCALES, fail, load_yaml, merged_overrides, require_unique, validate_schema
+from pipeline.config_base import (SCALES, fail, load_yaml, merged_overrides, require_unique, scale_placeholders,
+                                  validate_schema)
 from pipeline.confounds import budget_fields, budget_problems
 
 
@@ -67,7 +68,7 @@ def check_paper(path: Path) -> dict:
             except (TypeError, ValueError) as exc:
                 fail(path, f"{where}.scales.{scale}.env_kwargs", str(exc))
             for m in exp["methods"]:
-                hp = merged_overrides(exp, sc, m)
+                hp = merged_overrides(exp, scale, m)
                 cls = methods.load(m).Config
                 # with the experiment's env where the config has one: checks that tie a value to
                 # the env (e.g. Kaleidoscope's per-unit-type masks need SMAX) see it
@@ -79,6 +80,9 @@ def check_paper(path: Path) -> dict:
                     fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
     for i, claim in enumerate(doc["claims"]):
         _check_claim(path, i, claim, doc)
+        _check_scale_wording(path, f"claims[{i}].statement", claim.get("statement", ""), doc)
+    for i, fig in enumerate(doc["figures"]):
+        _check_scale_wording(path, f"figures[{i}].title", fig.get("title", ""), doc)
     for field, problem in budget_problems(doc, SCALES):
         fail(path, field, problem)
     for i, fig in enumerate(doc["figures"]):
@@ -95,6 +99,19 @@ def check_paper(path: Path) -> dict:
             fail(path, f"figures[{i}].x", f"{fig['x']!r} is not a curve axis of experiment "
                   f"{fig['experiment']!r}; its methods log: {', '.join(axes)}")
     return doc
+
+
+def _check_scale_wording(path: Path, field: str, text: str, doc: dict) -> None:
+    """Each ``{experiment.kwarg}`` of a statement or title names an env kwarg that every scale of
+    that experiment sets (config_base.at_scale fills it in per scale)."""
+    for exp_id, kwarg in scale_placeholders(text):
+        exp = doc["experiments"].get(exp_id)
+        if exp is None:
+            fail(path, field, f"{{{exp_id}.{kwarg}}}: unknown experiment {exp_id!r}")
+        for scale in SCALES:
+            if kwarg not in ((exp["scales"].get(scale) or {}).get("env_kwargs") or {}):
+                fail(path, field, f"{{{exp_id}.{kwarg}}}: experiment {exp_id!r} sets no env kwarg {kwarg!r} "
+                     f"at scale {scale}")
 
 
 # fields each claim kind needs / must not have (pipeline/claims.py)

@@ -293,3 +293,24 @@ def test_configs_check_themselves_outside_the_pipeline():
         methods.load("tb").Config(lr=-1.0)
     with pytest.raises(ValueError, match="hidden: must be >= 1"):
         methods.load("sac").Config(hidden=0)
+
+
+def test_statements_and_titles_say_what_the_scale_runs(tmp_path):
+    """"{grid_large.height}" in a statement or a figure title is the scale's own value ("16x16" at
+    small, not the paper's "largest"), and a placeholder no scale can fill stops validation."""
+    from pipeline.config_base import at_scale
+    from pipeline.paper_checks import check_paper
+
+    doc = check_paper(REPO / "config/papers/rbs.yaml")
+    claim = next(c for c in doc["claims"] if c["id"] == "rbs-learns-faster-than-her")
+    assert "16x16 grid" in at_scale(claim["statement"], doc, "small")
+    assert "128x128 grid" in at_scale(claim["statement"], doc, "paper")
+    assert "{" not in at_scale(claim["statement"], doc, "smoke")
+    text = (REPO / "config/papers/rbs.yaml").read_text()
+    bad = tmp_path / "rbs.yaml"
+    bad.write_text(text.replace("{grid_large.height}x", "{grid_large.width}x", 1))
+    with pytest.raises(pc.ConfigError, match=r"claims\[\d+\]\.statement: \{grid_large\.width\}: .*'width'"):
+        check_paper(bad)
+    bad.write_text(text.replace("{grid_large.height}x", "{grid_huge.height}x", 1))
+    with pytest.raises(pc.ConfigError, match=r"unknown experiment 'grid_huge'"):
+        check_paper(bad)
