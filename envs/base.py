@@ -103,16 +103,16 @@ def replay_states(env: DagEnv, actions: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
-class SharedRewardArrays:
-    """The learners' arrays API over a PettingZoo parallel team env whose agents share one team
-    reward and which keeps its last ``_obs`` (N, d) and ``_avail`` (N, A) arrays (envs/smax.py,
-    envs/sc2.py)."""
+class TeamArrays:
+    """The learners' arrays API over a PettingZoo parallel team env (``reset``/``step`` with dicts
+    keyed by agent) that keeps its last available-actions array ``_avail`` (N, A): a subclass says
+    how its observations stack (``obs_array``) and how the agents' rewards and ends make the
+    team's (``team_outcome``)."""
 
     possible_agents: list[str]
-    _obs: np.ndarray
     _avail: np.ndarray
-    reports_wins = True     # a StarCraft-style episode ends won or lost (``won``)
-    won = False
+    reports_wins = False    # whether an episode ends won or lost (``won``)
+    won: float | bool = float("nan")
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:  # pragma: no cover
         raise NotImplementedError
@@ -120,11 +120,15 @@ class SharedRewardArrays:
     def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:  # pragma: no cover
         raise NotImplementedError
 
-    def obs_array(self) -> np.ndarray:
-        return self._obs.copy()
+    def obs_array(self) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def team_outcome(self, rew: dict, term: dict, trunc: dict) -> tuple[float, bool, bool]:  # pragma: no cover
+        """(team reward, terminated, truncated) from the per-agent dicts of one step."""
+        raise NotImplementedError
 
     def avail_actions(self) -> np.ndarray:
-        """(N, n_actions) 0/1: the available actions (dead units: no-op only)."""
+        """(N, n_actions) 0/1: the available actions."""
         return self._avail.copy()
 
     def reset_arrays(self, seed: int | None = None) -> np.ndarray:
@@ -132,10 +136,25 @@ class SharedRewardArrays:
         return self.obs_array()
 
     def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        """Step with an (N,) int array; returns (obs, team reward, terminated, truncated)."""
+        """Step with an (N,) int array; returns (obs (N, obs_dim), team reward, terminated, truncated)."""
         _, rew, term, trunc, _ = self.step({a: int(x) for a, x in zip(self.possible_agents, actions)})
+        return (self.obs_array(), *self.team_outcome(rew, term, trunc))
+
+
+class SharedRewardArrays(TeamArrays):
+    """A team env whose agents share one team reward and which keeps its last observations as an
+    (N, d) array ``_obs`` (envs/smax.py, envs/sc2.py; dead units: no-op only)."""
+
+    _obs: np.ndarray
+    reports_wins = True     # a StarCraft-style episode ends won or lost (``won``)
+    won = False
+
+    def obs_array(self) -> np.ndarray:
+        return self._obs.copy()
+
+    def team_outcome(self, rew: dict, term: dict, trunc: dict) -> tuple[float, bool, bool]:
         first = self.possible_agents[0]
-        return self.obs_array(), rew[first], term[first], trunc[first]
+        return rew[first], term[first], trunc[first]
 
 
 def check_team_steps(task: object, label: str, n: int = 50, seed: int = 0) -> None:

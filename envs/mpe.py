@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.base import check_team_steps, package_versions, write_env_assets
+from envs.base import TeamArrays, check_team_steps, package_versions, write_env_assets
 
 # task -> module with parallel_env (mpe2's, or ours)
 TASKS: dict[str, str] = {
@@ -92,7 +92,7 @@ def seek(pos: np.ndarray, goal: np.ndarray) -> int:
     return direction_to_action(goal - pos)
 
 
-class MPETask:
+class MPETask(TeamArrays):
     """One mpe2 scenario; the learned team acts through ``step``, the opponents are scripted."""
 
     reports_wins = False    # MPE episodes have a return, not a winner
@@ -193,20 +193,13 @@ class MPETask:
         """(N, obs_dim) float32, the learned agents' padded observations in agent order."""
         return np.stack([self._pad(self._obs[n]) for n in self.possible_agents])
 
-    def avail_actions(self) -> np.ndarray:
-        """(N, n_actions) 0/1: the padded actions of agents with fewer actions are 0."""
-        return self._avail.copy()
+    # avail_actions (TeamArrays): the padded actions of agents with fewer actions are 0
 
-    def reset_arrays(self, seed: int | None = None) -> np.ndarray:
-        self.reset(seed=seed)
-        return self.obs_array()
-
-    def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        """Step with an (N,) int array; returns (obs (N, obs_dim), team reward, terminated,
-        truncated) — terminated only if every learned agent terminated (never in MPE)."""
-        obs, rew, term, trunc, _ = self.step({n: int(a) for n, a in zip(self.possible_agents, actions)})
+    def team_outcome(self, rew: dict, term: dict, trunc: dict) -> tuple[float, bool, bool]:
+        """The team reward is the sum of the learned agents' rewards; terminated only if every
+        learned agent terminated (never in MPE)."""
         terminated = all(term.values())
-        return self.obs_array(), float(sum(rew.values())), terminated, not terminated and all(trunc.values())
+        return float(sum(rew.values())), terminated, not terminated and all(trunc.values())
 
     # ---------------------------------------------------------------- pipeline setup stage
     def check_steps(self, n: int = 50, seed: int = 0) -> None:
