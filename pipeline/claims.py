@@ -280,6 +280,15 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
                   "extra_reason", "baseline_fails", "baseline_fails_scales"):
             if k in claim:
                 rec[k] = claim[k]
+        by_design = {s: d for s in (claim.get("method"), claim.get("baseline"))
+                     if kind in ("compare", "noninferior", "trend")
+                     and (d := (paper_cfg.get("method_differs") or {}).get(s))}
+        if by_design:
+            # a side's declared design difference (the paper's method_differs) shows with the claim's own
+            rec["differs_by"] = sorted({*(claim.get("differs_by") or []),
+                                        *(n for d in by_design.values() for n in d["differs_by"])})
+            rec["differs_reason"] = " ".join([*([claim["differs_reason"]] if claim.get("differs_reason") else []),
+                                              *(f"{s}: {d['reason']}" for s, d in by_design.items())])
         if settings and claim.get("id") in settings:
             rec["settings_differ"] = settings[claim["id"]]
         if measured and measured.get(claim.get("id")):

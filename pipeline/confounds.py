@@ -135,15 +135,25 @@ FLOPS_EXPLAINED_BY = {
 }
 
 
-def measured_differences(stats: dict, claim: dict) -> list[dict]:
+def named_differences(claim: dict, method_differs: dict | None = None) -> set[str]:
+    """What the claim names as differing by design: its own ``differs_by`` and the paper's
+    ``method_differs`` of either side (a method that differs from any other by design)."""
+    named = set(claim.get("differs_by") or [])
+    for side in (claim.get("method"), claim.get("baseline")):
+        named |= set(((method_differs or {}).get(side) or {}).get("differs_by") or [])
+    return named
+
+
+def measured_differences(stats: dict, claim: dict, method_differs: dict | None = None) -> list[dict]:
     """The measured quantities (methods/common/budget.py) in which the claim's two sides differ,
     per experiment: ``{experiment, quantity, method, baseline, named}``; ``named``: the claim's
-    ``differs_by`` names the quantity or a setting that explains it."""
+    ``differs_by`` (or the paper's ``method_differs`` of one side) names the quantity or a
+    setting that explains it."""
     from methods.common.budget import MEASURED
 
     if claim.get("kind") not in COMPARE_KINDS or not claim.get("baseline"):
         return []
-    named = set(claim.get("differs_by") or [])
+    named = named_differences(claim, method_differs)
     explained = named | {q for s in named for q in EXPLAINS.get(s, ())}
     rows = []
     for exp_id in claim.get("experiments") or [claim.get("experiment")]:
@@ -171,15 +181,15 @@ def measured_differences(stats: dict, claim: dict) -> list[dict]:
 
 def measured_by_claim(paper_cfg: dict, stats: dict) -> dict[str, list[dict]]:
     """claim id -> its measured differences (for claims.json and the report)."""
-    return {c["id"]: measured_differences(stats, c) for c in paper_cfg.get("claims") or []
-            if c.get("kind") in COMPARE_KINDS}
+    return {c["id"]: measured_differences(stats, c, paper_cfg.get("method_differs"))
+            for c in paper_cfg.get("claims") or [] if c.get("kind") in COMPARE_KINDS}
 
 
 def measured_problems(paper_cfg: dict, stats: dict) -> list[tuple[str, str]]:
     """``(field path, problem)`` for each measured difference a claim does not name."""
     out = []
     for i, claim in enumerate(paper_cfg.get("claims") or []):
-        for row in measured_differences(stats, claim):
+        for row in measured_differences(stats, claim, paper_cfg.get("method_differs")):
             if not row["named"]:
                 out.append((f"claims[{i}] ({claim['id']}).differs_by",
                             f"{claim['method']} and {claim['baseline']} measured different {row['quantity']} in "

@@ -78,6 +78,15 @@ def check_paper(path: Path) -> dict:
                     cls(**task, **hp)
                 except (TypeError, ValueError) as exc:
                     fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
+    paper_methods = {m for exp in doc["experiments"].values() for m in exp["methods"]}
+    for method, entry in (doc.get("method_differs") or {}).items():
+        if method not in paper_methods:
+            fail(path, f"method_differs.{method}",
+                 f"not a method of any experiment ({', '.join(sorted(paper_methods))})")
+        for j, name in enumerate(entry["differs_by"]):
+            if name not in MEASURED:
+                fail(path, f"method_differs.{method}.differs_by[{j}]", f"{name!r} is not a measured quantity "
+                     f"({', '.join(MEASURED)}); a setting that differs is named on the claim")
     for i, claim in enumerate(doc["claims"]):
         _check_claim(path, i, claim, doc)
         _check_scale_wording(path, f"claims[{i}].statement", claim.get("statement", ""), doc)

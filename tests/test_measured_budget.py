@@ -133,3 +133,38 @@ def test_flops_within_the_estimates_noise_are_not_a_difference():
     stats["experiments"]["grid"]["budget"]["rbs"].update(flops_per_step=[2e9] * 3, train_flops=[2e11] * 3)
     rows = confounds.measured_differences(stats, {**CLAIM, "differs_by": ["samples_per_step"]})
     assert {r["quantity"] for r in rows} == {"flops_per_step", "train_flops"} and all(r["named"] for r in rows)
+
+
+def test_a_methods_declared_design_difference_names_it_for_every_claim():
+    """The paper's method_differs names a measured quantity for every claim the method is a side
+    of (QGFN's Q network doubles a step's FLOPs against any GFlowNet-only baseline); validation
+    rejects a method it does not run and a name that is not a measured quantity."""
+    from pipeline import claims as pclaims
+
+    stats = _stats(256, 256)
+    stats["experiments"]["grid"]["budget"]["rbs"].update(flops_per_step=[2e9] * 3, train_flops=[2e11] * 3)
+    stats["experiments"]["grid"]["budget"]["gc_db"].update(flops_per_step=[1e9] * 3, train_flops=[1e11] * 3)
+    declared = {"rbs": {"differs_by": ["flops_per_step"], "reason": "synthetic trajectories are longer"}}
+    assert not any(r["named"] for r in confounds.measured_differences(stats, CLAIM))
+    rows = confounds.measured_differences(stats, CLAIM, declared)
+    assert {r["quantity"] for r in rows} == {"flops_per_step", "train_flops"} and all(r["named"] for r in rows)
+    cfg = {"claims": [CLAIM], "method_differs": declared}
+    assert confounds.measured_problems(cfg, stats) == []
+    # the claim's record carries the reason beside its own differs_by
+    (rec,) = pclaims.evaluate({**cfg, "metrics": {}, "experiments": {}}, {**stats, "scale": None}, guard=False)
+    assert rec["differs_by"] == ["flops_per_step"] and "rbs: synthetic trajectories are longer" in rec["differs_reason"]
+
+
+def test_method_differs_is_checked(tmp_path):
+    from conftest import REPO
+    from pipeline.config_base import ConfigError
+    from pipeline.paper_checks import check_paper
+
+    text = (REPO / "config/papers/qgfn.yaml").read_text()
+    bad = tmp_path / "qgfn.yaml"
+    bad.write_text(text.replace("  qgfn_of_max: *qgfn_compute", "  nope: *qgfn_compute"))
+    with pytest.raises(ConfigError, match=r"method_differs\.nope: not a method"):
+        check_paper(bad)
+    bad.write_text(text.replace("    differs_by: [flops_per_step]\n    reason: \"QGFN", "    differs_by: [lr]\n    reason: \"QGFN"))
+    with pytest.raises(ConfigError, match=r"method_differs\.qgfn\.differs_by\[0\]: 'lr' is not a measured quantity"):
+        check_paper(bad)
