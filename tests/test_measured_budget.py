@@ -165,6 +165,7 @@ def test_method_differs_is_checked(tmp_path):
     bad.write_text(text.replace("  qgfn_of_max: *qgfn_compute", "  nope: *qgfn_compute"))
     with pytest.raises(ConfigError, match=r"method_differs\.nope: not a method"):
         check_paper(bad)
-    bad.write_text(text.replace("    differs_by: [flops_per_step]\n    reason: \"QGFN", "    differs_by: [lr]\n    reason: \"QGFN"))
+    declared = "    differs_by: [flops_per_step]\n    reason: \"QGFN"
+    bad.write_text(text.replace(declared, declared.replace("[flops_per_step]", "[lr]")))
     with pytest.raises(ConfigError, match=r"method_differs\.qgfn\.differs_by\[0\]: 'lr' is not a measured quantity"):
         check_paper(bad)
