@@ -48,7 +48,7 @@ def main() -> None:
     t_proxy = time.perf_counter() - t0
 
     cold = SEHFragments(proxy_batch=args.batch)
-    cold._proxy = proxy                           # same weights; exclude the load from the timing
+    cold.chem._proxy = proxy                      # same weights; exclude the load from the timing
     t0 = time.perf_counter()
     cold.log_reward(states)
     t_cold = time.perf_counter() - t0

@@ -1,4 +1,5 @@
-"""sEH fragment molecules (Bengio et al. 2021 blocks; the reward as the QGFN paper uses it).
+"""sEH fragment molecules (Bengio et al. 2021 blocks; the reward as the QGFN paper uses it): the
+MDP over fragment trees. Molecules, SMILES, the proxy and fingerprints: envs/seh_chem.py.
 
 **Blocks.** ``seh/blocks_PDB_105.json`` lists 105 blocks: 72 unique fragment SMILES plus
 variants of the same SMILES that differ in their list of attachment atoms ``block_r``. A
@@ -61,56 +62,18 @@ diversity; ``fingerprint="morgan"`` switches to Morgan radius 2, 2048 bits.
 """
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from envs import data
 from envs.base import DagEnvFeatures, replay_states, write_env_assets
+from envs.seh_chem import BLOCKS_FILE, FINGERPRINTS, MAX_SLOTS, N_BLOCKS, FragmentChemistry, blocks
 
-BLOCKS_FILE = "seh/blocks_PDB_105.json"
-N_BLOCKS = 105
-MAX_SLOTS = 6            # the most attachment positions of any block in the 105
+__all__ = ["BLOCKS_FILE", "MAX_SLOTS", "N_BLOCKS", "SEHFragments", "blocks"]
 REWARD_NORM = 8.0        # flat reward = proxy / 8 (recursion seh_frag)
 FLAT_MIN, FLAT_MAX = 1e-4, 100.0
-FINGERPRINTS = ("rdkit", "morgan")
-
-
-@lru_cache(maxsize=1)
-def blocks() -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], tuple[str, ...]]:
-    """(SMILES, attachment atoms, names) of the 105 blocks, by block id."""
-    with open(data.fetch(BLOCKS_FILE)) as f:
-        d = json.load(f)
-    ids = [str(i) for i in range(N_BLOCKS)]
-    smi = tuple(d["block_smi"][i] for i in ids)
-    r = tuple(tuple(int(a) for a in d["block_r"][i]) for i in ids)
-    names = tuple(d["block_name"][i] for i in ids)
-    if max(len(x) for x in r) > MAX_SLOTS or min(len(x) for x in r) < 1:
-        raise ValueError(f"{BLOCKS_FILE}: a block has no or more than {MAX_SLOTS} attachment atoms")
-    return smi, r, names
-
-
-class _LRU(OrderedDict):
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def lookup(self, key: Any, default: Any = KeyError) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        return default
-
-    def store(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
 
 
 class SEHFragments(DagEnvFeatures):
@@ -153,10 +116,10 @@ class SEHFragments(DagEnvFeatures):
         self.c_pslot = 1 + 2 * M
         self.c_occ = 1 + 3 * M
         self.state_dim = 1 + 3 * M + M * K
-        self._proxy = None
-        self._block_mols: list[Any] | None = None
-        self._smiles_of_key = _LRU(self.cache_size)   # tree key -> canonical SMILES or None
-        self._proxy_of_smiles = _LRU(self.cache_size)  # canonical SMILES -> proxy score
+        # a state's molecule is read from its tree columns: block ids, parents, parent slots
+        self.chem = FragmentChemistry(smi, r, tree_columns=(self.c_block, self.c_parent, self.c_pslot, self.c_occ),
+                                      root_layout=root_layout, fingerprint=fingerprint,
+                                      cache_size=self.cache_size, proxy_batch=self.proxy_batch)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -349,99 +312,22 @@ class SEHFragments(DagEnvFeatures):
                  F.one_hot(psl, MAX_SLOTS).flatten(1), self.open_slots(states).flatten(1)]
         return torch.cat(parts, 1).float()
 
-    # ---------------------------------------------------------------- molecules
-    def _mols(self) -> list[Any]:
-        if self._block_mols is None:
-            from rdkit import Chem
-            self._block_mols = [Chem.MolFromSmiles(s) for s in self.block_smiles]
-        return self._block_mols
-
+    # ------------------------------------------- molecules and scores (envs/seh_chem.py)
     def build_mol(self, state: Sequence[int]) -> Any:
         """The sanitised RDKit molecule of one state row, or None (empty / unsanitisable)."""
-        from rdkit import Chem
-
-        row = [int(x) for x in state]
-        n = row[0]
-        if n == 0:
-            return None
-        blk = row[self.c_block:self.c_block + n]
-        par = row[self.c_parent:self.c_parent + n]
-        psl = row[self.c_pslot:self.c_pslot + n]
-        frags = self._mols()
-        mol = frags[blk[0]]
-        offsets = [0]
-        for j in range(1, n):
-            offsets.append(offsets[-1] + frags[blk[j - 1]].GetNumAtoms())
-            mol = Chem.CombineMols(mol, frags[blk[j]])
-        em = Chem.RWMol(mol)
-        ends = []
-        for j in range(1, n):
-            u = offsets[par[j]] + self.block_r[blk[par[j]]][psl[j]]
-            w = offsets[j] + self.block_r[blk[j]][0]
-            if u == w or em.GetBondBetweenAtoms(u, w) is not None:
-                return None
-            em.AddBond(u, w, Chem.BondType.SINGLE)
-            ends += [u, w]
-        for a in ends:
-            atom = em.GetAtomWithIdx(a)
-            if atom.GetNumExplicitHs() > 0:
-                atom.SetNumExplicitHs(atom.GetNumExplicitHs() - 1)
-        mol = em.GetMol()
-        try:
-            Chem.SanitizeMol(mol)
-        except Exception:   # RDKit raises several types (valence, kekulisation)
-            return None
-        return mol
-
-    def _key(self, row: Sequence[int]) -> tuple[int, ...]:
-        return tuple(row[:self.c_occ])   # occupancy follows from the tree
-
-    def _smiles_and_mols(self, states: torch.Tensor) -> tuple[list[str | None], dict[str, Any]]:
-        from rdkit import Chem
-
-        out: list[str | None] = []
-        new_mols: dict[str, Any] = {}
-        for row in states.tolist():
-            key = self._key(row)
-            smi = self._smiles_of_key.lookup(key, default=KeyError)
-            if smi is KeyError or (smi is not None and smi not in self._proxy_of_smiles
-                                   and smi not in new_mols):
-                mol = self.build_mol(row)
-                smi = Chem.MolToSmiles(mol) if mol is not None else None
-                self._smiles_of_key.store(key, smi)
-                if smi is not None and smi not in self._proxy_of_smiles:
-                    new_mols[smi] = mol
-            out.append(smi)
-        return out, new_mols
+        return self.chem.build_mol(state)
 
     def smiles(self, states: torch.Tensor) -> list[str | None]:
         """Canonical SMILES of each state's molecule (None: empty or invalid)."""
-        return self._smiles_and_mols(states.cpu())[0]
+        return self.chem.smiles(states)
 
     def proxy(self) -> Any:
         """The pretrained sEH proxy (loaded on first use)."""
-        if self._proxy is None:
-            from envs.seh_proxy import SEHProxy
-            self._proxy = SEHProxy.pretrained(self.root_layout)
-        return self._proxy
+        return self.chem.proxy()
 
     def proxy_scores(self, states: torch.Tensor) -> torch.Tensor:
         """Raw proxy score of each state's molecule, float64 CPU ``[B]`` (NaN: invalid)."""
-        smis, new_mols = self._smiles_and_mols(states.cpu())
-        if new_mols:
-            keys = list(new_mols)
-            scores = self.proxy().predict_mols([new_mols[s] for s in keys], self.proxy_batch)
-            for s, v in zip(keys, scores.tolist()):
-                self._proxy_of_smiles.store(s, v)
-        out = [self._proxy_of_smiles.lookup(s, default=float("nan")) if s is not None else float("nan")
-               for s in smis]
-        # a molecule evicted between the two passes (tiny caches) is scored again
-        missing = [j for j, s in enumerate(smis) if s is not None and out[j] != out[j]
-                   and s not in new_mols]
-        for j in missing:
-            mol = self.build_mol(states[j].tolist())
-            out[j] = float(self.proxy().predict_mols([mol])[0])
-        return torch.tensor(out, dtype=torch.float64)
+        return self.chem.proxy_scores(states)
 
     def flat_reward(self, states: torch.Tensor) -> torch.Tensor:
         """clip(proxy/8, 1e-4, 100) per state (no beta), float64 CPU; 0 for invalid states.
@@ -469,38 +355,9 @@ class SEHFragments(DagEnvFeatures):
     def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
         return torch.zeros(*states.shape[:-1], 0, dtype=torch.bool, device=states.device)
 
-    # --------------------------------------------------------------- diversity
-    def _fingerprints(self, states: torch.Tensor) -> list[Any]:
-        from rdkit import Chem
-
-        fps = []
-        for smi in self.smiles(states):
-            mol = Chem.MolFromSmiles(smi) if smi is not None else None
-            if mol is None:
-                fps.append(None)
-            elif self.fingerprint == "rdkit":
-                fps.append(Chem.RDKFingerprint(mol))
-            else:
-                from rdkit.Chem import rdFingerprintGenerator
-                gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
-                fps.append(gen.GetFingerprint(mol))
-        return fps
-
     def similarity(self, states_a: torch.Tensor, states_b: torch.Tensor) -> np.ndarray:
-        """Tanimoto similarity ``[A, B]`` of the molecules' fingerprints (0 where a state is
-        invalid)."""
-        from rdkit import DataStructs
-
-        fa, fb = self._fingerprints(states_a), self._fingerprints(states_b)
-        out = np.zeros((len(fa), len(fb)), dtype=np.float64)
-        ok_b = [j for j, f in enumerate(fb) if f is not None]
-        if not ok_b:
-            return out
-        fb_ok = [fb[j] for j in ok_b]
-        for i, f in enumerate(fa):
-            if f is not None:
-                out[i, ok_b] = DataStructs.BulkTanimotoSimilarity(f, fb_ok)
-        return out
+        """Tanimoto similarity ``[A, B]`` of the molecules' fingerprints (0 where a state is invalid)."""
+        return self.chem.similarity(states_a, states_b)
 
     def pairwise_distance(self, states: torch.Tensor) -> np.ndarray:
         """1 - Tanimoto similarity ``[n, n]`` (the core's top-100 diversity)."""
