@@ -12,7 +12,7 @@ from torch import nn
 
 import envs
 from methods.common.runapi import MemoryRun
-from methods.gfn.goal import core, gc_db, gc_dqn, her, rbs
+from methods.gfn.goal import core, gc_db, gc_dqn, her, loop, rbs, replay
 from resume import preempted_then_resumed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +158,7 @@ def test_reward_intensification_constants_per_token_size() -> None:
 
 
 def test_age_based_priorities() -> None:
-    buf = core.GoalReplay(100, traj_len=3, goal_len=2, paired=True, alpha=0.5, eps=1e-6)
+    buf = replay.GoalReplay(100, traj_len=3, goal_len=2, paired=True, alpha=0.5, eps=1e-6)
     a = torch.zeros(4, 3, dtype=torch.long)
     g = torch.arange(8).view(4, 2)
     buf.add(a, g, torch.zeros(4), (a + 1, g + 100, torch.ones(4)))
@@ -177,17 +177,17 @@ def test_age_based_priorities() -> None:
     assert buf.data["priority"][4] == 1.0
     # fresh entries dominate the next draws
     fresh = (buf.data["priority"][:5] == 1.0).nonzero().flatten().tolist()
-    draws = torch.cat([core.GoalReplay.sample(_copy(buf), 1, gen).index for _ in range(200)])
+    draws = torch.cat([replay.GoalReplay.sample(_copy(buf), 1, gen).index for _ in range(200)])
     assert float(torch.isin(draws, torch.tensor(fresh)).float().mean()) > 0.95
     # without the reset (the DQN baseline) nothing changes
-    flat = core.GoalReplay(10, 3, 2, paired=False, reset_sampled=False)
+    flat = replay.GoalReplay(10, 3, 2, paired=False, reset_sampled=False)
     flat.add(a, g, torch.zeros(4))
     flat.sample(3, gen)
     assert flat.data["priority"][:4].tolist() == [1.0] * 4
 
 
-def _copy(buf: core.GoalReplay) -> core.GoalReplay:
-    out = core.GoalReplay(buf.capacity, buf.traj_len, buf.goal_len, buf.paired)
+def _copy(buf: replay.GoalReplay) -> replay.GoalReplay:
+    out = replay.GoalReplay(buf.capacity, buf.traj_len, buf.goal_len, buf.paired)
     out.load_state_dict(buf.state_dict())
     return out
 
@@ -225,7 +225,7 @@ def test_heldout_goals_are_never_drawn_in_training(name, kwargs, monkeypatch) ->
             seen.append(goals.clone())
         return real(env_, goals, choose, gen_, noisy)
 
-    monkeypatch.setattr(core, "rollout", spy)
+    monkeypatch.setattr(loop, "rollout", spy)   # the name the training loop calls
     cfg = rbs.Config(env=name, env_kwargs=kwargs, iterations=30, eval_every=10, hidden=16, batch_size=16)
     rbs.train(cfg, MemoryRun(seed=0))
     drawn = torch.cat(seen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.gfn.goal import core
+from methods.gfn.goal import core, loop
 
 
 @dataclass
@@ -21,4 +21,4 @@ class Config(core.GFNGoalConfig):
     """The code's grid defaults (see ``core.GFNGoalConfig``)."""
 
 
-make_learner, train, evaluate = core.entry_points(core.ConditionalDB)
+make_learner, train, evaluate = loop.entry_points(core.ConditionalDB)

@@ -22,7 +22,7 @@ import torch
 
 from methods.common.target import frozen_copy
 from methods.common.constraints import Bound, at_least, within
-from methods.gfn.goal import core
+from methods.gfn.goal import core, loop, replay
 
 
 @dataclass
@@ -79,7 +79,7 @@ class GoalDQN(core.GoalLearner):
     def policy(self) -> core.Chooser:
         return self._chooser(0.0)
 
-    def loss(self, batch: core.ReplayBatch, iteration: int) -> torch.Tensor:
+    def loss(self, batch: replay.ReplayBatch, iteration: int) -> torch.Tensor:
         env, actions, goals = self.env, batch.actions, batch.goals
         B, L = actions.shape
         valid = actions >= 0
@@ -111,4 +111,4 @@ class GoalDQN(core.GoalLearner):
             self.target.load_state_dict(state["target"])
 
 
-make_learner, train, evaluate = core.entry_points(GoalDQN)
+make_learner, train, evaluate = loop.entry_points(GoalDQN)

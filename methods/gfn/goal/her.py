@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.gfn.goal import core
+from methods.gfn.goal import core, loop
 
 
 @dataclass
@@ -30,4 +30,4 @@ class HindsightRelabelling(core.ConditionalDB):
         return actions, achieved, torch.ones(goals.shape[0], device=goals.device)
 
 
-make_learner, train, evaluate = core.entry_points(HindsightRelabelling)
+make_learner, train, evaluate = loop.entry_points(HindsightRelabelling)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.gfn.goal import core
+from methods.gfn.goal import core, loop
 
 
 @dataclass
@@ -35,4 +35,4 @@ class RetrospectiveBackwardSynthesis(core.ConditionalDB):
         return synthetic, goals, torch.ones(goals.shape[0], device=goals.device)
 
 
-make_learner, train, evaluate = core.entry_points(RetrospectiveBackwardSynthesis)
+make_learner, train, evaluate = loop.entry_points(RetrospectiveBackwardSynthesis)
