@@ -12,7 +12,7 @@ episode_len (25), hidden (64), mixing_embed (32), lr, gamma, grad_clip, target_u
 (learner steps between hard target copies), epsilon_start, epsilon_finish, model ("gru_seq"
 or "gru").
 
-Settings, matched to our QMIX (methods/marl/qmix.py, EPyMARL defaults) where BenchMARL allows:
+Settings, matched to our QMIX (methods/marl/value/qmix.py, EPyMARL defaults) where BenchMARL allows:
 
 * task: PettingZoo MPE simple_spread_v3, N 3, local_ratio 0.5, max_cycles 25, discrete
   actions (``prefer_continuous_actions=False``), global state on. BenchMARL 1.5.2 builds it

@@ -1,5 +1,5 @@
 """Bench: MATD3 learner updates/s on multi-agent MuJoCo HalfCheetah 2x3, ours
-(methods/marl/matd3.py and Kaleidoscope's masked variant) beside a plain reference — the same
+(methods/marl/actor_critic/matd3.py and Kaleidoscope's masked variant) beside a plain reference — the same
 update written as one CleanRL-style function (nn.Sequential nets, no hooks, no n-step
 bookkeeping) — in one process, on the same batches, 1 torch thread, CPU.
 
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from methods.marl import kaleidoscope_matd3, matd3
+    from methods.marl.actor_critic import kaleidoscope_matd3, matd3
 
     task, buf = filled_replay(max(args.batch * 2, 2000))
     gen = torch.Generator().manual_seed(0)

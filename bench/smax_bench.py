@@ -79,12 +79,12 @@ def ours_batch(scenario: str, steps: int, n_envs: int) -> float:
 
 
 def qmix_collection(scenario: str, steps: int, n_envs: int) -> float:
-    """Env-steps/s of QMIX's episode collection (methods/marl/episodes.py run_episodes: the GRU
+    """Env-steps/s of QMIX's episode collection (methods/marl/value/episodes.py run_episodes: the GRU
     agent acting ε-greedily for all envs in one pass per step), ``batch_size_run`` = n_envs."""
     import torch
 
-    from methods.marl import qmix
-    from methods.marl.episodes import make_batch, run_episodes
+    from methods.marl.value import qmix
+    from methods.marl.value.episodes import make_batch, run_episodes
 
     cfg = qmix.Config(env="smax", env_kwargs={"scenario": scenario, "episode_limit": 100},
                       batch_size_run=n_envs, obs_last_action=True)

@@ -1,6 +1,6 @@
 """Multi-agent MuJoCo (MaMuJoCo; Peng et al. 2021) from gymnasium-robotics ``mamujoco_v1``,
 behind PettingZoo's parallel API, plus the padded arrays an actor–critic learner (MATD3,
-methods/marl/matd3.py) needs.
+methods/marl/actor_critic/matd3.py) needs.
 
 ``MaMuJoCoTask(scenario, agent_conf)`` is the environment itself: ``reset(seed)``, ``step(dict)``
 and ``state()`` pass through to gymnasium-robotics' parallel env (one robot whose joints are

@@ -1,7 +1,7 @@
 """B episodes of a discrete-action team task in lockstep: the view pymarl2's parallel runner
 gives its learner (``batch_size_run`` envs, one agent forward pass for all of them per step).
 
-The batch arrays API (what methods/marl/episodes.py runs), over the single-task arrays API of
+The batch arrays API (what methods/marl/value/episodes.py runs), over the single-task arrays API of
 envs/mpe.py and envs/smax.py:
 
 * ``reset_arrays(seeds)`` → obs (B, N, d): env b starts the episode of ``seeds[b]``;

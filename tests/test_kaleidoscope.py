@@ -330,7 +330,7 @@ def test_resume_from_a_checkpoint_is_bit_identical():
 
 # ------------------------------------------------------------- Kaleidoscope on the QMIX learner
 def _tiny_kaleidoscope(**kw):
-    from methods.marl import kaleidoscope
+    from methods.marl.value import kaleidoscope
     base = dict(iterations=300, eval_every=100, checkpoint_every=100, eval_episodes=2, batch_size=4,
                 buffer_size=8, epsilon_anneal_steps=200, target_update_interval=3, hidden_dim=16,
                 mixing_embed_dim=8, hypernet_embed=16, reset_interval=100, reset_ratio=0.5)
@@ -339,7 +339,7 @@ def _tiny_kaleidoscope(**kw):
 
 
 def test_kaleidoscope_config_is_qmix_plus_its_settings():
-    from methods.marl import kaleidoscope, qmix
+    from methods.marl.value import kaleidoscope, qmix
     cfg = kaleidoscope.Config()
     assert (cfg.div_coef, cfg.reset_interval, cfg.reset_ratio, cfg.threshold_init) == (0.5, 200_000, 0.1, (5.0, 5.0))
     assert cfg.iterations == qmix.Config().iterations and cfg.mixer == "qmix" and cfg.obs_agent_id
@@ -386,7 +386,7 @@ def test_flops_claim_holds_on_an_untrained_agent_and_the_guard_flags_it():
     Kaleidoscope agent already needs fewer FLOPs than dense FuPS — the old 'ratio below 1'
     claims held by construction. The step-0 evaluation shows it, and the guard flags the claim."""
     from methods.common.runapi import MemoryRun
-    from methods.marl import kaleidoscope
+    from methods.marl.value import kaleidoscope
     from pipeline import claims
 
     cfg = _tiny_kaleidoscope(iterations=100, eval_every=100, checkpoint_every=100)

@@ -12,7 +12,8 @@ import methods
 from envs.mpe import MPETask, direction_to_action, flee_or_forage
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import MemoryRun
-from methods.marl import agents, qmix, vdn
+from methods.marl import agents
+from methods.marl.value import qmix, vdn
 from resume import preempted_then_resumed
 
 MARL_METHODS = ("qmix", "qmix_fups", "qmix_nops", "qmix_multih", "vdn")

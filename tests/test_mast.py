@@ -1,4 +1,4 @@
-"""MAST (methods/marl/mast.py) and its sparse baselines: the mechanisms of docs/papers/mast.md
+"""MAST (methods/marl/value/mast.py) and its sparse baselines: the mechanisms of docs/papers/mast.md
 on hand-checkable cases — ER allocation, drop/grow at constant density, masked gradients,
 Soft Mellowmax limits, the dual buffer's composition, the hybrid TD(λ) switch, the topology
 schedule (no optimiser step on a topology update), FLOPs and model-size accounting, exact
@@ -14,9 +14,9 @@ from torch.nn import functional as F
 from envs.mpe import MPETask
 from methods.common.masked import GroupedMaskedLinear, MaskedLinear
 from methods.common.replay import DualEpisodeReplay
-from methods.marl import mast, qmix
-from methods.marl.qmix_tiny import tiny_hidden
-from methods.marl.sparse_agent import SparseAgent
+from methods.marl.value import mast, qmix
+from methods.marl.value.qmix_tiny import tiny_hidden
+from methods.marl.value.sparse_agent import SparseAgent
 
 
 def _cfg(**kw) -> mast.Config:

@@ -12,10 +12,10 @@ import torch
 from envs.mamujoco import MaMuJoCoTask
 from methods.common.replay import NStepWriter
 from methods.common.runapi import MemoryRun
-from methods.marl import kaleidoscope_matd3 as kmatd3
-from methods.marl import matd3, matd3_multih, matd3_nops, matd3_seps, matd3_snp
+from methods.marl.actor_critic import kaleidoscope_matd3 as kmatd3
+from methods.marl.actor_critic import matd3, matd3_multih, matd3_nops, matd3_seps, matd3_snp
 from methods.marl.seps_clusters import agent_clusters, uniform_box_actions
-from methods.marl.actors import linear_flops
+from methods.marl.actor_critic.actors import linear_flops
 
 ENV = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 0, "episode_limit": 30}
 TINY = dict(env_kwargs=ENV, iterations=120, eval_every=60, checkpoint_every=30, eval_episodes=1, batch=16,

@@ -1,4 +1,4 @@
-"""RES (methods/marl/res.py) and MAST on it (methods/marl/mast_res.py): Monte-Carlo returns, the
+"""RES (methods/marl/value/res.py) and MAST on it (methods/marl/value/mast_res.py): Monte-Carlo returns, the
 one-agent-changed joint actions and the softmax value by hand (β → 0: the mean, β large: the
 max, unavailable actions out), the regularised loss (determinism and exact resume: tests/test_wqmix.py)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from envs.mpe import MPETask
-from methods.marl import mast, mast_res, qmix, res
+from methods.marl.value import mast, mast_res, qmix, res
 
 TINY = dict(env_kwargs={"task": "spread"}, iterations=300, eval_every=100, checkpoint_every=100,
             eval_episodes=1, batch_size=4, buffer_size=16, epsilon_anneal_steps=200,

@@ -87,7 +87,7 @@ def test_wins_end_by_termination_and_smacs_time_limit_is_truncation():
 
 
 def test_qmix_records_an_episode_on_the_adapter():
-    from methods.marl import qmix
+    from methods.marl.value import qmix
 
     cfg = qmix.Config(env="sc2", env_kwargs={"map_name": "3m"}, hidden_dim=8, mixing_embed_dim=4, hypernet_embed=8)
     task = make_task([])
@@ -172,7 +172,7 @@ def test_kaleidoscope_masks_by_unit_type_on_the_adapter(monkeypatch):
     """mask_owner unit_type on sc2: K = the map's unit types, each agent's mask read from the type
     bits that end its SMAC observation; a dead unit (all-zero observation) takes mask 0."""
     from envs import sc2
-    from methods.marl import kaleidoscope, qmix
+    from methods.marl.value import kaleidoscope, qmix
 
     monkeypatch.setattr(sc2, "unit_type_bits", lambda map_name, capability_config=None: 3)
     cfg = kaleidoscope.Config(env="sc2", env_kwargs={"map_name": "3s5z"}, mask_owner="unit_type",

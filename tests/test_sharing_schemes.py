@@ -1,11 +1,11 @@
 """The parameter-sharing baselines SNP-PS (methods/marl/agents.py SNPPSAgent, qmix_snp) and SePS
-(methods/marl/seps.py): each mechanism on a hand-checkable case, and both through QMIX."""
+(methods/marl/value/seps.py): each mechanism on a hand-checkable case, and both through QMIX."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from methods.marl import qmix_snp, seps
+from methods.marl.value import qmix_snp, seps
 from methods.marl.agents import GroupedLinear, SNPPSAgent
 
 

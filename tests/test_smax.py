@@ -78,7 +78,7 @@ def test_qmix_on_smax_trains_deterministically_and_reports_the_win_rate():
     import torch
 
     from methods.common.runapi import MemoryRun
-    from methods.marl import qmix
+    from methods.marl.value import qmix
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -120,7 +120,7 @@ def test_race_restricted_smacv2_draws_only_the_races_unit_types():
 def test_kaleidoscope_masks_by_unit_type_read_from_the_observation():
     import torch
 
-    from methods.marl import kaleidoscope
+    from methods.marl.value import kaleidoscope
 
     cfg = kaleidoscope.Config(env="smax", env_kwargs={"scenario": "smacv2_protoss_5v5", "episode_limit": 20},
                               mask_owner="unit_type", obs_last_action=True, hidden_dim=8)
@@ -196,8 +196,8 @@ def test_qmix_with_parallel_envs_one_update_per_batch_resumes_exactly_and_evalua
     import torch
 
     from methods.common.runapi import MemoryRun
-    from methods.marl import qmix
-    from methods.marl.episodes import greedy_episodes, make_batch
+    from methods.marl.value import qmix
+    from methods.marl.value.episodes import greedy_episodes, make_batch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

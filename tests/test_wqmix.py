@@ -1,4 +1,4 @@
-"""Weighted QMIX (methods/marl/wqmix.py) and MAST on it (methods/marl/mast_wqmix.py): the OW/CW
+"""Weighted QMIX (methods/marl/value/wqmix.py) and MAST on it (methods/marl/value/mast_wqmix.py): the OW/CW
 weights by hand, targets from the central Q̂* (not the QMIX target mixer), the weighted loss
 against its parts, MAST's hooks composed with WQMIX's loss, determinism and exact resume."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from envs.mpe import MPETask
-from methods.marl import mast, mast_wqmix, qmix, wqmix
+from methods.marl.value import mast, mast_wqmix, qmix, wqmix
 
 TINY = dict(env_kwargs={"task": "spread"}, iterations=300, eval_every=100, checkpoint_every=100,
             eval_episodes=1, batch_size=4, buffer_size=16, epsilon_anneal_steps=200,
@@ -95,7 +95,7 @@ def test_mast_on_wqmix_keeps_mast_hooks_and_wqmix_loss():
 
 @pytest.mark.parametrize("method", ["wqmix_nops", "mast_wqmix", "res_nops", "mast_res"])
 def test_mast_base_algorithms_train_deterministically_and_resume_exactly(method):
-    """WQMIX and RES (methods/marl/res.py), dense and under MAST."""
+    """WQMIX and RES (methods/marl/value/res.py), dense and under MAST."""
     import methods
     from methods.common.runapi import MemoryRun
     from resume import preempted_then_resumed

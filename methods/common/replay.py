@@ -10,7 +10,7 @@
   soft-DQN / Munchausen-DQN baselines.
 * ``EpisodeReplay``: whole padded multi-agent episodes for QMIX-style learners (methods/marl/).
 * ``FieldReplay`` with ``NStepWriter``: uniform replay of named tensor fields of any shape, fed
-  with n-step transitions (the multi-agent actor–critic, methods/marl/matd3.py).
+  with n-step transitions (the multi-agent actor–critic, methods/marl/actor_critic/matd3.py).
 """
 from __future__ import annotations
 

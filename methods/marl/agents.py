@@ -1,4 +1,4 @@
-"""Per-time-step agent Q networks for the value-based MARL learner (methods/marl/qmix.py) and
+"""Per-time-step agent Q networks for the value-based MARL learner (methods/marl/value/qmix.py) and
 the parameter-sharing schemes, as agent networks over the EPyMARL "1R3" architecture
 (obs → FC64 ReLU → GRUCell64 → FC64 ReLU → FC64 ReLU → FC n_actions; Kaleidoscope MPE configs,
 LXXXXR/Kaleidoscope Kalei_MPE).
@@ -26,9 +26,9 @@ Schemes (``SCHEMES``):
 * ``multih``: shared trunk, one output layer (head) per agent.
 
 * ``snp_ps``: one shared network whose hidden units are pruned per agent by a fixed random
-  structured mask drawn at initialisation (SNP-PS, Kim & Sung 2023; methods/marl/qmix_snp.py);
+  structured mask drawn at initialisation (SNP-PS, Kim & Sung 2023; methods/marl/value/qmix_snp.py);
 * ``seps``: one network per cluster of agents, the clusters found before training from an
-  encoder of the agents' transitions (SePS, Christianos et al. 2021; methods/marl/seps.py).
+  encoder of the agents' transitions (SePS, Christianos et al. 2021; methods/marl/value/seps.py).
 """
 from __future__ import annotations
 

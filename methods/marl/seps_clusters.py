@@ -1,6 +1,6 @@
-"""SePS's agent clustering (Christianos et al., ICML 2021; steps 1-3 of methods/marl/seps.py),
-for any team task of the arrays API, discrete (QMIX, methods/marl/seps.py) or continuous
-(MATD3, methods/marl/matd3_seps.py): random-action transitions, a VAE whose encoder sees only
+"""SePS's agent clustering (Christianos et al., ICML 2021; steps 1-3 of methods/marl/value/seps.py),
+for any team task of the arrays API, discrete (QMIX, methods/marl/value/seps.py) or continuous
+(MATD3, methods/marl/actor_critic/matd3_seps.py): random-action transitions, a VAE whose encoder sees only
 the agent id, and k-means on the encoder means."""
 from __future__ import annotations
 

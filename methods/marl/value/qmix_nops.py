@@ -1,0 +1,16 @@
+"""QMIX with the ``nops`` agent network (no parameter sharing: one network per agent; methods/marl/agents.py) and no
+one-hot agent id — one of the parameter-sharing baselines; everything else as methods/marl/value/qmix.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from methods.marl.value import qmix
+
+
+@dataclass
+class Config(qmix.Config):
+    agent_net: str = "nops"
+    obs_agent_id: bool = False
+
+
+train, evaluate = qmix.train, qmix.evaluate
