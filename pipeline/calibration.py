@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline import claims, design
+from pipeline import claims, power_plan
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -109,7 +109,7 @@ def configured_seed_counts(papers: dict[str, dict], scales: tuple[str, ...] = ("
     out: dict[str, set] = {"compare": set(), "threshold": set()}
     for cfg in papers.values():
         for scale in scales:
-            for row in design.design(cfg, scale):
+            for row in power_plan.design(cfg, scale):
                 if not str(row.get("status", "")).startswith("decidable"):
                     continue
                 if row["kind"] in ("compare", "noninferior"):

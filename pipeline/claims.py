@@ -3,7 +3,7 @@
 The procedure, with its error rate stated (see ``RULE``):
 
 * Each claim is a one-sided hypothesis test on the per-seed final values of one metric
-  (:mod:`pipeline.inference`): exact Mann–Whitney for ``compare`` / ``noninferior``, the exact
+  (:mod:`pipeline.exact_tests`): exact Mann–Whitney for ``compare`` / ``noninferior``, the exact
   sign test for ``threshold``, Jonckheere–Terpstra for ``trend``. No bootstrap: a percentile
   bootstrap collapses at 2-5 seeds and calls a null effect "reproduced" far more often than its
   nominal rate.
@@ -15,7 +15,7 @@ The procedure, with its error rate stated (see ``RULE``):
   more than the margin). Otherwise ``inconclusive``.
 * Before any data: a claim whose seed counts cannot give a p-value <= alpha is
   ``not_decidable`` (with the power it would have), and is left out of the family
-  (:mod:`pipeline.design`).
+  (:mod:`pipeline.power_plan`).
 * A value at a metric's saturation point (``cap``) cannot tell a perfect sampler from an
   over-sharp one: such a "reproduced" is downgraded to inconclusive.
 * ``fact``: a quantity computed from the architecture or config (``deterministic`` metrics,
@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import guards
-from pipeline import inference as inf
+from pipeline import exact_tests as inf
 from pipeline.config_base import at_scale
-from pipeline.design import ALPHA, TESTED_KINDS, budget_fraction, design, power
-from pipeline.design import fmt as _fmt
-from pipeline.design import in_scale as _in_scale
-from pipeline.io import atomic_write_json
+from pipeline.power_plan import ALPHA, TESTED_KINDS, budget_fraction, design, power
+from pipeline.power_plan import fmt as _fmt
+from pipeline.power_plan import in_scale as _in_scale
+from pipeline.atomic import atomic_write_json
 
 VERDICTS = ("reproduced", "not_reproduced", "inconclusive", "not_decidable", "fact")
 CORRECTION = "holm"

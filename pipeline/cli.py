@@ -221,15 +221,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Before running: which claims the configured seed counts can decide, and their power."""
-    from pipeline import design
+    from pipeline import power_plan
 
     wf = _workflow(args)
     for name, cfg in wf.papers.items():
-        rows = design.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
+        rows = power_plan.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
         print(f"{name} ({wf.scale}): {sum(r.get('status', '').startswith('decidable') for r in rows)} of "
               f"{len(rows)} claims decidable")
         for row in rows:
-            print("  " + design.design_line(row, wf.scale))
+            print("  " + power_plan.design_line(row, wf.scale))
     return 0
 
 
@@ -282,7 +282,7 @@ def cmd_report_path(args: argparse.Namespace) -> int:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from pipeline import tracking
-    from pipeline.io import atomic_write_json
+    from pipeline.atomic import atomic_write_json
 
     wf = _workflow(args)
     paths = _layout(wf)
@@ -299,7 +299,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 def cmd_init_tracking(args: argparse.Namespace) -> int:
     from pipeline import tracking
 
-    from pipeline.io import atomic_write_json
+    from pipeline.atomic import atomic_write_json
 
     wf = _workflow(args)
     uri = tracking.resolve_uri(wf.main["tracking"]["uri"], REPO_ROOT)

@@ -72,7 +72,7 @@ def load_paper(path: Path) -> dict:
 
     doc = check_paper(path)
     try:
-        from pipeline.io import atomic_write_json  # noqa: PLC0415
+        from pipeline.atomic import atomic_write_json  # noqa: PLC0415
 
         atomic_write_json(memo, doc)
     except (OSError, TypeError, ValueError):

@@ -18,7 +18,7 @@ import dataclasses
 from typing import Any
 
 import methods
-from pipeline import inference as inf
+from pipeline import exact_tests as inf
 from pipeline.config_base import overrides_with_provenance
 
 

@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # headless (CI, SLURM nodes); set before anything imports
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from pipeline.io import atomic_write_bytes  # noqa: E402
+from pipeline.atomic import atomic_write_bytes  # noqa: E402
 from pipeline.layout import FIGURE_FORMATS, figure_name  # noqa: E402
 
 # Metadata keys set to None are left out of the file (matplotlib would otherwise stamp its

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipeline import inference as inf
+from pipeline import exact_tests as inf
 
 COMPARE_KINDS = ("compare", "noninferior", "trend")
 LEARNED, NOT_LEARNED, CANNOT_TELL, UNCHECKED = "learned", "did not learn", "cannot tell", "unchecked"

@@ -7,11 +7,11 @@ time, so regenerating it from the same results gives the same bytes.
 from __future__ import annotations
 
 import base64
-from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.io import atomic_write_text
+from pipeline.atomic import atomic_write_text
+from pipeline.ledger import VERDICT_TEXT, badge, claims_table, esc, forest_svg, ledger_html, num
 from pipeline.runfiles import ordered
 
 _CSS = """
@@ -38,87 +38,19 @@ figcaption{font-size:.85rem;color:#57606a}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:.3rem}
 """
 
-_VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced", "inconclusive": "inconclusive",
-                 "not_decidable": "not decidable", "fact": "fact (by construction)"}
-
-
-def _e(x: Any) -> str:
-    return escape(str(x), quote=True)
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, (int, float)):
-        return f"{x:.4g}"
-    return str(x)
-
 
 def _est(v: Any, ci: Any) -> str:
     lo, hi = (list(ci) + [None, None])[:2] if isinstance(ci, (list, tuple)) else (None, None)
-    return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
-
-
-def _badge(verdict: str) -> str:
-    v = verdict if verdict in _VERDICT_TEXT else "inconclusive"
-    return f'<span class="badge {v}">{_e(_VERDICT_TEXT[v])}</span>'
-
-
-def key_numbers(claim: dict) -> str:
-    """The numbers a verdict rests on, in one line of plain text: effect, CI, test, p, n."""
-    n = claim.get("numbers") or {}
-    if claim.get("kind") == "fact":
-        vals = "; ".join(f"{m}: {', '.join(_num(v) for v in vs)}" for m, vs in (n.get("values") or {}).items())
-        return f"{vals}" + (f" (ratio {_num(n.get('ratio'))})" if n.get("ratio") is not None else "")
-    eff = n.get("effect") or {}
-    parts = []
-    if claim.get("kind") == "trend":
-        parts.append("median gap per setting " + ", ".join(_num(g) for g in eff.get("estimate") or []))
-    elif eff:
-        alpha = n.get("alpha", 0.05)
-        parts.append(f"{eff.get('name')} {_num(eff.get('estimate'))}, {1 - 2 * alpha:.0%} CI "
-                     f"{_ci(eff.get('ci'))}")
-    if n.get("margin") is not None:
-        parts.append(f"margin {_num(n['margin'])}")
-    if n.get("p_for") is not None:
-        parts.append(f"{n.get('test')}: p = {_num(n.get('p_for'))}, adjusted {_num(n.get('p_for_adj'))} "
-                     f"(m = {_num(n.get('family_size'))})")
-    ns = n.get("n")
-    if ns:
-        parts.append("n = " + " vs ".join(_num(k) for k in ns))
-    if n.get("power_1sd") is not None:
-        parts.append(f"power at a 1-SD effect {_num(n['power_1sd'])}")
-    return "; ".join(parts) or "—"
-
-
-def _ci(ci: Any) -> str:
-    lo, hi = (list(ci) + [None, None])[:2] if isinstance(ci, (list, tuple)) else (None, None)
-    return f"[{'-inf' if lo is None else _num(lo)}, {'+inf' if hi is None else _num(hi)}]"
-
-
-def _settings_table(rows: list[dict]) -> str:
-    """Every resolved setting in which the two sides of a comparison differ, with provenance."""
-    if not rows:
-        return ""
-    body = "".join(
-        f"<tr><td>{_e(r.get('experiment', ''))}</td><td><code>{_e(r.get('setting', ''))}</code></td>"
-        f"<td>{_e(r.get('method'))}<br><span class=rule>{_e(r.get('method_source', ''))}</span></td>"
-        f"<td>{_e(r.get('baseline'))}<br><span class=rule>{_e(r.get('baseline_source', ''))}</span></td></tr>"
-        for r in rows)
-    return ("<details><summary>settings that differ between the two sides</summary><table class=settings>"
-            "<tr><th>experiment</th><th>setting</th><th>method (source)</th><th>baseline (source)</th></tr>"
-            f"{body}</table></details>")
+    return f"{num(v)} [{num(lo)}, {num(hi)}]"
 
 
 def _list(items: Iterable[Any]) -> str:
     lis = []
     for it in items:
         if isinstance(it, dict):
-            lis.append("; ".join(f"<b>{_e(k)}</b>: {_e(v)}" for k, v in it.items()))
+            lis.append("; ".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in it.items()))
         else:
-            lis.append(_e(it))
+            lis.append(esc(it))
     return "<ul>" + "".join(f"<li>{x}</li>" for x in lis) + "</ul>" if lis else ""
 
 
@@ -143,7 +75,7 @@ def _deviations(cfg: dict, scale: str) -> str:
             parts.append(f"<p><b>{title}</b></p>{_list(items)}")
     for exp_id, exp in (cfg.get("experiments") or {}).items():
         sc = ((exp or {}).get("scales") or {}).get(scale)
-        name = f"{_e(exp_id)}: {_e((exp or {}).get('title', ''))}"
+        name = f"{esc(exp_id)}: {esc((exp or {}).get('title', ''))}"
         if sc is None:
             parts.append(f"<p><b>{name}</b></p><ul><li>not run at this scale</li></ul>")
         elif sc.get("deviations"):
@@ -156,160 +88,13 @@ def _unverified(cfg: dict) -> str:
     if not items:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(it.get('option', ''))}</td><td>{_e(it.get('default', ''))}</td>"
-        f"<td>{_e(it.get('source', ''))}</td></tr>" if isinstance(it, dict) else
-        f"<tr><td colspan=3>{_e(it)}</td></tr>" for it in items)
+        f"<tr><td>{esc(it.get('option', ''))}</td><td>{esc(it.get('default', ''))}</td>"
+        f"<td>{esc(it.get('source', ''))}</td></tr>" if isinstance(it, dict) else
+        f"<tr><td colspan=3>{esc(it)}</td></tr>" for it in items)
     return ('<h3>Unverified settings</h3><p class="note">Details the paper leaves open, or where '
             "the paper and the authors' code disagree: each is a config option; the default used "
             "here is our best reading and may differ from what produced the paper's figures.</p>"
             f"<table><tr><th>option</th><th>default used</th><th>source / reasoning</th></tr>{rows}</table>")
-
-
-def _claims_table(claims: list[dict], paper: str | None = None) -> str:
-    head = ("<tr>" + ("<th>paper</th>" if paper is None else "")
-            + "<th>claim</th><th>statement</th><th>verdict</th><th>numbers</th></tr>")
-    rows = []
-    for c in claims:
-        first = f"<td>{_e(c.get('_paper', ''))}</td>" if paper is None else ""
-        rows.append(f"<tr>{first}<td><code>{_e(c.get('id', ''))}</code></td><td>{_e(c.get('statement', ''))}</td>"
-                    f"<td>{_badge(str(c.get('verdict', '')))}</td><td class=num>{_e(key_numbers(c))}</td></tr>")
-    return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No claims.</p>"
-
-
-def guard_text(claim: dict) -> str:
-    """The guards' findings on one claim, in one line (pipeline/guards.py)."""
-    g = claim.get("guards") or {}
-    if g.get("unchecked"):
-        return f"guards: unchecked ({g['unchecked']})"
-    parts = []
-    if g.get("fired"):
-        parts.append("FIRED: " + "; ".join(g["fired"]))
-    step0 = g.get("step0") or {}
-    if step0:
-        parts.append(f"on untrained agents: {step0.get('verdict')}"
-                     + (" (holds by construction)" if step0.get("by_construction") else ""))
-    learned = [f"{c['method']} {c['status']}" + (f" (p {_num(c.get('p'))})" if c.get("p") is not None else "")
-               + (f", descriptively {c['descriptive']}" if c.get("descriptive") else "")
-               for c in g.get("learned") or []]
-    if learned:
-        parts.append("learned? " + ", ".join(dict.fromkeys(learned)))
-    if g.get("baseline_fails_declared"):
-        parts.append(f"baseline failing is the paper's own finding: {g['baseline_fails_declared']}")
-    return ("guards: " + " · ".join(parts)) if parts else ""
-
-
-_VERDICT_COLOUR = {"reproduced": "#1a7f37", "not_reproduced": "#cf222e", "inconclusive": "#9a6700",
-                   "not_decidable": "#6e7781", "fact": "#0969da"}
-
-
-def oriented_effect(claim: dict) -> tuple[float, float | None, float | None] | None:
-    """A tested claim's effect and CI turned so that > 0 is the claimed direction: the
-    Hodges-Lehmann shift (plus the margin for 'not worse'), or the median minus the threshold;
-    None where there is no single effect (trend claims, facts, no data)."""
-    n = claim.get("numbers") or {}
-    eff = n.get("effect") or {}
-    est = eff.get("estimate")
-    if claim.get("kind") not in ("compare", "noninferior", "threshold") or not isinstance(est, (int, float)):
-        return None
-    lo, hi = (list(eff.get("ci") or []) + [None, None])[:2]
-    shift = -float(eff["threshold"]) if "threshold" in eff else float(n.get("margin") or 0.0)
-    sign = 1.0 if n.get("higher_is_better", True) else -1.0
-    vals = [None if v is None else sign * (float(v) + shift) for v in (est, lo, hi)]
-    e, a, b = vals
-    if sign < 0:
-        a, b = b, a
-    return e, a, b
-
-
-def forest_svg(claims: list[dict]) -> str:
-    """One row per tested claim: its effect and CI on the row's own scale, > 0 = the claimed
-    direction, coloured by verdict; a guard that fired is marked. Rows differ in units, so each
-    is scaled to its own largest |value|: the picture shows direction and certainty, the
-    ledger the numbers."""
-    rows = [(c, oe) for c in claims if (oe := oriented_effect(c)) is not None]
-    if not rows:
-        return ""
-    width, label_w, row_h, pad = 760, 330, 18, 8
-    plot_w = width - label_w - 2 * pad
-    mid = label_w + pad + plot_w / 2
-    height = row_h * len(rows) + 2 * pad + 14
-    out = [f'<svg class=forest role="img" aria-label="forest plot of the claims\' effects" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}">',
-           f'<line x1="{mid}" y1="{pad}" x2="{mid}" y2="{height - pad - 14}" stroke="#57606a" stroke-dasharray="3,3"/>',
-           f'<text x="{mid}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#57606a">'
-           '0 (claimed direction →)</text>']
-    for i, (c, (e, lo, hi)) in enumerate(rows):
-        y = pad + i * row_h + row_h / 2
-        scale = max(abs(v) for v in (e, lo, hi) if v is not None and v == v and abs(v) != float("inf")) or 1.0
-        x = lambda v: mid + (plot_w / 2 - 6) * max(-1.0, min(1.0, v / scale))  # noqa: E731
-        colour = _VERDICT_COLOUR.get(str(c.get("verdict")), "#9a6700")
-        fired = bool((c.get("guards") or {}).get("fired"))
-        label = ("⚠ " if fired else "") + str(c.get("id", ""))
-        out.append(f'<text x="{label_w}" y="{y + 4}" font-size="11" text-anchor="end" '
-                   f'fill="{"#9a3412" if fired else "#1d2125"}">{_e(label[:52])}</text>')
-        a = x(lo) if lo is not None else label_w + pad
-        b = x(hi) if hi is not None else width - pad
-        out.append(f'<line x1="{a:.1f}" y1="{y}" x2="{b:.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<circle cx="{x(e):.1f}" cy="{y}" r="4" fill="{colour}"><title>{_e(c.get("id"))}: '
-                   f'{_e(c.get("verdict"))}</title></circle>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _ledger(claims: list[dict], procedure: dict | None = None, plumbing_only: bool = False) -> str:
-    if not claims:
-        return "<p>No claims configured.</p>"
-    paper_claims = [c for c in claims if not c.get("extra")]
-    extra = [c for c in claims if c.get("extra")]
-    table = _ledger_table(paper_claims)
-    if extra:
-        table += ("<h4>Beyond the paper</h4><p class=rule>Tasks or comparisons the paper did not run: decided "
-                  "in a Holm family of their own, not counted among the paper's claims.</p>" + _ledger_table(extra))
-    head = ""
-    if plumbing_only:
-        head += ('<p class=plumbing><b>Plumbing check only.</b> Smoke runs are seconds long: these verdicts '
-                 "show that the pipeline decides claims end to end, not whether the paper reproduces. "
-                 "The guards are shown, not applied in earnest: runs this short are not expected to learn.</p>")
-    if procedure:
-        head += f"<p class=rule>Procedure: {_e(procedure.get('rule', ''))}</p>"
-    return head + table
-
-
-def _ledger_table(claims: list[dict]) -> str:
-    out = []
-    for c in claims:
-        src = f" <span class=meta>({_e(c['source'])})</span>" if c.get("source") else ""
-        exp = c.get("experiment") or " → ".join(c.get("experiments") or [])
-        vs = f" vs <code>{_e(c['baseline'])}</code>" if c.get("baseline") else ""
-        named = (f" Differs by design in: {_e(', '.join(c['differs_by']))}"
-                 + (f" ({_e(c['differs_reason'])})" if c.get("differs_reason") else "") + "."
-                 if c.get("differs_by") else "")
-        if c.get("extra"):
-            named += f" Beyond the paper: {_e(c.get('extra_reason', ''))}."
-        meas = c.get("measured_differ") or []
-        if meas:
-            named += " Measured differences: " + _e("; ".join(
-                f"{m['quantity']} {_num(m['method'])} vs {_num(m['baseline'])} ({m['experiment']})"
-                + ("" if m.get("named") else " — NOT NAMED in differs_by") for m in meas)) + "."
-        if c.get("env_at_scale"):
-            named += " Runs here: " + _e("; ".join(f"{e} {kw}" for e, kw in c["env_at_scale"].items())) + "."
-        frac = c.get("budget_fraction") or {}
-        if frac:
-            named += (" Rests on " + ", ".join(f"{100 * v:.3g} % of the paper scale's {k}" for k, v in frac.items())
-                      + ".")
-        gtxt = guard_text(c)
-        fired = bool((c.get("guards") or {}).get("fired"))
-        guard_html = (f"<br><span class='{'guard fired' if fired else 'guard'}'>{_e(gtxt)}</span>" if gtxt else "")
-        out.append(
-            f"<tr><td><code>{_e(c.get('id', ''))}</code><br>{_badge(str(c.get('verdict', '')))}</td>"
-            f"<td>{_e(c.get('statement', ''))}{src}<br><span class=rule>{_e(c.get('kind', ''))}: "
-            f"<code>{_e(c.get('method', ''))}</code>{vs}, experiment {_e(exp)}, metric {_e(c.get('metric', ''))}."
-            f"{named}</span>{_settings_table(c.get('settings_differ') or [])}</td>"
-            f"<td class=num>{_e(key_numbers(c))}<br><span class=rule>{_e(c.get('reason', ''))}</span>"
-            f"{guard_html}</td></tr>")
-    return ('<table class=ledger><colgroup><col class=c1><col class=c2><col class=c3></colgroup>'
-            "<tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
-            "<th>effect, CI, test, adjusted p, n / reason</th></tr>" + "".join(out) + "</table>")
 
 
 def _figures(cfg: dict, figures: list[Path]) -> str:
@@ -320,13 +105,13 @@ def _figures(cfg: dict, figures: list[Path]) -> str:
     for p in sorted((Path(f) for f in figures), key=lambda f: (rank.get(f.stem, len(rank)), f.name)):
         if p.suffix.lower() != ".png":
             continue
-        cap = _e(titles.get(p.stem, p.stem))
+        cap = esc(titles.get(p.stem, p.stem))
         if not p.is_file():
-            out.append(f"<p>Figure <code>{_e(p.name)}</code> is missing.</p>")
+            out.append(f"<p>Figure <code>{esc(p.name)}</code> is missing.</p>")
             continue
         data = base64.b64encode(p.read_bytes()).decode("ascii")
         out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
-                   f"<figcaption>{cap} (<code>{_e(p.name)}</code>)</figcaption></figure>")
+                   f"<figcaption>{cap} (<code>{esc(p.name)}</code>)</figcaption></figure>")
     return f'<div class=figures>{"".join(out)}</div>' if out else "<p>No figures.</p>"
 
 
@@ -339,20 +124,20 @@ def _metrics_tables(cfg: dict, stats: dict) -> str:
         exp = stats["experiments"][exp_id]
         title = (exp_cfg.get(exp_id) or {}).get("title", "")
         methods = ordered((exp_cfg.get(exp_id) or {}).get("methods") or [], exp.get("n_runs") or {})
-        runs = ", ".join(f"{_e(m)}: {_e(exp['n_runs'][m])}" for m in methods)
+        runs = ", ".join(f"{esc(m)}: {esc(exp['n_runs'][m])}" for m in methods)
         rows = []
         final = exp.get("final") or {}
         for metric in ordered(labels, final):
             per_method = final[metric] or {}
             for method in ordered(methods, per_method):
                 e = per_method[method] or {}
-                rows.append(f"<tr><td>{_e(labels.get(metric, metric))}</td><td>{_e(method)}</td>"
-                            f"<td class=num>{_e(_est(e.get('iqm'), e.get('iqm_ci')))}</td>"
-                            f"<td class=num>{_e(_est(e.get('mean'), e.get('mean_ci')))}</td>"
-                            f"<td class=num>{_e(_num(e.get('n')))}</td></tr>")
+                rows.append(f"<tr><td>{esc(labels.get(metric, metric))}</td><td>{esc(method)}</td>"
+                            f"<td class=num>{esc(_est(e.get('iqm'), e.get('iqm_ci')))}</td>"
+                            f"<td class=num>{esc(_est(e.get('mean'), e.get('mean_ci')))}</td>"
+                            f"<td class=num>{esc(num(e.get('n')))}</td></tr>")
         table = ("<table><tr><th>metric</th><th>method</th><th>IQM [CI]</th><th>mean [CI]</th><th>n</th></tr>"
                  + "".join(rows) + "</table>") if rows else "<p>No final metrics (no eval.json).</p>"
-        out.append(f"<h4>{_e(exp_id)}{': ' + _e(title) if title else ''}</h4>"
+        out.append(f"<h4>{esc(exp_id)}{': ' + esc(title) if title else ''}</h4>"
                    f"<p class=meta>runs per method — {runs or 'none'}</p>{table}")
     return "".join(out) or "<p>No aggregated results.</p>"
 
@@ -363,21 +148,21 @@ def _paper_section(scale: str, p: dict) -> str:
     settings = stats.get("settings") or {}
     conf = settings.get("confidence")
     conf_txt = f"{conf:.0%}" if isinstance(conf, (int, float)) else "n/a"
-    setting_txt = (f"Intervals: {conf_txt} stratified-bootstrap CIs, {_e(settings.get('reps'))} resamples "
-                   f"(curves {_e(settings.get('curve_reps'))}), random_state {_e(settings.get('random_state'))}"
+    setting_txt = (f"Intervals: {conf_txt} stratified-bootstrap CIs, {esc(settings.get('reps'))} resamples "
+                   f"(curves {esc(settings.get('curve_reps'))}), random_state {esc(settings.get('random_state'))}"
                    if settings else "")
     run_dirs = p.get("run_dirs") or []
     dirs = (f"<details><summary>{len(run_dirs)} run directories</summary>"
             f"{_list(str(d) for d in run_dirs)}</details>") if run_dirs else ""
     return (
-        f'<section id="paper-{_e(pid)}"><h2>{_e(cfg.get("title", pid))}</h2>'
-        f"<p class=meta>paper <code>{_e(pid)}</code> · family {_e(cfg.get('family', ''))} · "
-        f"source: {_e(cfg.get('source', ''))}</p>"
-        f"<p>Runs at this scale: <b>{_e(p.get('n_runs', 0))}</b>. {setting_txt}</p>{dirs}"
+        f'<section id="paper-{esc(pid)}"><h2>{esc(cfg.get("title", pid))}</h2>'
+        f"<p class=meta>paper <code>{esc(pid)}</code> · family {esc(cfg.get('family', ''))} · "
+        f"source: {esc(cfg.get('source', ''))}</p>"
+        f"<p>Runs at this scale: <b>{esc(p.get('n_runs', 0))}</b>. {setting_txt}</p>{dirs}"
         + (f"<h3>Effects at a glance</h3><p class=rule>Each tested claim's effect and interval on its own scale, "
            "right of the dashed line = the claimed direction, coloured by verdict; ⚠ = a guard fired.</p>"
            f"{forest}" if (forest := forest_svg(claims)) else "")
-        + f"<h3>Claims ledger</h3>{_ledger(claims, p.get('procedure'), bool(p.get('plumbing_only')))}"
+        + f"<h3>Claims ledger</h3>{ledger_html(claims, p.get('procedure'), bool(p.get('plumbing_only')))}"
         f"<h3>Figures</h3>{_figures(cfg, p.get('figures') or [])}"
         f"<h3>Final metrics</h3>{_metrics_tables(cfg, stats)}"
         f"<h3>Deviations from the paper at this scale</h3>{_deviations(cfg, scale)}"
@@ -386,16 +171,16 @@ def _paper_section(scale: str, p: dict) -> str:
 
 def _fraction_table(claims: list[dict]) -> str:
     """Verdicts counted by the share of the paper scale's training length they rest on."""
-    from pipeline.design import fraction_bucket
+    from pipeline.power_plan import fraction_bucket
 
     buckets = ("< 1 %", "1-10 %", "10-100 %", "100 %", "unknown")
-    counts = {b: {v: 0 for v in _VERDICT_TEXT} for b in buckets}
+    counts = {b: {v: 0 for v in VERDICT_TEXT} for b in buckets}
     for c in claims:
-        if c.get("verdict") in _VERDICT_TEXT:
+        if c.get("verdict") in VERDICT_TEXT:
             counts[fraction_bucket((c.get("budget_fraction") or {}).get("iterations"))][c["verdict"]] += 1
-    rows = "".join(f"<tr><td>{_e(b)}</td>" + "".join(f"<td class=num>{counts[b][v]}</td>" for v in _VERDICT_TEXT)
+    rows = "".join(f"<tr><td>{esc(b)}</td>" + "".join(f"<td class=num>{counts[b][v]}</td>" for v in VERDICT_TEXT)
                    + "</tr>" for b in buckets if any(counts[b].values()))
-    head = "".join(f"<th>{_e(t)}</th>" for t in _VERDICT_TEXT.values())
+    head = "".join(f"<th>{esc(t)}</th>" for t in VERDICT_TEXT.values())
     return ("<p class=rule>What the verdicts rest on: the share of the paper scale's training length "
             "(env steps or iterations) each claim's runs had.</p>"
             f"<table><tr><th>share of the paper's budget</th>{head}</tr>{rows}</table>")
@@ -404,9 +189,9 @@ def _fraction_table(claims: list[dict]) -> str:
 def _paper_tally(p: dict) -> str:
     """One line per paper: its verdict counts (beyond-paper claims apart) and the guards' findings."""
     claims = p.get("claims") or []
-    pid = _e((p.get("cfg") or {}).get("paper", ""))
+    pid = esc((p.get("cfg") or {}).get("paper", ""))
     own = [c for c in claims if not c.get("extra")]
-    counts = " · ".join(f"{_badge(v)} {n}" for v in _VERDICT_TEXT
+    counts = " · ".join(f"{badge(v)} {n}" for v in VERDICT_TEXT
                         if (n := sum(c.get("verdict") == v for c in own)))
     extra = sum(bool(c.get("extra")) for c in claims)
     fired = sum(bool((c.get("guards") or {}).get("fired")) for c in claims)
@@ -416,25 +201,25 @@ def _paper_tally(p: dict) -> str:
     if fired:
         notes.append(f"guards fired on {fired}")
     return (f'<a href="#paper-{pid}"><b>{pid}</b></a>: {counts or "no claims"}'
-            + (f" <span class=meta>({_e(', '.join(notes))})</span>" if notes else ""))
+            + (f" <span class=meta>({esc(', '.join(notes))})</span>" if notes else ""))
 
 
 def render(scale: str, papers: list[dict]) -> str:
     """The report as an HTML string (see :func:`build`)."""
     all_claims = [{**c, "_paper": (p.get("cfg") or {}).get("paper", "")} for p in papers for c in p.get("claims") or []]
-    counts = {v: sum(c.get("verdict") == v for c in all_claims) for v in _VERDICT_TEXT}
-    tally = " · ".join(f"{_badge(v)} {counts[v]}" for v in _VERDICT_TEXT)
+    counts = {v: sum(c.get("verdict") == v for c in all_claims) for v in VERDICT_TEXT}
+    tally = " · ".join(f"{badge(v)} {counts[v]}" for v in VERDICT_TEXT)
     per_paper = "".join(f"<li>{_paper_tally(p)}</li>" for p in papers)
     by_fraction = _fraction_table(all_claims)
-    toc = " · ".join(f'<a href="#paper-{_e((p.get("cfg") or {}).get("paper", ""))}">'
-                     f'{_e((p.get("cfg") or {}).get("paper", ""))}</a>' for p in papers)
+    toc = " · ".join(f'<a href="#paper-{esc((p.get("cfg") or {}).get("paper", ""))}">'
+                     f'{esc((p.get("cfg") or {}).get("paper", ""))}</a>' for p in papers)
     n_runs = sum(int(p.get("n_runs") or 0) for p in papers)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>rl-repro report — {_e(scale)}</title><style>{_CSS}</style></head><body>\n"
+        f"<title>rl-repro report — {esc(scale)}</title><style>{_CSS}</style></head><body>\n"
         f"<h1>rl-repro reproduction report</h1>"
-        f"<p class=meta>scale <b>{_e(scale)}</b> · {len(papers)} paper(s) · {n_runs} run(s) · generated by "
+        f"<p class=meta>scale <b>{esc(scale)}</b> · {len(papers)} paper(s) · {n_runs} run(s) · generated by "
         "rl-repro from the files in results/ (stats.json, claims.json, figures); the run manifests record "
         "versions, git commit and device.</p>"
         f"<p>Papers: {toc or 'none'}</p>"
@@ -442,7 +227,7 @@ def render(scale: str, papers: list[dict]) -> str:
            "of seconds; it shows the pipeline works end to end, not whether a paper reproduces.</p>"
            if any(p.get("plumbing_only") for p in papers) else "")
         + f"<h2>Claims at a glance</h2><p>{tally}</p><ul class=tally>{per_paper}</ul>{by_fraction}"
-        + f"{_claims_table(all_claims)}\n"
+        + f"{claims_table(all_claims)}\n"
         + "\n".join(_paper_section(scale, p) for p in papers)
         + "\n</body></html>\n")
 

@@ -33,7 +33,7 @@ import yaml
 from methods.common.runapi import UNTRAINED_KEY, Preempted, snapshot
 from pipeline import REPO_ROOT, layout
 from pipeline.config import RunJob
-from pipeline.io import (atomic_write, atomic_write_checked, atomic_write_json, atomic_write_text,
+from pipeline.atomic import (atomic_write, atomic_write_checked, atomic_write_json, atomic_write_text,
                          checksum_path, read_checked)
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the checkpoint is in work/ckpt

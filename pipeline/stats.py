@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import layout
-from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.runfiles import ordered, read_curve, read_final_metrics, read_json, to_float
 
 SUMMARY_COLUMNS = [

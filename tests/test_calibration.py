@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import calibration as cal
-from pipeline import claims, inference, stats
+from pipeline import claims, exact_tests, stats
 from pipeline.config import load_from_files
 
 ALPHA = claims.ALPHA
@@ -37,7 +37,7 @@ def seed_counts() -> dict:
 def test_exact_size_at_most_alpha(seed_counts):
     """Without ties the rejection rate under the null is computable exactly: P(U >= u_crit)."""
     for n1, n2 in seed_counts["compare"]:
-        counts = np.asarray(inference.u_null_counts(n1, n2))
+        counts = np.asarray(exact_tests.u_null_counts(n1, n2))
         tail = np.cumsum(counts[::-1])[::-1] / counts.sum()
         size = tail[tail <= ALPHA + 1e-12].max(initial=0.0)
         assert size <= ALPHA, (n1, n2, size)
@@ -91,7 +91,7 @@ def test_power_reported_and_not_vanishing(seed_counts):
     even the smallest configured design decides most of the time."""
     for n in [(5, 5), (8, 8), (10, 10)]:
         sim = cal.reproduced_rate("compare", n, cal.DISTRIBUTIONS["normal"], shift=1.0, sims=1000)
-        assert sim == pytest.approx(inference.power_two_sample(*n, ALPHA), abs=0.05), n
+        assert sim == pytest.approx(exact_tests.power_two_sample(*n, ALPHA), abs=0.05), n
     smallest = min(seed_counts["compare"] - {(3, 3)})
     assert cal.reproduced_rate("compare", smallest, cal.DISTRIBUTIONS["normal"], shift=3.0, sims=500) > 0.8
 

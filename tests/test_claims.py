@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import claims, design, report
+from pipeline import claims, ledger, power_plan, report
 
 CFG = {
     "paper": "toy",
@@ -180,7 +180,7 @@ def test_claim_restricted_to_scales_is_inconclusive_elsewhere_and_outside_the_fa
 
 def test_explanation_line_has_effect_ci_test_adjusted_p_and_n():
     out = verdict(compare_claim(), stats_with({"reward": {"a": GOOD, "b": BAD}}))
-    line = report.key_numbers(out)
+    line = ledger.key_numbers(out)
     for part in ("Hodges-Lehmann shift", "90% CI", "Mann-Whitney", "adjusted", "n = 5 vs 5", "power"):
         assert part in line, (part, line)
     assert "p 0.003968" in out["explanation"] and "n = 5 vs 5" in out["explanation"]
@@ -191,14 +191,14 @@ def test_design_before_running():
     cfg = {**CFG, "experiments": {"e": {"methods": ["a", "b"], "scales": {
         "small": {"seeds": 2}, "paper": {"seeds": 5, "methods": ["a", "b"]}}}},
         "claims": [compare_claim(), threshold_claim("tv", 0.5)]}
-    small = design.design(cfg, "small")
+    small = power_plan.design(cfg, "small")
     assert [r["status"] for r in small] == ["not decidable", "not decidable"]
-    assert "not decidable at small" in design.design_line(small[0], "small")
-    paper = design.design(cfg, "paper")
+    assert "not decidable at small" in power_plan.design_line(small[0], "small")
+    paper = power_plan.design(cfg, "paper")
     assert paper[0]["status"] == "decidable" and paper[0]["family_size"] == 2
     assert paper[1]["status"] == "decidable late"   # sign test at n = 5: 1/32 > 0.05 / 2
     assert paper[1]["seeds_needed"] == 6            # 1/64 <= 0.025 < 1/32
-    assert "(6 seeds a run set decide it alone)" in design.design_line(paper[1], "paper")
+    assert "(6 seeds a run set decide it alone)" in power_plan.design_line(paper[1], "paper")
     assert 0 < paper[0]["power_1sd"] < 1
 
 
@@ -240,5 +240,5 @@ def test_every_paper_claim_can_be_reproduced_on_its_own_evidence_at_paper_scale(
     for path in sorted((Path(__file__).resolve().parents[1] / "config" / "papers").glob("*.yaml")):
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
         late += [f"{path.name}: {row['id']} needs {row['seeds_needed']} seeds"
-                 for row in design.design(cfg, "paper") if row.get("status") == "decidable late"]
+                 for row in power_plan.design(cfg, "paper") if row.get("status") == "decidable late"]
     assert not late, late

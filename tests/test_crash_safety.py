@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from conftest import REPO, make_workspace, snakemake
-from pipeline import io as pio
+from pipeline import atomic as pio
 from pipeline.layout import Layout
 
 
@@ -266,8 +266,8 @@ def test_every_training_attempt_keeps_its_log(workspace):
 # worst moment.
 KILLED_AT_WRITE = """
 import os, signal, sys
-from pipeline import io, cli
-real, calls = io.atomic_write, []
+from pipeline import atomic, cli
+real, calls = atomic.atomic_write, []
 def half_then_killed(write):
     def wrapped(tmp):
         write(tmp)
@@ -277,7 +277,7 @@ def half_then_killed(write):
 def atomic_write(path, write):
     calls.append(path)
     return real(path, half_then_killed(write) if len(calls) == int(sys.argv[1]) else write)
-io.atomic_write = atomic_write
+atomic.atomic_write = atomic_write
 sys.exit(cli.main(sys.argv[2:]))
 """
 
@@ -347,7 +347,7 @@ def test_kill_mid_write_during_aggregate_and_report_reruns_identically(tmp_path)
 
 SLOW_WRITER = """
 import sys, time
-from pipeline.io import atomic_write
+from pipeline.atomic import atomic_write
 def slow(tmp):
     with open(tmp, "w") as fh:
         fh.write("half of it"); fh.flush()

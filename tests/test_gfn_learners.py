@@ -1,5 +1,5 @@
 """The GFlowNet learner interface: every registered GFlowNet method is a typed learner built by
-``core.entry_points``, and is evaluated with its own sampling policy."""
+``loop.entry_points``, and is evaluated with its own sampling policy."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,7 @@ import torch
 
 import methods
 from methods.common.runapi import MemoryRun
-from methods.gfn import core, rpe, tb
+from methods.gfn import core, loop, rpe, tb
 from methods.gfn.learner import Learner, TrajectoryLearner, TransitionLearner, check_learner
 from methods.gfn.policy import forward_head
 
@@ -67,7 +67,7 @@ def test_a_method_that_forgets_its_policy_cannot_be_evaluated_with_the_wrong_one
     learner = rpe.make_learner(cfg)
     assert isinstance(learner.policy(None, None), rpe.ChildFlowPolicy)
     with pytest.raises(TypeError):
-        core.evaluate_model(cfg, {"net": {}}, 0, "cpu", None)   # type: ignore[call-arg]
+        loop.evaluate_model(cfg, {"net": {}}, 0, "cpu", None)   # type: ignore[call-arg]
 
 
 def test_learner_contract_is_checked_before_training() -> None:
@@ -78,7 +78,7 @@ def test_learner_contract_is_checked_before_training() -> None:
             return log_z
 
     with pytest.raises(TypeError, match="NotALearner is not a GFlowNet learner"):
-        core.train_learner(tb.Config(**TINY), MemoryRun(seed=0), NotALearner())  # type: ignore[arg-type]
+        loop.train_learner(tb.Config(**TINY), MemoryRun(seed=0), NotALearner())  # type: ignore[arg-type]
 
     class Forgetful(TrajectoryLearner):   # no loss
         pass

@@ -3,7 +3,7 @@ same seeds' untrained agents) and no claim holds by construction (the claims onc
 untrained values) — and beyond-paper claims kept out of the paper's Holm family."""
 from __future__ import annotations
 
-from pipeline import claims, design, guards
+from pipeline import claims, guards, power_plan
 
 CFG = {
     "paper": "toy",
@@ -117,32 +117,32 @@ def test_extra_claims_are_a_family_of_their_own():
     sizes = {r["id"]: r["numbers"]["family_size"] for r in recs}
     assert sizes == {"p1": 2, "p2": 2, "x1": 1}
     assert recs[2]["extra"] is True
-    rows = {r["id"]: r for r in design.design(cfg, "small")}
+    rows = {r["id"]: r for r in power_plan.design(cfg, "small")}
     assert rows["p1"]["family_size"] == 2 and rows["x1"]["family_size"] == 1 and rows["x1"]["extra"]
 
 
 def test_oriented_effect_points_the_claimed_direction_right():
-    from pipeline import report
+    from pipeline import ledger
 
     lower = {"kind": "compare", "numbers": {"higher_is_better": False,
                                             "effect": {"estimate": -2.0, "ci": [-3.0, -1.0]}}}
-    assert report.oriented_effect(lower) == (2.0, 1.0, 3.0)
+    assert ledger.oriented_effect(lower) == (2.0, 1.0, 3.0)
     thr = {"kind": "threshold", "numbers": {"higher_is_better": False,
                                             "effect": {"estimate": 0.99, "ci": [0.98, 1.0], "threshold": 1.0}}}
-    e, lo, hi = report.oriented_effect(thr)
+    e, lo, hi = ledger.oriented_effect(thr)
     assert (round(e, 6), round(lo, 6), round(hi, 6)) == (0.01, 0.0, 0.02)
     ni = {"kind": "noninferior", "numbers": {"higher_is_better": True, "margin": 0.5,
                                              "effect": {"estimate": -0.2, "ci": [-0.4, 0.1]}}}
-    assert report.oriented_effect(ni) == (0.3, 0.09999999999999998, 0.6)
-    assert report.oriented_effect({"kind": "trend", "numbers": {}}) is None
+    assert ledger.oriented_effect(ni) == (0.3, 0.09999999999999998, 0.6)
+    assert ledger.oriented_effect({"kind": "trend", "numbers": {}}) is None
 
 
 def test_forest_plot_has_a_row_per_tested_claim_and_marks_fired_guards():
-    from pipeline import report
+    from pipeline import ledger
 
     st = stats({"reward": {"a": TRAINED, "b": UNTRAINED}}, {"reward": {"a": UNTRAINED, "b": UNTRAINED}})
     recs = run([compare(id="fired-one"), compare(id="plain", baseline="a", method="a")], st)
-    svg = report.forest_svg(recs)
+    svg = ledger.forest_svg(recs)
     assert svg.startswith("<svg") and svg.count("<circle") == 2
     assert "⚠ fired-one" in svg and "⚠ plain" not in svg
 
@@ -151,10 +151,10 @@ def test_budget_fraction_from_the_scales():
     cfg = {"experiments": {"e": {"scales": {
         "small": {"iterations": 600, "overrides": {"all": {"hidden": 256}}},
         "paper": {"iterations": 50000, "overrides": {"all": {"hidden": 1024}}}}}}}
-    frac = design.budget_fraction(cfg, {"experiment": "e"}, "small")
+    frac = power_plan.budget_fraction(cfg, {"experiment": "e"}, "small")
     assert frac == {"iterations": 0.012, "hidden": 0.25}
-    assert design.fraction_bucket(frac["iterations"]) == "1-10 %"
-    assert design.budget_fraction(cfg, {"experiment": "e"}, "paper") == {"iterations": 1.0, "hidden": 1.0}
+    assert power_plan.fraction_bucket(frac["iterations"]) == "1-10 %"
+    assert power_plan.budget_fraction(cfg, {"experiment": "e"}, "paper") == {"iterations": 1.0, "hidden": 1.0}
 
 
 def test_noninferior_margin_as_a_share_of_what_the_baseline_learned():

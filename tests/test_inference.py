@@ -1,4 +1,4 @@
-"""pipeline.inference: the exact tests behind the claims ledger, on cases computed by hand."""
+"""pipeline.exact_tests: the exact tests behind the claims ledger, on cases computed by hand."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats as ss
 
-from pipeline import inference as inf
+from pipeline import exact_tests as inf
 
 
 def test_u_null_distribution_by_hand():

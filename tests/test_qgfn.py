@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from methods.common.runapi import MemoryRun
-from methods.gfn import core, qgfn, qgfn_of_max, qgfn_quantile, tb
+from methods.gfn import core, loop, qgfn, qgfn_of_max, qgfn_quantile, tb
 from methods.gfn.policy import masked_log_softmax
 from resume import preempted_then_resumed
 
@@ -198,7 +198,7 @@ def test_core_clips_the_gflownet_only(monkeypatch) -> None:
     (yunglau/QGFN clips the GFlowNet model alone)."""
     seen = []
     real = core.clip_gradients
-    monkeypatch.setattr(core, "clip_gradients", lambda cfg, opt, params: (seen.append(list(params)),
+    monkeypatch.setattr(loop, "clip_gradients", lambda cfg, opt, params: (seen.append(list(params)),
                                                                           real(cfg, opt, params))[1])
     cfg = _cfg(iterations=1, eval_every=1, grad_clip_mode="per_tensor")
     run = MemoryRun(seed=0)

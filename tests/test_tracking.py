@@ -8,7 +8,7 @@ import yaml
 
 from pipeline import tracking
 from pipeline.tracking import store as mlflow_store
-from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.atomic import atomic_write_json, atomic_write_text
 
 N_ROWS = 12
 METRICS = ("exact_tv", "emp_l1", "modes_found", "loss", "log_z")

@@ -1,1 +1,1 @@
-"""GFlowNet family: core (methods/gfn/core.py) and one module per loss or paper method."""
+"""GFlowNet family: core (methods/gfn/core.py), loops (loop.py) and one module per loss or paper method."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.gfn.core import EvaluatedBatch
 
 
@@ -37,4 +37,4 @@ def detailed_balance_residuals(batch: EvaluatedBatch) -> torch.Tensor:
     return log_f_src + batch.log_pf - log_f_dst - batch.log_pb
 
 
-make_learner, train, evaluate = core.entry_points(lambda cfg: DetailedBalance())
+make_learner, train, evaluate = loop.entry_points(lambda cfg: DetailedBalance())

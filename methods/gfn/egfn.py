@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from methods.common.constraints import Bound, at_least, within
-from methods.gfn import core, db, tb
+from methods.gfn import core, db, loop, tb
 
 
 @dataclass
@@ -190,5 +190,5 @@ class Population:
             a.load_state_dict(sd)
 
 
-make_learner, train, evaluate = core.entry_points(
+make_learner, train, evaluate = loop.entry_points(
     lambda cfg: LOSSES[cfg.base_loss](), explorer_factory=Population)

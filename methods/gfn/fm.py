@@ -37,9 +37,9 @@ from typing import Any, ClassVar
 import torch
 
 from methods.common.constraints import Bound, at_least
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.gfn.core import EvaluatedBatch
-from methods.gfn.graph import Nodes, batch_nodes, parent_outputs
+from methods.gfn.flow_nodes import Nodes, batch_nodes, parent_outputs
 from methods.gfn.policy import masked_logsumexp
 
 
@@ -102,5 +102,5 @@ class FlowMatching(core.TrajectoryLearner):
         return (w * res.pow(2)).sum() / res.numel()
 
 
-make_learner, train, evaluate = core.entry_points(
+make_learner, train, evaluate = loop.entry_points(
     lambda cfg: FlowMatching(cfg.fm_epsilon, cfg.leaf_coef))

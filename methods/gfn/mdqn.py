@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.gfn import core, soft_dqn
+from methods.gfn import loop, soft_dqn
 
 
 @dataclass
@@ -14,4 +14,4 @@ class Config(soft_dqn.Config):
     munchausen_l0: float = -100.0
 
 
-make_learner, train, evaluate = core.entry_points(soft_dqn.SoftQLearning)
+make_learner, train, evaluate = loop.entry_points(soft_dqn.SoftQLearning)

@@ -34,7 +34,12 @@ class PolicyNet(nn.Module):
         return out[..., :a], out[..., a:a + b], out[..., a + b]
 
 
-def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor, empty_rows_finite: bool = False) -> torch.Tensor:
+    """log-softmax over the entries where ``mask`` holds. A row with none allowed is NaN, or, with
+    ``empty_rows_finite``, the plain log-softmax of its logits (for callers that compute every row
+    and discard those, so that no NaN reaches a gradient: the goal-conditioned core)."""
+    if empty_rows_finite:
+        mask = mask | ~mask.any(-1, keepdim=True)
     return torch.log_softmax(logits.masked_fill(~mask, -math.inf), dim=-1)
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from methods.common.constraints import Bound, at_least, within
 from methods.common.target import frozen_copy, polyak_
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.gfn.metrics import flat_reward
 from methods.gfn.policy import Policy, PolicyNet, masked_log_softmax
 from methods.gfn.tb import trajectory_balance_residuals, uniform_log_pb
@@ -248,7 +248,7 @@ def make_learner(cfg: Config) -> QGFNLearner:
     return QGFNLearner(cfg)
 
 
-_, train, _evaluate_at = core.entry_points(make_learner)
+_, train, _evaluate_at = loop.entry_points(make_learner)
 
 
 def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",

@@ -45,7 +45,7 @@ import torch
 
 from methods.common.target import frozen_copy, polyak_
 from methods.common.constraints import Bound, within
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.gfn.core import EvaluatedBatch
 from methods.gfn.policy import ExactLogitsPolicy, masked_logsumexp
 
@@ -230,4 +230,4 @@ def make_loss(cfg: Config) -> RectifiedPolicyEvaluation:
     return RectifiedPolicyEvaluation(cfg.loss_space, cfg.target_tau, cfg.reward_beta)
 
 
-make_learner, train, evaluate = core.entry_points(make_loss)
+make_learner, train, evaluate = loop.entry_points(make_loss)

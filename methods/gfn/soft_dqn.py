@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from methods.common.target import frozen_copy, polyak_
 from methods.common.constraints import Bound, at_least, at_most, within
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.common.replay import TransitionReplay
 
 
@@ -129,4 +129,4 @@ class SoftQLearning(core.TransitionLearner):
         self.buffer.load_state_dict(d["buffer"])
 
 
-make_learner, train, evaluate = core.entry_points(SoftQLearning)
+make_learner, train, evaluate = loop.entry_points(SoftQLearning)

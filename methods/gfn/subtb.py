@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from methods.common.constraints import Bound, positive
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.gfn.core import EvaluatedBatch
 
 
@@ -87,5 +87,5 @@ class SubTrajectoryBalance(core.TrajectoryLearner):
         return per_traj.mean()
 
 
-make_learner, train, evaluate = core.entry_points(
+make_learner, train, evaluate = loop.entry_points(
     lambda cfg: SubTrajectoryBalance(cfg.lamda, cfg.use_log_z))

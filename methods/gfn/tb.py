@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.gfn import core
+from methods.gfn import core, loop
 from methods.gfn.core import EvaluatedBatch
 
 
@@ -51,5 +51,5 @@ def trajectory_balance_residuals(batch: EvaluatedBatch, log_z: torch.Tensor,
     return log_z + batch.log_pf.sum(1) - batch.log_reward - log_pb.sum(1)
 
 
-make_learner, train, evaluate = core.entry_points(
+make_learner, train, evaluate = loop.entry_points(
     lambda cfg: TrajectoryBalance(cfg.uniform_pb))

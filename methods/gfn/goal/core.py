@@ -10,10 +10,10 @@ Every policy is conditioned on a goal y; the reward is R(x | y) = 1[x = y]. Piec
 * ``rollout`` (forward, goal-conditioned) and ``backward_synthesis`` (a backward rollout from the
   goal with P_B(·|s, y), reversed into a forward trajectory that ends at y).
 * ``db_residuals`` / ``db_loss``: the conditional detailed-balance objective.
-* ``GoalReplay``: the code's prioritised buffer of trajectories with a paired slot (the synthetic
-  or relabelled trajectory stored at the index of its forward trajectory).
-* ``train_learner`` / ``evaluate_model``: the training loop (curves, resumable checkpoints) and the
-  final success-rate evaluation. A method is a ``GoalLearner`` (``methods/gfn/goal/*.py``).
+* ``GoalLearner``: what a method is (``methods/gfn/goal/*.py``).
+
+The replay buffer with a paired slot is in ``replay.py``; the training loop (curves, resumable
+checkpoints) and the final success-rate evaluation in ``loop.py``.
 
 Trajectories are padded forward-action sequences ``[B, L]`` (pad -1) with their goals ``[B, G]``;
 states are recomputed from them by the environment (``envs/goal_grid.py``, ``envs/goal_seq.py``).
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import envs
+from methods.gfn.policy import masked_log_softmax
 from methods.common.method_config import MethodConfig
 from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.gfn.goal.replay import ReplayBatch
@@ -149,12 +150,6 @@ def net_inputs(env: Any, states: torch.Tensor, goals: torch.Tensor) -> torch.Ten
     return torch.cat([env.obs(states), env.goal_obs(goals)], -1)
 
 
-def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the allowed entries; rows with none allowed are left finite (unused)."""
-    mask = mask | ~mask.any(-1, keepdim=True)
-    return logits.masked_fill(~mask, float("-inf")).log_softmax(-1)
-
-
 # ------------------------------------------------------------------------------ rollouts
 # (states, goals, forward mask, generator) -> actions
 Chooser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
@@ -166,7 +161,7 @@ def forward_sampler(env: Any, net: GoalNet) -> Chooser:
     def choose(states: torch.Tensor, goals: torch.Tensor, mask: torch.Tensor,
                gen: torch.Generator) -> torch.Tensor:
         logits = net(net_inputs(env, states, goals))[0]
-        probs = masked_log_softmax(logits, mask).exp()
+        probs = masked_log_softmax(logits, mask, empty_rows_finite=True).exp()
         return torch.multinomial(probs, 1, generator=gen).squeeze(1)
 
     return choose
@@ -213,7 +208,7 @@ def backward_synthesis(env: Any, net: GoalNet, goals: torch.Tensor, gen: torch.G
             break
         sa = s[active]
         logits = net(net_inputs(env, sa, goals[active]))[1]
-        probs = masked_log_softmax(logits, env.backward_mask(sa)).exp()
+        probs = masked_log_softmax(logits, env.backward_mask(sa), empty_rows_finite=True).exp()
         back = torch.multinomial(probs, 1, generator=gen).squeeze(1)
         parent, fwd = env.backward_step(sa, back)
         taken[active, t] = fwd
@@ -243,7 +238,8 @@ def terminal_log_target(reward: torch.Tensor, scale: float = 1.0) -> torch.Tenso
 def pb_kl_to_uniform(pb_logits: torch.Tensor, bmask: torch.Tensor) -> torch.Tensor:
     """KL(uniform ‖ P_B(·|s, y)) per state, uniform over all backward actions and masked ones at
     log-probability -1e9, as the code's KLDivLoss sees them; 0 at states without parents."""
-    logp = torch.where(bmask, masked_log_softmax(pb_logits, bmask), torch.full_like(pb_logits, MASKED_LOG_PROB))
+    logp = torch.where(bmask, masked_log_softmax(pb_logits, bmask, empty_rows_finite=True),
+                       torch.full_like(pb_logits, MASKED_LOG_PROB))
     n = pb_logits.shape[-1]
     kl = ((-math.log(n) - logp) / n).sum(-1)
     return torch.where(bmask.any(-1), kl, torch.zeros_like(kl))
@@ -268,8 +264,8 @@ def db_residuals(env: Any, net: GoalNet, actions: torch.Tensor, goals: torch.Ten
     flat = states[visited]
     pf_logits, pb_logits, log_f_v = net(net_inputs(env, flat, goals[rows]))
     bmask = env.backward_mask(flat)
-    log_pf_all = masked_log_softmax(pf_logits, env.forward_mask(flat))
-    log_pb_all = masked_log_softmax(pb_logits, bmask)
+    log_pf_all = masked_log_softmax(pf_logits, env.forward_mask(flat), empty_rows_finite=True)
+    log_pb_all = masked_log_softmax(pb_logits, bmask, empty_rows_finite=True)
 
     pf_full = log_pf_all.new_zeros((B, L + 1, env.n_actions))
     pf_full[visited] = log_pf_all

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pipeline import inference as inf
+from pipeline import exact_tests as inf
 
 TESTED_KINDS = ("compare", "noninferior", "threshold", "trend")
 ALPHA = 0.05
