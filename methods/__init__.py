@@ -1,6 +1,9 @@
 """The algorithms. Each method module exposes ``Config`` (a dataclass whose defaults are the
 paper's), ``train(cfg, run)`` and ``evaluate(cfg, model_path, seed)``; it knows nothing of
-Snakemake, MLflow or the file layout (see methods.common.runapi)."""
+Snakemake, MLflow or the file layout (see methods.common.runapi).
+
+A registry entry is a module path, or ``"<table module>:<entry>"`` for a thin variant (another
+method's ``Config`` with other defaults, methods/common/variants.py)."""
 from __future__ import annotations
 
 import importlib
@@ -41,32 +44,32 @@ METHODS: dict[str, str] = {
     "sin_droq": "methods.control.sin_droq",
     # value-based multi-agent RL on MPE (EPyMARL style)
     "qmix": "methods.marl.value.qmix",
-    "qmix_fups": "methods.marl.value.qmix_fups",
-    "qmix_nops": "methods.marl.value.qmix_nops",
-    "qmix_multih": "methods.marl.value.qmix_multih",
-    "vdn": "methods.marl.value.vdn",
+    "qmix_fups": "methods.marl.value.variants:qmix_fups",
+    "qmix_nops": "methods.marl.value.variants:qmix_nops",
+    "qmix_multih": "methods.marl.value.variants:qmix_multih",
+    "vdn": "methods.marl.value.variants:vdn",
     "qmix_snp": "methods.marl.value.qmix_snp",
     "qmix_seps": "methods.marl.value.seps",
     "kaleidoscope": "methods.marl.value.kaleidoscope",
     "mast": "methods.marl.value.mast",
     "qmix_tiny": "methods.marl.value.qmix_tiny",
-    "qmix_ss": "methods.marl.value.qmix_ss",
-    "qmix_set": "methods.marl.value.qmix_set",
-    "qmix_rigl": "methods.marl.value.qmix_rigl",
-    "qmix_rlx2": "methods.marl.value.qmix_rlx2",
+    "qmix_ss": "methods.marl.value.variants:qmix_ss",
+    "qmix_set": "methods.marl.value.variants:qmix_set",
+    "qmix_rigl": "methods.marl.value.variants:qmix_rigl",
+    "qmix_rlx2": "methods.marl.value.variants:qmix_rlx2",
     "wqmix": "methods.marl.value.wqmix",
-    "wqmix_nops": "methods.marl.value.wqmix_nops",
+    "wqmix_nops": "methods.marl.value.variants:wqmix_nops",
     "mast_wqmix": "methods.marl.value.mast_wqmix",
     "res": "methods.marl.value.res",
-    "res_nops": "methods.marl.value.res_nops",
+    "res_nops": "methods.marl.value.variants:res_nops",
     "mast_res": "methods.marl.value.mast_res",
     # actor-critic multi-agent RL on multi-agent MuJoCo (HARL-style MATD3)
     "matd3": "methods.marl.actor_critic.matd3",
-    "matd3_id": "methods.marl.actor_critic.matd3_id",
-    "matd3_ens": "methods.marl.actor_critic.matd3_ens",
-    "matd3_nops": "methods.marl.actor_critic.matd3_nops",
-    "matd3_multih": "methods.marl.actor_critic.matd3_multih",
-    "matd3_snp": "methods.marl.actor_critic.matd3_snp",
+    "matd3_id": "methods.marl.actor_critic.variants:matd3_id",
+    "matd3_ens": "methods.marl.actor_critic.variants:matd3_ens",
+    "matd3_nops": "methods.marl.actor_critic.variants:matd3_nops",
+    "matd3_multih": "methods.marl.actor_critic.variants:matd3_multih",
+    "matd3_snp": "methods.marl.actor_critic.variants:matd3_snp",
     "matd3_seps": "methods.marl.actor_critic.matd3_seps",
     "kalei_matd3": "methods.marl.actor_critic.kaleidoscope_matd3",
 }
@@ -86,5 +89,23 @@ def module_name(method: str) -> str:
     return METHODS[method]
 
 
+def variant_of(method: str) -> tuple[str, str] | None:
+    """``(table module, entry)`` where ``method`` is a thin variant, else None."""
+    table, sep, entry = module_name(method).partition(":")
+    return (table, entry) if sep else None
+
+
+_VARIANT_MODULES: dict[str, ModuleType] = {}
+
+
 def load(method: str) -> ModuleType:
-    return importlib.import_module(module_name(method))
+    variant = variant_of(method)
+    if variant is None:
+        return importlib.import_module(module_name(method))
+    if method not in _VARIANT_MODULES:     # one module (one Config class) per variant and process
+        from methods.common.variants import make_variant
+
+        table, entry = variant
+        spec = importlib.import_module(table).VARIANTS[entry]
+        _VARIANT_MODULES[method] = make_variant(method, load(spec["base"]), spec)
+    return _VARIANT_MODULES[method]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -125,16 +126,43 @@ def _unchanged(stamped: tuple[tuple[str, tuple[int, int]], ...]) -> bool:
     return True
 
 
+def variant_entry(table: str, entry: str, root: Path = REPO_ROOT) -> dict:
+    """A thin variant's ``base`` and ``settings`` (methods/common/variants.py), read from the
+    table's source under ``root`` without importing it: what its runs' hash covers, so editing
+    one entry (or the table's prose) reruns that variant's runs only."""
+    path = _module_file(table, root)
+    if path is None:
+        raise FileNotFoundError(f"variant table {table} not found under {root}")
+    for node in ast.parse(path.read_text()).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and target.id == "VARIANTS" and isinstance(node.value, ast.Dict):
+            for key, value in zip(node.value.keys, node.value.values):
+                if isinstance(key, ast.Constant) and key.value == entry and isinstance(value, ast.Dict):
+                    fields = {k.value: v for k, v in zip(value.keys, value.values) if isinstance(k, ast.Constant)}
+                    return {"base": ast.literal_eval(fields["base"]), "settings": ast.literal_eval(fields["settings"])}
+    raise KeyError(f"{path}: VARIANTS has no entry {entry!r}")
+
+
 def method_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
     memo_key = (method, env, str(root))
     hit = _METHOD_HASHES.get(memo_key)
     if hit is not None and _unchanged(hit[0]):
         return hit[1]
-    files = module_closure(methods.module_name(method), root) + module_closure(envs.module_of(env), root)
+    variant = methods.variant_of(method)
+    entry = variant_entry(*variant, root) if variant else None
+    module = methods.module_name(entry["base"]) if entry else methods.module_name(method)
+    files = module_closure(module, root) + module_closure(envs.module_of(env), root)
+    if entry:
+        files += module_closure("methods.common.variants", root)
     files += tuple(root / f for f in CONTRACT_FILES)
     files = tuple(sorted(set(files)))
     digest = files_hash(files, root)
-    _METHOD_HASHES[memo_key] = (tuple((str(f), _stat_key(f)) for f in files), digest)
+    if entry:
+        digest = hashlib.sha256(f"{digest}\0{json.dumps(entry, sort_keys=True)}".encode()).hexdigest()[:16]
+    # a variant's stamp includes its table: an edit there re-reads the entry (the hash moves only if it changed)
+    stamped = files + ((_module_file(variant[0], root),) if variant else ())
+    _METHOD_HASHES[memo_key] = (tuple((str(f), _stat_key(f)) for f in stamped), digest)
     return digest
 
 

@@ -41,9 +41,11 @@ def _defaults(method: str) -> dict[str, Any]:
 def resolved_settings(paper_cfg: dict, exp_id: str, scale: str, method: str) -> dict[str, dict]:
     """``{field: {"value", "source"}}`` of every hyper-parameter of ``method`` in an experiment."""
     exp = paper_cfg["experiments"][exp_id]
-    module = methods.module_name(method)
+    variant = methods.variant_of(method)
+    where = (f"{variant[0]}.VARIANTS[{variant[1]!r}] over its base's Config" if variant
+             else f"{methods.module_name(method)}.Config")
     notes = exp.get("sources") or {}
-    out = {k: {"value": v, "source": f"method default ({module}.Config)"} for k, v in _defaults(method).items()}
+    out = {k: {"value": v, "source": f"method default ({where})"} for k, v in _defaults(method).items()}
     for key, (value, where) in overrides_with_provenance(exp, scale, method).items():
         note = notes.get(f"{method}.{key}") or notes.get(key) or "source not stated"
         out[key] = {"value": value, "source": f"experiments.{exp_id}.{where} ({note})"}

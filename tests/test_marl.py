@@ -13,7 +13,7 @@ from envs.mpe import MPETask, direction_to_action, flee_or_forage
 from methods.common.replay import EpisodeReplay
 from methods.common.runapi import MemoryRun
 from methods.marl import agents
-from methods.marl.value import qmix, vdn
+from methods.marl.value import qmix
 from resume import preempted_then_resumed
 
 MARL_METHODS = ("qmix", "qmix_fups", "qmix_nops", "qmix_multih", "vdn")
@@ -245,6 +245,7 @@ def test_configs_registry_and_validation():
         cfg = methods.load(m).Config()
         assert cfg.iterations == 3_050_000 and cfg.eval_every == 50_000 and cfg.eval_episodes == 100
         assert (cfg.lr, cfg.batch_size, cfg.buffer_size, cfg.target_update_interval) == (5e-4, 32, 5000, 200)
+    vdn = methods.load("vdn")
     assert (qmix.Config().agent_net, qmix.Config().obs_agent_id, vdn.Config().mixer) == ("fups_id", True, "vdn")
     with pytest.raises(ValueError, match="obs_agent_id"):
         qmix.Config(agent_net="fups", obs_agent_id=True)

@@ -13,7 +13,8 @@ from envs.mamujoco import MaMuJoCoTask
 from methods.common.replay import NStepWriter
 from methods.common.runapi import MemoryRun
 from methods.marl.actor_critic import kaleidoscope_matd3 as kmatd3
-from methods.marl.actor_critic import matd3, matd3_multih, matd3_nops, matd3_seps, matd3_snp
+import methods
+from methods.marl.actor_critic import matd3, matd3_seps
 from methods.marl.seps_clusters import agent_clusters, uniform_box_actions
 from methods.marl.actor_critic.actors import linear_flops
 
@@ -256,7 +257,7 @@ def test_an_agents_actor_step_leaves_the_other_agents_own_parameters_alone(schem
 
 
 def test_snp_ps_actor_keeps_a_fixed_share_of_units_per_agent_and_counts_their_flops() -> None:
-    learner, task = _learner(matd3.MATD3Learner, matd3_snp.Config, hidden=16)
+    learner, task = _learner(matd3.MATD3Learner, methods.load("matd3_snp").Config, hidden=16)
     actor = learner.actor
     assert actor.unit_masks.shape == (2, task.n_agents, 16)
     assert (actor.unit_masks.sum(-1) == 8).all()                      # keep 0.5 of 16
@@ -272,7 +273,7 @@ def test_snp_ps_actor_keeps_a_fixed_share_of_units_per_agent_and_counts_their_fl
     expected = (linear_flops(d, 8) + linear_flops(8, 8) + linear_flops(8, a)) / (
         linear_flops(d, 16) + linear_flops(16, 16) + linear_flops(16, a))
     assert learner.diagnostics()["flops_ratio"] == pytest.approx(expected)
-    nops, _ = _learner(matd3.MATD3Learner, matd3_nops.Config)
+    nops, _ = _learner(matd3.MATD3Learner, methods.load("matd3_nops").Config)
     assert nops.diagnostics()["flops_ratio"] == pytest.approx(1.0)   # each agent runs one dense net
 
 
@@ -334,7 +335,8 @@ def _untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
 
 
-@pytest.mark.parametrize("module", [matd3, kmatd3, matd3_nops, matd3_multih, matd3_seps])
+@pytest.mark.parametrize("module", [matd3, kmatd3, methods.load("matd3_nops"), methods.load("matd3_multih"),
+                                    matd3_seps])
 def test_matd3_is_deterministic_and_resumes_exactly(module) -> None:
     cfg = module.Config(**TINY, **(SEPS_TINY if module is matd3_seps else {}))
     a, b = MemoryRun(seed=4), MemoryRun(seed=4)
