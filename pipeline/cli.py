@@ -220,16 +220,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Before running: which claims the configured seed counts can decide, and their power."""
-    from pipeline import power_plan
+    """Before running: which claims the configured seed counts can decide, their power, and what
+    the runs cost."""
+    from pipeline import costs, power_plan
 
     wf = _workflow(args)
+    measured = costs.load_measured(wf.scale)
+    cost_rows = []
     for name, cfg in wf.papers.items():
         rows = power_plan.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
         print(f"{name} ({wf.scale}): {sum(r.get('status', '').startswith('decidable') for r in rows)} of "
               f"{len(rows)} claims decidable")
+        cost_rows.append(costs.paper_cost(cfg, wf.scale, measured))
+        print("  " + costs.cost_line(cost_rows[-1]))
         for row in rows:
             print("  " + power_plan.design_line(row, wf.scale))
+    print("\n" + costs.cost_table(cost_rows, measured, wf.scale))
     return 0
 
 

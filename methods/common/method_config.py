@@ -7,7 +7,7 @@ experiment's budget (``BUDGET_FIELDS``: the confound check asks a comparison to 
 or to name them)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 from methods.common.constraints import Constrained
@@ -34,3 +34,20 @@ class MethodConfig(Constrained):
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    # ------------------------------------------------------------------ the cost plan
+    # (pipeline/costs.py, bench/cost_bench.py). A family whose updates or env steps follow
+    # another rule than "one update per iteration" overrides these.
+
+    def measure_iterations(self) -> tuple[int, int]:
+        """Short and long run lengths of a throughput measurement (the difference cancels start-up)."""
+        return 20, 60
+
+    def planned_work(self) -> dict[str, int]:
+        """What a run of this config does, counted from its settings before anything runs."""
+        return {"iterations": self.iterations, "updates": self.iterations}
+
+    def measurement_config(self, iterations: int) -> MethodConfig:
+        """This run's settings cut to ``iterations`` for a throughput measurement: evaluations and
+        checkpoints out of the way, nothing else changed."""
+        return replace(self, iterations=iterations, eval_every=10**12, checkpoint_every=10**12)

@@ -11,7 +11,7 @@ resumed run is bit-identical to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
@@ -60,6 +60,17 @@ class ControlConfig(MethodConfig):
     }
     # the control loop logs its curve against environment steps only
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("utd", "start_steps")
+    def measure_iterations(self) -> tuple[int, int]:
+        # after a 1000-step warm-up (the paper's 5k-25k would dominate a short run); about 2000
+        # updates apart whatever the update-to-data ratio
+        return 1200, 1200 + max(100, 2000 // self.utd)
+
+    def planned_work(self) -> dict[str, int]:
+        return {"env_steps": self.iterations, "updates": self.utd * max(0, self.iterations - self.start_steps)}
+
+    def measurement_config(self, iterations: int) -> ControlConfig:
+        return replace(super().measurement_config(iterations), start_steps=min(self.start_steps, 1000),
+                       eval_episodes=1, buffer_size=min(self.buffer_size, iterations))
 
     def __post_init__(self) -> None:
         if self.env != "control":

@@ -98,6 +98,10 @@ class GFNConfig(MethodConfig):
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step", "trajectories")
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("online_batch", "train_steps")
 
+    def planned_work(self) -> dict[str, int]:
+        return {"iterations": self.iterations, "updates": self.iterations * self.train_steps,
+                "trajectories": self.iterations * self.online_batch}
+
 
 # ----------------------------------------------------------------- trajectory evaluation
 @dataclass

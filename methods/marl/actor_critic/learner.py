@@ -43,7 +43,7 @@ module.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -109,6 +109,17 @@ class Config(MethodConfig):
     }
     # (the family-wide list of old, QMIX's batch_size, missed MATD3's batch entirely)
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("batch", "buffer_size", "updates_per_train")
+    def measure_iterations(self) -> tuple[int, int]:
+        # after a 1000-step warm-up (the paper's 10k would dominate a short run)
+        return 1500, 3500
+
+    def planned_work(self) -> dict[str, int]:
+        rounds = max(0, self.iterations - self.start_steps) // self.train_interval
+        return {"env_steps": self.iterations, "updates": rounds * self.updates_per_train}
+
+    def measurement_config(self, iterations: int) -> Config:
+        return replace(super().measurement_config(iterations), start_steps=min(self.start_steps, 1000),
+                       eval_episodes=1, buffer_size=min(self.buffer_size, iterations))
 
     def __post_init__(self) -> None:
         if self.env != "mamujoco":

@@ -38,7 +38,7 @@ generator, so a resumed run is bit-identical to an uninterrupted one on CPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -103,6 +103,16 @@ class Config(MethodConfig):
         "td_lambda": within(0, 1), "batch_size_run": at_least(1),
     }
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "buffer_size")
+    def measure_iterations(self) -> tuple[int, int]:
+        # learner steps start once ``batch_size`` episodes are stored (800-4000 env steps)
+        return 5000, 12000
+
+    def planned_work(self) -> dict[str, int]:
+        # one learner step per batch of episodes: their count depends on episode lengths, not on the config
+        return {"env_steps": self.iterations}
+
+    def measurement_config(self, iterations: int) -> Config:
+        return replace(super().measurement_config(iterations), eval_episodes=1)
 
     def __post_init__(self) -> None:
         if self.env not in TASKS:
