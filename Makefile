@@ -51,6 +51,7 @@ test: venv
 
 lint: venv
 	@test -x $(RUFF_VENV)/bin/ruff || { $(PYTHON) -m venv $(RUFF_VENV) && $(RUFF_VENV)/bin/pip install -q ruff==$(RUFF_VERSION); }
+	$(RUFF_VENV)/bin/ruff format --check .
 	$(RUFF_VENV)/bin/ruff check .
 	$(BIN)/snakemake --lint
 

@@ -49,6 +49,7 @@ sum(collection_time); updates_per_s = optimizer steps / sum(training_time); ``wa
 wall time of ``Experiment.run()`` as a whole. The first ``warmup_iters`` iterations (default 0,
 as our side, whose timers also cover the whole run) can be left out of both sums.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,10 +59,23 @@ import time
 import types
 import warnings
 
-DEFAULTS = {"steps": 3000, "seed": 0, "threads": 1, "batch_episodes": 32, "episode_len": 25,
-            "hidden": 64, "mixing_embed": 32, "lr": 5e-4, "gamma": 0.99, "grad_clip": 10.0,
-            "target_update": 200, "epsilon_start": 1.0, "epsilon_finish": 0.05,
-            "model": "gru_seq", "warmup_iters": 0}
+DEFAULTS = {
+    "steps": 3000,
+    "seed": 0,
+    "threads": 1,
+    "batch_episodes": 32,
+    "episode_len": 25,
+    "hidden": 64,
+    "mixing_embed": 32,
+    "lr": 5e-4,
+    "gamma": 0.99,
+    "grad_clip": 10.0,
+    "target_update": 200,
+    "epsilon_start": 1.0,
+    "epsilon_finish": 0.05,
+    "model": "gru_seq",
+    "warmup_iters": 0,
+}
 
 
 def register_mpe2_for_torchrl() -> None:
@@ -77,9 +91,16 @@ def build_model(spec: dict):
     import torch
     from benchmarl.models import GruConfig, MlpConfig, SequenceModelConfig
 
-    gru = GruConfig(hidden_size=spec["hidden"], n_layers=1, bias=True, dropout=0.0, compile=False,
-                    mlp_num_cells=[spec["hidden"], spec["hidden"]], mlp_layer_class=torch.nn.Linear,
-                    mlp_activation_class=torch.nn.ReLU)
+    gru = GruConfig(
+        hidden_size=spec["hidden"],
+        n_layers=1,
+        bias=True,
+        dropout=0.0,
+        compile=False,
+        mlp_num_cells=[spec["hidden"], spec["hidden"]],
+        mlp_layer_class=torch.nn.Linear,
+        mlp_activation_class=torch.nn.ReLU,
+    )
     if spec["model"] == "gru":
         return gru
     first = MlpConfig(num_cells=[], layer_class=torch.nn.Linear, activation_class=torch.nn.ReLU)
@@ -130,16 +151,16 @@ def main() -> None:
     cfg.save_folder = tempfile.mkdtemp(prefix="benchmarl-bench-")
 
     model = build_model(spec)
-    exp = Experiment(task=task, algorithm_config=algo, model_config=model,
-                     critic_model_config=model, seed=spec["seed"], config=cfg)
+    exp = Experiment(
+        task=task, algorithm_config=algo, model_config=model, critic_model_config=model, seed=spec["seed"], config=cfg
+    )
 
     timers: list[dict] = []
     original_log = exp.logger.log
 
     def recording_log(dict_to_log: dict, step: int | None = None) -> None:
         if "timers/collection_time" in dict_to_log:
-            timers.append({k: float(v) for k, v in dict_to_log.items()
-                           if k.startswith(("timers/", "counters/"))})
+            timers.append({k: float(v) for k, v in dict_to_log.items() if k.startswith(("timers/", "counters/"))})
         original_log(dict_to_log, step=step)
 
     exp.logger.log = recording_log
@@ -147,27 +168,40 @@ def main() -> None:
     exp.run()
     wall = time.perf_counter() - t0
 
-    timed = timers[spec["warmup_iters"]:]
+    timed = timers[spec["warmup_iters"] :]
     frames = sum(t["counters/current_frames"] for t in timed)
     coll = sum(t["timers/collection_time"] for t in timed)
     train = sum(t["timers/training_time"] for t in timed)
     updates = len(timed) * cfg.off_policy_n_optimizer_steps
-    n_params = sum(p.numel() for p in exp.losses["agent"].parameters() if p.requires_grad) \
-        if "agent" in exp.losses else None
+    n_params = (
+        sum(p.numel() for p in exp.losses["agent"].parameters() if p.requires_grad) if "agent" in exp.losses else None
+    )
     from importlib.metadata import version
 
-    out = {"benchmarl": version("benchmarl"), "torchrl": version("torchrl"),
-           "tensordict": version("tensordict"), "torch": torch.__version__,
-           "pettingzoo": version("pettingzoo"), "mpe2": version("mpe2"),
-           "threads": torch.get_num_threads(), "spec": spec,
-           "groups": {g: list(a) for g, a in exp.group_map.items()},
-           "iterations": len(timers), "timed_iterations": len(timed),
-           "env_steps": int(sum(t["counters/current_frames"] for t in timers)),
-           "timed_env_steps": int(frames), "collection_s": coll, "training_s": train,
-           "wall_s": wall, "env_steps_per_s": frames / coll, "updates_per_s": updates / train,
-           "transitions_per_update": cfg.off_policy_train_batch_size,
-           "learner_transitions_per_s": updates * cfg.off_policy_train_batch_size / train,
-           "loss_params": n_params, "model": spec["model"]}
+    out = {
+        "benchmarl": version("benchmarl"),
+        "torchrl": version("torchrl"),
+        "tensordict": version("tensordict"),
+        "torch": torch.__version__,
+        "pettingzoo": version("pettingzoo"),
+        "mpe2": version("mpe2"),
+        "threads": torch.get_num_threads(),
+        "spec": spec,
+        "groups": {g: list(a) for g, a in exp.group_map.items()},
+        "iterations": len(timers),
+        "timed_iterations": len(timed),
+        "env_steps": int(sum(t["counters/current_frames"] for t in timers)),
+        "timed_env_steps": int(frames),
+        "collection_s": coll,
+        "training_s": train,
+        "wall_s": wall,
+        "env_steps_per_s": frames / coll,
+        "updates_per_s": updates / train,
+        "transitions_per_update": cfg.off_policy_train_batch_size,
+        "learner_transitions_per_s": updates * cfg.off_policy_train_batch_size / train,
+        "loss_params": n_params,
+        "model": spec["model"],
+    }
     print(json.dumps(out))
 
 

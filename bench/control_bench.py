@@ -11,6 +11,7 @@ large-matmul rate on the same thread count.
 
     <venv>/bin/python bench/control_bench.py [--updates 300] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -135,13 +136,13 @@ def flops_per_update(algo: str) -> float:
     """Minimal matmul FLOPs per update and batch, counting a full backward as 2x forward."""
     f_pi = fwd_flops(mlp(OBS, ACT if algo == "td3" else 2 * ACT))
     f_q = fwd_flops(mlp(OBS + ACT, 1))
-    target = f_pi + 2 * f_q                      # a' from the (target) actor, both target critics
-    critic = 3 * 2 * f_q                         # both critics, fwd + bwd
+    target = f_pi + 2 * f_q  # a' from the (target) actor, both target critics
+    critic = 3 * 2 * f_q  # both critics, fwd + bwd
     # the policy loss needs the actor's fwd + bwd and only the critics' fwd + input-gradient
     # backward (2x forward; their weight gradients are not needed)
-    if algo == "td3":                            # every 2nd update: actor and Q1
+    if algo == "td3":  # every 2nd update: actor and Q1
         policy = 0.5 * (3 * f_pi + 2 * f_q)
-    else:                                        # every update: actor and both critics
+    else:  # every update: actor and both critics
         policy = 3 * f_pi + 2 * 2 * f_q
     return BATCH * (target + critic + policy)
 
@@ -183,18 +184,26 @@ def bench(algo: str, buf, updates: int, repeats: int, peak: float) -> dict:
     task = type("Task", (), {"obs_dim": OBS, "act_dim": ACT, "max_action": 1.0})()
     ours = mod.make_agent(mod.Config(), task, torch.device("cpu"), torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
-    ours_step = lambda: ours.update(buf, 0)                     # noqa: E731 (samples inside)
-    ref_step = lambda: ref.update(buf.sample(BATCH, gen))        # noqa: E731
-    rate(ours_step, 10), rate(ref_step, 10)                      # warm-up
+    ours_step = lambda: ours.update(buf, 0)  # noqa: E731 (samples inside)
+    ref_step = lambda: ref.update(buf.sample(BATCH, gen))  # noqa: E731
+    rate(ours_step, 10), rate(ref_step, 10)  # warm-up
     ours_r, ref_r = [], []
     for _ in range(repeats):
         ours_r.append(rate(ours_step, updates))
         ref_r.append(rate(ref_step, updates))
     o, r, flops = statistics.median(ours_r), statistics.median(ref_r), flops_per_update(algo)
     bound = peak * 1e9 / flops
-    return {"algo": algo, "ours_updates_per_s": o, "reference_updates_per_s": r, "ratio": o / r,
-            "ours_runs": ours_r, "reference_runs": ref_r, "flops_per_update": flops,
-            "flop_bound_updates_per_s": bound, "ours_fraction_of_bound": o / bound}
+    return {
+        "algo": algo,
+        "ours_updates_per_s": o,
+        "reference_updates_per_s": r,
+        "ratio": o / r,
+        "ours_runs": ours_r,
+        "reference_runs": ref_r,
+        "flops_per_update": flops,
+        "flop_bound_updates_per_s": bound,
+        "ours_fraction_of_bound": o / bound,
+    }
 
 
 def main() -> None:
@@ -212,14 +221,22 @@ def main() -> None:
     print("| algo | ours upd/s | reference upd/s | ours/ref | MFLOP/update | FLOP bound upd/s | ours/bound |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['algo']} | {r['ours_updates_per_s']:.0f} | {r['reference_updates_per_s']:.0f} | "
-              f"{r['ratio']:.2f}x | {r['flops_per_update'] / 1e6:.0f} | {r['flop_bound_updates_per_s']:.0f} | "
-              f"{r['ours_fraction_of_bound']:.0%} |")
+        print(
+            f"| {r['algo']} | {r['ours_updates_per_s']:.0f} | {r['reference_updates_per_s']:.0f} | "
+            f"{r['ratio']:.2f}x | {r['flops_per_update'] / 1e6:.0f} | {r['flop_bound_updates_per_s']:.0f} | "
+            f"{r['ours_fraction_of_bound']:.0%} |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"date": datetime.date.today().isoformat(), "torch": torch.__version__,
-            "machine": platform.processor() or platform.machine(), "threads": 1,
-            "updates": args.updates, "repeats": args.repeats, "matmul_peak_gflops": peak}
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "threads": 1,
+        "updates": args.updates,
+        "repeats": args.repeats,
+        "matmul_peak_gflops": peak,
+    }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 

@@ -28,6 +28,7 @@ first use with the pins in ``VENVS``. CleanRL's files come from ``$CLEANRL_DIR``
 checkout of vwxyzjn/cleanrl; the bench checks out ``CLEANRL_COMMIT`` into a scratch copy) or
 are cloned from GitHub into ~/.cache/rl-repro/cleanrl.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path.home() / ".cache" / "rl-repro"
 CLEANRL_URL = "https://github.com/vwxyzjn/cleanrl"
-CLEANRL_COMMIT = "fe8d8a03c41a7ef5b523e2e354bd01c363e786bb"   # 2025, "docs: fix PPO title ..." (#549)
+CLEANRL_COMMIT = "fe8d8a03c41a7ef5b523e2e354bd01c363e786bb"  # 2025, "docs: fix PPO title ..." (#549)
 SB3_PIN = "stable-baselines3==2.9.2"
 VENVS = {
     "sb3": ("torch==2.13.0", SB3_PIN, "gymnasium==1.4.0", "mujoco==3.3.0", "numpy==2.4.6", "imageio"),
-    "cleanrl": ("torch==2.13.0", "gymnasium==0.29.1", "mujoco==2.3.3", "numpy<2", "tyro>=0.5.10", "tensorboard",
-                "imageio", "psutil"),
+    "cleanrl": (
+        "torch==2.13.0",
+        "gymnasium==0.29.1",
+        "mujoco==2.3.3",
+        "numpy<2",
+        "tyro>=0.5.10",
+        "tensorboard",
+        "imageio",
+        "psutil",
+    ),
 }
 ENV_ID = {"ours": "Hopper-v5", "sb3": "Hopper-v5", "cleanrl": "Hopper-v4"}
 
@@ -117,9 +126,10 @@ def cleanrl_checkout() -> Path:
         if not Path(src).exists():
             subprocess.run(["git", "clone", "-q", CLEANRL_URL, src], check=True)
     out.mkdir(parents=True, exist_ok=True)
-    where = ["-C", src] if (Path(src) / ".git").exists() else [f"--git-dir={src}"]   # a checkout or a bare repo
-    archive = subprocess.run(["git", *where, "archive", CLEANRL_COMMIT, "cleanrl", "cleanrl_utils"],
-                             check=True, capture_output=True).stdout
+    where = ["-C", src] if (Path(src) / ".git").exists() else [f"--git-dir={src}"]  # a checkout or a bare repo
+    archive = subprocess.run(
+        ["git", *where, "archive", CLEANRL_COMMIT, "cleanrl", "cleanrl_utils"], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
     return out
 
@@ -140,8 +150,21 @@ def side_commands(side: str, algo: str, steps: int, starts: int, cleanrl: Path |
         return [str(peer_python(side)), "-c", SB3.format(env=ENV_ID[side]), algo, str(steps), str(starts)], REPO
     assert cleanrl is not None
     script = cleanrl / "cleanrl" / f"{algo}_continuous_action.py"
-    return [str(peer_python(side)), str(script), "--env-id", ENV_ID[side], "--total-timesteps", str(steps),
-            "--learning-starts", str(starts), "--buffer-size", str(steps), "--no-cuda", "--seed", "1"], cleanrl
+    return [
+        str(peer_python(side)),
+        str(script),
+        "--env-id",
+        ENV_ID[side],
+        "--total-timesteps",
+        str(steps),
+        "--learning-starts",
+        str(starts),
+        "--buffer-size",
+        str(steps),
+        "--no-cuda",
+        "--seed",
+        "1",
+    ], cleanrl
 
 
 def main() -> int:
@@ -159,8 +182,14 @@ def main() -> int:
     for side in {"cleanrl", "sb3"} & set(sides):
         ensure_peer_venv(side)
     cleanrl = cleanrl_checkout() if "cleanrl" in sides else None
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
-           "MUJOCO_GL": "disable", "WANDB_MODE": "disabled"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+        "MUJOCO_GL": "disable",
+        "WANDB_MODE": "disabled",
+    }
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for algo in args.algos.split(","):
@@ -178,19 +207,35 @@ def main() -> int:
                     log(f"{algo} {side} {steps} steps: {times[steps]:.1f} s")
                 rate = (args.long - args.short) / max(times[args.long] - times[args.short], 1e-9)
                 rows.setdefault(algo, {})[side] = rate
-    print(f"\nsteady-state training steps/s (= critic updates/s), Hopper (CleanRL v4, others v5), 1 thread, "
-          f"{args.short}->{args.long} steps after {args.learning_starts} warm-up\n")
+    print(
+        f"\nsteady-state training steps/s (= critic updates/s), Hopper (CleanRL v4, others v5), 1 thread, "
+        f"{args.short}->{args.long} steps after {args.learning_starts} warm-up\n"
+    )
     head = ["algo", *sides, *(f"ours/{s}" for s in sides if s != "ours" and "ours" in sides)]
     print("| " + " | ".join(head) + " |\n" + "|---" * len(head) + "|")
     for algo, r in rows.items():
         ratios = [f"{r['ours'] / r[s]:.2f}x" for s in sides if s != "ours" and "ours" in r]
         print("| " + " | ".join([algo, *(f"{r[s]:.0f}" for s in sides), *ratios]) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "cleanrl_commit": CLEANRL_COMMIT, "venvs": VENVS, "env": ENV_ID,
-        "short": args.short, "long": args.long, "learning_starts": args.learning_starts,
-        "steps_per_s": rows}, indent=1, sort_keys=True) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": datetime.date.today().isoformat(),
+                "machine": platform.processor() or platform.machine(),
+                "cpu_count": os.cpu_count(),
+                "cleanrl_commit": CLEANRL_COMMIT,
+                "venvs": VENVS,
+                "env": ENV_ID,
+                "short": args.short,
+                "long": args.long,
+                "learning_starts": args.learning_starts,
+                "steps_per_s": rows,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ and the README's cost table read.
     <venv>/bin/python bench/cost_bench.py [--scale paper] [--papers egfn,bn] [--only SUBSTRING]
     <venv>/bin/python bench/cost_bench.py --readme     # rewrite the README's table from the file
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,11 @@ def measure_pair(job, assets_root: Path) -> dict:  # noqa: ANN001  (a pipeline R
         t0 = time.perf_counter()
         module.train(cfg.measurement_config(n), MemoryRun(seed=0, assets_dir=assets))
         seconds.append(time.perf_counter() - t0)
-    return {"s_per_iteration": max(seconds[1] - seconds[0], 0.0) / (long - short),
-            "iterations": [short, long], "seconds": [round(s, 3) for s in seconds]}
+    return {
+        "s_per_iteration": max(seconds[1] - seconds[0], 0.0) / (long - short),
+        "iterations": [short, long],
+        "seconds": [round(s, 3) for s in seconds],
+    }
 
 
 def write_readme(scale: str) -> None:
@@ -62,8 +66,7 @@ def write_readme(scale: str) -> None:
 
     wf = load_from_files(REPO / "config" / "config.yaml", {"scale": scale})
     measured = costs.load_measured(scale, REPO)
-    table = costs.cost_table([costs.paper_cost(cfg, scale, measured) for cfg in wf.papers.values()],
-                             measured, scale)
+    table = costs.cost_table([costs.paper_cost(cfg, scale, measured) for cfg in wf.papers.values()], measured, scale)
     readme = REPO / "README.md"
     text = readme.read_text()
     start, end = text.index(costs.README_BEGIN), text.index(costs.README_END)
@@ -92,8 +95,13 @@ def main() -> int:
     wf = load_from_files(REPO / "config" / "config.yaml", overrides)
     out = costs.measured_path(args.scale, REPO)
     doc = costs.load_measured(args.scale, REPO) or {"scale": args.scale, "pairs": {}}
-    doc.update(date=datetime.date.today().isoformat(), machine=platform.processor() or platform.machine(),
-               cpu_count=os.cpu_count(), torch=torch.__version__, threads=1)
+    doc.update(
+        date=datetime.date.today().isoformat(),
+        machine=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        torch=torch.__version__,
+        threads=1,
+    )
     assets_root = Path(os.environ.get("RLREPRO_BENCH_ASSETS", tempfile.gettempdir())) / "rl-repro-cost-assets"
     for cfg in wf.papers.values():
         seen = set()
@@ -104,10 +112,12 @@ def main() -> int:
             seen.add(key)
             t0 = time.perf_counter()
             doc["pairs"][key] = measure_pair(job, assets_root)
-            log(f"{key}: {doc['pairs'][key]['s_per_iteration'] * 1e3:.2f} ms/iteration "
-                f"({time.perf_counter() - t0:.0f} s)")
+            log(
+                f"{key}: {doc['pairs'][key]['s_per_iteration'] * 1e3:.2f} ms/iteration "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")   # after every pair: resumable
+            out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")  # after every pair: resumable
     write_readme(args.scale)
     return 0
 

@@ -6,6 +6,7 @@ Needs only torch + numpy (no gymnasium): the control agents are driven without a
 
     python bench/cuda_check.py   # prints one line per check and 'cuda check: ok'
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,6 +26,7 @@ def _sync(device: torch.device) -> None:
 
 def registered(family: str) -> list[str]:
     import methods
+
     return sorted(m for m, mod in methods.METHODS.items() if mod.startswith(f"methods.{family}."))
 
 
@@ -39,16 +41,24 @@ def gfn(device: torch.device, iterations: int = 200) -> None:
             goal_gfn(name, device, iterations)
             continue
         extra = {"population_size": 4, "num_elites": 1, "tournament_size": 2} if name.startswith("egfn") else {}
-        cfg = mod.Config(env="hypergrid", env_kwargs={"ndim": 2, "height": 8, "r0": 0.1},
-                         iterations=iterations, eval_every=max(1, iterations // 2), hidden=64,
-                         eval_samples=200, **extra)
+        cfg = mod.Config(
+            env="hypergrid",
+            env_kwargs={"ndim": 2, "height": 8, "r0": 0.1},
+            iterations=iterations,
+            eval_every=max(1, iterations // 2),
+            hidden=64,
+            eval_samples=200,
+            **extra,
+        )
         t0 = time.perf_counter()
         run = MemoryRun(seed=0, device=device)
         final = mod.train(cfg, run)
         ev = mod.evaluate(cfg, run.model, 0, str(device))
         _sync(device)
-        print(f"{name}: exact TV {final['exact_tv']:.3f} (evaluated {ev['metrics']['exact_tv']:.3f}) "
-              f"in {time.perf_counter() - t0:.1f}s on {device}")
+        print(
+            f"{name}: exact TV {final['exact_tv']:.3f} (evaluated {ev['metrics']['exact_tv']:.3f}) "
+            f"in {time.perf_counter() - t0:.1f}s on {device}"
+        )
 
 
 def goal_gfn(name: str, device: torch.device, iterations: int) -> None:
@@ -57,15 +67,24 @@ def goal_gfn(name: str, device: torch.device, iterations: int) -> None:
     from methods.common.runapi import MemoryRun
 
     mod = methods.load(name)
-    cfg = mod.Config(env="goal_grid", env_kwargs={"height": 8}, iterations=iterations,
-                     eval_every=max(1, iterations // 2), hidden=64, batch_size=64, eval_goals=200)
+    cfg = mod.Config(
+        env="goal_grid",
+        env_kwargs={"height": 8},
+        iterations=iterations,
+        eval_every=max(1, iterations // 2),
+        hidden=64,
+        batch_size=64,
+        eval_goals=200,
+    )
     t0 = time.perf_counter()
     run = MemoryRun(seed=0, device=device)
     final = mod.train(cfg, run)
     ev = mod.evaluate(cfg, run.model, 0, str(device))
     _sync(device)
-    print(f"{name}: success rate {final['success_rate']:.1f} % (evaluated "
-          f"{ev['metrics']['success_rate']:.1f} %) in {time.perf_counter() - t0:.1f}s on {device}")
+    print(
+        f"{name}: success rate {final['success_rate']:.1f} % (evaluated "
+        f"{ev['metrics']['success_rate']:.1f} %) in {time.perf_counter() - t0:.1f}s on {device}"
+    )
 
 
 def control(device: torch.device, updates: int = 200) -> None:
@@ -95,8 +114,10 @@ def control(device: torch.device, updates: int = 200) -> None:
         diag = agent.diagnostics(buf)
         a = agent.act(torch.zeros(obs_dim, device=device), explore=True)
         assert a.device.type == device.type and torch.isfinite(a).all(), name
-        print(f"{name}: {updates / (time.perf_counter() - t0):.0f} updates/s on {device}, "
-              f"critic active ratio {diag.get('critic_active_ratio', float('nan')):.2f}")
+        print(
+            f"{name}: {updates / (time.perf_counter() - t0):.0f} updates/s on {device}, "
+            f"critic active ratio {diag.get('critic_active_ratio', float('nan')):.2f}"
+        )
 
 
 if __name__ == "__main__":

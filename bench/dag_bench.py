@@ -3,6 +3,7 @@ dry run in the repository, beside the same DAG shape written as plain Snakemake 
 dry run with every paper configured twice, and a no-op rerun of a completed smoke workflow in a
 temporary git copy of the workflow. ``bench_dag(repeats, cores)`` returns the figures.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # what a workspace copy needs to run the workflow
-WORKSPACE_ITEMS = ("Snakefile", "pipeline", "methods", "envs", "config", "profiles", "dvc.yaml",
-                   "reports/README.md", ".gitignore", ".dvc/config", ".dvc/.gitignore",
-                   ".dvcignore")
+WORKSPACE_ITEMS = (
+    "Snakefile",
+    "pipeline",
+    "methods",
+    "envs",
+    "config",
+    "profiles",
+    "dvc.yaml",
+    "reports/README.md",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+)
 
 
 def log(msg: str) -> None:
@@ -40,9 +52,14 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.Compl
 def workflow_env() -> dict:
     env = dict(os.environ)
     env.setdefault("RLREPRO_DATA_MIRROR", str(REPO.parent / "shared" / "data"))
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
-               GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@invalid",
-               GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@invalid")
+    env.update(
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@invalid",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@invalid",
+    )
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 
@@ -65,13 +82,15 @@ def make_workspace(dest: Path, env: dict) -> None:
 def doubled_papers(ws: Path) -> list[str]:
     """Add a renamed copy of every configured paper to the workspace; return all names."""
     import yaml
+
     cfg_path = ws / "config/config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
     papers = list(cfg["papers"])
     for name in list(papers):
         text = (ws / "config/papers" / f"{name}.yaml").read_text()
         (ws / "config/papers" / f"{name}copy.yaml").write_text(
-            text.replace(f"paper: {name}\n", f"paper: {name}copy\n", 1))
+            text.replace(f"paper: {name}\n", f"paper: {name}copy\n", 1)
+        )
         papers.append(f"{name}copy")
     return papers
 
@@ -133,8 +152,7 @@ def bare_dryrun(repeats: int, env: dict) -> dict:
     sys.path.insert(0, str(REPO))
     from pipeline.config import load_from_files
 
-    runs = [[j.paper, j.experiment, j.method, j.seed]
-            for j in load_from_files(overrides={"scale": "paper"}).jobs()]
+    runs = [[j.paper, j.experiment, j.method, j.seed] for j in load_from_files(overrides={"scale": "paper"}).jobs()]
     with tempfile.TemporaryDirectory(prefix="rlrepro-bench-bare-") as tmp:
         (Path(tmp) / "Snakefile").write_text(BARE_SNAKEFILE)
         (Path(tmp) / "runs.json").write_text(json.dumps(runs))
@@ -143,8 +161,11 @@ def bare_dryrun(repeats: int, env: dict) -> dict:
         for _ in range(repeats):
             sec, proc = timed(cmd, Path(tmp), env)
             times.append(sec)
-        out = {"dryrun_bare_runs": len(runs), "dryrun_bare_s": statistics.median(times),
-               "dryrun_bare_jobs": jobs_in_dryrun(proc.stdout + proc.stderr)}
+        out = {
+            "dryrun_bare_runs": len(runs),
+            "dryrun_bare_s": statistics.median(times),
+            "dryrun_bare_jobs": jobs_in_dryrun(proc.stdout + proc.stderr),
+        }
         if proc.returncode != 0:
             out["dryrun_bare_error"] = tail(proc)
     return out
@@ -153,8 +174,7 @@ def bare_dryrun(repeats: int, env: dict) -> dict:
 def bench_dag(repeats: int, cores: int) -> dict:
     env = workflow_env()
     smk = snakemake_exe()
-    res: dict = {"snakemake": subprocess.run([smk, "--version"], capture_output=True,
-                                             text=True).stdout.strip()}
+    res: dict = {"snakemake": subprocess.run([smk, "--version"], capture_output=True, text=True).stdout.strip()}
     # (a) dry run of the paper-scale DAG in the repository itself
     times = []
     for _ in range(repeats):
@@ -182,15 +202,17 @@ def bench_dag(repeats: int, cores: int) -> dict:
         for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "doubled"]):
             subprocess.run(cmd, cwd=ws, env=env, check=True)
         cmd = [smk, "-n", "--config", "scale=paper", f"papers=[{','.join(papers)}]"]
-        sec, proc = timed(cmd, ws, env)          # first call fills the validated-config cache
+        sec, proc = timed(cmd, ws, env)  # first call fills the validated-config cache
         times = [timed(cmd, ws, env)[0] for _ in range(repeats)]
         res["dryrun_paper_doubled_papers"] = len(papers)
         res["dryrun_paper_doubled_s"] = statistics.median(times) if proc.returncode == 0 else None
         res["dryrun_paper_doubled_jobs"] = jobs_in_dryrun(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             res["dryrun_paper_doubled_error"] = tail(proc)
-        log(f"[dag] dry run, {len(papers)} papers: {res['dryrun_paper_doubled_s']} "
-            f"({res['dryrun_paper_doubled_jobs']} jobs)")
+        log(
+            f"[dag] dry run, {len(papers)} papers: {res['dryrun_paper_doubled_s']} "
+            f"({res['dryrun_paper_doubled_jobs']} jobs)"
+        )
 
     # (b) no-op rerun of a completed smoke workflow, in a temporary git copy
     with tempfile.TemporaryDirectory(prefix="rlrepro-bench-") as tmp:
@@ -203,8 +225,7 @@ def bench_dag(repeats: int, cores: int) -> dict:
             res["smoke_error"] = tail(proc, 40)
             log(f"[dag] smoke run failed after {sec:.1f}s:\n{res['smoke_error']}")
             # fall back to a dry run of the (failed, partly done) smoke DAG
-            times = [timed([smk, "-n", "--config", "scale=smoke"], ws, env)[0]
-                     for _ in range(repeats)]
+            times = [timed([smk, "-n", "--config", "scale=smoke"], ws, env)[0] for _ in range(repeats)]
             res["dryrun_smoke_after_failure_s"] = statistics.median(times)
             res["noop_rerun_s"] = None
         else:

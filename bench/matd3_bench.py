@@ -10,6 +10,7 @@ Writes bench/out/matd3.json and prints a markdown table.
 
     <venv>/bin/python bench/matd3_bench.py [--updates 200] [--batch 1000] [--hidden 256]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,15 +33,37 @@ def filled_replay(n_steps: int, device: str = "cpu"):  # noqa: ANN201
 
     task = MaMuJoCoTask(**ENV)
     n, d, a, s = task.n_agents, task.obs_dim, task.act_dim, task.state_dim
-    buf = FieldReplay(n_steps, {"obs": (n, d), "state": (s,), "actions": (n, a), "reward": (),
-                                "next_obs": (n, d), "next_state": (s,), "terminated": (), "discount": ()}, device)
+    buf = FieldReplay(
+        n_steps,
+        {
+            "obs": (n, d),
+            "state": (s,),
+            "actions": (n, a),
+            "reward": (),
+            "next_obs": (n, d),
+            "next_state": (s,),
+            "terminated": (),
+            "discount": (),
+        },
+        device,
+    )
     rng = np.random.default_rng(0)
     obs, state = task.reset_arrays(seed=0), task.state()
     for _ in range(n_steps):
         act = rng.uniform(-1, 1, (n, a)).astype(np.float32)
         nxt, r, term, trunc = task.step_arrays(act)
-        buf.add({"obs": obs, "state": state, "actions": act, "reward": r, "next_obs": nxt,
-                 "next_state": task.state(), "terminated": term, "discount": 0.99})
+        buf.add(
+            {
+                "obs": obs,
+                "state": state,
+                "actions": act,
+                "reward": r,
+                "next_obs": nxt,
+                "next_state": task.state(),
+                "terminated": term,
+                "discount": 0.99,
+            }
+        )
         obs, state = (task.reset_arrays(), task.state()) if term or trunc else (nxt, task.state())
     return task, buf
 
@@ -56,11 +79,19 @@ def plain_reference(task, hidden: int):  # noqa: ANN001, ANN201
     n, d, a, s = task.n_agents, task.obs_dim, task.act_dim, task.state_dim
 
     def critic() -> nn.Module:
-        return nn.Sequential(nn.Linear(s + n * a, hidden), nn.LayerNorm(hidden), nn.ReLU(),
-                             nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        return nn.Sequential(
+            nn.Linear(s + n * a, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
 
-    actor = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                          nn.Linear(hidden, a), nn.Tanh())
+    actor = nn.Sequential(
+        nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, a), nn.Tanh()
+    )
     q1, q2 = critic(), critic()
     actor_t, q1_t, q2_t = (copy.deepcopy(m).requires_grad_(False) for m in (actor, q1, q2))
     actor_opt = torch.optim.Adam(actor.parameters(), lr=5e-4)
@@ -103,7 +134,7 @@ def plain_reference(task, hidden: int):  # noqa: ANN001, ANN201
 
 
 def rate(update, buf, batch: int, updates: int, gen) -> float:  # noqa: ANN001
-    for _ in range(10):                                   # warm-up
+    for _ in range(10):  # warm-up
         update(buf.sample(batch, gen))
     t0 = time.perf_counter()
     for _ in range(updates):
@@ -127,8 +158,10 @@ def main() -> None:
     results = {}
     torch.manual_seed(0)
     results["plain reference"] = rate(plain_reference(task, args.hidden), buf, args.batch, args.updates, gen)
-    for name, mod, cls in (("matd3 (ours)", matd3, matd3.MATD3Learner),
-                           ("kalei_matd3 (ours)", kaleidoscope_matd3, kaleidoscope_matd3.KaleidoscopeMATD3Learner)):
+    for name, mod, cls in (
+        ("matd3 (ours)", matd3, matd3.MATD3Learner),
+        ("kalei_matd3 (ours)", kaleidoscope_matd3, kaleidoscope_matd3.KaleidoscopeMATD3Learner),
+    ):
         cfg = mod.Config(env_kwargs=ENV, batch=args.batch, hidden=args.hidden)
         learner = cls(cfg, task, torch.device("cpu"), torch.Generator().manual_seed(0))
         results[name] = rate(learner.update, buf, args.batch, args.updates, gen)
@@ -139,8 +172,11 @@ def main() -> None:
         print(f"| {k} | {v:.1f} | {v / base:.2f}x |")
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
-    (out / "matd3.json").write_text(json.dumps({"batch": args.batch, "hidden": args.hidden,
-                                                "updates": args.updates, "updates_per_s": results}, indent=2))
+    (out / "matd3.json").write_text(
+        json.dumps(
+            {"batch": args.batch, "hidden": args.hidden, "updates": args.updates, "updates_per_s": results}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ thread, CPU. Writes bench/out/methods.json and prints a markdown table.
 
     <venv>/bin/python bench/methods_bench.py [--sizes 2x16,4x20] [--methods tb,db,egfn,...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,16 @@ def per_iteration(method: str, ndim: int, height: int, short: int, long: int, se
     times = {}
     for n in (short, long):
         # one network and batch size for all (RPE's paper default is 2048 units, 32 trajectories)
-        cfg = mod.Config(env="hypergrid", env_kwargs={"ndim": ndim, "height": height},
-                         iterations=n, eval_every=10**9, checkpoint_every=10**9,
-                         hidden=256, n_hidden_layers=2, online_batch=16)
+        cfg = mod.Config(
+            env="hypergrid",
+            env_kwargs={"ndim": ndim, "height": height},
+            iterations=n,
+            eval_every=10**9,
+            checkpoint_every=10**9,
+            hidden=256,
+            n_hidden_layers=2,
+            online_batch=16,
+        )
         run = MemoryRun(seed=seed)
         torch.manual_seed(seed)
         t0 = time.perf_counter()
@@ -53,8 +61,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="2x16,4x20")
-    ap.add_argument("--methods", default=",".join(m for m in methods.names()
-                                                  if methods.module_name(m).startswith("methods.gfn")))
+    ap.add_argument(
+        "--methods", default=",".join(m for m in methods.names() if methods.module_name(m).startswith("methods.gfn"))
+    )
     ap.add_argument("--short", type=int, default=20)
     ap.add_argument("--long", type=int, default=320)
     ap.add_argument("--repeats", type=int, default=3)
@@ -70,11 +79,15 @@ def main() -> None:
             except ImportError as exc:
                 print(f"skip {method}: {exc}", file=sys.stderr)
                 continue
-            runs = [per_iteration(method, ndim, height, args.short, args.long, seed)
-                    for seed in range(args.repeats)]
-            rows.append({"size": size, "method": method,
-                         "ms_per_iteration": statistics.median(r["ms_per_iteration"] for r in runs),
-                         "learner_traj_per_s": statistics.median(r["learner_traj_per_s"] for r in runs)})
+            runs = [per_iteration(method, ndim, height, args.short, args.long, seed) for seed in range(args.repeats)]
+            rows.append(
+                {
+                    "size": size,
+                    "method": method,
+                    "ms_per_iteration": statistics.median(r["ms_per_iteration"] for r in runs),
+                    "learner_traj_per_s": statistics.median(r["learner_traj_per_s"] for r in runs),
+                }
+            )
             print(f"{size} {method}: {rows[-1]['ms_per_iteration']:.2f} ms/iteration", file=sys.stderr)
     for size in {r["size"] for r in rows}:
         base = next((r for r in rows if r["size"] == size and r["method"] == "tb"), None)
@@ -83,13 +96,14 @@ def main() -> None:
                 r["cost_vs_tb"] = r["ms_per_iteration"] / base["ms_per_iteration"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-                               "rows": rows}, indent=2))
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "rows": rows}, indent=2))
     print("| hypergrid | method | ms / iteration | learner trajectories / s | cost vs TB |")
     print("|---|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['size']} | {r['method']} | {r['ms_per_iteration']:.2f} | "
-              f"{r['learner_traj_per_s']:.0f} | {r.get('cost_vs_tb', float('nan')):.2f}x |")
+        print(
+            f"| {r['size']} | {r['method']} | {r['ms_per_iteration']:.2f} | "
+            f"{r['learner_traj_per_s']:.0f} | {r.get('cost_vs_tb', float('nan')):.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Writes bench/out/qgfn.json and prints a markdown table.
 
     <venv>/bin/python bench/qgfn_bench.py [--envs bitseq,qm9str] [--batch 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,11 @@ def sampling_rate(env_name: str, batch: int, repeats: int) -> dict[str, float]:
     for kind in qgfn.MIXTURES:
         learner = qgfn.make_learner(qgfn.Config(**{**cfg.to_dict(), "mixture": kind, "p": qgfn.DEFAULT_P[kind]}))
         learner.bind(env, net)
-        learner.training = False           # sample at the full p, not the ramp's start
+        learner.training = False  # sample at the full p, not the ramp's start
         policies[f"qgfn {kind}"] = learner.policy(env, net)
     for name, policy in policies.items():
         gen = torch.Generator().manual_seed(0)
-        sample_trajectories(env, policy, batch, gen)          # warm-up
+        sample_trajectories(env, policy, batch, gen)  # warm-up
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -60,13 +61,21 @@ def training_cost(env_name: str, batch: int, short: int, long: int) -> dict[str,
     for name, mod, extra in (("tb", tb, {"uniform_pb": True}), ("qgfn", qgfn, {})):
         times = []
         for n in (short, long):
-            cfg = mod.Config(env=env_name, env_kwargs=ENVS[env_name], iterations=n, eval_every=10**9,
-                             checkpoint_every=10**9, hidden=256, online_batch=batch, **extra)
+            cfg = mod.Config(
+                env=env_name,
+                env_kwargs=ENVS[env_name],
+                iterations=n,
+                eval_every=10**9,
+                checkpoint_every=10**9,
+                hidden=256,
+                online_batch=batch,
+                **extra,
+            )
             torch.manual_seed(0)
             t0 = time.perf_counter()
             mod.train(cfg, MemoryRun(seed=0))
             times.append(time.perf_counter() - t0)
-        out[name] = (times[1] - times[0]) / (long - short) * 1000.0   # ms per iteration
+        out[name] = (times[1] - times[0]) / (long - short) * 1000.0  # ms per iteration
     return out
 
 
@@ -90,8 +99,10 @@ def main() -> None:
         base = rates["tb (P_F)"]
         for name, r in rates.items():
             print(f"| {env_name} | {name} | {r:,.0f} | {r / base:.2f} |")
-        print(f"| {env_name} | training ms/iteration: TB {cost['tb']:.1f}, QGFN {cost['qgfn']:.1f} "
-              f"| | {cost['qgfn'] / cost['tb']:.2f} |")
+        print(
+            f"| {env_name} | training ms/iteration: TB {cost['tb']:.1f}, QGFN {cost['qgfn']:.1f} "
+            f"| | {cost['qgfn'] / cost['tb']:.2f} |"
+        )
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "qgfn.json").write_text(json.dumps(results, indent=2))

@@ -11,6 +11,7 @@ fragments; the mean fragment count is printed):
 
     <venv>/bin/python bench/seh_bench.py [--n 2048] [--batch 512] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,14 @@ def main() -> None:
     states = terminal_states(env, sample_trajectories(env, uniform_policy(env), args.n, gen))
     mols = [env.build_mol(row) for row in states.tolist()]
     proxy = env.proxy()
-    proxy.predict_mols(mols[:64], args.batch)   # warm-up
+    proxy.predict_mols(mols[:64], args.batch)  # warm-up
 
     t0 = time.perf_counter()
     proxy.predict_mols(mols, args.batch)
     t_proxy = time.perf_counter() - t0
 
     cold = SEHFragments(proxy_batch=args.batch)
-    cold.chem._proxy = proxy                      # same weights; exclude the load from the timing
+    cold.chem._proxy = proxy  # same weights; exclude the load from the timing
     t0 = time.perf_counter()
     cold.log_reward(states)
     t_cold = time.perf_counter() - t0
@@ -58,9 +59,11 @@ def main() -> None:
 
     n = len(mols)
     frags = float(states[:, 0].float().mean())
-    print(f"seh bench: {n} molecules ({frags:.1f} fragments on average), {args.threads} thread(s), "
-          f"batch {args.batch}: proxy {n / t_proxy:,.0f} mol/s, reward (cold) {n / t_cold:,.0f} mol/s, "
-          f"reward (cached) {n / t_cached:,.0f} mol/s")
+    print(
+        f"seh bench: {n} molecules ({frags:.1f} fragments on average), {args.threads} thread(s), "
+        f"batch {args.batch}: proxy {n / t_proxy:,.0f} mol/s, reward (cold) {n / t_cold:,.0f} mol/s, "
+        f"reward (cached) {n / t_cached:,.0f} mol/s"
+    )
 
 
 if __name__ == "__main__":

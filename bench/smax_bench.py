@@ -15,6 +15,7 @@ prints a markdown table with ours / peer ratios.
 
     <venv>/bin/python bench/smax_bench.py [--scenario smacv2_5_units] [--steps 2000] [--envs 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,9 @@ def ours(scenario: str, steps: int) -> float:
             acts = np.array([rng.choice(np.flatnonzero(row)) for row in task.avail_actions()])
             _, _, term, trunc = task.step_arrays(acts)
             if term or trunc:
-                task.reset_arrays(seed=int(rng.integers(2 ** 31)))
+                task.reset_arrays(seed=int(rng.integers(2**31)))
 
-    run(200)                                   # compile (reset, step after reset and after a step)
+    run(200)  # compile (reset, step after reset and after a step)
     t0 = time.perf_counter()
     run(steps)
     return steps / (time.perf_counter() - t0)
@@ -66,7 +67,7 @@ def ours_batch(scenario: str, steps: int, n_envs: int) -> float:
             batch.reset_arrays([k * n_envs + i for i in range(n_envs)])
             k += 1
             while batch.active.any() and done < n:
-                avail = batch.avail_actions()   # a uniform available action per agent, vectorised
+                avail = batch.avail_actions()  # a uniform available action per agent, vectorised
                 acts = (rng.random(avail.shape) * avail).argmax(-1)
                 done += int(batch.active.sum())
                 batch.step_arrays(acts)
@@ -86,8 +87,9 @@ def qmix_collection(scenario: str, steps: int, n_envs: int) -> float:
     from methods.marl.value import qmix
     from methods.marl.value.episodes import make_batch, run_episodes
 
-    cfg = qmix.Config(env="smax", env_kwargs={"scenario": scenario, "episode_limit": 100},
-                      batch_size_run=n_envs, obs_last_action=True)
+    cfg = qmix.Config(
+        env="smax", env_kwargs={"scenario": scenario, "episode_limit": 100}, batch_size_run=n_envs, obs_last_action=True
+    )
     env = make_batch(cfg)
     learner = qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
@@ -111,14 +113,15 @@ def jaxmarl_python(scenario: str, steps: int) -> float:
     from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
 
     env = HeuristicEnemySMAX(scenario=map_name_to_scenario(scenario), max_steps=100)
-    step = jax.jit(env.step)                   # auto-resets finished episodes
+    step = jax.jit(env.step)  # auto-resets finished episodes
     avail_fn = jax.jit(env.get_avail_actions)
 
     @jax.jit
     def sample(key, avail):  # noqa: ANN001, ANN202
         keys = jax.random.split(key, len(env.agents))
-        return {a: jax.random.choice(k, avail[a].shape[0], p=avail[a] / avail[a].sum())
-                for k, a in zip(keys, env.agents)}
+        return {
+            a: jax.random.choice(k, avail[a].shape[0], p=avail[a] / avail[a].sum()) for k, a in zip(keys, env.agents)
+        }
 
     def run(n: int, key) -> None:  # noqa: ANN001
         key, sub = jax.random.split(key)
@@ -174,14 +177,19 @@ def main() -> None:
     import os
 
     import torch
+
     torch.set_num_threads(1)
-    res = {"scenario": args.scenario, "steps": args.steps, "envs": args.envs,
-           "threads": os.environ.get("OMP_NUM_THREADS"),
-           "ours_steps_per_s": ours(args.scenario, args.steps),
-           "jaxmarl_python_steps_per_s": jaxmarl_python(args.scenario, args.steps),
-           "ours_batch_steps_per_s": ours_batch(args.scenario, args.steps * 8, args.envs),
-           "jaxmarl_vmapped_steps_per_s": jaxmarl_vmapped(args.scenario, args.steps * 8, args.envs),
-           "qmix_collection_steps_per_s": {b: qmix_collection(args.scenario, args.steps, b) for b in (1, 4, 8)}}
+    res = {
+        "scenario": args.scenario,
+        "steps": args.steps,
+        "envs": args.envs,
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "ours_steps_per_s": ours(args.scenario, args.steps),
+        "jaxmarl_python_steps_per_s": jaxmarl_python(args.scenario, args.steps),
+        "ours_batch_steps_per_s": ours_batch(args.scenario, args.steps * 8, args.envs),
+        "jaxmarl_vmapped_steps_per_s": jaxmarl_vmapped(args.scenario, args.steps * 8, args.envs),
+        "qmix_collection_steps_per_s": {b: qmix_collection(args.scenario, args.steps, b) for b in (1, 4, 8)},
+    }
     res["ratio_vs_python"] = res["ours_steps_per_s"] / res["jaxmarl_python_steps_per_s"]
     res["ratio_vs_vmapped"] = res["ours_steps_per_s"] / res["jaxmarl_vmapped_steps_per_s"]
     res["ratio_batch_vs_vmapped"] = res["ours_batch_steps_per_s"] / res["jaxmarl_vmapped_steps_per_s"]
@@ -190,12 +198,18 @@ def main() -> None:
     (out / "smax.json").write_text(json.dumps(res, indent=2))
     print(f"| {args.scenario} | env-steps/s | ours / peer |\n|---|---:|---:|")
     print(f"| ours (envs/smax.py, 1 env) | {res['ours_steps_per_s']:.0f} | |")
-    print(f"| JaxMARL jitted step, Python loop, 1 env | {res['jaxmarl_python_steps_per_s']:.0f} | "
-          f"{res['ratio_vs_python']:.2f}× |")
-    print(f"| ours (envs/smax.py SMAXBatch, {args.envs} envs) | {res['ours_batch_steps_per_s']:.0f} | "
-          f"{res['ratio_batch_vs_vmapped']:.3f}× vs the next row |")
-    print(f"| JaxMARL vmapped ({args.envs} envs) in lax.scan | {res['jaxmarl_vmapped_steps_per_s']:.0f} | "
-          f"{res['ratio_vs_vmapped']:.3f}× (1 env) |")
+    print(
+        f"| JaxMARL jitted step, Python loop, 1 env | {res['jaxmarl_python_steps_per_s']:.0f} | "
+        f"{res['ratio_vs_python']:.2f}× |"
+    )
+    print(
+        f"| ours (envs/smax.py SMAXBatch, {args.envs} envs) | {res['ours_batch_steps_per_s']:.0f} | "
+        f"{res['ratio_batch_vs_vmapped']:.3f}× vs the next row |"
+    )
+    print(
+        f"| JaxMARL vmapped ({args.envs} envs) in lax.scan | {res['jaxmarl_vmapped_steps_per_s']:.0f} | "
+        f"{res['ratio_vs_vmapped']:.3f}× (1 env) |"
+    )
     base = res["qmix_collection_steps_per_s"][1]
     for b, v in res["qmix_collection_steps_per_s"].items():
         print(f"| QMIX episode collection, batch_size_run {b} | {v:.0f} | {v / base:.2f}× batch 1 |")

@@ -17,6 +17,7 @@ Modes:
              rollout without log-probs, then P_F and P_B re-evaluated over the stored
              trajectories -- the same structure as our loop (sample under no_grad, evaluate).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,20 +45,22 @@ def main() -> None:
 
     def one_run(ndim: int, height: int, mode: str, seed: int) -> dict:
         torch.manual_seed(seed)
-        env = HyperGrid(ndim=ndim, height=height,
-                        reward_fn_kwargs={"R0": spec["r0"], "R1": spec["r1"], "R2": spec["r2"]})
+        env = HyperGrid(
+            ndim=ndim, height=height, reward_fn_kwargs={"R0": spec["r0"], "R1": spec["r1"], "R2": spec["r2"]}
+        )
         pre = KHotPreprocessor(height=height, ndim=ndim)
         # one shared trunk, two heads: the closest match to our PolicyNet (one body, heads
         # for P_F, P_B and log F; TB does not use the flow head)
-        pf_module = MLP(input_dim=pre.output_dim, output_dim=env.n_actions,
-                        hidden_dim=spec["hidden"], n_hidden_layers=spec["n_hidden_layers"],
-                        activation_fn="leaky_relu")
-        pb_module = MLP(input_dim=pre.output_dim, output_dim=env.n_actions - 1,
-                        trunk=pf_module.trunk)
-        pf = DiscretePolicyEstimator(pf_module, env.n_actions, preprocessor=pre,
-                                     is_backward=False)
-        pb = DiscretePolicyEstimator(pb_module, env.n_actions, preprocessor=pre,
-                                     is_backward=True)
+        pf_module = MLP(
+            input_dim=pre.output_dim,
+            output_dim=env.n_actions,
+            hidden_dim=spec["hidden"],
+            n_hidden_layers=spec["n_hidden_layers"],
+            activation_fn="leaky_relu",
+        )
+        pb_module = MLP(input_dim=pre.output_dim, output_dim=env.n_actions - 1, trunk=pf_module.trunk)
+        pf = DiscretePolicyEstimator(pf_module, env.n_actions, preprocessor=pre, is_backward=False)
+        pb = DiscretePolicyEstimator(pb_module, env.n_actions, preprocessor=pre, is_backward=True)
         gfn_ = TBGFlowNet(pf=pf, pb=pb, init_logZ=0.0)
         # pf_pb_parameters() lists the shared trunk twice (pf.* and pb.* names); dedupe
         seen, params = set(), []
@@ -65,8 +68,9 @@ def main() -> None:
             if id(p) not in seen:
                 seen.add(id(p))
                 params.append(p)
-        opt = torch.optim.Adam([{"params": params, "lr": spec["lr"]},
-                                {"params": gfn_.logz_parameters(), "lr": spec["log_z_lr"]}])
+        opt = torch.optim.Adam(
+            [{"params": params, "lr": spec["lr"]}, {"params": gfn_.logz_parameters(), "lr": spec["log_z_lr"]}]
+        )
         save = mode == "onpolicy"
 
         def step() -> torch.Tensor:
@@ -89,14 +93,27 @@ def main() -> None:
         lens_t = torch.cat(lens).double()
         n_traj = int(lens_t.numel())
         n_trans = int(lens_t.sum())
-        return {"ndim": ndim, "height": height, "mode": mode, "seed": seed,
-                "seconds": dt, "cpu_seconds": cpu, "trajectories": n_traj,
-                "transitions": n_trans, "traj_per_s": n_traj / dt,
-                "trans_per_s": n_trans / dt, "traj_per_cpu_s": n_traj / cpu,
-                "mean_len": float(lens_t.mean())}
+        return {
+            "ndim": ndim,
+            "height": height,
+            "mode": mode,
+            "seed": seed,
+            "seconds": dt,
+            "cpu_seconds": cpu,
+            "trajectories": n_traj,
+            "transitions": n_trans,
+            "traj_per_s": n_traj / dt,
+            "trans_per_s": n_trans / dt,
+            "traj_per_cpu_s": n_traj / cpu,
+            "mean_len": float(lens_t.mean()),
+        }
 
-    out = {"torchgfn": getattr(gfn, "__version__", "?"), "torch": torch.__version__,
-           "threads": torch.get_num_threads(), "results": []}
+    out = {
+        "torchgfn": getattr(gfn, "__version__", "?"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "results": [],
+    }
     try:
         from importlib.metadata import version
 

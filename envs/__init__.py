@@ -3,6 +3,7 @@
 Each environment lives in its own module and registers a constructor here. Environments
 whose terminal space is enumerable expose the exact target distribution.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,7 +22,7 @@ _REGISTRY: dict[str, str] = {
     "mpe": "envs.mpe:MPETask",
     "mamujoco": "envs.mamujoco:MaMuJoCoTask",
     "smax": "envs.smax:SMAXTask",
-    "sc2": "envs.sc2:SC2Task",          # StarCraft II itself (SMAC/SMACv2), where installed
+    "sc2": "envs.sc2:SC2Task",  # StarCraft II itself (SMAC/SMACv2), where installed
     # goal-conditioned tasks of RBS (methods/gfn/goal/)
     "goal_grid": "envs.goal_grid:GoalGrid",
     "goal_bitseq": "envs.goal_seq:GoalBitSequence",
@@ -33,8 +34,12 @@ _REGISTRY: dict[str, str] = {
 # constructor's signature alone (envs that load data files: validating a config never downloads
 # anything), or by the class's static ``validate_kwargs`` (envs that are slow to build).
 _KWARGS_CHECK: dict[str, str] = {
-    "qm9str": "signature", "rna": "signature", "seh": "signature", "tfbind8": "signature",
-    "smax": "validate_kwargs", "sc2": "validate_kwargs",
+    "qm9str": "signature",
+    "rna": "signature",
+    "seh": "signature",
+    "tfbind8": "signature",
+    "smax": "validate_kwargs",
+    "sc2": "validate_kwargs",
 }
 
 

@@ -6,6 +6,7 @@ States are integer tensors ``[B, S]``; trajectories are padded forward-action se
 every state so that the core can compute a policy's exact terminal distribution by dynamic
 programming over ``level`` (the number of steps from s0).
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -15,12 +16,12 @@ import torch
 
 
 class DagEnv(Protocol):
-    n_actions: int              # forward actions, the stop action included if there is one
-    n_backward_actions: int     # backward actions (parent choices)
-    stop_action: int | None     # None: episodes end by forced termination only
+    n_actions: int  # forward actions, the stop action included if there is one
+    n_backward_actions: int  # backward actions (parent choices)
+    stop_action: int | None  # None: episodes end by forced termination only
     obs_dim: int
-    max_traj_len: int           # most forward actions in one episode
-    n_modes: int                # size of the env's mode set (0 if it has none)
+    max_traj_len: int  # most forward actions in one episode
+    n_modes: int  # size of the env's mode set (0 if it has none)
     enumerable: bool
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor: ...
@@ -31,24 +32,30 @@ class DagEnv(Protocol):
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor: ...
     def backward_action(self, next_states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Index of the backward action that undoes forward ``actions`` arriving in ``next_states``."""
+
     def parents(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Parents of ``states`` [B, S] by backward action: parent states ``[B, P, S]``, the
         forward action leading from each parent to the state ``[B, P]``, and validity ``[B, P]``
         (parallel edges from one parent appear once per edge)."""
+
     def trajectory_states(self, actions: torch.Tensor) -> torch.Tensor:
         """States s_0..s_L ``[B, L+1, S]`` visited by padded action sequences (frozen after the end)."""
+
     def log_reward(self, states: torch.Tensor) -> torch.Tensor: ...
     def mode_index(self, states: torch.Tensor) -> torch.Tensor:
         """Index in [0, n_modes) of the mode a terminal state belongs to, or -1."""
+
     def action_blocks(self) -> list[tuple[int, int]]:
         """The forward actions grouped by type, ``[(start, end), ...]`` (recursionpharma's
         action-type rows: QGFN's p-quantile is taken within each)."""
+
     def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
         """``[B, n_modes]``: which modes each terminal state finds (several where mode regions
         overlap, as bit sequences' edit-distance balls do; ``one_hot_modes`` of mode_index else)."""
 
     # enumerable environments only
     n_states: int
+
     def all_states(self, device: torch.device | str = "cpu") -> torch.Tensor: ...
     def index(self, states: torch.Tensor) -> torch.Tensor: ...
     def level(self, states: torch.Tensor) -> torch.Tensor: ...
@@ -61,11 +68,11 @@ class DagEnvFeatures:
     means, so that the core and the metrics call them without probing. Every GFlowNet env
     derives from this class and overrides what it has."""
 
-    beta: float = 1.0                        # the reward exponent: R(x) = flat reward ** beta
+    beta: float = 1.0  # the reward exponent: R(x) = flat reward ** beta
     # the flat reward is exp(log R / beta) (True), or the env computes it itself (sEH's proxy / 8)
     flat_reward_is_tempered_log_reward = True
     mode_flat_threshold: float | None = None  # "high reward" on the flat scale (sEH: 0.9)
-    mode_similarity: float | None = None      # two high-reward samples are one mode above it
+    mode_similarity: float | None = None  # two high-reward samples are one mode above it
 
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -111,7 +118,7 @@ class TeamArrays:
 
     possible_agents: list[str]
     _avail: np.ndarray
-    reports_wins = False    # whether an episode ends won or lost (``won``)
+    reports_wins = False  # whether an episode ends won or lost (``won``)
     won: float | bool = float("nan")
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:  # pragma: no cover
@@ -146,7 +153,7 @@ class SharedRewardArrays(TeamArrays):
     (N, d) array ``_obs`` (envs/smax.py, envs/sc2.py; dead units: no-op only)."""
 
     _obs: np.ndarray
-    reports_wins = True     # a StarCraft-style episode ends won or lost (``won``)
+    reports_wins = True  # a StarCraft-style episode ends won or lost (``won``)
     won = False
 
     def obs_array(self) -> np.ndarray:
@@ -174,7 +181,7 @@ def check_team_steps(task: object, label: str, n: int = 50, seed: int = 0) -> No
         if not np.isfinite(r):
             raise RuntimeError(f"{label}: non-finite reward")
         if term or trunc:
-            obs = t.reset_arrays(seed=int(rng.integers(2 ** 31)))
+            obs = t.reset_arrays(seed=int(rng.integers(2**31)))
 
 
 def package_versions(*dists: str) -> dict[str, str | None]:

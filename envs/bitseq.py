@@ -16,6 +16,7 @@ distance, beta = 3 (``log_reward`` includes beta: train with the core's ``reward
 A terminal string "finds" mode i when it lies within edit distance ``mode_threshold`` = 28
 of it; ``mode_index`` returns the first such mode, else -1.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,16 @@ def generate_modes(n: int = 120, n_modes: int = 60, seed: int = 42) -> list[str]
 class BitSequence(SequenceMDP):
     name = "bitseq"
 
-    def __init__(self, n: int = 120, k: int = 4, beta: float = 3.0, mdp: str = "ar",
-                 n_modes: int = 60, modes_seed: int = 42, mode_threshold: int = 28):
+    def __init__(
+        self,
+        n: int = 120,
+        k: int = 4,
+        beta: float = 3.0,
+        mdp: str = "ar",
+        n_modes: int = 60,
+        modes_seed: int = 42,
+        mode_threshold: int = 28,
+    ):
         if k < 1 or n % k:
             raise ValueError(f"bitseq: n must be a multiple of k >= 1 (got n={n}, k={k})")
         super().__init__(vocab_size=2**k, length=n // k, mdp=mdp, enumerable=False)
@@ -56,9 +65,15 @@ class BitSequence(SequenceMDP):
         return len(self.modes)
 
     def kwargs(self) -> dict:
-        return {"n": self.n, "k": self.k, "beta": self.beta, "mdp": self.mdp,
-                "n_modes": self.n_modes, "modes_seed": self.modes_seed,
-                "mode_threshold": self.mode_threshold}
+        return {
+            "n": self.n,
+            "k": self.k,
+            "beta": self.beta,
+            "mdp": self.mdp,
+            "n_modes": self.n_modes,
+            "modes_seed": self.modes_seed,
+            "mode_threshold": self.mode_threshold,
+        }
 
     def to_strings(self, tokens: torch.Tensor) -> list[str]:
         """Bit strings of full-length token rows ``[B, L]``."""
@@ -87,6 +102,5 @@ class BitSequence(SequenceMDP):
 
     def info(self) -> dict:
         out = super().info()
-        out.update(n_bits=self.n, bits_per_token=self.k, beta=self.beta,
-                   mode_threshold=self.mode_threshold)
+        out.update(n_bits=self.n, bits_per_token=self.k, beta=self.beta, mode_threshold=self.mode_threshold)
         return out

@@ -27,6 +27,7 @@ together (dm_control >= 1.0.50 breaks on mujoco 4; metaworld pins mujoco 3.3.0).
 Exact resumption: :func:`rng_state` / :func:`set_rng_state` save and restore the env's random
 generator, so a run checkpointed at an episode boundary replays the same next episode.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,8 +55,7 @@ class DMCEnv:
         self.obs_dim = int(sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values()))
 
     def _flat(self, time_step: Any) -> np.ndarray:
-        return np.concatenate([np.asarray(v, dtype=np.float32).ravel()
-                               for v in time_step.observation.values()])
+        return np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in time_step.observation.values()])
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
@@ -97,9 +97,14 @@ class ActionRepeat:
 class ControlTask:
     """A continuous-control task; ``make(seed)`` builds it."""
 
-
-    def __init__(self, suite: str = "gym", task: str = "Pendulum-v1",
-                 max_episode_steps: int | None = None, action_repeat: int = 1, cycle_steps: int = 0):
+    def __init__(
+        self,
+        suite: str = "gym",
+        task: str = "Pendulum-v1",
+        max_episode_steps: int | None = None,
+        action_repeat: int = 1,
+        cycle_steps: int = 0,
+    ):
         if suite not in SUITES:
             raise ValueError(f"control: suite must be one of {SUITES} (got {suite!r})")
         if suite == "dmc" and task.count("-") != 1:
@@ -122,8 +127,13 @@ class ControlTask:
         probe.close()
 
     def kwargs(self) -> dict:
-        return {"suite": self.suite, "task": self.task, "max_episode_steps": self.max_episode_steps,
-                "action_repeat": self.action_repeat, "cycle_steps": self.cycle_steps}
+        return {
+            "suite": self.suite,
+            "task": self.task,
+            "max_episode_steps": self.max_episode_steps,
+            "action_repeat": self.action_repeat,
+            "cycle_steps": self.cycle_steps,
+        }
 
     def make(self, seed: int | None = None) -> Any:
         if self.suite == "cycle":
@@ -171,14 +181,27 @@ class ControlTask:
         env.close()
 
     def write_assets(self, out_dir: str | Path) -> dict:
-        info = {"env": "control", "kwargs": self.kwargs(), "obs_dim": self.obs_dim,
-                "act_dim": self.act_dim, "max_action": self.max_action,
-                "action_low": self.action_low.tolist(), "action_high": self.action_high.tolist(),
-                "versions": package_versions("mujoco", "gymnasium", "dm-control")}
+        info = {
+            "env": "control",
+            "kwargs": self.kwargs(),
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "max_action": self.max_action,
+            "action_low": self.action_low.tolist(),
+            "action_high": self.action_high.tolist(),
+            "versions": package_versions("mujoco", "gymnasium", "dm-control"),
+        }
         if self.suite == "cycle":
             env = self.make(0)
-            info["cycle"] = [{"task": t, "obs_dim": int(e.obs_dim), "act_dim": len(e.action_low),
-                              "max_action": float(e.action_high.max())} for t, e in zip(self.tasks, env.envs)]
+            info["cycle"] = [
+                {
+                    "task": t,
+                    "obs_dim": int(e.obs_dim),
+                    "act_dim": len(e.action_low),
+                    "max_action": float(e.action_high.max()),
+                }
+                for t, e in zip(self.tasks, env.envs)
+            ]
             env.close()
         return write_env_assets(out_dir, info)
 
@@ -219,9 +242,9 @@ class CycleEnv:
         self.act_dims = [len(e.action_low) for e in envs]
         self.action_high = np.ones(max(self.act_dims), dtype=np.float32)
         self.action_low = -self.action_high
-        self.t = 0                    # environment steps taken (drives the switches)
+        self.t = 0  # environment steps taken (drives the switches)
         self.frozen: int | None = None
-        self.current = 0              # the task of the running episode
+        self.current = 0  # the task of the running episode
 
     def phase(self) -> int:
         if self.frozen is not None:
@@ -237,7 +260,7 @@ class CycleEnv:
         return out
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
-        if seed is not None:          # seed every task's env once, each with its own stream
+        if seed is not None:  # seed every task's env once, each with its own stream
             for k, env in enumerate(self.envs):
                 env.reset(seed=seed + 1000 * k)
         self.current = self.phase()

@@ -12,6 +12,7 @@ Training rollouts of the official code add "sticky" noise: with probability ``st
 
 Encoding: one-hot per coordinate for the state (2H inputs) and for the goal (2H inputs).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ class GoalGrid(goal_sets.GoalEnvAssets):
     name = "goal_grid"
     ndim = 2
 
-    def __init__(self, height: int = 32, sticky_prob: float = 0.01, heldout_fraction: float = 0.1,
-                 heldout_seed: int = 0):
+    def __init__(
+        self, height: int = 32, sticky_prob: float = 0.01, heldout_fraction: float = 0.1, heldout_seed: int = 0
+    ):
         if height < 2:
             raise ValueError(f"goal_grid: height must be >= 2 (got {height})")
         if not 0 <= sticky_prob < 1:
@@ -42,19 +44,25 @@ class GoalGrid(goal_sets.GoalEnvAssets):
         self.goal_obs_dim = self.ndim * self.height
         self.goal_len = self.ndim
         self.goal_values = self.height
-        self.max_traj_len = self.ndim * (self.height - 1) + 1     # every move, then stop
+        self.max_traj_len = self.ndim * (self.height - 1) + 1  # every move, then stop
         # the goal space is small: enumerate it once and split it exactly
         cells = torch.cartesian_prod(*[torch.arange(self.height)] * self.ndim)
         held = goal_sets.heldout_mask(cells, self.heldout_fraction, self.heldout_seed)
         self.train_goals, self.heldout_goals = cells[~held], cells[held]
         if self.heldout_fraction > 0 and len(self.heldout_goals) == 0:
-            raise ValueError(f"goal_grid: no cell of the {self.height}x{self.height} grid is held out "
-                             f"at heldout_fraction {self.heldout_fraction}; raise it")
+            raise ValueError(
+                f"goal_grid: no cell of the {self.height}x{self.height} grid is held out "
+                f"at heldout_fraction {self.heldout_fraction}; raise it"
+            )
         self.n_goals = len(self.train_goals)
 
     def kwargs(self) -> dict:
-        return {"height": self.height, "sticky_prob": self.sticky_prob,
-                "heldout_fraction": self.heldout_fraction, "heldout_seed": self.heldout_seed}
+        return {
+            "height": self.height,
+            "sticky_prob": self.sticky_prob,
+            "heldout_fraction": self.heldout_fraction,
+            "heldout_seed": self.heldout_seed,
+        }
 
     # ------------------------------------------------------------------ goals
     def sample_goals(self, n: int, gen: torch.Generator, heldout: bool = False) -> torch.Tensor:

@@ -21,6 +21,7 @@ State encoding (integer ``[..., L+1]``): tokens left-aligned in columns 0..L-1 (
 length in column L. Observation: one-hot of each position over the V tokens (pads all zero),
 ``L*V`` inputs, and the same for the goal, as in the code's conditional MLP input.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,11 +35,9 @@ class GoalSequence(goal_sets.GoalEnvAssets):
     stop_action = None
     n_backward_actions = 2
 
-    def __init__(self, vocab_size: int, length: int, heldout_fraction: float = 0.1,
-                 heldout_seed: int = 0):
+    def __init__(self, vocab_size: int, length: int, heldout_fraction: float = 0.1, heldout_seed: int = 0):
         if vocab_size < 2 or length < 1:
-            raise ValueError(f"{self.name}: need vocab_size >= 2 and length >= 1 "
-                             f"(got {vocab_size}, {length})")
+            raise ValueError(f"{self.name}: need vocab_size >= 2 and length >= 1 (got {vocab_size}, {length})")
         if not 0 <= heldout_fraction < 1:
             raise ValueError(f"{self.name}: heldout_fraction must be in [0, 1) (got {heldout_fraction})")
         self.vocab_size, self.length = int(vocab_size), int(length)
@@ -51,13 +50,14 @@ class GoalSequence(goal_sets.GoalEnvAssets):
         self.goal_len = self.length
         self.goal_values = self.vocab_size
         self.max_traj_len = self.length
-        self.n_goals = self.vocab_size ** self.length     # held-out ones included (all but ~fraction)
+        self.n_goals = self.vocab_size**self.length  # held-out ones included (all but ~fraction)
         self.sticky_prob = 0.0
 
     # ------------------------------------------------------------------ goals
     def sample_goals(self, n: int, gen: torch.Generator, heldout: bool = False) -> torch.Tensor:
-        return goal_sets.sample_goals(n, self.length, self.vocab_size, gen, self.heldout_fraction,
-                                      self.heldout_seed, heldout)
+        return goal_sets.sample_goals(
+            n, self.length, self.vocab_size, gen, self.heldout_fraction, self.heldout_seed, heldout
+        )
 
     def is_heldout(self, goals: torch.Tensor) -> torch.Tensor:
         return goal_sets.heldout_mask(goals, self.heldout_fraction, self.heldout_seed)
@@ -118,7 +118,7 @@ class GoalSequence(goal_sets.GoalEnvAssets):
         return torch.cat([new_tok, new_n[:, None]], 1), new_n == self.length
 
     def perturb(self, states: torch.Tensor, actions: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return actions            # the bit-sequence code has no action noise
+        return actions  # the bit-sequence code has no action noise
 
     def backward_step(self, states: torch.Tensor, back: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tok, n = states[:, : self.length], states[:, -1]
@@ -134,14 +134,18 @@ class GoalSequence(goal_sets.GoalEnvAssets):
         return torch.cat([parent_tok, (n - 1)[:, None]], 1), fwd
 
     def backward_action(self, next_states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return (actions < self.vocab_size).long()       # prepend -> 0 (remove first), append -> 1
+        return (actions < self.vocab_size).long()  # prepend -> 0 (remove first), append -> 1
 
     def trajectory_states(self, actions: torch.Tensor) -> torch.Tensor:
         return replay_states(self, actions)
 
     def kwargs(self) -> dict:
-        return {"vocab_size": self.vocab_size, "length": self.length,
-                "heldout_fraction": self.heldout_fraction, "heldout_seed": self.heldout_seed}
+        return {
+            "vocab_size": self.vocab_size,
+            "length": self.length,
+            "heldout_fraction": self.heldout_fraction,
+            "heldout_seed": self.heldout_seed,
+        }
 
 
 class GoalBitSequence(GoalSequence):
@@ -151,11 +155,15 @@ class GoalBitSequence(GoalSequence):
         if k < 1 or n % k:
             raise ValueError(f"goal_bitseq: n must be a multiple of k >= 1 (got n={n}, k={k})")
         self.n_bits, self.k = int(n), int(k)
-        super().__init__(2 ** k, n // k, heldout_fraction, heldout_seed)
+        super().__init__(2**k, n // k, heldout_fraction, heldout_seed)
 
     def kwargs(self) -> dict:
-        return {"n": self.n_bits, "k": self.k, "heldout_fraction": self.heldout_fraction,
-                "heldout_seed": self.heldout_seed}
+        return {
+            "n": self.n_bits,
+            "k": self.k,
+            "heldout_fraction": self.heldout_fraction,
+            "heldout_seed": self.heldout_seed,
+        }
 
 
 class GoalTFBind8(GoalSequence):

@@ -6,12 +6,13 @@ unseen goals (He et al., ICLR 2025, "generalisation to unseen outcomes"). Member
 hash of the goal, so it is defined without enumerating the goal space (2^100 bit strings) and is
 the same on every machine, for every run seed.
 """
+
 from __future__ import annotations
 
 import torch
 
-_PRIME = 2_147_483_647          # 2^31 - 1
-_BUCKETS = 10_000               # resolution of the held-out fraction
+_PRIME = 2_147_483_647  # 2^31 - 1
+_BUCKETS = 10_000  # resolution of the held-out fraction
 
 
 def _multipliers(goal_len: int, seed: int, device: torch.device) -> tuple[torch.Tensor, int, int]:
@@ -32,8 +33,9 @@ def heldout_mask(goals: torch.Tensor, fraction: float, seed: int) -> torch.Tenso
     return h.remainder(_BUCKETS) < int(round(fraction * _BUCKETS))
 
 
-def sample_goals(n: int, goal_len: int, n_values: int, gen: torch.Generator, fraction: float,
-                 seed: int, heldout: bool = False) -> torch.Tensor:
+def sample_goals(
+    n: int, goal_len: int, n_values: int, gen: torch.Generator, fraction: float, seed: int, heldout: bool = False
+) -> torch.Tensor:
     """``n`` goals drawn uniformly from the training goals (``heldout=False``: every goal outside
     the held-out set) or from the held-out goals, by rejection from uniform draws."""
     dev = gen.device
@@ -51,8 +53,10 @@ def sample_goals(n: int, goal_len: int, n_values: int, gen: torch.Generator, fra
         out = torch.cat([out, cand[keep][:need]])
     if out.shape[0] >= n:
         return out
-    raise ValueError(f"could not draw {n} {'held-out' if heldout else 'training'} goals: the set is "
-                     "empty or tiny (check heldout_fraction)")
+    raise ValueError(
+        f"could not draw {n} {'held-out' if heldout else 'training'} goals: the set is "
+        "empty or tiny (check heldout_fraction)"
+    )
 
 
 class GoalEnvAssets:
@@ -60,7 +64,7 @@ class GoalEnvAssets:
     (an env with ``initial``, ``step``, ``forward_mask``, ``backward_mask``, ``backward_step``,
     ``goal_state``, ``achieved``, ``sample_goals`` and ``kwargs``)."""
 
-    heldout_goals: torch.Tensor | None = None   # goals never drawn in training (the grid's held-out share)
+    heldout_goals: torch.Tensor | None = None  # goals never drawn in training (the grid's held-out share)
 
     def check_steps(self, n: int = 64, seed: int = 0) -> None:
         """Uniform random forward episodes must end within ``max_traj_len``; uniform random
@@ -101,9 +105,15 @@ class GoalEnvAssets:
         """A description of the env (nothing to cache: rewards are goal matches)."""
         from envs.base import write_env_assets
 
-        info = {"env": self.name, "kwargs": self.kwargs(), "max_traj_len": self.max_traj_len,
-                "n_actions": self.n_actions, "goal_len": self.goal_len, "goal_values": self.goal_values,
-                "heldout_fraction": self.heldout_fraction}
+        info = {
+            "env": self.name,
+            "kwargs": self.kwargs(),
+            "max_traj_len": self.max_traj_len,
+            "n_actions": self.n_actions,
+            "goal_len": self.goal_len,
+            "goal_values": self.goal_values,
+            "heldout_fraction": self.heldout_fraction,
+        }
         held = self.heldout_goals
         if held is not None:
             info.update(n_training_goals=int(self.n_goals), n_heldout_goals=int(len(held)))

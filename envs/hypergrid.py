@@ -11,6 +11,7 @@ Reward (x_d = -1 + 2 s_d / (H-1)):
 Mode regions: the 2^D sign patterns of coordinates inside the band 0.6 < |x| < 0.8.
 This is "HG-A", the hypergrid of EGFN's and BN's papers (a stop action, forced end at H-1).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -154,11 +155,7 @@ class HyperGrid(DagEnvFeatures):
     def log_reward(self, states: torch.Tensor) -> torch.Tensor:
         x = (states.float() / (self.height - 1)) * 2.0 - 1.0
         ax = x.abs()
-        r = (
-            self.r0
-            + self.r1 * (ax > 0.5).all(-1).float()
-            + self.r2 * ((ax > 0.6) & (ax < 0.8)).all(-1).float()
-        )
+        r = self.r0 + self.r1 * (ax > 0.5).all(-1).float() + self.r2 * ((ax > 0.6) & (ax < 0.8)).all(-1).float()
         return torch.log(r)
 
     def pairwise_distance(self, states: torch.Tensor) -> np.ndarray:
@@ -174,7 +171,7 @@ class HyperGrid(DagEnvFeatures):
         return torch.where(in_band, bits.sum(-1), torch.full_like(in_band, -1, dtype=torch.long))
 
     def action_blocks(self) -> list[tuple[int, int]]:
-        return [(0, self.ndim), (self.ndim, self.ndim + 1)]     # increments, stop
+        return [(0, self.ndim), (self.ndim, self.ndim + 1)]  # increments, stop
 
     def modes_hit(self, states: torch.Tensor) -> torch.Tensor:
         return one_hot_modes(self.mode_index(states), self.n_modes)

@@ -25,6 +25,7 @@ not the v2 of mujoco-py, so absolute returns are not comparable.
 Exact resumption needs no env state: the learner resets every episode with a seed it draws
 from its own (checkpointed) generator, and MuJoCo's dynamics are deterministic.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,17 @@ import numpy as np
 
 from envs.base import package_versions, write_env_assets
 
-SCENARIOS = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Swimmer", "Humanoid", "Reacher",
-             "ManySegmentSwimmer", "ManySegmentAnt")
+SCENARIOS = (
+    "HalfCheetah",
+    "Hopper",
+    "Walker2d",
+    "Ant",
+    "Swimmer",
+    "Humanoid",
+    "Reacher",
+    "ManySegmentSwimmer",
+    "ManySegmentAnt",
+)
 
 
 def one_agent_per_joint(scenario: str) -> dict[str, Any]:
@@ -55,9 +65,9 @@ CUSTOM_FACTORISATIONS = {("Walker2d", "6x1"): lambda: one_agent_per_joint("Walke
 class MaMuJoCoTask:
     """One MaMuJoCo factorisation; every agent is learned (fully cooperative)."""
 
-
-    def __init__(self, scenario: str = "HalfCheetah", agent_conf: str = "2x3", agent_obsk: int = 0,
-                 episode_limit: int = 1000):
+    def __init__(
+        self, scenario: str = "HalfCheetah", agent_conf: str = "2x3", agent_obsk: int = 0, episode_limit: int = 1000
+    ):
         if scenario not in SCENARIOS:
             raise ValueError(f"mamujoco: scenario must be one of {list(SCENARIOS)} (got {scenario!r})")
         if not isinstance(agent_obsk, int) or isinstance(agent_obsk, bool) or agent_obsk < 0:
@@ -70,9 +80,13 @@ class MaMuJoCoTask:
         self.agent_obsk, self.episode_limit = agent_obsk, episode_limit
         try:
             custom = CUSTOM_FACTORISATIONS.get((scenario, self.agent_conf))
-            self._env = mamujoco_v1.parallel_env(scenario, self.agent_conf, agent_obsk=agent_obsk,
-                                                 agent_factorization=custom() if custom else None,
-                                                 max_episode_steps=episode_limit)
+            self._env = mamujoco_v1.parallel_env(
+                scenario,
+                self.agent_conf,
+                agent_obsk=agent_obsk,
+                agent_factorization=custom() if custom else None,
+                max_episode_steps=episode_limit,
+            )
         except Exception as e:  # gymnasium-robotics raises plain Exceptions for unknown partitions
             raise ValueError(f"mamujoco: no factorisation {self.agent_conf!r} of {scenario} ({e})") from e
         self.possible_agents: list[str] = list(self._env.possible_agents)
@@ -94,8 +108,12 @@ class MaMuJoCoTask:
         return int(np.asarray(self._env.state()).shape[0])
 
     def kwargs(self) -> dict:
-        return {"scenario": self.scenario, "agent_conf": self.agent_conf, "agent_obsk": self.agent_obsk,
-                "episode_limit": self.episode_limit}
+        return {
+            "scenario": self.scenario,
+            "agent_conf": self.agent_conf,
+            "agent_obsk": self.agent_obsk,
+            "episode_limit": self.episode_limit,
+        }
 
     # ---------------------------------------------------------------- parallel API
     def observation_space(self, agent: str) -> Any:
@@ -138,8 +156,9 @@ class MaMuJoCoTask:
     def step_arrays(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
         """Step with an (N, act_dim) array (each row cut to its agent's action size); returns
         (obs, team reward, terminated, truncated). Every agent receives the same reward."""
-        acts = {a: np.asarray(actions[i, : self._act_dims[i]], dtype=np.float32)
-                for i, a in enumerate(self.possible_agents)}
+        acts = {
+            a: np.asarray(actions[i, : self._act_dims[i]], dtype=np.float32) for i, a in enumerate(self.possible_agents)
+        }
         _, rew, term, trunc, _ = self.step(acts)
         first = self.possible_agents[0]
         terminated = bool(term[first])
@@ -175,8 +194,17 @@ class MaMuJoCoTask:
         return write_env_assets(out_dir, {**self.describe(), "versions": versions})
 
     def describe(self) -> dict:
-        return {"env": "mamujoco", "kwargs": self.kwargs(), "n_agents": self.n_agents,
-                "agents": self.possible_agents, "obs_dims": self._obs_dims, "act_dims": self._act_dims,
-                "obs_dim": self.obs_dim, "act_dim": self.act_dim, "state_dim": self.state_dim,
-                "max_action": self.max_action, "episode_limit": self.episode_limit,
-                "physics": "gymnasium MuJoCo v5 (the paper: v2, mujoco-py)"}
+        return {
+            "env": "mamujoco",
+            "kwargs": self.kwargs(),
+            "n_agents": self.n_agents,
+            "agents": self.possible_agents,
+            "obs_dims": self._obs_dims,
+            "act_dims": self._act_dims,
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "state_dim": self.state_dim,
+            "max_action": self.max_action,
+            "episode_limit": self.episode_limit,
+            "physics": "gymnasium MuJoCo v5 (the paper: v2, mujoco-py)",
+        }

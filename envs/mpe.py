@@ -38,6 +38,7 @@ measurement at different machine loads.
 Exact resumption needs no env state: every episode is reset with a seed the learner draws from
 its own (checkpointed) generator, and the dynamics and the scripted opponents are deterministic.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -67,8 +68,9 @@ def direction_to_action(d: np.ndarray) -> int:
     return int(np.argmax(_MOVES @ d)) + 1
 
 
-def flee_or_forage(pos: np.ndarray, adversaries: list[np.ndarray], food: list[np.ndarray],
-                   flee_radius: float, bound: float = 0.9) -> int:
+def flee_or_forage(
+    pos: np.ndarray, adversaries: list[np.ndarray], food: list[np.ndarray], flee_radius: float, bound: float = 0.9
+) -> int:
     """The scripted opponent: flee the nearest adversary when it is closer than
     ``flee_radius`` (away from it), else move to the nearest food (none: towards the centre);
     beyond ``bound`` in a coordinate the direction is pulled back inside (mpe2 penalises good
@@ -83,7 +85,7 @@ def flee_or_forage(pos: np.ndarray, adversaries: list[np.ndarray], food: list[np
     else:
         d = -pos
     outside = np.abs(pos) > bound
-    d = np.where(outside, -np.sign(pos), d)   # back inside first, in the offending coordinate
+    d = np.where(outside, -np.sign(pos), d)  # back inside first, in the offending coordinate
     return direction_to_action(d)
 
 
@@ -95,7 +97,7 @@ def seek(pos: np.ndarray, goal: np.ndarray) -> int:
 class MPETask(TeamArrays):
     """One mpe2 scenario; the learned team acts through ``step``, the opponents are scripted."""
 
-    reports_wins = False    # MPE episodes have a return, not a winner
+    reports_wins = False  # MPE episodes have a return, not a winner
     won = float("nan")
 
     def __init__(self, task: str = "spread", episode_limit: int = 25, flee_radius: float = 0.5):
@@ -181,12 +183,18 @@ class MPETask(TeamArrays):
             return {}
         world = self._raw.world
         if self.task == "push":
-            return {n: seek(b.state.p_pos, b.goal_a.state.p_pos)
-                    for n, b in zip(self._env.possible_agents, self._bodies) if n in self.opponents}
+            return {
+                n: seek(b.state.p_pos, b.goal_a.state.p_pos)
+                for n, b in zip(self._env.possible_agents, self._bodies)
+                if n in self.opponents
+            }
         advs = [b.state.p_pos for b in self._bodies if b.adversary]
         food = [f.state.p_pos for f in getattr(world, "food", [])]
-        return {n: flee_or_forage(b.state.p_pos, advs, food, self.flee_radius)
-                for n, b in zip(self._env.possible_agents, self._bodies) if n in self.opponents}
+        return {
+            n: flee_or_forage(b.state.p_pos, advs, food, self.flee_radius)
+            for n, b in zip(self._env.possible_agents, self._bodies)
+            if n in self.opponents
+        }
 
     # ---------------------------------------------------------------- arrays for learners
     def obs_array(self) -> np.ndarray:
@@ -209,7 +217,16 @@ class MPETask(TeamArrays):
         return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("mpe2", "pettingzoo")})
 
     def describe(self) -> dict:
-        return {"env": "mpe", "kwargs": self.kwargs(), "n_agents": self.n_agents, "agents": self.possible_agents,
-                "opponents": self.opponents, "obs_dims": self._obs_dims, "act_dims": self._act_dims,
-                "obs_dim": self.obs_dim, "n_actions": self.n_actions, "state_dim": self.state_dim,
-                "episode_limit": self.episode_limit}
+        return {
+            "env": "mpe",
+            "kwargs": self.kwargs(),
+            "n_agents": self.n_agents,
+            "agents": self.possible_agents,
+            "opponents": self.opponents,
+            "obs_dims": self._obs_dims,
+            "act_dims": self._act_dims,
+            "obs_dim": self.obs_dim,
+            "n_actions": self.n_actions,
+            "state_dim": self.state_dim,
+            "episode_limit": self.episode_limit,
+        }

@@ -10,6 +10,7 @@ agent away while holding the landmark). Observations as in simple_push: adversar
 [vel, goal offset, goal colour, landmark offsets, landmark colours, other agents' offsets].
 [Reconstruction: the official scenario is not public and its reward may differ; docs/papers/kaleidoscope.md.]
 """
+
 from __future__ import annotations
 
 from gymnasium.utils import EzPickle
@@ -42,13 +43,31 @@ class PushScenario(Scenario):
 
 
 class raw_env(SimpleEnv, EzPickle):
-    def __init__(self, max_cycles: int = 25, continuous_actions: bool = False, render_mode: str | None = None,
-                 n_adversaries: int = 5, n_good: int = 2):
-        EzPickle.__init__(self, max_cycles=max_cycles, continuous_actions=continuous_actions,
-                          render_mode=render_mode, n_adversaries=n_adversaries, n_good=n_good)
+    def __init__(
+        self,
+        max_cycles: int = 25,
+        continuous_actions: bool = False,
+        render_mode: str | None = None,
+        n_adversaries: int = 5,
+        n_good: int = 2,
+    ):
+        EzPickle.__init__(
+            self,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+            render_mode=render_mode,
+            n_adversaries=n_adversaries,
+            n_good=n_good,
+        )
         scenario = PushScenario(n_adversaries, n_good)
-        SimpleEnv.__init__(self, scenario=scenario, world=scenario.make_world(), render_mode=render_mode,
-                           max_cycles=max_cycles, continuous_actions=continuous_actions)
+        SimpleEnv.__init__(
+            self,
+            scenario=scenario,
+            world=scenario.make_world(),
+            render_mode=render_mode,
+            max_cycles=max_cycles,
+            continuous_actions=continuous_actions,
+        )
         self.metadata["name"] = f"simple_push_{n_adversaries}v{n_good}"
 
 

@@ -19,6 +19,7 @@ Modes: ``mode_set="modes"`` (default) = the 805 top-0.5 % strings of ``qm9str/mo
 and ``"modes_div_threshold_075"`` (37) are LS-GFN's diversity-filtered subsets. Modes are
 numbered in sorted string order.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,14 @@ def mode_info() -> dict[str, tuple[int, ...]]:
 class QM9Str(SequenceMDP):
     name = "qm9str"
 
-    def __init__(self, mdp: str = "pa", beta: float = 5.0, reward_max: float = 100.0,
-                 reward_min: float = 1e-3, mode_set: str = "modes"):
+    def __init__(
+        self,
+        mdp: str = "pa",
+        beta: float = 5.0,
+        reward_max: float = 100.0,
+        reward_min: float = 1e-3,
+        mode_set: str = "modes",
+    ):
         if mode_set not in MODE_SETS:
             raise ValueError(f"qm9str: mode_set must be one of {MODE_SETS} (got {mode_set!r})")
         if beta <= 0:
@@ -103,8 +110,13 @@ class QM9Str(SequenceMDP):
         return len(self.modes)
 
     def kwargs(self) -> dict:
-        return {"mdp": self.mdp, "beta": self.beta, "reward_max": self.reward_max,
-                "reward_min": self.reward_min, "mode_set": self.mode_set}
+        return {
+            "mdp": self.mdp,
+            "beta": self.beta,
+            "reward_max": self.reward_max,
+            "reward_min": self.reward_min,
+            "mode_set": self.mode_set,
+        }
 
     def _terminal_log_reward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._log_r[self.tokens_value(tokens).cpu()].to(tokens.device)
@@ -120,6 +132,7 @@ class QM9Str(SequenceMDP):
 
     def info(self) -> dict:
         out = super().info()
-        out.update(oracle=TABLE_FILE, reward_scale=self.scale,
-                   mode_raw_reward_min=float(self.r[list(self.modes)].min()))
+        out.update(
+            oracle=TABLE_FILE, reward_scale=self.scale, mode_raw_reward_min=float(self.r[list(self.modes)].min())
+        )
         return out

@@ -25,6 +25,7 @@ Modes: for ``L14_RNA1+2`` the 806 sequences of FLEXS' ``peaks_B2L14RNA1+2.txt`` 
 modes); for ``L14_RNA1`` the 2,942 of ``peaks_B1L14RNA1.txt``; no mode set for the other tasks
 (``n_modes = 0``). ``mode_index`` is the position in that file.
 """
+
 from __future__ import annotations
 
 import re
@@ -118,7 +119,7 @@ def hill_climb(fitness: BindingFitness, starts: Iterable[str]) -> tuple[str, flo
     for s in starts:
         cur, f = s, float(fitness([s])[0])
         while True:
-            nbrs = [cur[:i] + c + cur[i + 1:] for i in range(len(cur)) for c in ALPHABET if c != cur[i]]
+            nbrs = [cur[:i] + c + cur[i + 1 :] for i in range(len(cur)) for c in ALPHABET if c != cur[i]]
             fn = fitness(nbrs)
             j = int(np.argmax(fn))
             if fn[j] <= f:
@@ -141,8 +142,15 @@ def peaks(task: str) -> tuple[str, ...]:
 class RNABinding(SequenceMDP):
     name = "rna"
 
-    def __init__(self, task: str = "L14_RNA1", beta: float = 8.0, mdp: str = "pa",
-                 reward_max: float = 10.0, reward_min: float = 1e-3, r_ref: float | None = None):
+    def __init__(
+        self,
+        task: str = "L14_RNA1",
+        beta: float = 8.0,
+        mdp: str = "pa",
+        reward_max: float = 10.0,
+        reward_min: float = 1e-3,
+        r_ref: float | None = None,
+    ):
         length, names = parse_task(task)
         super().__init__(vocab_size=4, length=length, mdp=mdp, enumerable=False)
         if beta <= 0:
@@ -164,8 +172,14 @@ class RNABinding(SequenceMDP):
         return len(self.modes)
 
     def kwargs(self) -> dict:
-        return {"task": self.task, "beta": self.beta, "mdp": self.mdp,
-                "reward_max": self.reward_max, "reward_min": self.reward_min, "r_ref": self.r_ref}
+        return {
+            "task": self.task,
+            "beta": self.beta,
+            "mdp": self.mdp,
+            "reward_max": self.reward_max,
+            "reward_min": self.reward_min,
+            "r_ref": self.r_ref,
+        }
 
     def to_strings(self, tokens: torch.Tensor) -> list[str]:
         return ["".join(ALPHABET[t] for t in row) for row in tokens.tolist()]
@@ -195,7 +209,11 @@ class RNABinding(SequenceMDP):
 
     def info(self) -> dict:
         out = super().info()
-        out.update(task=self.task, targets=self.target_names, r_ref=self.r_ref,
-                   reward_scale_log=self.log_c,
-                   mode_file=PEAK_FILES.get(self.task))
+        out.update(
+            task=self.task,
+            targets=self.target_names,
+            r_ref=self.r_ref,
+            reward_scale_log=self.log_c,
+            mode_file=PEAK_FILES.get(self.task),
+        )
         return out

@@ -19,6 +19,7 @@ scales use SMAX). Differences from SMAX that a user must know:
 * ``terminated`` excludes SMAC's time limit (its ``info["episode_limit"]``), as pymarl does for
   bootstrapping; ``won`` is SMAC's ``battle_won``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,30 +48,42 @@ def unit_type_bits(map_name: str, capability_config: dict | None = None) -> int:
 class SC2Task(SharedRewardArrays):
     """One SMAC / SMACv2 map against the built-in StarCraft II AI; every ally is learned."""
 
-
     @staticmethod
-    def validate_kwargs(map_name: str = "3s5z", capability_config: dict | None = None,
-                        episode_limit: int | None = None, difficulty: str = "7") -> None:
+    def validate_kwargs(
+        map_name: str = "3s5z",
+        capability_config: dict | None = None,
+        episode_limit: int | None = None,
+        difficulty: str = "7",
+    ) -> None:
         """Argument checks and whether StarCraft II can run here, without launching it."""
         if not isinstance(map_name, str) or not map_name:
             raise ValueError(f"sc2: map_name must be a SMAC/SMACv2 map name (got {map_name!r})")
         if capability_config is not None and not isinstance(capability_config, dict):
             raise ValueError("sc2: capability_config must be a mapping (SMACv2's capability_config block)")
-        if episode_limit is not None and (not isinstance(episode_limit, int) or isinstance(episode_limit, bool)
-                                          or episode_limit < 1):
+        if episode_limit is not None and (
+            not isinstance(episode_limit, int) or isinstance(episode_limit, bool) or episode_limit < 1
+        ):
             raise ValueError(f"sc2: episode_limit must be an int >= 1 or null (got {episode_limit!r})")
         if str(difficulty) not in {str(d) for d in range(1, 10)} | {"A"}:
             raise ValueError(f"sc2: difficulty must be 1-9 or A (got {difficulty!r})")
         package = _package(capability_config)
         if importlib.util.find_spec(package) is None:
-            raise ValueError(f"sc2: the {package!r} package is not installed (StarCraft II runs only where "
-                             "it and the game are; use env 'smax', the stand-in, elsewhere)")
+            raise ValueError(
+                f"sc2: the {package!r} package is not installed (StarCraft II runs only where "
+                "it and the game are; use env 'smax', the stand-in, elsewhere)"
+            )
         sc2 = os.environ.get("SC2PATH")
         if not sc2 or not Path(sc2).is_dir():
             raise ValueError(f"sc2: StarCraft II not found: SC2PATH is {sc2!r} (set it to the game's directory)")
 
-    def __init__(self, map_name: str = "3s5z", capability_config: dict | None = None,
-                 episode_limit: int | None = None, difficulty: str = "7", env_factory: Any = None):
+    def __init__(
+        self,
+        map_name: str = "3s5z",
+        capability_config: dict | None = None,
+        episode_limit: int | None = None,
+        difficulty: str = "7",
+        env_factory: Any = None,
+    ):
         """``env_factory(seed) -> a SMAC-API env`` replaces launching the game (tests)."""
         if env_factory is None:
             self.validate_kwargs(map_name, capability_config, episode_limit, difficulty)
@@ -108,8 +121,12 @@ class SC2Task(SharedRewardArrays):
             self._env = self._factory(seed)
 
     def kwargs(self) -> dict:
-        return {"map_name": self.map_name, "capability_config": self.capability_config,
-                "episode_limit": self._limit, "difficulty": self.difficulty}
+        return {
+            "map_name": self.map_name,
+            "capability_config": self.capability_config,
+            "episode_limit": self._limit,
+            "difficulty": self.difficulty,
+        }
 
     def _read(self) -> None:
         self._obs = np.asarray(self._env.get_obs(), dtype=np.float32).reshape(self.n_agents, self.obs_dim)
@@ -118,7 +135,7 @@ class SC2Task(SharedRewardArrays):
 
     # ---------------------------------------------------------------- parallel API
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        self._open(seed)                   # the game is seeded once, at its launch
+        self._open(seed)  # the game is seeded once, at its launch
         self._env.reset()
         self._read()
         self.agents, self._t, self.won = list(self.possible_agents), 0, False
@@ -139,8 +156,13 @@ class SC2Task(SharedRewardArrays):
         if terminated or truncated:
             self.agents, self.won = [], bool(info.get("battle_won", False))
         team = self.possible_agents
-        return ({a: self._obs[i] for i, a in enumerate(team)}, {a: float(reward) for a in team},
-                {a: terminated for a in team}, {a: truncated for a in team}, {a: dict(info) for a in team})
+        return (
+            {a: self._obs[i] for i, a in enumerate(team)},
+            {a: float(reward) for a in team},
+            {a: terminated for a in team},
+            {a: truncated for a in team},
+            {a: dict(info) for a in team},
+        )
 
     def state(self) -> np.ndarray:
         return self._state.copy()
@@ -158,7 +180,14 @@ class SC2Task(SharedRewardArrays):
         return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("smac", "smacv2", "pysc2")})
 
     def describe(self) -> dict:
-        return {"env": "sc2", "kwargs": self.kwargs(), "n_agents": self.n_agents, "obs_dim": self.obs_dim,
-                "n_actions": self.n_actions, "state_dim": self.state_dim, "episode_limit": self.episode_limit,
-                "opponent": f"StarCraft II built-in AI, difficulty {self.difficulty}",
-                "package": _package(self.capability_config)}
+        return {
+            "env": "sc2",
+            "kwargs": self.kwargs(),
+            "n_agents": self.n_agents,
+            "obs_dim": self.obs_dim,
+            "n_actions": self.n_actions,
+            "state_dim": self.state_dim,
+            "episode_limit": self.episode_limit,
+            "opponent": f"StarCraft II built-in AI, difficulty {self.difficulty}",
+            "package": _package(self.capability_config),
+        }

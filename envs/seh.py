@@ -60,6 +60,7 @@ parent node (M), the one-hot parent slot (K) and the open-slot flags (K).
 bits), the fingerprint QGFN's ``utils/plotting.py`` uses for its mode filter and top-k
 diversity; ``fingerprint="morgan"`` switches to Morgan radius 2, 2048 bits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,7 +73,7 @@ from envs.base import DagEnvFeatures, replay_states, write_env_assets
 from envs.seh_chem import BLOCKS_FILE, FINGERPRINTS, MAX_SLOTS, N_BLOCKS, FragmentChemistry, blocks
 
 __all__ = ["BLOCKS_FILE", "MAX_SLOTS", "N_BLOCKS", "SEHFragments", "blocks"]
-REWARD_NORM = 8.0        # flat reward = proxy / 8 (recursion seh_frag)
+REWARD_NORM = 8.0  # flat reward = proxy / 8 (recursion seh_frag)
 FLAT_MIN, FLAT_MAX = 1e-4, 100.0
 
 
@@ -82,13 +83,20 @@ class SEHFragments(DagEnvFeatures):
     n_modes = 0
     # QGFN's mode counter (yunglau/QGFN utils/plotting.py): flat reward above 0.9, Tanimoto
     # similarity below 0.7 to every mode accepted before
-    flat_reward_is_tempered_log_reward = False    # proxy / 8, clipped; 0 for invalid states
+    flat_reward_is_tempered_log_reward = False  # proxy / 8, clipped; 0 for invalid states
     mode_flat_threshold = 0.9
     mode_similarity = 0.7
 
-    def __init__(self, max_frags: int = 9, beta: float = 32.0, invalid_log_reward: float = -75.0,
-                 root_layout: str = "linear", fingerprint: str = "rdkit",
-                 cache_size: int = 500_000, proxy_batch: int = 512):
+    def __init__(
+        self,
+        max_frags: int = 9,
+        beta: float = 32.0,
+        invalid_log_reward: float = -75.0,
+        root_layout: str = "linear",
+        fingerprint: str = "rdkit",
+        cache_size: int = 500_000,
+        proxy_batch: int = 512,
+    ):
         if max_frags < 1:
             raise ValueError(f"seh: max_frags must be >= 1 (got {max_frags})")
         if beta <= 0:
@@ -96,6 +104,7 @@ class SEHFragments(DagEnvFeatures):
         if fingerprint not in FINGERPRINTS:
             raise ValueError(f"seh: fingerprint must be one of {FINGERPRINTS} (got {fingerprint!r})")
         from envs.seh_proxy import ROOT_LAYOUTS
+
         if root_layout not in ROOT_LAYOUTS:
             raise ValueError(f"seh: root_layout must be one of {ROOT_LAYOUTS} (got {root_layout!r})")
         self.max_frags = int(max_frags)
@@ -108,7 +117,7 @@ class SEHFragments(DagEnvFeatures):
 
         smi, r, _ = blocks()
         self.block_smiles, self.block_r = smi, r
-        n_slots = torch.tensor([len(x) for x in r] + [0], dtype=torch.long)   # pad block: 0 slots
+        n_slots = torch.tensor([len(x) for x in r] + [0], dtype=torch.long)  # pad block: 0 slots
         self._n_slots = n_slots
         M, K = self.max_frags, MAX_SLOTS
         self.c_block = 1
@@ -117,9 +126,15 @@ class SEHFragments(DagEnvFeatures):
         self.c_occ = 1 + 3 * M
         self.state_dim = 1 + 3 * M + M * K
         # a state's molecule is read from its tree columns: block ids, parents, parent slots
-        self.chem = FragmentChemistry(smi, r, tree_columns=(self.c_block, self.c_parent, self.c_pslot, self.c_occ),
-                                      root_layout=root_layout, fingerprint=fingerprint,
-                                      cache_size=self.cache_size, proxy_batch=self.proxy_batch)
+        self.chem = FragmentChemistry(
+            smi,
+            r,
+            tree_columns=(self.c_block, self.c_parent, self.c_pslot, self.c_occ),
+            root_layout=root_layout,
+            fingerprint=fingerprint,
+            cache_size=self.cache_size,
+            proxy_batch=self.proxy_batch,
+        )
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -151,10 +166,15 @@ class SEHFragments(DagEnvFeatures):
         return M * (N_BLOCKS + 1) + M * M + 2 * M * K
 
     def kwargs(self) -> dict:
-        return {"max_frags": self.max_frags, "beta": self.beta,
-                "invalid_log_reward": self.invalid_log_reward, "root_layout": self.root_layout,
-                "fingerprint": self.fingerprint, "cache_size": self.cache_size,
-                "proxy_batch": self.proxy_batch}
+        return {
+            "max_frags": self.max_frags,
+            "beta": self.beta,
+            "invalid_log_reward": self.invalid_log_reward,
+            "root_layout": self.root_layout,
+            "fingerprint": self.fingerprint,
+            "cache_size": self.cache_size,
+            "proxy_batch": self.proxy_batch,
+        }
 
     # ------------------------------------------------------------- state views
     def n_frags(self, states: torch.Tensor) -> torch.Tensor:
@@ -163,14 +183,15 @@ class SEHFragments(DagEnvFeatures):
     def _views(self, states: torch.Tensor) -> tuple[torch.Tensor, ...]:
         M, K = self.max_frags, MAX_SLOTS
         n = states[:, 0]
-        blk = states[:, self.c_block:self.c_block + M]
-        par = states[:, self.c_parent:self.c_parent + M]
-        psl = states[:, self.c_pslot:self.c_pslot + M]
-        occ = states[:, self.c_occ:].reshape(-1, M, K)
+        blk = states[:, self.c_block : self.c_block + M]
+        par = states[:, self.c_parent : self.c_parent + M]
+        psl = states[:, self.c_pslot : self.c_pslot + M]
+        occ = states[:, self.c_occ :].reshape(-1, M, K)
         return n, blk, par, psl, occ
 
-    def _pack(self, n: torch.Tensor, blk: torch.Tensor, par: torch.Tensor, psl: torch.Tensor,
-              occ: torch.Tensor) -> torch.Tensor:
+    def _pack(
+        self, n: torch.Tensor, blk: torch.Tensor, par: torch.Tensor, psl: torch.Tensor, occ: torch.Tensor
+    ) -> torch.Tensor:
         return torch.cat([n[:, None], blk, par, psl, occ.flatten(1)], 1)
 
     def open_slots(self, states: torch.Tensor) -> torch.Tensor:
@@ -178,7 +199,7 @@ class SEHFragments(DagEnvFeatures):
         bond uses it."""
         n, blk, _, _, occ = self._views(states)
         M, K = self.max_frags, MAX_SLOTS
-        n_slots = self._n_slots.to(states.device)[blk]                            # [B, M]
+        n_slots = self._n_slots.to(states.device)[blk]  # [B, M]
         k = torch.arange(K, device=states.device)
         exists = torch.arange(M, device=states.device)[None] < n[:, None]
         return exists[..., None] & (k[None, None] < n_slots[..., None]) & (occ == 0)
@@ -188,7 +209,7 @@ class SEHFragments(DagEnvFeatures):
         M = self.max_frags
         idx = torch.arange(M, device=states.device)
         exists = idx[None] < n[:, None]
-        child = exists & (idx[None] >= 1)                         # nodes that have a parent
+        child = exists & (idx[None] >= 1)  # nodes that have a parent
         return exists & ~self._has_child(par, child)
 
     @staticmethod
@@ -201,7 +222,7 @@ class SEHFragments(DagEnvFeatures):
     # ------------------------------------------------------------- dynamics
     def initial(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         s = torch.zeros(batch, self.state_dim, dtype=torch.long, device=device)
-        s[:, self.c_block:self.c_block + self.max_frags] = N_BLOCKS
+        s[:, self.c_block : self.c_block + self.max_frags] = N_BLOCKS
         return s
 
     def is_forced_terminal(self, states: torch.Tensor) -> torch.Tensor:
@@ -214,8 +235,9 @@ class SEHFragments(DagEnvFeatures):
         p = actions // (N_BLOCKS * MAX_SLOTS)
         return p, k, v
 
-    def encode_action(self, node: torch.Tensor | int, slot: torch.Tensor | int,
-                      block: torch.Tensor | int) -> torch.Tensor | int:
+    def encode_action(
+        self, node: torch.Tensor | int, slot: torch.Tensor | int, block: torch.Tensor | int
+    ) -> torch.Tensor | int:
         return (node * MAX_SLOTS + slot) * N_BLOCKS + block
 
     def step(self, states: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,8 +250,8 @@ class SEHFragments(DagEnvFeatures):
         n, blk, par, psl, occ = (t.clone() for t in self._views(states))
         rows = torch.arange(B, device=dev)
         grow = ~stop
-        i = n.clamp(max=self.max_frags - 1)                 # index of the new node
-        child = grow & (n > 0)                              # n == 0: v becomes the root
+        i = n.clamp(max=self.max_frags - 1)  # index of the new node
+        child = grow & (n > 0)  # n == 0: v becomes the root
         blk[rows[grow], i[grow]] = v[grow]
         par[rows[child], i[child]] = p[child]
         psl[rows[child], i[child]] = k[child]
@@ -271,10 +293,10 @@ class SEHFragments(DagEnvFeatures):
         rows = torch.arange(B, device=dev)
         p, k, v = par[:, i], psl[:, i], blk[:, i].clamp(max=N_BLOCKS - 1)
         if i >= 1:
-            occ[rows, p, k] = 0                             # free the parent's slot
+            occ[rows, p, k] = 0  # free the parent's slot
             action = self.encode_action(p, k, v)
         else:
-            action = v                                      # re-place the root
+            action = v  # re-place the root
         keep = torch.tensor([j for j in range(M) if j != i] + [i], device=dev)
         blk, par, psl, occ = blk[:, keep], par[:, keep], psl[:, keep], occ[:, keep]
         par = par - (par > i).long()
@@ -308,8 +330,12 @@ class SEHFragments(DagEnvFeatures):
         """Block one-hot, parent one-hot, parent-slot one-hot and open flags per node."""
         _, blk, par, psl, _ = self._views(states)
         F = torch.nn.functional
-        parts = [F.one_hot(blk, N_BLOCKS + 1).flatten(1), F.one_hot(par, self.max_frags).flatten(1),
-                 F.one_hot(psl, MAX_SLOTS).flatten(1), self.open_slots(states).flatten(1)]
+        parts = [
+            F.one_hot(blk, N_BLOCKS + 1).flatten(1),
+            F.one_hot(par, self.max_frags).flatten(1),
+            F.one_hot(psl, MAX_SLOTS).flatten(1),
+            self.open_slots(states).flatten(1),
+        ]
         return torch.cat(parts, 1).float()
 
     # ------------------------------------------- molecules and scores (envs/seh_chem.py)
@@ -345,8 +371,9 @@ class SEHFragments(DagEnvFeatures):
         """beta * log(flat reward), float32 on the states' device; invalid_log_reward for
         invalid states (the empty state included)."""
         flat = self.flat_reward(states)
-        lr = torch.where(flat > 0, self.beta * flat.clamp(min=FLAT_MIN).log(),
-                         torch.full_like(flat, self.invalid_log_reward))
+        lr = torch.where(
+            flat > 0, self.beta * flat.clamp(min=FLAT_MIN).log(), torch.full_like(flat, self.invalid_log_reward)
+        )
         return lr.float().to(states.device)
 
     def mode_index(self, states: torch.Tensor) -> torch.Tensor:
@@ -365,10 +392,18 @@ class SEHFragments(DagEnvFeatures):
 
     # ------------------------------------------------------------------ assets
     def info(self) -> dict:
-        return {"env": self.name, "kwargs": self.kwargs(), "enumerable": False, "n_modes": 0,
-                "n_blocks": N_BLOCKS, "n_fragments": len(set(self.block_smiles)),
-                "max_slots": MAX_SLOTS, "n_actions": self.n_actions, "obs_dim": self.obs_dim,
-                "blocks": BLOCKS_FILE}
+        return {
+            "env": self.name,
+            "kwargs": self.kwargs(),
+            "enumerable": False,
+            "n_modes": 0,
+            "n_blocks": N_BLOCKS,
+            "n_fragments": len(set(self.block_smiles)),
+            "max_slots": MAX_SLOTS,
+            "n_actions": self.n_actions,
+            "obs_dim": self.obs_dim,
+            "blocks": BLOCKS_FILE,
+        }
 
     def write_assets(self, out_dir: str | Path) -> dict:
         """Write ``info.json`` (no exact target: not enumerable)."""

@@ -7,6 +7,7 @@ parent nodes, parent slots; the occupancy flags that follow from them are not pa
 molecule's key). How the fragments bond, the hydrogens and the sanitisation are described in
 envs/seh.py's docstring.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from envs import data
 
 BLOCKS_FILE = "seh/blocks_PDB_105.json"
 N_BLOCKS = 105
-MAX_SLOTS = 6            # the most attachment positions of any block in the 105
+MAX_SLOTS = 6  # the most attachment positions of any block in the 105
 FINGERPRINTS = ("rdkit", "morgan")
 
 
@@ -62,9 +63,16 @@ class LRU(OrderedDict):
 class FragmentChemistry:
     """Molecules, SMILES, proxy scores and fingerprints of fragment-tree state rows."""
 
-    def __init__(self, block_smiles: Sequence[str], block_r: Sequence[Sequence[int]],
-                 tree_columns: tuple[int, int, int, int], root_layout: str = "linear",
-                 fingerprint: str = "rdkit", cache_size: int = 500_000, proxy_batch: int = 512):
+    def __init__(
+        self,
+        block_smiles: Sequence[str],
+        block_r: Sequence[Sequence[int]],
+        tree_columns: tuple[int, int, int, int],
+        root_layout: str = "linear",
+        fingerprint: str = "rdkit",
+        cache_size: int = 500_000,
+        proxy_batch: int = 512,
+    ):
         self.block_smiles, self.block_r = tuple(block_smiles), tuple(tuple(r) for r in block_r)
         # first column of the block ids, the parents, the parent slots and the occupancy flags
         self.c_block, self.c_parent, self.c_pslot, self.c_occ = tree_columns
@@ -73,13 +81,14 @@ class FragmentChemistry:
         self.proxy_batch = int(proxy_batch)
         self._proxy = None
         self._block_mols: list[Any] | None = None
-        self._smiles_of_key = LRU(cache_size)    # tree key -> canonical SMILES or None
+        self._smiles_of_key = LRU(cache_size)  # tree key -> canonical SMILES or None
         self._proxy_of_smiles = LRU(cache_size)  # canonical SMILES -> proxy score
 
     # ---------------------------------------------------------------- molecules
     def _mols(self) -> list[Any]:
         if self._block_mols is None:
             from rdkit import Chem
+
             self._block_mols = [Chem.MolFromSmiles(s) for s in self.block_smiles]
         return self._block_mols
 
@@ -91,9 +100,9 @@ class FragmentChemistry:
         n = row[0]
         if n == 0:
             return None
-        blk = row[self.c_block:self.c_block + n]
-        par = row[self.c_parent:self.c_parent + n]
-        psl = row[self.c_pslot:self.c_pslot + n]
+        blk = row[self.c_block : self.c_block + n]
+        par = row[self.c_parent : self.c_parent + n]
+        psl = row[self.c_pslot : self.c_pslot + n]
         frags = self._mols()
         mol = frags[blk[0]]
         offsets = [0]
@@ -116,12 +125,12 @@ class FragmentChemistry:
         mol = em.GetMol()
         try:
             Chem.SanitizeMol(mol)
-        except Exception:   # RDKit raises several types (valence, kekulisation)
+        except Exception:  # RDKit raises several types (valence, kekulisation)
             return None
         return mol
 
     def _key(self, row: Sequence[int]) -> tuple[int, ...]:
-        return tuple(row[:self.c_occ])   # occupancy follows from the tree
+        return tuple(row[: self.c_occ])  # occupancy follows from the tree
 
     def _smiles_and_mols(self, states: torch.Tensor) -> tuple[list[str | None], dict[str, Any]]:
         from rdkit import Chem
@@ -131,8 +140,7 @@ class FragmentChemistry:
         for row in states.tolist():
             key = self._key(row)
             smi = self._smiles_of_key.lookup(key, default=KeyError)
-            if smi is KeyError or (smi is not None and smi not in self._proxy_of_smiles
-                                   and smi not in new_mols):
+            if smi is KeyError or (smi is not None and smi not in self._proxy_of_smiles and smi not in new_mols):
                 mol = self.build_mol(row)
                 smi = Chem.MolToSmiles(mol) if mol is not None else None
                 self._smiles_of_key.store(key, smi)
@@ -150,6 +158,7 @@ class FragmentChemistry:
         """The pretrained sEH proxy (loaded on first use)."""
         if self._proxy is None:
             from envs.seh_proxy import SEHProxy
+
             self._proxy = SEHProxy.pretrained(self.root_layout)
         return self._proxy
 
@@ -161,11 +170,9 @@ class FragmentChemistry:
             scores = self.proxy().predict_mols([new_mols[s] for s in keys], self.proxy_batch)
             for s, v in zip(keys, scores.tolist()):
                 self._proxy_of_smiles.store(s, v)
-        out = [self._proxy_of_smiles.lookup(s, default=float("nan")) if s is not None else float("nan")
-               for s in smis]
+        out = [self._proxy_of_smiles.lookup(s, default=float("nan")) if s is not None else float("nan") for s in smis]
         # a molecule evicted between the two passes (tiny caches) is scored again
-        missing = [j for j, s in enumerate(smis) if s is not None and out[j] != out[j]
-                   and s not in new_mols]
+        missing = [j for j, s in enumerate(smis) if s is not None and out[j] != out[j] and s not in new_mols]
         for j in missing:
             mol = self.build_mol(states[j].tolist())
             out[j] = float(self.proxy().predict_mols([mol])[0])
@@ -184,6 +191,7 @@ class FragmentChemistry:
                 fps.append(Chem.RDKFingerprint(mol))
             else:
                 from rdkit.Chem import rdFingerprintGenerator
+
                 gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
                 fps.append(gen.GetFingerprint(mol))
         return fps

@@ -32,6 +32,7 @@ QGFN and EGFN papers report is therefore the transposed one; ``root_layout="line
 from the block molecule's open stems; recursion/QGFN's ``mol2graph`` always leaves it 0.
 :func:`atom_graph` follows recursion/QGFN (all zeros) unless ``stem_atoms`` are given.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,8 @@ from envs import data
 
 PARAMS_FILE = "seh/best_params.pkl.gz"
 N_ATOM_FEATURES = 71
-N_ATOMIC_NUMBERS = 56          # one-hot of atomic numbers 1..56 (H..Ba)
-N_BOND_TYPES = 4               # single, double, triple, aromatic
+N_ATOMIC_NUMBERS = 56  # one-hot of atomic numbers 1..56 (H..Ba)
+N_BOND_TYPES = 4  # single, double, triple, aromatic
 SELF_LOOP_TYPE = N_BOND_TYPES  # the all-zero edge feature of a bond-less molecule's self-loop
 DIM = 64
 N_CONV_STEPS = 12
@@ -55,7 +56,7 @@ ROOT_LAYOUTS = ("linear", "original")
 
 # feature columns of one atom (14 + 56 + 1 = 71)
 _ELEMENT_COLUMN = {"H": 0, "C": 1, "N": 2, "O": 3, "F": 4}
-_OTHER_ELEMENT_COLUMN = 5   # any element outside H, C, N, O, F
+_OTHER_ELEMENT_COLUMN = 5  # any element outside H, C, N, O, F
 # columns 6 (scaled atomic number), 7 (acceptor) and 8 (donor) stay 0 in this configuration
 _AROMATIC_COLUMN = 9
 _SP_COLUMN, _SP2_COLUMN, _SP3_COLUMN = 10, 11, 12
@@ -80,8 +81,14 @@ class AtomGraph:
     n_graphs: int
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "AtomGraph":
-        return AtomGraph(self.x.to(device, dtype), self.src.to(device), self.dst.to(device),
-                         self.edge_type.to(device), self.batch.to(device), self.n_graphs)
+        return AtomGraph(
+            self.x.to(device, dtype),
+            self.src.to(device),
+            self.dst.to(device),
+            self.edge_type.to(device),
+            self.batch.to(device),
+            self.n_graphs,
+        )
 
 
 def atom_features(mol: "object", stem_atoms: Sequence[int] = ()) -> np.ndarray:
@@ -116,8 +123,7 @@ def _bond_type_index(bond: "object") -> int:
     from rdkit.Chem.rdchem import BondType
 
     # recursion's featuriser maps an unspecified bond to "single"; other kinds are rejected
-    table = {BondType.SINGLE: 0, BondType.DOUBLE: 1, BondType.TRIPLE: 2, BondType.AROMATIC: 3,
-             BondType.UNSPECIFIED: 0}
+    table = {BondType.SINGLE: 0, BondType.DOUBLE: 1, BondType.TRIPLE: 2, BondType.AROMATIC: 3, BondType.UNSPECIFIED: 0}
     kind = bond.GetBondType()
     if kind not in table:
         raise ValueError(f"sEH proxy: unsupported bond type {kind}")
@@ -163,7 +169,8 @@ def atom_graph(mols: Sequence["object"], stem_atoms: Sequence[Sequence[int]] | N
 def _segment_softmax(scores: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
     """Softmax of ``scores`` [N] within each segment (as torch_geometric.utils.softmax)."""
     seg_max = scores.new_full((n_segments,), -torch.inf).scatter_reduce(
-        0, segment, scores, reduce="amax", include_self=True)
+        0, segment, scores, reduce="amax", include_self=True
+    )
     e = (scores - seg_max[segment]).exp()
     denom = e.new_zeros(n_segments).index_add_(0, segment, e)
     return e / (denom[segment] + 1e-16)
@@ -181,8 +188,7 @@ class SEHProxy(nn.Module):
         self.lin0 = nn.Linear(N_ATOM_FEATURES, DIM)
         self.conv_root = nn.Parameter(torch.zeros(DIM, DIM))
         self.conv_bias = nn.Parameter(torch.zeros(DIM))
-        self.edge_net = nn.Sequential(nn.Linear(N_BOND_TYPES, 128), nn.LeakyReLU(),
-                                      nn.Linear(128, DIM * DIM))
+        self.edge_net = nn.Sequential(nn.Linear(N_BOND_TYPES, 128), nn.LeakyReLU(), nn.Linear(128, DIM * DIM))
         self.gru = nn.GRUCell(DIM, DIM)
         self.set2set_lstm = nn.LSTMCell(2 * DIM, DIM)
         self.lin3 = nn.Linear(2 * DIM, 1)
@@ -190,20 +196,55 @@ class SEHProxy(nn.Module):
     # order of the 22 arrays in best_params.pkl.gz (the parameter order of the original
     # module); None = a head the scalar output does not use
     _PARAM_ORDER: tuple[str | None, ...] = (
-        "lin0.weight", "lin0.bias",
-        "conv_root", "conv_bias",                        # NNConv root [in, out] and bias
-        "edge_net.0.weight", "edge_net.0.bias", "edge_net.2.weight", "edge_net.2.bias",
-        "gru.weight_ih", "gru.weight_hh", "gru.bias_ih", "gru.bias_hh",
+        "lin0.weight",
+        "lin0.bias",
+        "conv_root",
+        "conv_bias",  # NNConv root [in, out] and bias
+        "edge_net.0.weight",
+        "edge_net.0.bias",
+        "edge_net.2.weight",
+        "edge_net.2.bias",
+        "gru.weight_ih",
+        "gru.weight_hh",
+        "gru.bias_ih",
+        "gru.bias_hh",
         # lin1 (64 -> 512) and lin2 (512 -> 105): the per-stem block-policy head of the
         # original model (do_stems=True); the proxy score never uses them
-        None, None, None, None,
-        "set2set_lstm.weight_ih", "set2set_lstm.weight_hh", "set2set_lstm.bias_ih",
+        None,
+        None,
+        None,
+        None,
+        "set2set_lstm.weight_ih",
+        "set2set_lstm.weight_hh",
+        "set2set_lstm.bias_ih",
         "set2set_lstm.bias_hh",
-        "lin3.weight", "lin3.bias",
+        "lin3.weight",
+        "lin3.bias",
     )
-    _EXPECTED_SHAPES = ((64, 71), (64,), (64, 64), (64,), (128, 4), (128,), (4096, 128), (4096,),
-                        (192, 64), (192, 64), (192,), (192,), (512, 64), (512,), (105, 512), (105,),
-                        (256, 128), (256, 64), (256,), (256,), (1, 128), (1,))
+    _EXPECTED_SHAPES = (
+        (64, 71),
+        (64,),
+        (64, 64),
+        (64,),
+        (128, 4),
+        (128,),
+        (4096, 128),
+        (4096,),
+        (192, 64),
+        (192, 64),
+        (192,),
+        (192,),
+        (512, 64),
+        (512,),
+        (105, 512),
+        (105,),
+        (256, 128),
+        (256, 64),
+        (256,),
+        (256,),
+        (1, 128),
+        (1,),
+    )
 
     def load_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         """Copy the 22 arrays of ``best_params.pkl.gz`` into the parameters (checked by shape)."""
@@ -217,8 +258,9 @@ class SEHProxy(nn.Module):
                 params[name].data.copy_(torch.as_tensor(np.asarray(arr, dtype=np.float32)))
 
     @classmethod
-    def pretrained(cls, root_layout: str = "linear", dtype: torch.dtype = torch.float32,
-                   device: torch.device | str = "cpu") -> "SEHProxy":
+    def pretrained(
+        cls, root_layout: str = "linear", dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> "SEHProxy":
         """The proxy with the published weights, in eval mode, gradients off."""
         model = cls(root_layout)
         model.load_arrays(data.load(PARAMS_FILE))
@@ -237,18 +279,23 @@ class SEHProxy(nn.Module):
         x = g.x.to(dtype)
         n_nodes = x.shape[0]
         # per-bond-type edge matrices [5, 64, 64] (the self-loop type sees an all-zero feature)
-        edge_feats = torch.cat([torch.eye(N_BOND_TYPES, dtype=dtype, device=x.device),
-                                torch.zeros(1, N_BOND_TYPES, dtype=dtype, device=x.device)])
+        edge_feats = torch.cat(
+            [
+                torch.eye(N_BOND_TYPES, dtype=dtype, device=x.device),
+                torch.zeros(1, N_BOND_TYPES, dtype=dtype, device=x.device),
+            ]
+        )
         w = self.edge_net(edge_feats).view(N_BOND_TYPES + 1, DIM, DIM)
         w_cat = w.permute(1, 0, 2).reshape(DIM, (N_BOND_TYPES + 1) * DIM)
         in_degree = torch.zeros(n_nodes, dtype=dtype, device=x.device).index_add_(
-            0, g.dst, torch.ones_like(g.dst, dtype=dtype))
+            0, g.dst, torch.ones_like(g.dst, dtype=dtype)
+        )
         inv_degree = (1.0 / in_degree.clamp(min=1.0))[:, None]
 
         h = self.act(self.lin0(x))
         for _ in range(N_CONV_STEPS):
-            per_type = (h @ w_cat).view(n_nodes, N_BOND_TYPES + 1, DIM)   # h_j @ W_t for every t
-            messages = per_type[g.src, g.edge_type]                        # [E, 64]
+            per_type = (h @ w_cat).view(n_nodes, N_BOND_TYPES + 1, DIM)  # h_j @ W_t for every t
+            messages = per_type[g.src, g.edge_type]  # [E, 64]
             agg = torch.zeros_like(h).index_add_(0, g.dst, messages) * inv_degree
             m = self.act(agg + self._root_term(h) + self.conv_bias)
             h = self.gru(m, h)
@@ -261,8 +308,7 @@ class SEHProxy(nn.Module):
             hx, cx = self.set2set_lstm(q_star, (hx, cx))
             scores = (h * hx[g.batch]).sum(-1)
             attn = _segment_softmax(scores, g.batch, B)
-            readout = torch.zeros(B, DIM, dtype=h.dtype, device=h.device).index_add_(
-                0, g.batch, attn[:, None] * h)
+            readout = torch.zeros(B, DIM, dtype=h.dtype, device=h.device).index_add_(0, g.batch, attn[:, None] * h)
             q_star = torch.cat([hx, readout], -1)
         return self.lin3(q_star).squeeze(-1)
 
@@ -273,7 +319,7 @@ class SEHProxy(nn.Module):
         dtype = self.lin0.weight.dtype
         out = []
         for i in range(0, len(mols), batch_size):
-            g = atom_graph(mols[i:i + batch_size]).to(device, dtype)
+            g = atom_graph(mols[i : i + batch_size]).to(device, dtype)
             out.append(self(g).double().cpu())
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 

@@ -27,6 +27,7 @@ Subclasses provide the reward by overriding ``_terminal_log_reward(tokens)`` (to
 of terminal states) and ``_terminal_mode_index(tokens)``; ``log_reward`` is -inf on
 non-terminal states (they carry no reward).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -188,17 +189,18 @@ class SequenceMDP(DagEnvFeatures):
         tok = a % V
         is_pre = valid & (a < V) if self.mdp == "pa" else torch.zeros_like(valid)
         is_app = valid & ~is_pre
-        p_before = is_pre.long().cumsum(1) - is_pre.long()            # [B, T]
+        p_before = is_pre.long().cumsum(1) - is_pre.long()  # [B, T]
         a_before = is_app.long().cumsum(1) - is_app.long()
         zero = torch.zeros(B, 1, dtype=torch.long, device=dev)
-        p_k = torch.cat([zero, is_pre.long().cumsum(1)], 1)           # [B, T+1]
-        n_k = torch.cat([zero, valid.long().cumsum(1)], 1)            # lengths
-        pos = torch.where(is_pre[:, None, :], p_k[:, :, None] - 1 - p_before[:, None, :],
-                          p_k[:, :, None] + a_before[:, None, :])     # [B, T+1, T]
+        p_k = torch.cat([zero, is_pre.long().cumsum(1)], 1)  # [B, T+1]
+        n_k = torch.cat([zero, valid.long().cumsum(1)], 1)  # lengths
+        pos = torch.where(
+            is_pre[:, None, :], p_k[:, :, None] - 1 - p_before[:, None, :], p_k[:, :, None] + a_before[:, None, :]
+        )  # [B, T+1, T]
         j = torch.arange(T, device=dev)
         k = torch.arange(T + 1, device=dev)
         placed = valid[:, None, :] & (j[None, None, :] < k[None, :, None])
-        pos = torch.where(placed, pos, torch.full_like(pos, L))       # junk column L
+        pos = torch.where(placed, pos, torch.full_like(pos, L))  # junk column L
         out = torch.full((B, T + 1, L + 1), self.pad, dtype=torch.long, device=dev)
         out.scatter_(2, pos, tok[:, None, :].expand(B, T + 1, T))
         out[:, :, L] = n_k
@@ -212,19 +214,19 @@ class SequenceMDP(DagEnvFeatures):
 
     def _offsets(self, device: Any) -> torch.Tensor:
         V = self.vocab_size
-        return torch.tensor([(V**n - 1) // (V - 1) for n in range(self.length + 2)],
-                            dtype=torch.long, device=device)
+        return torch.tensor([(V**n - 1) // (V - 1) for n in range(self.length + 2)], dtype=torch.long, device=device)
 
     def index(self, states: torch.Tensor) -> torch.Tensor:
         """Flat index of states (ordered by length, then base-V value)."""
         if not self._indexable:
-            raise NotImplementedError(f"{self.name}: {self.vocab_size}^{self.length} sequences "
-                                      "do not fit an int64 index")
+            raise NotImplementedError(
+                f"{self.name}: {self.vocab_size}^{self.length} sequences do not fit an int64 index"
+            )
         L, V = self.length, self.vocab_size
         n = states[..., L]
         i = torch.arange(L, device=states.device)
         expo = (n[..., None] - 1 - i).clamp(min=0)
-        w = torch.where(i < n[..., None], V ** expo, torch.zeros_like(expo))
+        w = torch.where(i < n[..., None], V**expo, torch.zeros_like(expo))
         tok = states[..., :L].clamp(max=V - 1)
         return self._offsets(states.device)[n] + (tok * w).sum(-1)
 
@@ -262,8 +264,9 @@ class SequenceMDP(DagEnvFeatures):
         words = ["".join(chr(65 + int(t)) for t in row) for row in states[:, : self.length].tolist()]
         return cdist(words, words, scorer=Levenshtein.distance, dtype=np.int32)
 
-    def encode(self, seqs: list[list[int]] | np.ndarray | torch.Tensor,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+    def encode(
+        self, seqs: list[list[int]] | np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """Terminal states ``[B, L+1]`` from token sequences of length L."""
         tok = torch.as_tensor(np.asarray(seqs), dtype=torch.long, device=device).reshape(-1, self.length)
         n = torch.full((tok.shape[0], 1), self.length, dtype=torch.long, device=device)
@@ -327,7 +330,7 @@ class SequenceMDP(DagEnvFeatures):
                     return data["p"]
         r = self.terminal_rewards()
         p = np.zeros(self.n_states, dtype=np.float64)
-        p[self._offsets("cpu")[self.length].item():] = r / r.sum()
+        p[self._offsets("cpu")[self.length].item() :] = r / r.sum()
         return p
 
     # ------------------------------------------------------------------ assets
@@ -351,8 +354,7 @@ class SequenceMDP(DagEnvFeatures):
         info, p = self.info(), None
         if self.enumerable:
             p = self.target_distribution()
-            info.update(n_states=self.n_states, n_terminal=self.vocab_size**self.length,
-                        target_max=float(p.max()))
+            info.update(n_states=self.n_states, n_terminal=self.vocab_size**self.length, target_max=float(p.max()))
         return write_env_assets(out_dir, info, p)
 
     def check_steps(self, n: int = 64, seed: int = 0) -> None:
@@ -377,8 +379,9 @@ class SequenceMDP(DagEnvFeatures):
             raise RuntimeError(f"{self.name}: non-finite log-reward on terminal states")
 
 
-def shen_scale(r: np.ndarray, beta: float, reward_max: float, reward_min: float = 1e-3,
-               clip_first: bool = True) -> tuple[np.ndarray, float]:
+def shen_scale(
+    r: np.ndarray, beta: float, reward_max: float, reward_min: float = 1e-3, clip_first: bool = True
+) -> tuple[np.ndarray, float]:
     """Shen et al. / LS-GFN reward scaling; returns (R, c).
 
     ``clip_first=True`` (LS-GFN code, QM9str / RNA): R = max(r, min)^beta * c,

@@ -19,6 +19,7 @@ scripted heuristic enemy (attack the closest unit). Reset and step are one jitte
 An episode ends when one side is eliminated (terminated) or after ``episode_limit`` steps
 (truncated; SMAX's ``max_steps``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,7 @@ from envs.base import SharedRewardArrays, check_team_steps, package_versions, wr
 # SMACv2's 10 % special unit and its 0.45/0.45/0.1 weights cannot be reproduced); indices
 # into SMAX's unit types (marine, marauder, stalker, zealot, zergling, hydralisk)
 RACES = {"smacv2_protoss_5v5": (2, 3), "smacv2_terran_5v5": (0, 1), "smacv2_zerg_5v5": (4, 5)}
-SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units",
-             *RACES)
+SCENARIOS = ("3m", "2s3z", "3s5z", "5m_vs_6m", "8m", "smacv2_5_units", "smacv2_10_units", "smacv2_20_units", *RACES)
 
 
 # the unit-type one-hot is the last UNIT_TYPE_BITS entries of a SMAX observation (the own
@@ -145,7 +145,6 @@ def _functions(scenario: str, episode_limit: int) -> tuple[Any, Callable, Callab
 class SMAXTask(SharedRewardArrays):
     """One SMAX scenario against the heuristic enemy; every ally is learned."""
 
-
     @staticmethod
     def validate_kwargs(scenario: str = "3m", episode_limit: int = 100) -> None:
         """The constructor's argument checks, without importing jax (config validation calls
@@ -191,7 +190,7 @@ class SMAXTask(SharedRewardArrays):
         return self._env.action_space(agent)
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        key = self._jax.random.PRNGKey(0 if seed is None else int(seed) % (2 ** 32))
+        key = self._jax.random.PRNGKey(0 if seed is None else int(seed) % (2**32))
         self._unpack(self._reset(key))
         self.agents, self._t, self.won = list(self.possible_agents), 0, False
         return {a: self._obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
@@ -215,8 +214,13 @@ class SMAXTask(SharedRewardArrays):
         if done:
             self.agents, self.won = [], won
         team = self.possible_agents
-        return ({a: self._obs[i] for i, a in enumerate(team)}, {a: float(reward) for a in team},
-                {a: terminated for a in team}, {a: truncated for a in team}, {a: {} for a in team})
+        return (
+            {a: self._obs[i] for i, a in enumerate(team)},
+            {a: float(reward) for a in team},
+            {a: terminated for a in team},
+            {a: truncated for a in team},
+            {a: {} for a in team},
+        )
 
     def state(self) -> np.ndarray:
         return self._world.copy()
@@ -232,11 +236,19 @@ class SMAXTask(SharedRewardArrays):
         return write_env_assets(out_dir, {**self.describe(), "versions": package_versions("jaxmarl", "jax", "gymnax")})
 
     def describe(self) -> dict:
-        return {"env": "smax", "kwargs": self.kwargs(), "n_agents": self.n_agents, "agents": self.possible_agents,
-                "n_enemies": self.n_enemies, "obs_dim": self.obs_dim, "n_actions": self.n_actions,
-                "state_dim": self.state_dim, "episode_limit": self.episode_limit,
-                "opponent": "JaxMARL heuristic enemy (attack the closest unit)",
-                "stand_in_for": "SMACv2" if self.scenario.startswith("smacv2") else "SMAC"}
+        return {
+            "env": "smax",
+            "kwargs": self.kwargs(),
+            "n_agents": self.n_agents,
+            "agents": self.possible_agents,
+            "n_enemies": self.n_enemies,
+            "obs_dim": self.obs_dim,
+            "n_actions": self.n_actions,
+            "state_dim": self.state_dim,
+            "episode_limit": self.episode_limit,
+            "opponent": "JaxMARL heuristic enemy (attack the closest unit)",
+            "stand_in_for": "SMACv2" if self.scenario.startswith("smacv2") else "SMAC",
+        }
 
 
 class SMAXBatch:
@@ -270,7 +282,7 @@ class SMAXBatch:
         if len(seeds) != self.n_envs:
             raise ValueError(f"smax: {len(seeds)} seeds for {self.n_envs} envs")
         jax = self._jax
-        keys = jax.numpy.stack([jax.random.PRNGKey(int(s) % (2 ** 32)) for s in seeds])
+        keys = jax.numpy.stack([jax.random.PRNGKey(int(s) % (2**32)) for s in seeds])
         self._key, self._state, arrays = self._reset(keys)
         b, n = self.n_envs, self.n_agents
         self._obs = np.zeros((b, n, self.obs_dim), np.float32)

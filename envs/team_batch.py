@@ -15,6 +15,7 @@ Env b's episode is the one the single task plays from ``seeds[b]`` with the same
 batch of one is the single-task episode runner. ``TeamBatch`` steps B tasks one after the other;
 envs/smax.py's ``SMAXBatch`` steps them in one vmapped call.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence

@@ -20,6 +20,7 @@ walks the 1,122 best 8-mers (r >= 0.88920) by decreasing score and keeps an 8-me
 already kept one is a Hamming-1 neighbour (any cut-off between rank 1,122 and 1,136 gives the
 same set); see :func:`greedy_hamming_modes` and tests/test_sequence_envs.py.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -110,8 +111,14 @@ def greedy_hamming_modes(scores: np.ndarray, top: int, length: int = 8, vocab: i
 class TFBind8(SequenceMDP):
     name = "tfbind8"
 
-    def __init__(self, mdp: str = "pa", beta: float = 3.0, scaling: str = "shen",
-                 reward_max: float = 10.0, reward_min: float = 1e-3):
+    def __init__(
+        self,
+        mdp: str = "pa",
+        beta: float = 3.0,
+        scaling: str = "shen",
+        reward_max: float = 10.0,
+        reward_min: float = 1e-3,
+    ):
         if scaling not in ("shen", "lsgfn"):
             raise ValueError(f"tfbind8: scaling must be 'shen' or 'lsgfn' (got {scaling!r})")
         if beta <= 0:
@@ -120,8 +127,7 @@ class TFBind8(SequenceMDP):
         self.beta, self.scaling = float(beta), scaling
         self.reward_max, self.reward_min = float(reward_max), float(reward_min)
         self.r = raw_scores()
-        R, self.scale = shen_scale(self.r, self.beta, self.reward_max, self.reward_min,
-                                   clip_first=(scaling == "lsgfn"))
+        R, self.scale = shen_scale(self.r, self.beta, self.reward_max, self.reward_min, clip_first=(scaling == "lsgfn"))
         self._log_r = torch.as_tensor(np.log(R), dtype=torch.float32)
         self.modes = _modes()
         self._mode_lut = mode_lookup(self.modes, 4**8)
@@ -131,8 +137,13 @@ class TFBind8(SequenceMDP):
         return len(self.modes)
 
     def kwargs(self) -> dict:
-        return {"mdp": self.mdp, "beta": self.beta, "scaling": self.scaling,
-                "reward_max": self.reward_max, "reward_min": self.reward_min}
+        return {
+            "mdp": self.mdp,
+            "beta": self.beta,
+            "scaling": self.scaling,
+            "reward_max": self.reward_max,
+            "reward_min": self.reward_min,
+        }
 
     def _terminal_log_reward(self, tokens: torch.Tensor) -> torch.Tensor:
         idx = self.tokens_value(tokens).cpu()
@@ -144,6 +155,7 @@ class TFBind8(SequenceMDP):
 
     def info(self) -> dict:
         out = super().info()
-        out.update(oracle=ORACLE_FILE, reward_scale=self.scale,
-                   mode_raw_score_min=float(self.r[list(self.modes)].min()))
+        out.update(
+            oracle=ORACLE_FILE, reward_scale=self.scale, mode_raw_score_min=float(self.r[list(self.modes)].min())
+        )
         return out

@@ -4,6 +4,7 @@ Snakemake, MLflow or the file layout (see methods.common.runapi).
 
 A registry entry is a module path, or ``"<table module>:<entry>"`` for a thin variant (another
 method's ``Config`` with other defaults, methods/common/variants.py)."""
+
 from __future__ import annotations
 
 import importlib
@@ -102,7 +103,7 @@ def load(method: str) -> ModuleType:
     variant = variant_of(method)
     if variant is None:
         return importlib.import_module(module_name(method))
-    if method not in _VARIANT_MODULES:     # one module (one Config class) per variant and process
+    if method not in _VARIANT_MODULES:  # one module (one Config class) per variant and process
         from methods.common.variants import make_variant
 
         table, entry = variant

@@ -1,4 +1,5 @@
 """Atomic file writes: a reader (or a killed job) never sees a half-written file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -107,8 +108,9 @@ def read_checked(path: str | Path) -> bytes:
         raise ChecksumError(f"no valid checksum in {side}")
     actual = hashlib.sha256(data).hexdigest()
     if actual not in accepted:
-        raise ChecksumError(f"sha256 of its {len(data)} bytes is {actual[:16]}..., "
-                            f"{side.name} expects {accepted[0][:16]}...")
+        raise ChecksumError(
+            f"sha256 of its {len(data)} bytes is {actual[:16]}..., {side.name} expects {accepted[0][:16]}..."
+        )
     return data
 
 

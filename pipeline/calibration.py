@@ -6,6 +6,7 @@ The share of "reproduced" verdicts under the null is the false-positive rate, to
 below ``alpha``; under a one-SD shift it is the power. ``python -m pipeline calibrate`` prints both
 for the seed counts the paper configs use; tests/test_calibration.py asserts them.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -28,25 +29,54 @@ METRICS = {"m": {"label": "m", "higher_is_better": True}}
 
 def _stats(values: dict[str, dict[str, list[float]]]) -> dict:
     """A stats dict for experiments ``{exp: {method: values}}`` (the aggregate's shape)."""
-    return {"scale": "small", "experiments": {
-        exp: {"final": {"m": {k: {"values": list(map(float, v)), "n": len(v)} for k, v in per.items()}},
-              "seeds": {k: list(range(len(v))) for k, v in per.items()}}
-        for exp, per in values.items()}}
+    return {
+        "scale": "small",
+        "experiments": {
+            exp: {
+                "final": {"m": {k: {"values": list(map(float, v)), "n": len(v)} for k, v in per.items()}},
+                "seeds": {k: list(range(len(v))) for k, v in per.items()},
+            }
+            for exp, per in values.items()
+        },
+    }
 
 
 def compare_claim(kind: str = "compare", **kw: object) -> dict:
-    return {"id": "c", "statement": "s", "experiment": "e", "metric": "m", "kind": kind,
-            "method": "a", "baseline": "b", **kw}
+    return {
+        "id": "c",
+        "statement": "s",
+        "experiment": "e",
+        "metric": "m",
+        "kind": kind,
+        "method": "a",
+        "baseline": "b",
+        **kw,
+    }
 
 
 def threshold_claim(threshold: float) -> dict:
-    return {"id": "t", "statement": "s", "experiment": "e", "metric": "m", "kind": "threshold",
-            "method": "a", "threshold": threshold}
+    return {
+        "id": "t",
+        "statement": "s",
+        "experiment": "e",
+        "metric": "m",
+        "kind": "threshold",
+        "method": "a",
+        "threshold": threshold,
+    }
 
 
-def reproduced_rate(kind: str, n: tuple[int, ...], sampler: Sampler, *, shift: float = 0.0,
-                    sims: int = 2000, alpha: float = claims.ALPHA, margin: float = 0.0,
-                    seed: int = 0) -> float:
+def reproduced_rate(
+    kind: str,
+    n: tuple[int, ...],
+    sampler: Sampler,
+    *,
+    shift: float = 0.0,
+    sims: int = 2000,
+    alpha: float = claims.ALPHA,
+    margin: float = 0.0,
+    seed: int = 0,
+) -> float:
     """Share of 'reproduced' verdicts of one claim over ``sims`` synthetic data sets.
 
     ``compare``: method = sampler + shift, baseline = sampler. ``noninferior``: the same with a
@@ -72,13 +102,17 @@ def reproduced_rate(kind: str, n: tuple[int, ...], sampler: Sampler, *, shift: f
     return hits / sims
 
 
-def family_error_rate(m: int, n: int, *, sims: int = 1000, alpha: float = claims.ALPHA,
-                      correction: str = claims.CORRECTION, seed: int = 1) -> float:
+def family_error_rate(
+    m: int, n: int, *, sims: int = 1000, alpha: float = claims.ALPHA, correction: str = claims.CORRECTION, seed: int = 1
+) -> float:
     """Probability that any of ``m`` null compare claims (independent experiments) of one
     paper is called reproduced — the family-wise error rate the correction controls."""
     rng = np.random.default_rng(seed)
-    cfg = {"paper": "sim", "metrics": METRICS,
-           "claims": [{**compare_claim(), "id": f"c{i}", "experiment": f"e{i}"} for i in range(m)]}
+    cfg = {
+        "paper": "sim",
+        "metrics": METRICS,
+        "claims": [{**compare_claim(), "id": f"c{i}", "experiment": f"e{i}"} for i in range(m)],
+    }
     hits = 0
     for _ in range(sims):
         vals = {f"e{i}": {"a": rng.standard_normal(n), "b": rng.standard_normal(n)} for i in range(m)}
@@ -87,8 +121,7 @@ def family_error_rate(m: int, n: int, *, sims: int = 1000, alpha: float = claims
     return hits / sims
 
 
-def old_rule_rate(n: int, *, sims: int = 2000, reps: int = 500, confidence: float = 0.95,
-                  seed: int = 2) -> float:
+def old_rule_rate(n: int, *, sims: int = 2000, reps: int = 500, confidence: float = 0.95, seed: int = 2) -> float:
     """The procedure this replaced (percentile-bootstrap CI of P(method > baseline) entirely
     above 0.5), under the null: the harness must flag it."""
     rng = np.random.default_rng(seed)
@@ -126,7 +159,12 @@ def table(papers: dict[str, dict], sims: int = 2000) -> list[dict]:
     counts = configured_seed_counts(papers)
     for kind in ("compare", "threshold"):
         for n in sorted(counts[kind]):
-            rows.append({"kind": kind, "n": list(n),
-                         "false_reproduced": reproduced_rate(kind, n, DISTRIBUTIONS["normal"], sims=sims),
-                         "power_1sd": reproduced_rate(kind, n, DISTRIBUTIONS["normal"], shift=1.0, sims=sims)})
+            rows.append(
+                {
+                    "kind": kind,
+                    "n": list(n),
+                    "false_reproduced": reproduced_rate(kind, n, DISTRIBUTIONS["normal"], sims=sims),
+                    "power_1sd": reproduced_rate(kind, n, DISTRIBUTIONS["normal"], shift=1.0, sims=sims),
+                }
+            )
     return rows

@@ -34,6 +34,7 @@ Claim kinds (fields beyond ``id, statement, source, metric, kind, method``):
   along the ordered experiments.
 * ``fact`` (``experiment``, optional ``baseline`` or ``threshold``): see above.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,21 +53,29 @@ from pipeline.atomic import atomic_write_json
 VERDICTS = ("reproduced", "not_reproduced", "inconclusive", "not_decidable", "fact")
 CORRECTION = "holm"
 MIN_RUNS = 2
-TESTS = {"compare": "exact one-sided Mann-Whitney",
-         "noninferior": "exact one-sided Mann-Whitney, shifted by the margin",
-         "threshold": "exact one-sided sign test", "trend": "Jonckheere-Terpstra permutation test (ordered)"}
-CORRECTION_NAMES = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)",
-                    "none": "no correction"}
+TESTS = {
+    "compare": "exact one-sided Mann-Whitney",
+    "noninferior": "exact one-sided Mann-Whitney, shifted by the margin",
+    "threshold": "exact one-sided sign test",
+    "trend": "Jonckheere-Terpstra permutation test (ordered)",
+}
+CORRECTION_NAMES = {
+    "holm": "Holm (family-wise error rate)",
+    "bh": "Benjamini-Hochberg (false discovery rate)",
+    "none": "no correction",
+}
 
 
 def rule_text(alpha: float, correction: str) -> str:
     """The verdict procedure in one paragraph (shown in the report and written to claims.json)."""
-    return (f"Each claim is a one-sided test on per-seed final values; p-values of the paper's tested claims "
-            f"are adjusted by {CORRECTION_NAMES.get(correction, correction)}. Reproduced: adjusted p <= {alpha} "
-            f"in the claimed direction. Not reproduced: adjusted p <= {alpha} in the opposite direction "
-            f"(for 'not worse' claims: worse by more than the margin). Otherwise inconclusive. Effects are "
-            f"shown with {1 - 2 * alpha:.0%} distribution-free CIs (the CI excludes 0 exactly when the "
-            f"unadjusted one-sided test rejects at {alpha}).")
+    return (
+        f"Each claim is a one-sided test on per-seed final values; p-values of the paper's tested claims "
+        f"are adjusted by {CORRECTION_NAMES.get(correction, correction)}. Reproduced: adjusted p <= {alpha} "
+        f"in the claimed direction. Not reproduced: adjusted p <= {alpha} in the opposite direction "
+        f"(for 'not worse' claims: worse by more than the margin). Otherwise inconclusive. Effects are "
+        f"shown with {1 - 2 * alpha:.0%} distribution-free CIs (the CI excludes 0 exactly when the "
+        f"unadjusted one-sided test rejects at {alpha})."
+    )
 
 
 def _ci(ci: list) -> str:
@@ -128,7 +137,7 @@ def _test(claim: dict, paper_cfg: dict, stats: dict, alpha: float) -> dict:
             bv, bs = _values(stats, exp, metric, base)
             bmap = dict(zip(bs, bv))
             gaps = []
-            for v, s in zip(mv, ms):       # seed k of the method against seed k of the baseline
+            for v, s in zip(mv, ms):  # seed k of the method against seed k of the baseline
                 if s in bmap:
                     g = sign * (v - bmap[s])
                     if claim.get("relative"):
@@ -145,8 +154,11 @@ def _test(claim: dict, paper_cfg: dict, stats: dict, alpha: float) -> dict:
             return t
         t["p_for"] = inf.jonckheere(groups)["p"]
         t["p_against"] = inf.jonckheere(groups[::-1])["p"]
-        t["effect"] = {"name": "median gap (method - baseline, good direction) per experiment",
-                       "estimate": t["gaps_median"], "ci": None}
+        t["effect"] = {
+            "name": "median gap (method - baseline, good direction) per experiment",
+            "estimate": t["gaps_median"],
+            "ci": None,
+        }
         return t
 
     exp = claim.get("experiment")
@@ -186,8 +198,9 @@ def _test(claim: dict, paper_cfg: dict, stats: dict, alpha: float) -> dict:
             if b0:
                 gain = inf.median_ci(bv, conf)["estimate"] - inf.median_ci(b0, conf)["estimate"]
                 margin = float(claim.get("margin_rel", 0.0)) * abs(gain)
-                t["margin_basis"] = (f"{claim.get('margin_rel')} x the baseline's gain over its untrained runs "
-                                     f"({_fmt(gain)})")
+                t["margin_basis"] = (
+                    f"{claim.get('margin_rel')} x the baseline's gain over its untrained runs ({_fmt(gain)})"
+                )
             else:
                 t["missing"] = f"no untrained evaluations of {base}: the margin (a share of its gain) is unknown"
         elif bv:
@@ -227,9 +240,12 @@ def _fact(claim: dict, paper_cfg: dict, stats: dict) -> dict:
         holds = better(m, thr)
         txt = f"{claim.get('method')} {_fmt(m)} vs threshold {_fmt(thr)}"
     spread = max(mv) - min(mv)
-    return {"numbers": numbers, "holds": holds,
-            "reason": f"{'holds' if holds else 'does not hold'} by construction: {txt}"
-                      + ("" if spread == 0 else f" (values vary by {_fmt(spread)} across seeds)")}
+    return {
+        "numbers": numbers,
+        "holds": holds,
+        "reason": f"{'holds' if holds else 'does not hold'} by construction: {txt}"
+        + ("" if spread == 0 else f" (values vary by {_fmt(spread)} across seeds)"),
+    }
 
 
 def _explain(rec: dict, alpha: float) -> str:
@@ -247,17 +263,26 @@ def _explain(rec: dict, alpha: float) -> str:
         parts.append(f"threshold {_fmt(eff['threshold'])}")
     parts.append(n.get("test", ""))
     if n.get("p_for") is not None:
-        parts.append(f"p {_fmt(n['p_for'])} (adjusted {_fmt(n.get('p_for_adj'))}, m = {n.get('family_size')}); "
-                     f"opposite direction p {_fmt(n.get('p_against'))} (adjusted {_fmt(n.get('p_against_adj'))})")
+        parts.append(
+            f"p {_fmt(n['p_for'])} (adjusted {_fmt(n.get('p_for_adj'))}, m = {n.get('family_size')}); "
+            f"opposite direction p {_fmt(n.get('p_against'))} (adjusted {_fmt(n.get('p_against_adj'))})"
+        )
     ns = n.get("n") or []
     parts.append("n = " + " vs ".join(str(k) for k in ns) if ns else "n = 0")
     return "; ".join(p for p in parts if p)
 
 
 # ---------------------------------------------------------------- the paper's claims
-def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: str = CORRECTION,
-             settings: dict[str, list[dict]] | None = None, guard: bool = True,
-             measured: dict[str, list[dict]] | None = None) -> list[dict]:
+def evaluate(
+    paper_cfg: dict,
+    stats: dict,
+    *,
+    alpha: float = ALPHA,
+    correction: str = CORRECTION,
+    settings: dict[str, list[dict]] | None = None,
+    guard: bool = True,
+    measured: dict[str, list[dict]] | None = None,
+) -> list[dict]:
     """One verdict record per claim of ``paper_cfg``; see the module docstring.
 
     ``settings`` (claim id -> resolved settings in which the two sides differ) is copied into
@@ -269,26 +294,46 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
     # decidability comes from the designed seed counts (the config), not from the runs that
     # happened to finish: a lost run must not move a claim out of the family
     planned = {}
-    if scale and all("scales" in (e or {}) for e in (paper_cfg.get("experiments") or {}).values()) \
-            and paper_cfg.get("experiments"):
+    if (
+        scale
+        and all("scales" in (e or {}) for e in (paper_cfg.get("experiments") or {}).values())
+        and paper_cfg.get("experiments")
+    ):
         planned = {r["id"]: r for r in design(paper_cfg, scale, alpha=alpha)}
     for claim in paper_cfg.get("claims") or []:
         kind = claim.get("kind")
         rec = {k: claim.get(k) for k in ("id", "statement", "source", "metric", "kind")}
         rec["statement"] = at_scale(rec["statement"], paper_cfg, scale)
-        for k in ("experiment", "experiments", "method", "baseline", "differs_by", "differs_reason", "extra",
-                  "extra_reason", "baseline_fails", "baseline_fails_scales"):
+        for k in (
+            "experiment",
+            "experiments",
+            "method",
+            "baseline",
+            "differs_by",
+            "differs_reason",
+            "extra",
+            "extra_reason",
+            "baseline_fails",
+            "baseline_fails_scales",
+        ):
             if k in claim:
                 rec[k] = claim[k]
-        by_design = {s: d for s in (claim.get("method"), claim.get("baseline"))
-                     if kind in ("compare", "noninferior", "trend")
-                     and (d := (paper_cfg.get("method_differs") or {}).get(s))}
+        by_design = {
+            s: d
+            for s in (claim.get("method"), claim.get("baseline"))
+            if kind in ("compare", "noninferior", "trend") and (d := (paper_cfg.get("method_differs") or {}).get(s))
+        }
         if by_design:
             # a side's declared design difference (the paper's method_differs) shows with the claim's own
-            rec["differs_by"] = sorted({*(claim.get("differs_by") or []),
-                                        *(n for d in by_design.values() for n in d["differs_by"])})
-            rec["differs_reason"] = " ".join([*([claim["differs_reason"]] if claim.get("differs_reason") else []),
-                                              *(f"{s}: {d['reason']}" for s, d in by_design.items())])
+            rec["differs_by"] = sorted(
+                {*(claim.get("differs_by") or []), *(n for d in by_design.values() for n in d["differs_by"])}
+            )
+            rec["differs_reason"] = " ".join(
+                [
+                    *([claim["differs_reason"]] if claim.get("differs_reason") else []),
+                    *(f"{s}: {d['reason']}" for s, d in by_design.items()),
+                ]
+            )
         if settings and claim.get("id") in settings:
             rec["settings_differ"] = settings[claim["id"]]
         if measured and measured.get(claim.get("id")):
@@ -297,14 +342,21 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         if frac:
             rec["budget_fraction"] = frac
         # what the scale runs, beside the paper's words ("largest grid" is 16x16 at small)
-        runs_here = {e: (((paper_cfg.get("experiments") or {}).get(e) or {}).get("scales") or {}).get(scale, {})
-                     .get("env_kwargs") for e in (claim.get("experiments") or [claim.get("experiment")])}
+        runs_here = {
+            e: (((paper_cfg.get("experiments") or {}).get(e) or {}).get("scales") or {})
+            .get(scale, {})
+            .get("env_kwargs")
+            for e in (claim.get("experiments") or [claim.get("experiment")])
+        }
         if any(runs_here.values()):
             rec["env_at_scale"] = {e: kw for e, kw in runs_here.items() if kw}
         recs.append(rec)
         if kind == "fact" and not _in_scale(claim, scale):
-            rec.update(verdict="inconclusive", numbers={}, reason=(
-                f"computed at scale {'/'.join(claim['scales'])} only (this is {scale})"))
+            rec.update(
+                verdict="inconclusive",
+                numbers={},
+                reason=(f"computed at scale {'/'.join(claim['scales'])} only (this is {scale})"),
+            )
             continue
         if kind == "fact":
             f = _fact(claim, paper_cfg, stats)
@@ -318,20 +370,30 @@ def evaluate(paper_cfg: dict, stats: dict, *, alpha: float = ALPHA, correction: 
         t = _test(claim, paper_cfg, stats, alpha)
         rec["numbers"] = t
         if not _in_scale(claim, scale):
-            rec.update(verdict="inconclusive", reason=(
-                f"claim decided at scale {'/'.join(claim['scales'])} only (this is {scale}); numbers shown "
-                "for reference"))
+            rec.update(
+                verdict="inconclusive",
+                reason=(
+                    f"claim decided at scale {'/'.join(claim['scales'])} only (this is {scale}); numbers shown "
+                    "for reference"
+                ),
+            )
             continue
         plan = planned.get(claim.get("id"))
         n_design, min_p = (plan["n"], plan["min_p"]) if plan and "n" in plan else (t["n"], t["min_p"])
         if min_p > alpha and (plan or "missing" not in t):
-            rec.update(verdict="not_decidable", reason=(
-                f"not decidable at {scale}: with n = {' vs '.join(map(str, n_design))} the smallest attainable "
-                f"p-value is {_fmt(min_p)} > alpha = {alpha}"))
+            rec.update(
+                verdict="not_decidable",
+                reason=(
+                    f"not decidable at {scale}: with n = {' vs '.join(map(str, n_design))} the smallest attainable "
+                    f"p-value is {_fmt(min_p)} > alpha = {alpha}"
+                ),
+            )
             continue
         if t["min_p"] > alpha and "missing" not in t:
-            t["missing"] = (f"runs lost: n = {' vs '.join(map(str, t['n']))} of the planned "
-                            f"{' vs '.join(map(str, n_design))} cannot reach p <= {alpha}")
+            t["missing"] = (
+                f"runs lost: n = {' vs '.join(map(str, t['n']))} of the planned "
+                f"{' vs '.join(map(str, n_design))} cannot reach p <= {alpha}"
+            )
         if missing_exp:
             t["missing"] = f"no runs for experiment(s) {', '.join(map(str, missing_exp))}"
         family.append(len(recs) - 1)
@@ -360,43 +422,59 @@ def _decide_family(recs: list[dict], family: list[int], alpha: float, correction
     adjust = inf.CORRECTIONS[correction]
     # a claim whose data is missing stays in the family with p = 1 (the family is fixed in advance)
     p_for = [recs[i]["numbers"].get("p_for", 1.0) if "missing" not in recs[i]["numbers"] else 1.0 for i in family]
-    p_against = [recs[i]["numbers"].get("p_against", 1.0) if "missing" not in recs[i]["numbers"] else 1.0
-                 for i in family]
+    p_against = [
+        recs[i]["numbers"].get("p_against", 1.0) if "missing" not in recs[i]["numbers"] else 1.0 for i in family
+    ]
     adj_for, adj_against = (adjust(p_for), adjust(p_against)) if family else ([], [])
     m = len(family)
     for j, i in enumerate(family):
         rec, t = recs[i], recs[i]["numbers"]
-        t.update(p_for_adj=adj_for[j], p_against_adj=adj_against[j], family_size=m,
-                 alpha=alpha, correction=correction)
+        t.update(p_for_adj=adj_for[j], p_against_adj=adj_against[j], family_size=m, alpha=alpha, correction=correction)
         t["power_1sd"] = power(rec["kind"], t["n"], alpha / max(m, 1))
         rec["explanation"] = _explain(rec, alpha)
         if "missing" in t:
             rec.update(verdict="inconclusive", reason=t["missing"])
             continue
-        saturated = (f"saturated: the method's median is at the metric's cap {_fmt(t.get('cap'))}, where an exact "
-                     "and an over-sharp sampler look alike")
-        against = "worse than the baseline by more than the margin" if rec["kind"] == "noninferior" else \
-            "the opposite direction"
+        saturated = (
+            f"saturated: the method's median is at the metric's cap {_fmt(t.get('cap'))}, where an exact "
+            "and an over-sharp sampler look alike"
+        )
+        against = (
+            "worse than the baseline by more than the margin"
+            if rec["kind"] == "noninferior"
+            else "the opposite direction"
+        )
         if adj_for[j] <= alpha:
             if t.get("at_cap"):
                 rec.update(verdict="inconclusive", reason=f"{saturated} (adjusted p {_fmt(adj_for[j])})")
             else:
-                rec.update(verdict="reproduced", reason=(
-                    f"adjusted p {_fmt(adj_for[j])} <= {alpha} in the claimed direction"))
+                rec.update(
+                    verdict="reproduced", reason=(f"adjusted p {_fmt(adj_for[j])} <= {alpha} in the claimed direction")
+                )
         elif adj_against[j] <= alpha:
-            rec.update(verdict="not_reproduced", reason=(
-                f"adjusted p {_fmt(adj_against[j])} <= {alpha} for {against}"))
+            rec.update(verdict="not_reproduced", reason=(f"adjusted p {_fmt(adj_against[j])} <= {alpha} for {against}"))
         elif t.get("at_cap"):
             rec.update(verdict="inconclusive", reason=saturated)
         else:
-            rec.update(verdict="inconclusive", reason=(
-                f"neither direction significant after correction (adjusted p {_fmt(adj_for[j])} claimed, "
-                f"{_fmt(adj_against[j])} opposite)"))
+            rec.update(
+                verdict="inconclusive",
+                reason=(
+                    f"neither direction significant after correction (adjusted p {_fmt(adj_for[j])} claimed, "
+                    f"{_fmt(adj_against[j])} opposite)"
+                ),
+            )
 
 
-def write(paper_cfg: dict, stats_json: Path, out_path: Path, *, alpha: float = ALPHA,
-          correction: str = CORRECTION, settings: dict[str, list[dict]] | None = None,
-          measured: dict[str, list[dict]] | None = None) -> list[dict]:
+def write(
+    paper_cfg: dict,
+    stats_json: Path,
+    out_path: Path,
+    *,
+    alpha: float = ALPHA,
+    correction: str = CORRECTION,
+    settings: dict[str, list[dict]] | None = None,
+    measured: dict[str, list[dict]] | None = None,
+) -> list[dict]:
     """Evaluate the claims against ``stats_json`` and write claims.json (``measured``: claim id
     -> measured budget differences, pipeline.confounds.measured_by_claim)."""
     stats = json.loads(Path(stats_json).read_text(encoding="utf-8"))

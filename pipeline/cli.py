@@ -3,6 +3,7 @@
 Snakemake rules call these; each stage can also be run by hand. Every stage re-reads and
 validates the configuration, so a run is fully determined by (config files, wildcards).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def _workflow(args: argparse.Namespace) -> Workflow:
 def _layout(wf: Workflow) -> layout.Layout:
     """The configured layout: where a stage run by hand reads and writes (the rules pass
     their {input}/{output} paths explicitly)."""
-    return layout.Layout(results=REPO_ROOT / wf.main["results_dir"],
-                         reports=REPO_ROOT / wf.main["reports_dir"], work=REPO_ROOT / "work")
+    return layout.Layout(
+        results=REPO_ROOT / wf.main["results_dir"], reports=REPO_ROOT / wf.main["reports_dir"], work=REPO_ROOT / "work"
+    )
 
 
 def _path(given: str | None, default: Path) -> Path:
@@ -51,8 +53,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
         # selected, so a run of one paper never re-runs a setup another paper shares
         name, kwargs = args.env, json.loads(args.env_kwargs or "{}")
         if env_key(name, kwargs) != args.env_key:
-            raise SystemExit(f"setup: --env {name} with --env-kwargs {args.env_kwargs} is env key "
-                             f"{env_key(name, kwargs)}, not {args.env_key}")
+            raise SystemExit(
+                f"setup: --env {name} with --env-kwargs {args.env_kwargs} is env key "
+                f"{env_key(name, kwargs)}, not {args.env_key}"
+            )
     else:
         name, kwargs = wf.envs()[args.env_key]
     env = envs.make(name, **kwargs)
@@ -102,11 +106,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
     paths = _layout(wf)
-    return execute_train(job, run_dir=_path(args.run_dir, paths.run_dir(job.key)),
-                         ckpt_dir=paths.checkpoint_dir(job.key), device=wf.main["device"],
-                         threads=args.threads or wf.main["threads_per_run"],
-                         assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
-                         code_hash=method_code_hash(job.method, job.env))
+    return execute_train(
+        job,
+        run_dir=_path(args.run_dir, paths.run_dir(job.key)),
+        ckpt_dir=paths.checkpoint_dir(job.key),
+        device=wf.main["device"],
+        threads=args.threads or wf.main["threads_per_run"],
+        assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
+        code_hash=method_code_hash(job.method, job.env),
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -116,10 +124,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
     paths = _layout(wf)
     job = trained_job(job, _path(args.config, paths.run_file(job.key, layout.CONFIG)))
-    res = execute_evaluate(job, model=_path(args.model, paths.run_file(job.key, layout.MODEL)),
-                           out=_path(args.out, paths.run_file(job.key, layout.EVAL)),
-                           device=wf.main["device"],
-                           assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)))
+    res = execute_evaluate(
+        job,
+        model=_path(args.model, paths.run_file(job.key, layout.MODEL)),
+        out=_path(args.out, paths.run_file(job.key, layout.EVAL)),
+        device=wf.main["device"],
+        assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
+    )
     print(json.dumps(res["metrics"], indent=2))
     return 0
 
@@ -130,22 +141,26 @@ def trained_job(job: RunJob, config_file: Path) -> RunJob:
     with, and a config.yaml that no longer matches the paper config (a model left from another
     config, a hand-edited file) stops the job with the file named instead of evaluating quietly."""
     if not config_file.is_file():
-        return job      # a model trained outside the DAG (tests, notebooks): the YAML's job
+        return job  # a model trained outside the DAG (tests, notebooks): the YAML's job
     try:
         trained = RunJob.from_resolved(yamlio.load_file(config_file), runtime_min=job.runtime_min)
     except (KeyError, TypeError) as e:
         raise ConfigError(f"{config_file}: not a run's resolved config (missing or bad field {e})") from e
     if trained.config_hash() != job.config_hash():
         differ = sorted(k for k, v in trained.resolved().items() if job.resolved().get(k) != v)
-        raise ConfigError(f"{config_file}: the model beside it was trained with another config than "
-                          f"{job.key}'s (fields {', '.join(differ)}); rerun its train job")
+        raise ConfigError(
+            f"{config_file}: the model beside it was trained with another config than "
+            f"{job.key}'s (fields {', '.join(differ)}); rerun its train job"
+        )
     return trained
 
 
 def _paper_runs(wf: Workflow, paper: str) -> list[dict]:
     paths = _layout(wf)
-    return [{"experiment": j.experiment, "method": j.method, "seed": j.seed,
-             "dir": paths.run_dir(j.key)} for j in wf.jobs(paper)]
+    return [
+        {"experiment": j.experiment, "method": j.method, "seed": j.seed, "dir": paths.run_dir(j.key)}
+        for j in wf.jobs(paper)
+    ]
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
@@ -155,10 +170,16 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     st = wf.main["stats"]
     reps = st["reps"] if isinstance(st["reps"], int) else st["reps"].get(wf.scale, 2000)
     paths = _layout(wf)
-    stats.write(wf.papers[args.paper], _paper_runs(wf, args.paper),
-                _path(args.summary, paths.summary(wf.scale, args.paper)),
-                _path(args.stats, paths.stats(wf.scale, args.paper)), reps=reps,
-                confidence=st["confidence"], random_state=st["random_state"], scale=wf.scale)
+    stats.write(
+        wf.papers[args.paper],
+        _paper_runs(wf, args.paper),
+        _path(args.summary, paths.summary(wf.scale, args.paper)),
+        _path(args.stats, paths.stats(wf.scale, args.paper)),
+        reps=reps,
+        confidence=st["confidence"],
+        random_state=st["random_state"],
+        scale=wf.scale,
+    )
     return 0
 
 
@@ -174,9 +195,10 @@ def cmd_figures(args: argparse.Namespace) -> int:
     stats = figures.read_stats(_path(args.stats, paths.stats(wf.scale, args.paper)))
     for spec in specs:
         spec = {**spec, "title": at_scale(spec["title"], cfg, wf.scale)} if spec.get("title") else spec
-        out = {fmt: _path(given[fmt] if args.figure else None,
-                          paths.figure(wf.scale, args.paper, spec["id"], fmt))
-               for fmt in layout.FIGURE_FORMATS}
+        out = {
+            fmt: _path(given[fmt] if args.figure else None, paths.figure(wf.scale, args.paper, spec["id"], fmt))
+            for fmt in layout.FIGURE_FORMATS
+        }
         print("\n".join(str(p) for p in figures.save(cfg, spec, summary, out, stats)))
     return 0
 
@@ -197,11 +219,19 @@ def cmd_claims(args: argparse.Namespace) -> int:
         for field, problem in problems:
             print(f"{where}: {field}: {problem}", file=sys.stderr)
         return 2
-    for c in claims.write(cfg, stats_path, _path(args.out, paths.claims(wf.scale, args.paper)), alpha=st["alpha"],
-                          correction=st["correction"], settings=confounds.settings_by_claim(cfg, wf.scale),
-                          measured=confounds.measured_by_claim(cfg, stats_doc)):
-        print(f"{c['id']}: {c['verdict']} — {c.get('reason', '')}"
-              + (f"\n    {c['explanation']}" if c.get("explanation") else ""))
+    for c in claims.write(
+        cfg,
+        stats_path,
+        _path(args.out, paths.claims(wf.scale, args.paper)),
+        alpha=st["alpha"],
+        correction=st["correction"],
+        settings=confounds.settings_by_claim(cfg, wf.scale),
+        measured=confounds.measured_by_claim(cfg, stats_doc),
+    ):
+        print(
+            f"{c['id']}: {c['verdict']} — {c.get('reason', '')}"
+            + (f"\n    {c['explanation']}" if c.get("explanation") else "")
+        )
     return 0
 
 
@@ -211,8 +241,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     wf = _workflow(args)
     rows = calibration.table(wf.papers, sims=args.sims)
-    print(f"{'kind':10} {'n':>10} {'false reproduced':>17} {'power at 1 SD':>14}   (alpha {wf.main['stats']['alpha']}, "
-          f"one claim, {args.sims} simulations each)")
+    print(
+        f"{'kind':10} {'n':>10} {'false reproduced':>17} {'power at 1 SD':>14}   (alpha {wf.main['stats']['alpha']}, "
+        f"one claim, {args.sims} simulations each)"
+    )
     for r in rows:
         n = " vs ".join(map(str, r["n"]))
         print(f"{r['kind']:10} {n:>10} {r['false_reproduced']:>17.3f} {r['power_1sd']:>14.3f}")
@@ -229,8 +261,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     cost_rows = []
     for name, cfg in wf.papers.items():
         rows = power_plan.design(cfg, wf.scale, alpha=wf.main["stats"]["alpha"])
-        print(f"{name} ({wf.scale}): {sum(r.get('status', '').startswith('decidable') for r in rows)} of "
-              f"{len(rows)} claims decidable")
+        print(
+            f"{name} ({wf.scale}): {sum(r.get('status', '').startswith('decidable') for r in rows)} of "
+            f"{len(rows)} claims decidable"
+        )
         cost_rows.append(costs.paper_cost(cfg, wf.scale, measured))
         print("  " + costs.cost_line(cost_rows[-1]))
         for row in rows:
@@ -247,15 +281,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     papers = []
     for name, cfg in wf.papers.items():
         claims_doc = json.loads(paths.claims(wf.scale, name).read_text())
-        papers.append({
-            "cfg": cfg,
-            "stats": json.loads(paths.stats(wf.scale, name).read_text()),
-            "claims": claims_doc["claims"],
-            "procedure": claims_doc.get("procedure"),
-            "plumbing_only": claims_doc.get("plumbing_only", False),
-            "figures": [paths.figure(wf.scale, name, f["id"]) for f in cfg["figures"]],
-            "n_runs": len(wf.jobs(name)),
-        })
+        papers.append(
+            {
+                "cfg": cfg,
+                "stats": json.loads(paths.stats(wf.scale, name).read_text()),
+                "claims": claims_doc["claims"],
+                "procedure": claims_doc.get("procedure"),
+                "plumbing_only": claims_doc.get("plumbing_only", False),
+                "figures": [paths.figure(wf.scale, name, f["id"]) for f in cfg["figures"]],
+                "n_runs": len(wf.jobs(name)),
+            }
+        )
     out = report.build(wf.scale, papers, _path(args.out, paths.report(wf.scale)))
     print(out)
     return 0
@@ -323,8 +359,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     remote = versioning.remote_url(wf.main.get("versioning", {}).get("remote", ""))
     versioning.ensure_dvc_repo(REPO_ROOT)
     reports = _layout(wf).reports
-    paths = [wf.main["results_dir"]] + [
-        str(p.relative_to(REPO_ROOT)) for p in sorted(reports.glob("*/")) if p.is_dir()]
+    paths = [wf.main["results_dir"]] + [str(p.relative_to(REPO_ROOT)) for p in sorted(reports.glob("*/")) if p.is_dir()]
     written = versioning.snapshot(REPO_ROOT, paths, remote)
     print("DVC files to commit:", " ".join(written))
     return 0
@@ -345,8 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-file", default=str(REPO_ROOT / "config/config.yaml"))
     parser.add_argument("--scale", help="override config scale")
     parser.add_argument("--papers", help="comma-separated papers (override config)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override a top-level config key (YAML value)")
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a top-level config key (YAML value)"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     def run_args(p: argparse.ArgumentParser) -> None:
@@ -357,37 +393,59 @@ def main(argv: list[str] | None = None) -> int:
 
     # Path options: the rules pass their {input}/{output}; run by hand, a stage uses the
     # configured layout (pipeline/layout.py).
-    p = sub.add_parser("setup"); p.add_argument("--env-key", required=True); p.set_defaults(fn=cmd_setup)
+    p = sub.add_parser("setup")
+    p.add_argument("--env-key", required=True)
+    p.set_defaults(fn=cmd_setup)
     p.add_argument("--assets-dir", help="where the env's assets go (info.json last)")
     p.add_argument("--env", help="the env's name (else looked up by key in the selected papers)")
     p.add_argument("--env-kwargs", help="the env's keyword arguments, JSON (with --env)")
-    p = sub.add_parser("train"); run_args(p); p.add_argument("--threads", type=int); p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("train")
+    run_args(p)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(fn=cmd_train)
     p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
     p.add_argument("--run-dir", help="the run directory to write")
     p.add_argument("--assets-dir", help="the env's assets (setup's output)")
-    p = sub.add_parser("evaluate"); run_args(p); p.set_defaults(fn=cmd_evaluate)
-    p.add_argument("--model"); p.add_argument("--out", help="eval.json to write")
+    p = sub.add_parser("evaluate")
+    run_args(p)
+    p.set_defaults(fn=cmd_evaluate)
+    p.add_argument("--model")
+    p.add_argument("--out", help="eval.json to write")
     p.add_argument("--config", help="the run's config.yaml, written by train (default: the run dir's)")
     p.add_argument("--assets-dir", help="the env's assets (setup's output)")
-    p = sub.add_parser("aggregate"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_aggregate)
-    p.add_argument("--summary", help="summary.csv to write"); p.add_argument("--stats", help="stats.json to write")
-    p = sub.add_parser("figures"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_figures)
+    p = sub.add_parser("aggregate")
+    p.add_argument("--paper", required=True)
+    p.set_defaults(fn=cmd_aggregate)
+    p.add_argument("--summary", help="summary.csv to write")
+    p.add_argument("--stats", help="stats.json to write")
+    p = sub.add_parser("figures")
+    p.add_argument("--paper", required=True)
+    p.set_defaults(fn=cmd_figures)
     p.add_argument("--figure", help="draw only this figure id")
     p.add_argument("--summary", help="summary.csv to read")
     p.add_argument("--stats", help="stats.json to read (sweep figures)")
     p.add_argument("--png", help="with --figure: the PNG to write")
     p.add_argument("--pdf", help="with --figure: the PDF")
-    p = sub.add_parser("claims"); p.add_argument("--paper", required=True); p.set_defaults(fn=cmd_claims)
-    p.add_argument("--stats", help="stats.json to read"); p.add_argument("--out", help="claims.json to write")
-    p = sub.add_parser("report"); p.add_argument("--out", help="index.html to write"); p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("claims")
+    p.add_argument("--paper", required=True)
+    p.set_defaults(fn=cmd_claims)
+    p.add_argument("--stats", help="stats.json to read")
+    p.add_argument("--out", help="claims.json to write")
+    p = sub.add_parser("report")
+    p.add_argument("--out", help="index.html to write")
+    p.set_defaults(fn=cmd_report)
     sub.add_parser("plan", help="which claims the seed counts can decide").set_defaults(fn=cmd_plan)
     p = sub.add_parser("calibrate", help="simulated error rate and power of the claims procedure")
     p.add_argument("--sims", type=int, default=2000)
     p.set_defaults(fn=cmd_calibrate)
     sub.add_parser("report-path").set_defaults(fn=cmd_report_path)
     sub.add_parser("guards", help="the guards' findings on the claims already decided").set_defaults(fn=cmd_guards)
-    p = sub.add_parser("register"); p.add_argument("--marker"); p.set_defaults(fn=cmd_register)
-    p = sub.add_parser("init-tracking"); p.add_argument("--marker"); p.set_defaults(fn=cmd_init_tracking)
+    p = sub.add_parser("register")
+    p.add_argument("--marker")
+    p.set_defaults(fn=cmd_register)
+    p = sub.add_parser("init-tracking")
+    p.add_argument("--marker")
+    p.set_defaults(fn=cmd_init_tracking)
     sub.add_parser("snapshot").set_defaults(fn=cmd_snapshot)
     sub.add_parser("restore").set_defaults(fn=cmd_restore)
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ TB runs only; editing methods/gfn/core.py reruns every method built on it. The r
 own code (seeding, checkpoints, curve formatting) shapes every run's results, so it is part of
 every method's hash.
 """
+
 from __future__ import annotations
 
 import ast
@@ -134,8 +135,11 @@ def variant_entry(table: str, entry: str, root: Path = REPO_ROOT) -> dict:
     if path is None:
         raise FileNotFoundError(f"variant table {table} not found under {root}")
     for node in ast.parse(path.read_text()).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) else None)
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
         if isinstance(target, ast.Name) and target.id == "VARIANTS" and isinstance(node.value, ast.Dict):
             for key, value in zip(node.value.keys, node.value.values):
                 if isinstance(key, ast.Constant) and key.value == entry and isinstance(value, ast.Dict):

@@ -4,6 +4,7 @@ checks of a paper config that go beyond its schema: pipeline/paper_checks.py).
 Everything here runs when the Snakefile is parsed, before any job is created: a bad config
 stops with a :class:`ConfigError` naming the file and the field.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,17 @@ from typing import Any
 
 import methods
 from pipeline import REPO_ROOT, layout, yamlio
-from pipeline.config_base import (SCALES, ConfigError, fail, fill_defaults, load_yaml,  # noqa: F401 (ConfigError: re-exported)
-                                  merged_overrides, require_unique, schema, validate_schema)
+from pipeline.config_base import (
+    SCALES,  # noqa: F401 (re-exported)
+    ConfigError,  # noqa: F401 (re-exported)
+    fail,
+    fill_defaults,
+    load_yaml,
+    merged_overrides,
+    require_unique,
+    schema,
+    validate_schema,
+)
 
 
 def load_main(config: dict, source: str = "config/config.yaml") -> dict:
@@ -30,7 +40,7 @@ def load_main(config: dict, source: str = "config/config.yaml") -> dict:
 
 
 def paper_path(cfg: dict, paper: str, root: Path = REPO_ROOT) -> Path:
-    return (root / cfg["paper_dir"] / f"{paper}.yaml")
+    return root / cfg["paper_dir"] / f"{paper}.yaml"
 
 
 # A paper config that passed validation with this exact code is remembered (by the hash of the
@@ -76,7 +86,7 @@ def load_paper(path: Path) -> dict:
 
         atomic_write_json(memo, doc)
     except (OSError, TypeError, ValueError):
-        pass    # a read-only checkout (or an exotic YAML value) validates every time
+        pass  # a read-only checkout (or an exotic YAML value) validates every time
     return doc
 
 
@@ -109,19 +119,41 @@ class RunJob:
     def resolved(self) -> dict[str, Any]:
         """The run's resolved config: written as config.yaml and hashed into `params`."""
         return {
-            "scale": self.scale, "paper": self.paper, "experiment": self.experiment,
-            "method": self.method, "seed": self.seed, "env": self.env,
-            "env_kwargs": dict(self.env_kwargs), "iterations": self.iterations,
-            "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
+            "scale": self.scale,
+            "paper": self.paper,
+            "experiment": self.experiment,
+            "method": self.method,
+            "seed": self.seed,
+            "env": self.env,
+            "env_kwargs": dict(self.env_kwargs),
+            "iterations": self.iterations,
+            "eval_every": self.eval_every,
+            "checkpoint_every": self.checkpoint_every,
             "hparams": dict(self.hparams),
         }
 
     @classmethod
     def from_resolved(cls, doc: dict[str, Any], runtime_min: int = 0) -> RunJob:
         """The job a run's config.yaml (``resolved()``, written by train) describes."""
-        return cls(runtime_min=runtime_min, **{k: doc[k] for k in (
-            "scale", "paper", "experiment", "method", "seed", "env", "env_kwargs", "iterations",
-            "eval_every", "checkpoint_every", "hparams")})
+        return cls(
+            runtime_min=runtime_min,
+            **{
+                k: doc[k]
+                for k in (
+                    "scale",
+                    "paper",
+                    "experiment",
+                    "method",
+                    "seed",
+                    "env",
+                    "env_kwargs",
+                    "iterations",
+                    "eval_every",
+                    "checkpoint_every",
+                    "hparams",
+                )
+            },
+        )
 
     def config_hash(self) -> str:
         return self._config_hash
@@ -133,9 +165,14 @@ class RunJob:
     def method_config(self) -> Any:
         """The method's typed Config dataclass for this run."""
         cls = methods.load(self.method).Config
-        return cls(env=self.env, env_kwargs=dict(self.env_kwargs), iterations=self.iterations,
-                   eval_every=self.eval_every, checkpoint_every=self.checkpoint_every,
-                   **self.hparams)
+        return cls(
+            env=self.env,
+            env_kwargs=dict(self.env_kwargs),
+            iterations=self.iterations,
+            eval_every=self.eval_every,
+            checkpoint_every=self.checkpoint_every,
+            **self.hparams,
+        )
 
 
 def stable_hash(obj: Any) -> str:
@@ -154,12 +191,22 @@ def expand_jobs(paper_cfg: dict, scale: str) -> list[RunJob]:
         for method in sc.get("methods") or exp["methods"]:
             hp = merged_overrides(exp, scale, method)
             for seed in range(sc["seeds"]):
-                jobs.append(RunJob(
-                    scale=scale, paper=paper_cfg["paper"], experiment=exp_id, method=method,
-                    seed=seed, env=exp["env"], env_kwargs=dict(sc["env_kwargs"]),
-                    iterations=sc["iterations"], eval_every=sc["eval_every"],
-                    checkpoint_every=sc.get("checkpoint_every", sc["eval_every"]),
-                    runtime_min=sc.get("runtime_min", 60), hparams=hp))
+                jobs.append(
+                    RunJob(
+                        scale=scale,
+                        paper=paper_cfg["paper"],
+                        experiment=exp_id,
+                        method=method,
+                        seed=seed,
+                        env=exp["env"],
+                        env_kwargs=dict(sc["env_kwargs"]),
+                        iterations=sc["iterations"],
+                        eval_every=sc["eval_every"],
+                        checkpoint_every=sc.get("checkpoint_every", sc["eval_every"]),
+                        runtime_min=sc.get("runtime_min", 60),
+                        hparams=hp,
+                    )
+                )
     return jobs
 
 
@@ -218,8 +265,9 @@ def load_workflow(config: dict, root: Path = REPO_ROOT, source: str = "config/co
     return Workflow(main, papers, files)
 
 
-def load_from_files(config_file: Path = REPO_ROOT / "config/config.yaml",
-                    overrides: dict | None = None, root: Path = REPO_ROOT) -> Workflow:
+def load_from_files(
+    config_file: Path = REPO_ROOT / "config/config.yaml", overrides: dict | None = None, root: Path = REPO_ROOT
+) -> Workflow:
     """Outside Snakemake (CLI, tests): config file + command-line style overrides."""
     base = load_yaml(config_file) or {}
     base.update(overrides or {})

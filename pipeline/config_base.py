@@ -3,6 +3,7 @@ and the one rule that layers a paper's hyper-parameter overrides. ``pipeline/con
 workflow and its jobs) and ``pipeline/paper_checks.py`` (a paper config's cross-field checks)
 both build on this module and not on each other's internals.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,11 @@ def describe(err: jsonschema.ValidationError) -> str:
     if err.validator == "type":
         return f"must be of type {err.validator_value} (got {err.instance!r})"
     if err.validator in ("minimum", "exclusiveMinimum"):
-        return f"must be >= {err.validator_value} (got {err.instance!r})" if err.validator == "minimum" \
+        return (
+            f"must be >= {err.validator_value} (got {err.instance!r})"
+            if err.validator == "minimum"
             else f"must be > {err.validator_value} (got {err.instance!r})"
+        )
     if err.validator == "enum":
         return f"must be one of {err.validator_value} (got {err.instance!r})"
     return err.message
@@ -78,8 +82,10 @@ def load_yaml(path: Path) -> Any:
     try:
         return yamlio.load_file(path)
     except yamlio.DuplicateKeyError as exc:
-        raise ConfigError(f"{path}: {exc.key} (line {exc.line}): written twice in one mapping (first on line "
-                          f"{exc.first_line}); YAML would silently keep the last value") from exc
+        raise ConfigError(
+            f"{path}: {exc.key} (line {exc.line}): written twice in one mapping (first on line "
+            f"{exc.first_line}); YAML would silently keep the last value"
+        ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: (file): not valid YAML: {exc}") from exc
 
@@ -92,8 +98,6 @@ def require_unique(path: str | Path, field: str, items: list[Any], what: str) ->
         seen.add(item)
 
 
-
-
 # ------------------------------------------------------------------------ top level
 
 
@@ -103,8 +107,10 @@ def overrides_with_provenance(exp: dict, scale: str, method: str) -> dict[str, t
     ``where`` a field path of the experiment (``overrides.all``, ``scales.small.overrides.tb``)."""
     out: dict[str, tuple[Any, str]] = {}
     scale_cfg = (exp.get("scales") or {}).get(scale) or {}
-    for where, layer in (("overrides", exp.get("overrides") or {}),
-                         (f"scales.{scale}.overrides", scale_cfg.get("overrides") or {})):
+    for where, layer in (
+        ("overrides", exp.get("overrides") or {}),
+        (f"scales.{scale}.overrides", scale_cfg.get("overrides") or {}),
+    ):
         for target in ("all", method):
             for key, value in (layer.get(target) or {}).items():
                 out[key] = (value, f"{where}.{target}")
@@ -131,8 +137,10 @@ def scale_placeholders(text: str) -> list[tuple[str, str]]:
 def at_scale(text: str, paper_cfg: dict, scale: str) -> str:
     """``text`` with each ``{experiment.kwarg}`` replaced by its value at ``scale`` (left as it
     is where the scale does not define it: the check of paper_checks.py stops that earlier)."""
+
     def value(m: re.Match) -> str:
-        exp = ((paper_cfg.get("experiments") or {}).get(m.group(1)) or {})
+        exp = (paper_cfg.get("experiments") or {}).get(m.group(1)) or {}
         kwargs = ((exp.get("scales") or {}).get(scale) or {}).get("env_kwargs") or {}
         return str(kwargs[m.group(2)]) if m.group(2) in kwargs else m.group(0)
+
     return _SCALE_FIELD.sub(value, text) if text else text

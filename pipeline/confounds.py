@@ -12,6 +12,7 @@ or the override's place in the paper config, annotated by the experiment's ``sou
 (``{field: text}`` or ``{"<method>.<field>": text}``; e.g. "EGFN Table 2 [PAPER]",
 "chosen here: 2-core budget").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,28 +23,35 @@ from pipeline import exact_tests as inf
 from pipeline.config_base import overrides_with_provenance
 
 
-
 def budget_fields(*method_names: str) -> set[str]:
     """Settings that change how much data or how many updates a method gets per unit of the
     experiment's budget (the budget itself, ``iterations``, is per experiment): each method's
     ``Config.BUDGET_FIELDS`` (methods/common/method_config.py), joined over the methods."""
     return {f for m in method_names for f in methods.load(m).Config.BUDGET_FIELDS}
+
+
 COMPARE_KINDS = ("compare", "noninferior", "trend")
 
 
 def _defaults(method: str) -> dict[str, Any]:
     cls = methods.load(method).Config
     names = set(cls.hyperparameter_names())
-    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-            for f in dataclasses.fields(cls) if f.name in names}
+    return {
+        f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        for f in dataclasses.fields(cls)
+        if f.name in names
+    }
 
 
 def resolved_settings(paper_cfg: dict, exp_id: str, scale: str, method: str) -> dict[str, dict]:
     """``{field: {"value", "source"}}`` of every hyper-parameter of ``method`` in an experiment."""
     exp = paper_cfg["experiments"][exp_id]
     variant = methods.variant_of(method)
-    where = (f"{variant[0]}.VARIANTS[{variant[1]!r}] over its base's Config" if variant
-             else f"{methods.module_name(method)}.Config")
+    where = (
+        f"{variant[0]}.VARIANTS[{variant[1]!r}] over its base's Config"
+        if variant
+        else f"{methods.module_name(method)}.Config"
+    )
     notes = exp.get("sources") or {}
     out = {k: {"value": v, "source": f"method default ({where})"} for k, v in _defaults(method).items()}
     for key, (value, where) in overrides_with_provenance(exp, scale, method).items():
@@ -61,9 +69,16 @@ def _differences(paper_cfg: dict, exp_id: str, scale: str, method: str, baseline
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, absent), b.get(key, absent)
         if va["value"] != vb["value"]:
-            rows.append({"experiment": exp_id, "setting": key,
-                         "method": va["value"], "method_source": va["source"],
-                         "baseline": vb["value"], "baseline_source": vb["source"]})
+            rows.append(
+                {
+                    "experiment": exp_id,
+                    "setting": key,
+                    "method": va["value"],
+                    "method_source": va["source"],
+                    "baseline": vb["value"],
+                    "baseline_source": vb["source"],
+                }
+            )
     return rows
 
 
@@ -75,8 +90,10 @@ def claim_differences(paper_cfg: dict, claim: dict, scale: str) -> list[dict]:
     exps = claim.get("experiments") or [claim.get("experiment")]
     rows: list[dict] = []
     for exp_id in exps:
-        run = paper_cfg["experiments"][exp_id]["scales"][scale].get("methods") or \
-            paper_cfg["experiments"][exp_id]["methods"]
+        run = (
+            paper_cfg["experiments"][exp_id]["scales"][scale].get("methods")
+            or paper_cfg["experiments"][exp_id]["methods"]
+        )
         if claim["method"] in run and claim["baseline"] in run:
             rows += _differences(paper_cfg, exp_id, scale, claim["method"], claim["baseline"])
     return rows
@@ -84,8 +101,11 @@ def claim_differences(paper_cfg: dict, claim: dict, scale: str) -> list[dict]:
 
 def settings_by_claim(paper_cfg: dict, scale: str) -> dict[str, list[dict]]:
     """claim id -> its differing settings, for claims.json and the report."""
-    return {c["id"]: claim_differences(paper_cfg, c, scale) for c in paper_cfg.get("claims") or []
-            if c.get("kind") in COMPARE_KINDS}
+    return {
+        c["id"]: claim_differences(paper_cfg, c, scale)
+        for c in paper_cfg.get("claims") or []
+        if c.get("kind") in COMPARE_KINDS
+    }
 
 
 def budget_problems(paper_cfg: dict, scales: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -100,12 +120,15 @@ def budget_problems(paper_cfg: dict, scales: tuple[str, ...]) -> list[tuple[str,
         for scale in claim.get("scales") or scales:
             for row in claim_differences(paper_cfg, claim, scale):
                 if row["setting"] in budget and row["setting"] not in named:
-                    problems.append((
-                        f"claims[{i}] ({claim['id']})",
-                        f"{claim['method']} and {claim['baseline']} differ in {row['setting']} at scale {scale} "
-                        f"({row['method']} vs {row['baseline']}, experiment {row['experiment']}): a budget / "
-                        f"update-ratio difference confounds the comparison; equalise it or name it in "
-                        f"differs_by if it is the point of the claim"))
+                    problems.append(
+                        (
+                            f"claims[{i}] ({claim['id']})",
+                            f"{claim['method']} and {claim['baseline']} differ in {row['setting']} at scale {scale} "
+                            f"({row['method']} vs {row['baseline']}, experiment {row['experiment']}): a budget / "
+                            f"update-ratio difference confounds the comparison; equalise it or name it in "
+                            f"differs_by if it is the point of the claim",
+                        )
+                    )
                     break
             else:
                 continue
@@ -165,26 +188,35 @@ def measured_differences(stats: dict, claim: dict, method_differs: dict | None =
             continue
         unit_a, unit_b = (a.get("unit") or [None])[0], (b.get("unit") or [None])[0]
         if unit_a != unit_b:
-            rows.append({"experiment": exp_id, "quantity": "unit", "method": unit_a, "baseline": unit_b,
-                         "named": "unit" in named})
+            rows.append(
+                {
+                    "experiment": exp_id,
+                    "quantity": "unit",
+                    "method": unit_a,
+                    "baseline": unit_b,
+                    "named": "unit" in named,
+                }
+            )
         for q in MEASURED:
             if q == "collected" and unit_a != "trajectories":
-                continue    # episodes end when the policy ends them: env_steps is the budget there
+                continue  # episodes end when the policy ends them: env_steps is the budget there
             ma, mb = inf.median(a.get(q) or []), inf.median(b.get(q) or [])
             if ma is None or mb is None or ma == mb:
                 continue
             tolerance = FLOPS_TOLERANCE if q in FLOPS_EXPLAINED_BY else MEASURED_TOLERANCE
             if abs(ma - mb) > tolerance * max(abs(ma), abs(mb)):
                 named_q = q in explained or any(e in explained for e in FLOPS_EXPLAINED_BY.get(q, ()))
-                rows.append({"experiment": exp_id, "quantity": q, "method": ma, "baseline": mb,
-                             "named": named_q})
+                rows.append({"experiment": exp_id, "quantity": q, "method": ma, "baseline": mb, "named": named_q})
     return rows
 
 
 def measured_by_claim(paper_cfg: dict, stats: dict) -> dict[str, list[dict]]:
     """claim id -> its measured differences (for claims.json and the report)."""
-    return {c["id"]: measured_differences(stats, c, paper_cfg.get("method_differs"))
-            for c in paper_cfg.get("claims") or [] if c.get("kind") in COMPARE_KINDS}
+    return {
+        c["id"]: measured_differences(stats, c, paper_cfg.get("method_differs"))
+        for c in paper_cfg.get("claims") or []
+        if c.get("kind") in COMPARE_KINDS
+    }
 
 
 def measured_problems(paper_cfg: dict, stats: dict) -> list[tuple[str, str]]:
@@ -193,8 +225,12 @@ def measured_problems(paper_cfg: dict, stats: dict) -> list[tuple[str, str]]:
     for i, claim in enumerate(paper_cfg.get("claims") or []):
         for row in measured_differences(stats, claim, paper_cfg.get("method_differs")):
             if not row["named"]:
-                out.append((f"claims[{i}] ({claim['id']}).differs_by",
-                            f"{claim['method']} and {claim['baseline']} measured different {row['quantity']} in "
-                            f"experiment {row['experiment']} ({row['method']} vs {row['baseline']}): equalise it, or "
-                            f"name {row['quantity']!r} in differs_by if it is part of the method"))
+                out.append(
+                    (
+                        f"claims[{i}] ({claim['id']}).differs_by",
+                        f"{claim['method']} and {claim['baseline']} measured different {row['quantity']} in "
+                        f"experiment {row['experiment']} ({row['method']} vs {row['baseline']}): equalise it, or "
+                        f"name {row['quantity']!r} in differs_by if it is part of the method",
+                    )
+                )
     return out

@@ -6,6 +6,7 @@ ships what it produced, so there are no DVC stages.
     python -m pipeline.dvc_spec          # rewrite dvc.yaml
     python -m pipeline.dvc_spec --check  # exit 1 if dvc.yaml is not what the layout gives
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def spec(workflow: Workflow) -> dict:
     for scale in PLOT_SCALES:
         for paper in papers:
             plots.append({str(paths.summary(scale, paper)): {"x": "step", "y": "iqm", "template": "linear"}})
-            plots += [str(paths.figure(scale, paper, fig["id"], "png"))
-                      for fig in workflow.papers[paper].get("figures") or []]
+            plots += [
+                str(paths.figure(scale, paper, fig["id"], "png")) for fig in workflow.papers[paper].get("figures") or []
+            ]
     return {"metrics": metrics, "plots": plots}
 
 

@@ -22,6 +22,7 @@ so verdicts come from tests whose error rate holds at any n:
 
 All functions are pure and deterministic (Monte-Carlo parts use a fixed seed).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-MAX_ENUMERATION = 200_000      # relabellings enumerated exactly; above: Monte-Carlo
+MAX_ENUMERATION = 200_000  # relabellings enumerated exactly; above: Monte-Carlo
 MC_PERMUTATIONS = 20_000
 MC_SEED = 20260
 # Values closer than this (relative) are one tie: the same metric computed twice can differ in
@@ -68,10 +69,10 @@ def u_null_counts(n1: int, n2: int) -> tuple[float, ...]:
         row = [np.ones(1)]  # n = 0: U = 0 only
         for n in range(1, n2 + 1):
             c = np.zeros(m * n + 1)
-            a = prev_row[n]          # (m-1, n): largest in sample 1 -> U += n
-            c[n:n + a.size] += a
-            b = row[n - 1]           # (m, n-1): largest in sample 2
-            c[:b.size] += b
+            a = prev_row[n]  # (m-1, n): largest in sample 1 -> U += n
+            c[n : n + a.size] += a
+            b = row[n - 1]  # (m, n-1): largest in sample 2
+            c[: b.size] += b
             row.append(c)
         prev_row = row
     return tuple(prev_row[n2].tolist()) if n1 > 0 else (1.0,)
@@ -86,7 +87,7 @@ def u_statistic(x: np.ndarray, y: np.ndarray) -> float:
 def _u_upper_tail_exact(n1: int, n2: int, u_obs: float) -> float:
     counts = np.asarray(u_null_counts(n1, n2))
     # U is an integer without ties; allow a hair of float slack
-    return float(counts[int(math.ceil(u_obs - 1e-9)):].sum() / counts.sum())
+    return float(counts[int(math.ceil(u_obs - 1e-9)) :].sum() / counts.sum())
 
 
 def _relabellings(n1: int, n2: int) -> int:
@@ -96,8 +97,9 @@ def _relabellings(n1: int, n2: int) -> int:
 def _u_all_labellings(pooled: np.ndarray, n1: int) -> np.ndarray:
     """U of sample 1 for every choice of n1 of the pooled values (midranks handle ties)."""
     ranks = _midranks(pooled)
-    idx = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(pooled.size), n1)),
-                      dtype=np.int64).reshape(-1, n1)
+    idx = np.fromiter(
+        itertools.chain.from_iterable(itertools.combinations(range(pooled.size), n1)), dtype=np.int64
+    ).reshape(-1, n1)
     return ranks[idx].sum(1) - n1 * (n1 + 1) / 2.0
 
 
@@ -110,7 +112,7 @@ def _midranks(a: np.ndarray) -> np.ndarray:
         j = i
         while j + 1 < a.size and sorted_a[j + 1] == sorted_a[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return ranks
 
@@ -179,7 +181,7 @@ def min_p_two_sample(n1: int, n2: int) -> float:
 # ------------------------------------------------------------------ one sample: sign test
 def _binom_upper(n: int, k: int) -> float:
     """P(Binomial(n, 1/2) >= k)."""
-    return sum(math.comb(n, i) for i in range(max(k, 0), n + 1)) / 2.0 ** n
+    return sum(math.comb(n, i) for i in range(max(k, 0), n + 1)) / 2.0**n
 
 
 def sign_test(values: Sequence[float], threshold: float) -> dict:
@@ -221,13 +223,12 @@ def median_ci(values: Sequence[float], confidence: float) -> dict:
 
 
 def min_p_sign(n: int) -> float:
-    return 0.5 ** n if n else 1.0
+    return 0.5**n if n else 1.0
 
 
 # ------------------------------------------------------------------ ordered alternative
 def _jt_statistic(groups: list[np.ndarray]) -> float:
-    return sum(u_statistic(groups[j], groups[i])
-               for i in range(len(groups)) for j in range(i + 1, len(groups)))
+    return sum(u_statistic(groups[j], groups[i]) for i in range(len(groups)) for j in range(i + 1, len(groups)))
 
 
 def jonckheere(groups: Sequence[Sequence[float]], permutations: int = MC_PERMUTATIONS) -> dict:
@@ -241,7 +242,7 @@ def jonckheere(groups: Sequence[Sequence[float]], permutations: int = MC_PERMUTA
         return {"p": None, "statistic": None, "n": sizes}
     pooled = _snap(np.concatenate(gs))
     bounds = np.cumsum([0] + sizes)
-    obs = _jt_statistic([pooled[bounds[i]:bounds[i + 1]] for i in range(len(gs))])
+    obs = _jt_statistic([pooled[bounds[i] : bounds[i + 1]] for i in range(len(gs))])
     rng = np.random.default_rng(MC_SEED)
     ranks = _midranks(pooled)
     perms = np.argsort(rng.random((permutations, pooled.size)), axis=1)
@@ -249,8 +250,8 @@ def jonckheere(groups: Sequence[Sequence[float]], permutations: int = MC_PERMUTA
     stat = np.zeros(permutations)
     for i in range(len(gs)):
         for j in range(i + 1, len(gs)):
-            gi = r[:, bounds[i]:bounds[i + 1]]
-            gj = r[:, bounds[j]:bounds[j + 1]]
+            gi = r[:, bounds[i] : bounds[i + 1]]
+            gj = r[:, bounds[j] : bounds[j + 1]]
             d = gj[:, :, None] - gi[:, None, :]
             stat += np.sum(d > 0, axis=(1, 2)) + 0.5 * np.sum(d == 0, axis=(1, 2))
     p = float((np.sum(stat >= obs - 1e-9) + 1) / (permutations + 1))
@@ -307,7 +308,7 @@ def power_two_sample(n1: int, n2: int, level: float, shift_sd: float = 1.0) -> f
     if not n1 or not n2:
         return 0.0
     counts = np.asarray(u_null_counts(n1, n2))
-    tail = np.cumsum(counts[::-1])[::-1] / counts.sum()        # P(U >= u)
+    tail = np.cumsum(counts[::-1])[::-1] / counts.sum()  # P(U >= u)
     ok = np.flatnonzero(tail <= level + 1e-12)
     if ok.size == 0:
         return 0.0
@@ -325,16 +326,17 @@ def power_sign(n: int, level: float, shift_sd: float = 1.0) -> float:
     threshold (normal data): exact binomial."""
     if n == 0:
         return 0.0
-    q = 0.5 * (1.0 + math.erf(shift_sd / math.sqrt(2.0)))   # P(X > threshold)
+    q = 0.5 * (1.0 + math.erf(shift_sd / math.sqrt(2.0)))  # P(X > threshold)
     k_crit = next((k for k in range(n + 1) if _binom_upper(n, k) <= level + 1e-12), None)
     if k_crit is None:
         return 0.0
-    return sum(math.comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(k_crit, n + 1))
+    return sum(math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in range(k_crit, n + 1))
 
 
 @lru_cache(maxsize=None)
-def power_ordered(sizes: tuple[int, ...], level: float, shift_sd: float = 1.0,
-                  simulations: int = 300, permutations: int = 2000) -> float:
+def power_ordered(
+    sizes: tuple[int, ...], level: float, shift_sd: float = 1.0, simulations: int = 300, permutations: int = 2000
+) -> float:
     """Power of :func:`jonckheere` when consecutive groups differ by ``shift_sd`` SDs (normal
     data); a coarse simulation (the design table needs one digit)."""
     if len(sizes) < 2 or min(sizes) == 0:

@@ -4,6 +4,7 @@ Each entry of ``paper_cfg["figures"]`` (``id, title, experiment, metric, x, logy
 ``<out_dir>/<id>.png`` and ``<out_dir>/<id>.pdf``. Files carry no timestamp or software-version
 metadata, so redrawing the same data gives the same bytes and DVC/Snakemake see no change.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,15 +56,16 @@ def sweep_points(stats: dict, exp: str, metric: str) -> dict[str, list[tuple[flo
     out: dict[str, list[tuple[float, float, float, float]]] = {}
     for name, per_method in final.items():
         m = SWEEP_SUFFIX.search(name)
-        if not m or name[:m.start()] != metric:
+        if not m or name[: m.start()] != metric:
             continue
         for method, st in per_method.items():
             if st.get("iqm") is None:
                 continue
             lo, hi = (st.get("iqm_ci") or [None, None])[:2]
             nan = math.nan
-            out.setdefault(method, []).append((int(m.group(1)) / 100.0, st["iqm"],
-                                               nan if lo is None else lo, nan if hi is None else hi))
+            out.setdefault(method, []).append(
+                (int(m.group(1)) / 100.0, st["iqm"], nan if lo is None else lo, nan if hi is None else hi)
+            )
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -76,8 +78,10 @@ def draw_sweep(paper_cfg: dict, spec: dict, stats: dict) -> Figure:
     ax = fig.add_subplot()
     for i, (method, pts) in enumerate(sorted(points.items())):
         x, y, lo, hi = (list(c) for c in zip(*pts))
-        err = [[max(v - a, 0) if a == a else 0 for v, a in zip(y, lo)],
-               [max(b - v, 0) if b == b else 0 for v, b in zip(y, hi)]]
+        err = [
+            [max(v - a, 0) if a == a else 0 for v, a in zip(y, lo)],
+            [max(b - v, 0) if b == b else 0 for v, b in zip(y, hi)],
+        ]
         ax.errorbar(x, y, yerr=err, color=f"C{i % 10}", marker="o", capsize=3, linewidth=1.6, label=method)
     if points:
         ax.legend(loc="best", frameon=False, title="IQM over seeds, bars: bootstrap CI", title_fontsize=8)
@@ -130,8 +134,9 @@ def draw_figure(paper_cfg: dict, spec: dict, summary: pd.DataFrame, stats: dict 
     return fig
 
 
-def save(paper_cfg: dict, spec: dict, summary: pd.DataFrame, paths: dict[str, Path],
-         stats: dict | None = None) -> list[Path]:
+def save(
+    paper_cfg: dict, spec: dict, summary: pd.DataFrame, paths: dict[str, Path], stats: dict | None = None
+) -> list[Path]:
     """Draw one ``figures`` entry and write it to ``paths`` (format -> file, e.g. png, pdf)."""
     fig = draw_figure(paper_cfg, spec, summary, stats)
     return [atomic_write_bytes(path, _render(fig, fmt)) for fmt, path in paths.items()]
@@ -155,6 +160,11 @@ def draw(paper_cfg: dict, summary_csv: Path, out_dir: Path, stats_json: Path | N
     stats = read_stats(stats_json)
     paths: list[Path] = []
     for spec in paper_cfg.get("figures") or []:
-        paths += save(paper_cfg, spec, summary,
-                      {fmt: Path(out_dir) / figure_name(spec["id"], fmt) for fmt in FIGURE_FORMATS}, stats)
+        paths += save(
+            paper_cfg,
+            spec,
+            summary,
+            {fmt: Path(out_dir) / figure_name(spec["id"], fmt) for fmt in FIGURE_FORMATS},
+            stats,
+        )
     return paths

@@ -25,6 +25,7 @@ a claim that held before any training (Kaleidoscope's FLOPs: the masks prune fro
 
 The guards' findings go into each claim record (``guards``) and so into the ledger.
 """
+
 from __future__ import annotations
 
 import copy
@@ -83,10 +84,15 @@ def learned(paper_cfg: dict, stats: dict, exp: str, metric: str, method: str, al
         out["descriptive"] = "improved" if better else "no improvement"
     else:
         out["status"] = NOT_LEARNED
-    out["reason"] = (f"{method} {lm}: median {out['median_final']:.4g} trained vs {out['median_untrained']:.4g} "
-                     f"untrained, one-sided Mann-Whitney p {p:.3g}"
-                     + (f" (smallest attainable {min_p:.3g} > alpha: cannot tell; descriptively "
-                        f"{out['descriptive']})" if out["status"] == CANNOT_TELL else ""))
+    out["reason"] = (
+        f"{method} {lm}: median {out['median_final']:.4g} trained vs {out['median_untrained']:.4g} "
+        f"untrained, one-sided Mann-Whitney p {p:.3g}"
+        + (
+            f" (smallest attainable {min_p:.3g} > alpha: cannot tell; descriptively {out['descriptive']})"
+            if out["status"] == CANNOT_TELL
+            else ""
+        )
+    )
     return out
 
 
@@ -109,8 +115,10 @@ def untrained_stats(stats: dict) -> dict:
     would have said before any training)."""
     out = copy.deepcopy(stats)
     for e in (out.get("experiments") or {}).values():
-        e["final"] = {m: {meth: {"values": list(v.get("values") or [])} for meth, v in by_m.items()}
-                      for m, by_m in (e.get("untrained") or {}).items()}
+        e["final"] = {
+            m: {meth: {"values": list(v.get("values") or [])} for meth, v in by_m.items()}
+            for m, by_m in (e.get("untrained") or {}).items()
+        }
     return out
 
 
@@ -133,18 +141,21 @@ def apply(records: list[dict], step0: dict[str, dict], paper_cfg: dict, stats: d
         g: dict[str, Any] = {}
         zero = step0.get(rec.get("id"))
         if zero is not None:
-            holds = (zero.get("verdict") == "reproduced"
-                     or (zero.get("verdict") == "fact" and (zero.get("numbers") or {}).get("holds") is True))
-            g["step0"] = {"verdict": zero.get("verdict"), "by_construction": holds,
-                          "reason": zero.get("reason")}
+            holds = zero.get("verdict") == "reproduced" or (
+                zero.get("verdict") == "fact" and (zero.get("numbers") or {}).get("holds") is True
+            )
+            g["step0"] = {"verdict": zero.get("verdict"), "by_construction": holds, "reason": zero.get("reason")}
         checks = learned_checks(paper_cfg, stats, claim, alpha)
         if checks:
             g["learned"] = checks
         rec["guards"] = g
         fired = []
         if g.get("step0", {}).get("by_construction"):
-            fired.append("by construction: " + ("the fact holds" if rec.get("verdict") == "fact"
-                                                  else "reproduced") + " on untrained agents (step 0)")
+            fired.append(
+                "by construction: "
+                + ("the fact holds" if rec.get("verdict") == "fact" else "reproduced")
+                + " on untrained agents (step 0)"
+            )
         declared = declared_failing(claim, stats.get("scale"))
         base_fail = [c for c in checks if c["side"] == "baseline" and c["status"] == NOT_LEARNED]
         meth_fail = [c for c in checks if c["side"] == "method" and c["status"] == NOT_LEARNED]
@@ -174,13 +185,20 @@ def findings(rec: dict) -> list[str]:
     out = [f"FIRED {f}" for f in g.get("fired") or []]
     if (g.get("step0") or {}).get("by_construction") and rec.get("kind") == "fact":
         out.append("fact holds on untrained agents (by construction, as a fact should)")
-    tell = sorted({f"{c['method']} on {c['experiment']} ({c.get('descriptive')})"
-                   for c in g.get("learned") or [] if c["status"] == CANNOT_TELL})
+    tell = sorted(
+        {
+            f"{c['method']} on {c['experiment']} ({c.get('descriptive')})"
+            for c in g.get("learned") or []
+            if c["status"] == CANNOT_TELL
+        }
+    )
     if tell:
         out.append("cannot tell whether these learned: " + ", ".join(tell))
     for m in rec.get("measured_differ") or []:
-        out.append(f"measured {m['quantity']} {m['method']} vs {m['baseline']} on {m['experiment']}"
-                   + (" (named in differs_by)" if m.get("named") else " (NOT named)"))
+        out.append(
+            f"measured {m['quantity']} {m['method']} vs {m['baseline']} on {m['experiment']}"
+            + (" (named in differs_by)" if m.get("named") else " (NOT named)")
+        )
     return out
 
 
@@ -190,9 +208,11 @@ def summary(records: list[dict]) -> dict[str, int]:
     for rec in records:
         g = rec.get("guards") or {}
         out["by_construction"] += bool((g.get("step0") or {}).get("by_construction"))
-        out["baseline_did_not_learn"] += any(c["side"] == "baseline" and c["status"] == NOT_LEARNED
-                                             for c in g.get("learned") or [])
-        out["method_did_not_learn"] += any(c["side"] == "method" and c["status"] == NOT_LEARNED
-                                           for c in g.get("learned") or [])
+        out["baseline_did_not_learn"] += any(
+            c["side"] == "baseline" and c["status"] == NOT_LEARNED for c in g.get("learned") or []
+        )
+        out["method_did_not_learn"] += any(
+            c["side"] == "method" and c["status"] == NOT_LEARNED for c in g.get("learned") or []
+        )
         out["downgraded"] += "verdict_before_guards" in rec
     return out

@@ -14,6 +14,7 @@ itself, and on a cluster no server is started (jobs run on other machines).
 The server must not initialise anything that does not survive a fork: no CUDA context, no
 threads, no open database connections; it only imports.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,8 @@ def _recv_msg(sock: socket.socket, with_fds: bool = False) -> tuple[dict, list[i
         first, fds, _, _ = socket.recv_fds(sock, 1 << 16, MAX_FDS)
         if len(first) < _HEADER.size:
             first += _recv_exact(sock, _HEADER.size - len(first))
-        (n,) = _HEADER.unpack(first[:_HEADER.size])
-        body = first[_HEADER.size:]
+        (n,) = _HEADER.unpack(first[: _HEADER.size])
+        body = first[_HEADER.size :]
         body += _recv_exact(sock, n - len(body))
     else:
         (n,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
@@ -118,7 +119,7 @@ def run_via_server(argv: list[str]) -> int | None:
     except (OSError, ConnectionError):
         sock.close()
         return None
-    if "pid" not in reply:       # refused: another checkout's code, or the code changed on disk
+    if "pid" not in reply:  # refused: another checkout's code, or the code changed on disk
         sock.close()
         return None
     pid = int(reply["pid"])
@@ -143,9 +144,22 @@ def run_via_server(argv: list[str]) -> int | None:
 
 
 # ------------------------------------------------------------------------------------ server
-PRELOAD = ("torch", "numpy", "pandas", "yaml", "jsonschema", "matplotlib", "pipeline.cli", "pipeline.run",
-           "pipeline.stats", "pipeline.figures", "pipeline.report", "pipeline.claims", "pipeline.codehash",
-           "rliable.library")
+PRELOAD = (
+    "torch",
+    "numpy",
+    "pandas",
+    "yaml",
+    "jsonschema",
+    "matplotlib",
+    "pipeline.cli",
+    "pipeline.run",
+    "pipeline.stats",
+    "pipeline.figures",
+    "pipeline.report",
+    "pipeline.claims",
+    "pipeline.codehash",
+    "rliable.library",
+)
 
 
 def preload() -> None:
@@ -155,7 +169,7 @@ def preload() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     import torch
 
-    torch.set_num_threads(1)   # no intra-op pool may exist at fork time
+    torch.set_num_threads(1)  # no intra-op pool may exist at fork time
     for mod in PRELOAD:
         importlib.import_module(mod)
     import envs
@@ -170,7 +184,7 @@ def preload() -> None:
 def _child(conn: socket.socket, listener: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the job, run it, exit with its status."""
     try:
-        os.setpgid(0, 0)     # a group of its own: the server ends the job with whatever it started
+        os.setpgid(0, 0)  # a group of its own: the server ends the job with whatever it started
         listener.close()
         conn.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1):
@@ -238,10 +252,10 @@ def _serve_one(conn: socket.socket, listener: socket.socket, fingerprint: list) 
             exited.set()
             _, status = os.waitpid(pid, 0)
         rc = os.waitstatus_to_exitcode(status)
-        rc = 128 - rc if rc < 0 else rc        # killed by a signal: the shell's convention
+        rc = 128 - rc if rc < 0 else rc  # killed by a signal: the shell's convention
         try:
             _send_msg(conn, {"rc": rc})
-            conn.shutdown(socket.SHUT_RDWR)    # wakes `watch` from its recv
+            conn.shutdown(socket.SHUT_RDWR)  # wakes `watch` from its recv
         except OSError:
             pass
         conn.close()
@@ -251,7 +265,7 @@ def _serve_one(conn: socket.socket, listener: socket.socket, fingerprint: list) 
         child outliving a job that Snakemake recorded as failed would write that job's outputs
         after the fact, or train the same run twice beside a rerun."""
         try:
-            while conn.recv(1):   # the client never sends after its request: data is ignored
+            while conn.recv(1):  # the client never sends after its request: data is ignored
                 pass
         except OSError:
             pass
@@ -318,14 +332,15 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:   # a zombie (dead, not yet reaped by its parent) is not alive
+    try:  # a zombie (dead, not yet reaped by its parent) is not alive
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 
 
-def start(owner: int, log_path: str | Path, timeout: float = 120.0,
-          cwd: str | Path | None = None, wait: bool = True) -> tuple[str, int] | None:
+def start(
+    owner: int, log_path: str | Path, timeout: float = 120.0, cwd: str | Path | None = None, wait: bool = True
+) -> tuple[str, int] | None:
     """Start a server for the process ``owner``: ``(socket, pid)``, or None if it did not come
     up (jobs then run themselves). With ``wait``, return once it listens; without, at once (the
     clients wait for it). It serves the checkout in ``cwd`` (default: the current directory,
@@ -338,9 +353,14 @@ def start(owner: int, log_path: str | Path, timeout: float = 120.0,
     sock, ready = folder / "sock", folder / "ready"
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.jobserver", str(sock), str(ready), str(owner)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                cwd=cwd)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.jobserver", str(sock), str(ready), str(owner)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=cwd,
+        )
     (folder / "pid").write_text(str(proc.pid))
     if not wait:
         return str(sock), proc.pid
@@ -363,5 +383,4 @@ def stop(pid: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None,
-          int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, int(sys.argv[3]) if len(sys.argv) > 3 else None)

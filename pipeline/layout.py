@@ -16,17 +16,18 @@ Nothing here reads the config or the disk: every function takes plain strings, s
 rules call the same functions with wildcard patterns (``"{scale}"``, ``"{seed}"``) that the
 command line calls with values, and no path is ever parsed back into its parts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 # ---- the files of one run directory
-CONFIG = "config.yaml"      # the resolved run config
+CONFIG = "config.yaml"  # the resolved run config
 MANIFEST = "manifest.json"  # versions, git state, device, host, times, resumed_from
-CURVE = "curve.csv"         # one row per evaluation point
-MODEL = "model.pt"          # the trained model
-EVAL = "eval.json"          # final metrics (evaluate)
+CURVE = "curve.csv"  # one row per evaluation point
+MODEL = "model.pt"  # the trained model
+EVAL = "eval.json"  # final metrics (evaluate)
 TRAIN_FILES = (CONFIG, MANIFEST, CURVE, MODEL)
 RUN_FILES = TRAIN_FILES + (EVAL,)
 CHECKPOINT = "latest.pt"
@@ -130,8 +131,7 @@ class Layout:
         return self.results / scale / TRACKING_DIR / "registered.json"
 
     # ---- logs
-    def run_log(self, stage: str, scale: str, paper: str, experiment: str, method: str,
-                seed: int | str) -> Path:
+    def run_log(self, stage: str, scale: str, paper: str, experiment: str, method: str, seed: int | str) -> Path:
         """``logs/<scale>/<stage>/<paper>/<experiment>/<method>/seed<k>.log``"""
         return self.logs / scale / stage / f"{_in_paper(paper, experiment, method, seed)}.log"
 

@@ -1,14 +1,20 @@
 """The claims ledger in HTML: one row per claim with its verdict, the comparison and settings it
 rests on, the numbers (effect, CI, test, adjusted p, n) and the guards' findings; the forest plot of
 the tested claims' effects; the short claims table. Used by the report (:mod:`pipeline.report`)."""
+
 from __future__ import annotations
 
 from html import escape
 from typing import Any
 
 
-VERDICT_TEXT = {"reproduced": "reproduced", "not_reproduced": "not reproduced", "inconclusive": "inconclusive",
-                 "not_decidable": "not decidable", "fact": "fact (by construction)"}
+VERDICT_TEXT = {
+    "reproduced": "reproduced",
+    "not_reproduced": "not reproduced",
+    "inconclusive": "inconclusive",
+    "not_decidable": "not decidable",
+    "fact": "fact (by construction)",
+}
 
 
 def esc(x: Any) -> str:
@@ -42,13 +48,14 @@ def key_numbers(claim: dict) -> str:
         parts.append("median gap per setting " + ", ".join(num(g) for g in eff.get("estimate") or []))
     elif eff:
         alpha = n.get("alpha", 0.05)
-        parts.append(f"{eff.get('name')} {num(eff.get('estimate'))}, {1 - 2 * alpha:.0%} CI "
-                     f"{ci_text(eff.get('ci'))}")
+        parts.append(f"{eff.get('name')} {num(eff.get('estimate'))}, {1 - 2 * alpha:.0%} CI {ci_text(eff.get('ci'))}")
     if n.get("margin") is not None:
         parts.append(f"margin {num(n['margin'])}")
     if n.get("p_for") is not None:
-        parts.append(f"{n.get('test')}: p = {num(n.get('p_for'))}, adjusted {num(n.get('p_for_adj'))} "
-                     f"(m = {num(n.get('family_size'))})")
+        parts.append(
+            f"{n.get('test')}: p = {num(n.get('p_for'))}, adjusted {num(n.get('p_for_adj'))} "
+            f"(m = {num(n.get('family_size'))})"
+        )
     ns = n.get("n")
     if ns:
         parts.append("n = " + " vs ".join(num(k) for k in ns))
@@ -70,20 +77,28 @@ def settings_table(rows: list[dict]) -> str:
         f"<tr><td>{esc(r.get('experiment', ''))}</td><td><code>{esc(r.get('setting', ''))}</code></td>"
         f"<td>{esc(r.get('method'))}<br><span class=rule>{esc(r.get('method_source', ''))}</span></td>"
         f"<td>{esc(r.get('baseline'))}<br><span class=rule>{esc(r.get('baseline_source', ''))}</span></td></tr>"
-        for r in rows)
-    return ("<details><summary>settings that differ between the two sides</summary><table class=settings>"
-            "<tr><th>experiment</th><th>setting</th><th>method (source)</th><th>baseline (source)</th></tr>"
-            f"{body}</table></details>")
+        for r in rows
+    )
+    return (
+        "<details><summary>settings that differ between the two sides</summary><table class=settings>"
+        "<tr><th>experiment</th><th>setting</th><th>method (source)</th><th>baseline (source)</th></tr>"
+        f"{body}</table></details>"
+    )
 
 
 def claims_table(claims: list[dict], paper: str | None = None) -> str:
-    head = ("<tr>" + ("<th>paper</th>" if paper is None else "")
-            + "<th>claim</th><th>statement</th><th>verdict</th><th>numbers</th></tr>")
+    head = (
+        "<tr>"
+        + ("<th>paper</th>" if paper is None else "")
+        + "<th>claim</th><th>statement</th><th>verdict</th><th>numbers</th></tr>"
+    )
     rows = []
     for c in claims:
         first = f"<td>{esc(c.get('_paper', ''))}</td>" if paper is None else ""
-        rows.append(f"<tr>{first}<td><code>{esc(c.get('id', ''))}</code></td><td>{esc(c.get('statement', ''))}</td>"
-                    f"<td>{badge(str(c.get('verdict', '')))}</td><td class=num>{esc(key_numbers(c))}</td></tr>")
+        rows.append(
+            f"<tr>{first}<td><code>{esc(c.get('id', ''))}</code></td><td>{esc(c.get('statement', ''))}</td>"
+            f"<td>{badge(str(c.get('verdict', '')))}</td><td class=num>{esc(key_numbers(c))}</td></tr>"
+        )
     return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No claims.</p>"
 
 
@@ -97,11 +112,16 @@ def guard_text(claim: dict) -> str:
         parts.append("FIRED: " + "; ".join(g["fired"]))
     step0 = g.get("step0") or {}
     if step0:
-        parts.append(f"on untrained agents: {step0.get('verdict')}"
-                     + (" (holds by construction)" if step0.get("by_construction") else ""))
-    learned = [f"{c['method']} {c['status']}" + (f" (p {num(c.get('p'))})" if c.get("p") is not None else "")
-               + (f", descriptively {c['descriptive']}" if c.get("descriptive") else "")
-               for c in g.get("learned") or []]
+        parts.append(
+            f"on untrained agents: {step0.get('verdict')}"
+            + (" (holds by construction)" if step0.get("by_construction") else "")
+        )
+    learned = [
+        f"{c['method']} {c['status']}"
+        + (f" (p {num(c.get('p'))})" if c.get("p") is not None else "")
+        + (f", descriptively {c['descriptive']}" if c.get("descriptive") else "")
+        for c in g.get("learned") or []
+    ]
     if learned:
         parts.append("learned? " + ", ".join(dict.fromkeys(learned)))
     if g.get("baseline_fails_declared"):
@@ -109,8 +129,13 @@ def guard_text(claim: dict) -> str:
     return ("guards: " + " · ".join(parts)) if parts else ""
 
 
-VERDICT_COLOUR = {"reproduced": "#1a7f37", "not_reproduced": "#cf222e", "inconclusive": "#9a6700",
-                   "not_decidable": "#6e7781", "fact": "#0969da"}
+VERDICT_COLOUR = {
+    "reproduced": "#1a7f37",
+    "not_reproduced": "#cf222e",
+    "inconclusive": "#9a6700",
+    "not_decidable": "#6e7781",
+    "fact": "#0969da",
+}
 
 
 def oriented_effect(claim: dict) -> tuple[float, float | None, float | None] | None:
@@ -144,11 +169,13 @@ def forest_svg(claims: list[dict]) -> str:
     plot_w = width - label_w - 2 * pad
     mid = label_w + pad + plot_w / 2
     height = row_h * len(rows) + 2 * pad + 14
-    out = [f'<svg class=forest role="img" aria-label="forest plot of the claims\' effects" width="{width}" '
-           f'height="{height}" viewBox="0 0 {width} {height}">',
-           f'<line x1="{mid}" y1="{pad}" x2="{mid}" y2="{height - pad - 14}" stroke="#57606a" stroke-dasharray="3,3"/>',
-           f'<text x="{mid}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#57606a">'
-           '0 (claimed direction →)</text>']
+    out = [
+        f'<svg class=forest role="img" aria-label="forest plot of the claims\' effects" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">',
+        f'<line x1="{mid}" y1="{pad}" x2="{mid}" y2="{height - pad - 14}" stroke="#57606a" stroke-dasharray="3,3"/>',
+        f'<text x="{mid}" y="{height - 4}" font-size="11" text-anchor="middle" fill="#57606a">'
+        "0 (claimed direction →)</text>",
+    ]
     for i, (c, (e, lo, hi)) in enumerate(rows):
         y = pad + i * row_h + row_h / 2
         scale = max(abs(v) for v in (e, lo, hi) if v is not None and v == v and abs(v) != float("inf")) or 1.0
@@ -156,13 +183,17 @@ def forest_svg(claims: list[dict]) -> str:
         colour = VERDICT_COLOUR.get(str(c.get("verdict")), "#9a6700")
         fired = bool((c.get("guards") or {}).get("fired"))
         label = ("⚠ " if fired else "") + str(c.get("id", ""))
-        out.append(f'<text x="{label_w}" y="{y + 4}" font-size="11" text-anchor="end" '
-                   f'fill="{"#9a3412" if fired else "#1d2125"}">{esc(label[:52])}</text>')
+        out.append(
+            f'<text x="{label_w}" y="{y + 4}" font-size="11" text-anchor="end" '
+            f'fill="{"#9a3412" if fired else "#1d2125"}">{esc(label[:52])}</text>'
+        )
         a = x(lo) if lo is not None else label_w + pad
         b = x(hi) if hi is not None else width - pad
         out.append(f'<line x1="{a:.1f}" y1="{y}" x2="{b:.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<circle cx="{x(e):.1f}" cy="{y}" r="4" fill="{colour}"><title>{esc(c.get("id"))}: '
-                   f'{esc(c.get("verdict"))}</title></circle>')
+        out.append(
+            f'<circle cx="{x(e):.1f}" cy="{y}" r="4" fill="{colour}"><title>{esc(c.get("id"))}: '
+            f"{esc(c.get('verdict'))}</title></circle>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -174,13 +205,17 @@ def ledger_html(claims: list[dict], procedure: dict | None = None, plumbing_only
     extra = [c for c in claims if c.get("extra")]
     table = ledger_table(paper_claims)
     if extra:
-        table += ("<h4>Beyond the paper</h4><p class=rule>Tasks or comparisons the paper did not run: decided "
-                  "in a Holm family of their own, not counted among the paper's claims.</p>" + ledger_table(extra))
+        table += (
+            "<h4>Beyond the paper</h4><p class=rule>Tasks or comparisons the paper did not run: decided "
+            "in a Holm family of their own, not counted among the paper's claims.</p>" + ledger_table(extra)
+        )
     head = ""
     if plumbing_only:
-        head += ('<p class=plumbing><b>Plumbing check only.</b> Smoke runs are seconds long: these verdicts '
-                 "show that the pipeline decides claims end to end, not whether the paper reproduces. "
-                 "The guards are shown, not applied in earnest: runs this short are not expected to learn.</p>")
+        head += (
+            "<p class=plumbing><b>Plumbing check only.</b> Smoke runs are seconds long: these verdicts "
+            "show that the pipeline decides claims end to end, not whether the paper reproduces. "
+            "The guards are shown, not applied in earnest: runs this short are not expected to learn.</p>"
+        )
     if procedure:
         head += f"<p class=rule>Procedure: {esc(procedure.get('rule', ''))}</p>"
     return head + table
@@ -192,32 +227,48 @@ def ledger_table(claims: list[dict]) -> str:
         src = f" <span class=meta>({esc(c['source'])})</span>" if c.get("source") else ""
         exp = c.get("experiment") or " → ".join(c.get("experiments") or [])
         vs = f" vs <code>{esc(c['baseline'])}</code>" if c.get("baseline") else ""
-        named = (f" Differs by design in: {esc(', '.join(c['differs_by']))}"
-                 + (f" ({esc(c['differs_reason'])})" if c.get("differs_reason") else "") + "."
-                 if c.get("differs_by") else "")
+        named = (
+            f" Differs by design in: {esc(', '.join(c['differs_by']))}"
+            + (f" ({esc(c['differs_reason'])})" if c.get("differs_reason") else "")
+            + "."
+            if c.get("differs_by")
+            else ""
+        )
         if c.get("extra"):
             named += f" Beyond the paper: {esc(c.get('extra_reason', ''))}."
         meas = c.get("measured_differ") or []
         if meas:
-            named += " Measured differences: " + esc("; ".join(
-                f"{m['quantity']} {num(m['method'])} vs {num(m['baseline'])} ({m['experiment']})"
-                + ("" if m.get("named") else " — NOT NAMED in differs_by") for m in meas)) + "."
+            named += (
+                " Measured differences: "
+                + esc(
+                    "; ".join(
+                        f"{m['quantity']} {num(m['method'])} vs {num(m['baseline'])} ({m['experiment']})"
+                        + ("" if m.get("named") else " — NOT NAMED in differs_by")
+                        for m in meas
+                    )
+                )
+                + "."
+            )
         if c.get("env_at_scale"):
             named += " Runs here: " + esc("; ".join(f"{e} {kw}" for e, kw in c["env_at_scale"].items())) + "."
         frac = c.get("budget_fraction") or {}
         if frac:
-            named += (" Rests on " + ", ".join(f"{100 * v:.3g} % of the paper scale's {k}" for k, v in frac.items())
-                      + ".")
+            named += (
+                " Rests on " + ", ".join(f"{100 * v:.3g} % of the paper scale's {k}" for k, v in frac.items()) + "."
+            )
         gtxt = guard_text(c)
         fired = bool((c.get("guards") or {}).get("fired"))
-        guard_html = (f"<br><span class='{'guard fired' if fired else 'guard'}'>{esc(gtxt)}</span>" if gtxt else "")
+        guard_html = f"<br><span class='{'guard fired' if fired else 'guard'}'>{esc(gtxt)}</span>" if gtxt else ""
         out.append(
             f"<tr><td><code>{esc(c.get('id', ''))}</code><br>{badge(str(c.get('verdict', '')))}</td>"
             f"<td>{esc(c.get('statement', ''))}{src}<br><span class=rule>{esc(c.get('kind', ''))}: "
             f"<code>{esc(c.get('method', ''))}</code>{vs}, experiment {esc(exp)}, metric {esc(c.get('metric', ''))}."
             f"{named}</span>{settings_table(c.get('settings_differ') or [])}</td>"
             f"<td class=num>{esc(key_numbers(c))}<br><span class=rule>{esc(c.get('reason', ''))}</span>"
-            f"{guard_html}</td></tr>")
-    return ('<table class=ledger><colgroup><col class=c1><col class=c2><col class=c3></colgroup>'
-            "<tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
-            "<th>effect, CI, test, adjusted p, n / reason</th></tr>" + "".join(out) + "</table>")
+            f"{guard_html}</td></tr>"
+        )
+    return (
+        "<table class=ledger><colgroup><col class=c1><col class=c2><col class=c3></colgroup>"
+        "<tr><th>claim / verdict</th><th>statement, comparison and settings</th>"
+        "<th>effect, CI, test, adjusted p, n / reason</th></tr>" + "".join(out) + "</table>"
+    )

@@ -3,6 +3,7 @@ scale, the power they would have, and, for a claim that could only be reproduced
 claims of the paper are (its smallest attainable p above Holm's first level, alpha / m), the
 seed count that decides it on its own evidence. Printed by ``python -m pipeline plan`` and
 written into claims.json by :mod:`pipeline.claims`; the claim kinds and alpha live here."""
+
 from __future__ import annotations
 
 import math
@@ -72,15 +73,19 @@ def design(paper_cfg: dict, scale: str, *, alpha: float = ALPHA) -> list[dict]:
             row["status"] = f"decided at {'/'.join(claim['scales'])} only"
             continue
         if kind == "trend":
-            n = [min(n_runs(e, claim.get("method")), n_runs(e, claim.get("baseline")))
-                 for e in claim.get("experiments") or []]
+            n = [
+                min(n_runs(e, claim.get("method")), n_runs(e, claim.get("baseline")))
+                for e in claim.get("experiments") or []
+            ]
             min_p = inf.min_p_ordered(n)
         elif kind == "threshold":
             n = [n_runs(claim.get("experiment"), claim.get("method"))]
             min_p = inf.min_p_sign(n[0])
         else:
-            n = [n_runs(claim.get("experiment"), claim.get("method")),
-                 n_runs(claim.get("experiment"), claim.get("baseline"))]
+            n = [
+                n_runs(claim.get("experiment"), claim.get("method")),
+                n_runs(claim.get("experiment"), claim.get("baseline")),
+            ]
             min_p = inf.min_p_two_sample(*n)
         row.update(n=n, min_p=min_p)
         if min_p > alpha:
@@ -123,16 +128,22 @@ def design_line(row: dict, scale: str) -> str:
     n = row.get("n")
     ns = " vs ".join(map(str, n)) if n else ""
     if row.get("status") == "not decidable":
-        return (f"{row['id']}: not decidable at {scale}: smallest p {fmt(row['min_p'])} at n = {ns} "
-                f"(power at 1 SD {fmt(row.get('power_1sd'))})")
+        return (
+            f"{row['id']}: not decidable at {scale}: smallest p {fmt(row['min_p'])} at n = {ns} "
+            f"(power at 1 SD {fmt(row.get('power_1sd'))})"
+        )
     if row.get("status") in ("decidable", "decidable late"):
         det = row.get("detectable_sd")
-        txt = (f"{row['id']}: decidable at {scale}: n = {ns}, power {fmt(row['power_1sd'])} at a 1-SD effect, "
-               f"80 % power at {fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} "
-               f"(Holm's first level, alpha/{row['family_size']})")
+        txt = (
+            f"{row['id']}: decidable at {scale}: n = {ns}, power {fmt(row['power_1sd'])} at a 1-SD effect, "
+            f"80 % power at {fmt(det) + ' SD' if det else ('n/a' if row['kind'] == 'trend' else '> 8 SD')} "
+            f"(Holm's first level, alpha/{row['family_size']})"
+        )
         if row["status"] == "decidable late":
-            txt += (f"; smallest p {fmt(row['min_p'])} > alpha/{row['family_size']}: reproducible only once "
-                    f"other claims of the paper are ({row.get('seeds_needed')} seeds a run set decide it alone)")
+            txt += (
+                f"; smallest p {fmt(row['min_p'])} > alpha/{row['family_size']}: reproducible only once "
+                f"other claims of the paper are ({row.get('seeds_needed')} seeds a run set decide it alone)"
+            )
         return txt
     return f"{row['id']}: {row.get('status')}"
 

@@ -4,6 +4,7 @@ Everything is inline — CSS in a <style> block, figures as base64 data URIs —
 mailed, archived or opened from a DVC checkout without a network. The body holds no wall-clock
 time, so regenerating it from the same results gives the same bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -89,12 +90,17 @@ def _unverified(cfg: dict) -> str:
         return ""
     rows = "".join(
         f"<tr><td>{esc(it.get('option', ''))}</td><td>{esc(it.get('default', ''))}</td>"
-        f"<td>{esc(it.get('source', ''))}</td></tr>" if isinstance(it, dict) else
-        f"<tr><td colspan=3>{esc(it)}</td></tr>" for it in items)
-    return ('<h3>Unverified settings</h3><p class="note">Details the paper leaves open, or where '
-            "the paper and the authors' code disagree: each is a config option; the default used "
-            "here is our best reading and may differ from what produced the paper's figures.</p>"
-            f"<table><tr><th>option</th><th>default used</th><th>source / reasoning</th></tr>{rows}</table>")
+        f"<td>{esc(it.get('source', ''))}</td></tr>"
+        if isinstance(it, dict)
+        else f"<tr><td colspan=3>{esc(it)}</td></tr>"
+        for it in items
+    )
+    return (
+        '<h3>Unverified settings</h3><p class="note">Details the paper leaves open, or where '
+        "the paper and the authors' code disagree: each is a config option; the default used "
+        "here is our best reading and may differ from what produced the paper's figures.</p>"
+        f"<table><tr><th>option</th><th>default used</th><th>source / reasoning</th></tr>{rows}</table>"
+    )
 
 
 def _figures(cfg: dict, figures: list[Path]) -> str:
@@ -110,9 +116,11 @@ def _figures(cfg: dict, figures: list[Path]) -> str:
             out.append(f"<p>Figure <code>{esc(p.name)}</code> is missing.</p>")
             continue
         data = base64.b64encode(p.read_bytes()).decode("ascii")
-        out.append(f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
-                   f"<figcaption>{cap} (<code>{esc(p.name)}</code>)</figcaption></figure>")
-    return f'<div class=figures>{"".join(out)}</div>' if out else "<p>No figures.</p>"
+        out.append(
+            f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{cap} (<code>{esc(p.name)}</code>)</figcaption></figure>"
+        )
+    return f"<div class=figures>{''.join(out)}</div>" if out else "<p>No figures.</p>"
 
 
 def _metrics_tables(cfg: dict, stats: dict) -> str:
@@ -131,14 +139,25 @@ def _metrics_tables(cfg: dict, stats: dict) -> str:
             per_method = final[metric] or {}
             for method in ordered(methods, per_method):
                 e = per_method[method] or {}
-                rows.append(f"<tr><td>{esc(labels.get(metric, metric))}</td><td>{esc(method)}</td>"
-                            f"<td class=num>{esc(_est(e.get('iqm'), e.get('iqm_ci')))}</td>"
-                            f"<td class=num>{esc(_est(e.get('mean'), e.get('mean_ci')))}</td>"
-                            f"<td class=num>{esc(num(e.get('n')))}</td></tr>")
-        table = ("<table><tr><th>metric</th><th>method</th><th>IQM [CI]</th><th>mean [CI]</th><th>n</th></tr>"
-                 + "".join(rows) + "</table>") if rows else "<p>No final metrics (no eval.json).</p>"
-        out.append(f"<h4>{esc(exp_id)}{': ' + esc(title) if title else ''}</h4>"
-                   f"<p class=meta>runs per method — {runs or 'none'}</p>{table}")
+                rows.append(
+                    f"<tr><td>{esc(labels.get(metric, metric))}</td><td>{esc(method)}</td>"
+                    f"<td class=num>{esc(_est(e.get('iqm'), e.get('iqm_ci')))}</td>"
+                    f"<td class=num>{esc(_est(e.get('mean'), e.get('mean_ci')))}</td>"
+                    f"<td class=num>{esc(num(e.get('n')))}</td></tr>"
+                )
+        table = (
+            (
+                "<table><tr><th>metric</th><th>method</th><th>IQM [CI]</th><th>mean [CI]</th><th>n</th></tr>"
+                + "".join(rows)
+                + "</table>"
+            )
+            if rows
+            else "<p>No final metrics (no eval.json).</p>"
+        )
+        out.append(
+            f"<h4>{esc(exp_id)}{': ' + esc(title) if title else ''}</h4>"
+            f"<p class=meta>runs per method — {runs or 'none'}</p>{table}"
+        )
     return "".join(out) or "<p>No aggregated results.</p>"
 
 
@@ -148,25 +167,36 @@ def _paper_section(scale: str, p: dict) -> str:
     settings = stats.get("settings") or {}
     conf = settings.get("confidence")
     conf_txt = f"{conf:.0%}" if isinstance(conf, (int, float)) else "n/a"
-    setting_txt = (f"Intervals: {conf_txt} stratified-bootstrap CIs, {esc(settings.get('reps'))} resamples "
-                   f"(curves {esc(settings.get('curve_reps'))}), random_state {esc(settings.get('random_state'))}"
-                   if settings else "")
+    setting_txt = (
+        f"Intervals: {conf_txt} stratified-bootstrap CIs, {esc(settings.get('reps'))} resamples "
+        f"(curves {esc(settings.get('curve_reps'))}), random_state {esc(settings.get('random_state'))}"
+        if settings
+        else ""
+    )
     run_dirs = p.get("run_dirs") or []
-    dirs = (f"<details><summary>{len(run_dirs)} run directories</summary>"
-            f"{_list(str(d) for d in run_dirs)}</details>") if run_dirs else ""
+    dirs = (
+        (f"<details><summary>{len(run_dirs)} run directories</summary>{_list(str(d) for d in run_dirs)}</details>")
+        if run_dirs
+        else ""
+    )
     return (
         f'<section id="paper-{esc(pid)}"><h2>{esc(cfg.get("title", pid))}</h2>'
         f"<p class=meta>paper <code>{esc(pid)}</code> · family {esc(cfg.get('family', ''))} · "
         f"source: {esc(cfg.get('source', ''))}</p>"
         f"<p>Runs at this scale: <b>{esc(p.get('n_runs', 0))}</b>. {setting_txt}</p>{dirs}"
-        + (f"<h3>Effects at a glance</h3><p class=rule>Each tested claim's effect and interval on its own scale, "
-           "right of the dashed line = the claimed direction, coloured by verdict; ⚠ = a guard fired.</p>"
-           f"{forest}" if (forest := forest_svg(claims)) else "")
+        + (
+            f"<h3>Effects at a glance</h3><p class=rule>Each tested claim's effect and interval on its own scale, "
+            "right of the dashed line = the claimed direction, coloured by verdict; ⚠ = a guard fired.</p>"
+            f"{forest}"
+            if (forest := forest_svg(claims))
+            else ""
+        )
         + f"<h3>Claims ledger</h3>{ledger_html(claims, p.get('procedure'), bool(p.get('plumbing_only')))}"
         f"<h3>Figures</h3>{_figures(cfg, p.get('figures') or [])}"
         f"<h3>Final metrics</h3>{_metrics_tables(cfg, stats)}"
         f"<h3>Deviations from the paper at this scale</h3>{_deviations(cfg, scale)}"
-        f"{_unverified(cfg)}</section>")
+        f"{_unverified(cfg)}</section>"
+    )
 
 
 def _fraction_table(claims: list[dict]) -> str:
@@ -178,12 +208,17 @@ def _fraction_table(claims: list[dict]) -> str:
     for c in claims:
         if c.get("verdict") in VERDICT_TEXT:
             counts[fraction_bucket((c.get("budget_fraction") or {}).get("iterations"))][c["verdict"]] += 1
-    rows = "".join(f"<tr><td>{esc(b)}</td>" + "".join(f"<td class=num>{counts[b][v]}</td>" for v in VERDICT_TEXT)
-                   + "</tr>" for b in buckets if any(counts[b].values()))
+    rows = "".join(
+        f"<tr><td>{esc(b)}</td>" + "".join(f"<td class=num>{counts[b][v]}</td>" for v in VERDICT_TEXT) + "</tr>"
+        for b in buckets
+        if any(counts[b].values())
+    )
     head = "".join(f"<th>{esc(t)}</th>" for t in VERDICT_TEXT.values())
-    return ("<p class=rule>What the verdicts rest on: the share of the paper scale's training length "
-            "(env steps or iterations) each claim's runs had.</p>"
-            f"<table><tr><th>share of the paper's budget</th>{head}</tr>{rows}</table>")
+    return (
+        "<p class=rule>What the verdicts rest on: the share of the paper scale's training length "
+        "(env steps or iterations) each claim's runs had.</p>"
+        f"<table><tr><th>share of the paper's budget</th>{head}</tr>{rows}</table>"
+    )
 
 
 def _paper_tally(p: dict) -> str:
@@ -191,8 +226,7 @@ def _paper_tally(p: dict) -> str:
     claims = p.get("claims") or []
     pid = esc((p.get("cfg") or {}).get("paper", ""))
     own = [c for c in claims if not c.get("extra")]
-    counts = " · ".join(f"{badge(v)} {n}" for v in VERDICT_TEXT
-                        if (n := sum(c.get("verdict") == v for c in own)))
+    counts = " · ".join(f"{badge(v)} {n}" for v in VERDICT_TEXT if (n := sum(c.get("verdict") == v for c in own)))
     extra = sum(bool(c.get("extra")) for c in claims)
     fired = sum(bool((c.get("guards") or {}).get("fired")) for c in claims)
     notes = []
@@ -200,8 +234,9 @@ def _paper_tally(p: dict) -> str:
         notes.append(f"{extra} beyond the paper")
     if fired:
         notes.append(f"guards fired on {fired}")
-    return (f'<a href="#paper-{pid}"><b>{pid}</b></a>: {counts or "no claims"}'
-            + (f" <span class=meta>({esc(', '.join(notes))})</span>" if notes else ""))
+    return f'<a href="#paper-{pid}"><b>{pid}</b></a>: {counts or "no claims"}' + (
+        f" <span class=meta>({esc(', '.join(notes))})</span>" if notes else ""
+    )
 
 
 def render(scale: str, papers: list[dict]) -> str:
@@ -211,8 +246,11 @@ def render(scale: str, papers: list[dict]) -> str:
     tally = " · ".join(f"{badge(v)} {counts[v]}" for v in VERDICT_TEXT)
     per_paper = "".join(f"<li>{_paper_tally(p)}</li>" for p in papers)
     by_fraction = _fraction_table(all_claims)
-    toc = " · ".join(f'<a href="#paper-{esc((p.get("cfg") or {}).get("paper", ""))}">'
-                     f'{esc((p.get("cfg") or {}).get("paper", ""))}</a>' for p in papers)
+    toc = " · ".join(
+        f'<a href="#paper-{esc((p.get("cfg") or {}).get("paper", ""))}">'
+        f"{esc((p.get('cfg') or {}).get('paper', ''))}</a>"
+        for p in papers
+    )
     n_runs = sum(int(p.get("n_runs") or 0) for p in papers)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -223,13 +261,17 @@ def render(scale: str, papers: list[dict]) -> str:
         "rl-repro from the files in results/ (stats.json, claims.json, figures); the run manifests record "
         "versions, git commit and device.</p>"
         f"<p>Papers: {toc or 'none'}</p>"
-        + ('<p class=plumbing><b>Smoke scale: plumbing check only.</b> Every verdict below comes from runs '
-           "of seconds; it shows the pipeline works end to end, not whether a paper reproduces.</p>"
-           if any(p.get("plumbing_only") for p in papers) else "")
+        + (
+            "<p class=plumbing><b>Smoke scale: plumbing check only.</b> Every verdict below comes from runs "
+            "of seconds; it shows the pipeline works end to end, not whether a paper reproduces.</p>"
+            if any(p.get("plumbing_only") for p in papers)
+            else ""
+        )
         + f"<h2>Claims at a glance</h2><p>{tally}</p><ul class=tally>{per_paper}</ul>{by_fraction}"
         + f"{claims_table(all_claims)}\n"
         + "\n".join(_paper_section(scale, p) for p in papers)
-        + "\n</body></html>\n")
+        + "\n</body></html>\n"
+    )
 
 
 def build(scale: str, papers: list[dict], out_html: Path) -> Path:

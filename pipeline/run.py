@@ -9,6 +9,7 @@ of other code is discarded, a damaged or unreadable one is moved to ``latest.pt.
 and either way the run trains from scratch, saying so in its log.
 SIGTERM (SLURM preemption) makes the method checkpoint at its next iteration and exit non-zero.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,12 +34,17 @@ import yaml
 from methods.common.runapi import UNTRAINED_KEY, Preempted, snapshot
 from pipeline import REPO_ROOT, layout
 from pipeline.config import RunJob
-from pipeline.atomic import (atomic_write, atomic_write_checked, atomic_write_json, atomic_write_text,
-                         checksum_path, read_checked)
+from pipeline.atomic import (
+    atomic_write,
+    atomic_write_checked,
+    atomic_write_json,
+    atomic_write_text,
+    checksum_path,
+    read_checked,
+)
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the checkpoint is in work/ckpt
-TRACKED_PACKAGES = ("torch", "numpy", "snakemake", "mlflow", "dvc", "rliable", "gymnasium",
-                    "pettingzoo", "mujoco")
+TRACKED_PACKAGES = ("torch", "numpy", "snakemake", "mlflow", "dvc", "rliable", "gymnasium", "pettingzoo", "mujoco")
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -73,10 +79,14 @@ def seed_everything(seed: int) -> None:
 
 def git_state(root: Path = REPO_ROOT) -> tuple[str, bool]:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=root, capture_output=True, text=True).stdout.strip())
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+            ).stdout.strip()
+        )
         return sha, dirty
     except (OSError, subprocess.CalledProcessError):
         return "unknown", True
@@ -99,8 +109,16 @@ def now_iso() -> str:
 class FileRun:
     """File-backed implementation of methods.common.runapi.Run for one RunJob."""
 
-    def __init__(self, job: RunJob, run_dir: Path, ckpt_dir: Path, device: torch.device,
-                 assets_dir: Path | None = None, code_hash: str = "", live_logger: Any = None):
+    def __init__(
+        self,
+        job: RunJob,
+        run_dir: Path,
+        ckpt_dir: Path,
+        device: torch.device,
+        assets_dir: Path | None = None,
+        code_hash: str = "",
+        live_logger: Any = None,
+    ):
         self.job = job
         self.seed = job.seed
         self.device = device
@@ -126,8 +144,14 @@ class FileRun:
         return self._stop
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
-        payload = {"state": state, "rows": self.rows, "step": step, "untrained": self.untrained,
-                   "config_hash": self.job.config_hash(), "code_hash": self.code_hash}
+        payload = {
+            "state": state,
+            "rows": self.rows,
+            "step": step,
+            "untrained": self.untrained,
+            "config_hash": self.job.config_hash(),
+            "code_hash": self.code_hash,
+        }
         buf = io.BytesIO()
         torch.save(payload, buf)
         # with a sha256 sidecar: a damaged checkpoint must never resume silently
@@ -138,24 +162,29 @@ class FileRun:
         if not path.exists():
             return None
         try:
-            payload = torch.load(io.BytesIO(read_checked(path)), map_location=self.device,
-                                 weights_only=False)
+            payload = torch.load(io.BytesIO(read_checked(path)), map_location=self.device, weights_only=False)
             if not isinstance(payload, dict) or not {"state", "rows", "step"} <= payload.keys():
                 raise ValueError("not a checkpoint of pipeline.run")
         except MemoryError:
             raise
         except Exception as exc:  # unreadable in any way: the run must not stay blocked on it
             bad = self._set_aside(path)
-            print(f"[run] checkpoint {path} is damaged ({type(exc).__name__}: {exc}); "
-                  f"moved to {bad.name}; training from scratch", file=sys.stderr)
+            print(
+                f"[run] checkpoint {path} is damaged ({type(exc).__name__}: {exc}); "
+                f"moved to {bad.name}; training from scratch",
+                file=sys.stderr,
+            )
             return None
         if payload.get("config_hash") != self.job.config_hash():
             print(f"[run] ignoring checkpoint {path}: it belongs to another config", file=sys.stderr)
             return None
         if payload.get("code_hash") != self.code_hash:
             # resuming another code's state would mix two versions of the method in one result
-            print(f"[run] discarding checkpoint {path}: written by code {payload.get('code_hash')!r}, "
-                  f"this run's code is {self.code_hash!r}; training from scratch", file=sys.stderr)
+            print(
+                f"[run] discarding checkpoint {path}: written by code {payload.get('code_hash')!r}, "
+                f"this run's code is {self.code_hash!r}; training from scratch",
+                file=sys.stderr,
+            )
             self.clear_checkpoints()
             return None
         self.rows = payload["rows"]
@@ -196,6 +225,7 @@ class FileRun:
         def handler(signum: int, frame: Any) -> None:
             print(f"[run] signal {signum}: checkpointing and stopping", file=sys.stderr)
             self._stop = True
+
         signal.signal(signal.SIGTERM, handler)
 
     def write_curve(self) -> None:
@@ -210,26 +240,36 @@ class FileRun:
         atomic_write_text(self.out_dir / layout.CURVE, buf.getvalue())
 
     def write_config(self) -> None:
-        atomic_write_text(self.out_dir / layout.CONFIG,
-                          yaml.safe_dump(self.job.resolved(), sort_keys=True))
+        atomic_write_text(self.out_dir / layout.CONFIG, yaml.safe_dump(self.job.resolved(), sort_keys=True))
 
     def write_manifest(self, started: str, wall: float, threads: int) -> None:
         sha, dirty = git_state()
-        atomic_write_json(self.out_dir / layout.MANIFEST, {
-            "run": self.job.key, "git_sha": sha, "git_dirty": dirty,
-            "device": str(self.device),
-            "cuda": torch.version.cuda if self.device.type == "cuda" else None,
-            "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
-            "host": socket.gethostname(), "platform": platform.platform(),
-            "python": platform.python_version(), "packages": package_versions(),
-            "torch_threads": threads, "started": started, "finished": now_iso(),
-            "wall_seconds": round(wall, 3), "resumed_from": self.resumed_from,
-            "code_hash": self.code_hash, "config_hash": self.job.config_hash(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-            # forked from the job server (pipeline/jobserver.py) or a process of its own
-            "launcher": "jobserver" if os.environ.get("RLREPRO_FORKED") else "process",
-            "budget": self.budget,
-        })
+        atomic_write_json(
+            self.out_dir / layout.MANIFEST,
+            {
+                "run": self.job.key,
+                "git_sha": sha,
+                "git_dirty": dirty,
+                "device": str(self.device),
+                "cuda": torch.version.cuda if self.device.type == "cuda" else None,
+                "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
+                "host": socket.gethostname(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "packages": package_versions(),
+                "torch_threads": threads,
+                "started": started,
+                "finished": now_iso(),
+                "wall_seconds": round(wall, 3),
+                "resumed_from": self.resumed_from,
+                "code_hash": self.code_hash,
+                "config_hash": self.job.config_hash(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                # forked from the job server (pipeline/jobserver.py) or a process of its own
+                "launcher": "jobserver" if os.environ.get("RLREPRO_FORKED") else "process",
+                "budget": self.budget,
+            },
+        )
 
     def clear_checkpoints(self) -> None:
         # checkpoints first: a sidecar without its checkpoint is harmless, the reverse is not
@@ -245,8 +285,16 @@ def _fmt(v: Any) -> Any:
     return v
 
 
-def execute_train(job: RunJob, *, run_dir: Path, ckpt_dir: Path, device: str = "auto",
-                  threads: int = 1, assets_dir: Path | None = None, code_hash: str = "") -> int:
+def execute_train(
+    job: RunJob,
+    *,
+    run_dir: Path,
+    ckpt_dir: Path,
+    device: str = "auto",
+    threads: int = 1,
+    assets_dir: Path | None = None,
+    code_hash: str = "",
+) -> int:
     """Train one run into ``run_dir`` (resuming from ``ckpt_dir`` if it holds a checkpoint).
     Returns an exit code."""
     import methods
@@ -261,8 +309,9 @@ def execute_train(job: RunJob, *, run_dir: Path, ckpt_dir: Path, device: str = "
         torch._C._set_deterministic_algorithms(True)
     live = None
     if tracking.live_logging_enabled():
-        live = tracking.LiveLogger(os.environ["MLFLOW_TRACKING_URI"], job.paper,
-                                   tags=job_tags(job), params=job.resolved())
+        live = tracking.LiveLogger(
+            os.environ["MLFLOW_TRACKING_URI"], job.paper, tags=job_tags(job), params=job.resolved()
+        )
     run = FileRun(job, run_dir, ckpt_dir, dev, assets_dir, code_hash, live)
     run.install_sigterm_handler()
     module = methods.load(job.method)
@@ -287,8 +336,9 @@ def execute_train(job: RunJob, *, run_dir: Path, ckpt_dir: Path, device: str = "
     return 0
 
 
-def execute_evaluate(job: RunJob, *, model: Path, out: Path, device: str = "auto",
-                     assets_dir: Path | None = None) -> dict[str, Any]:
+def execute_evaluate(
+    job: RunJob, *, model: Path, out: Path, device: str = "auto", assets_dir: Path | None = None
+) -> dict[str, Any]:
     """Evaluate the trained ``model`` of ``job``; write the result to ``out`` (eval.json)."""
     import methods
 
@@ -311,7 +361,14 @@ def execute_evaluate(job: RunJob, *, model: Path, out: Path, device: str = "auto
 
 def job_tags(job: RunJob) -> dict[str, str]:
     sha, _ = git_state()
-    return {"paper": job.paper, "experiment": job.experiment, "method": job.method,
-            "env": job.env, "seed": str(job.seed), "scale": job.scale, "git_sha": sha,
-            # the key `register` uses, so the registered run replaces the live one
-            layout.RUN_KEY_TAG: job.key}
+    return {
+        "paper": job.paper,
+        "experiment": job.experiment,
+        "method": job.method,
+        "env": job.env,
+        "seed": str(job.seed),
+        "scale": job.scale,
+        "git_sha": sha,
+        # the key `register` uses, so the registered run replaces the live one
+        layout.RUN_KEY_TAG: job.key,
+    }

@@ -5,6 +5,7 @@ Readers never crash on a missing or damaged file: they return ``None`` (or empty
 caller decide, because one bad run must not stop a paper's aggregate. pandas is imported only
 by :func:`read_curve` (training jobs import this module through tracking and need no pandas).
 """
+
 from __future__ import annotations
 
 import csv
@@ -102,8 +103,7 @@ def read_final_metrics(path: Path, untrained: bool = False) -> dict[str, float] 
         return None
     if not isinstance(metrics, dict):
         return None
-    return {str(k): to_float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) or v is None}
+    return {str(k): to_float(v) for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
 
 
 class RunFiles:

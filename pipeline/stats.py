@@ -19,6 +19,7 @@ seed derived from ``random_state`` and the estimate's name, and restore the prev
 state afterwards. Deriving per estimate keeps each CI independent of which other methods or
 metrics are present, and makes the output byte-identical for the same inputs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,17 @@ from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.runfiles import ordered, read_curve, read_final_metrics, read_json, to_float
 
 SUMMARY_COLUMNS = [
-    "experiment", "method", "metric", "step", "n_runs",
-    "iqm", "iqm_lo", "iqm_hi", "mean", "mean_lo", "mean_hi",
+    "experiment",
+    "method",
+    "metric",
+    "step",
+    "n_runs",
+    "iqm",
+    "iqm_lo",
+    "iqm_hi",
+    "mean",
+    "mean_lo",
+    "mean_hi",
 ]
 # Curve columns that are the x axis, not metrics.
 CURVE_AXES = ("step", "trajectories")
@@ -67,16 +77,17 @@ def derive_seed(random_state: int, *parts: str) -> int:
     return (int(random_state) * 1_000_003 + zlib.crc32("|".join(parts).encode("utf-8"))) % 2**32
 
 
-def _interval(scores: Any, func: Callable[..., np.ndarray], *, reps: int, confidence: float,
-              seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _interval(
+    scores: Any, func: Callable[..., np.ndarray], *, reps: int, confidence: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """rliable point estimate and percentile CI (2 x k) of ``func``, global RNG seeded (see top)."""
     library, _ = _rliable()
     saved = np.random.get_state()
     np.random.seed(seed)
     try:
         point, ci = library.get_interval_estimates(
-            {"x": scores}, func, method="percentile", reps=int(reps),
-            confidence_interval_size=float(confidence))
+            {"x": scores}, func, method="percentile", reps=int(reps), confidence_interval_size=float(confidence)
+        )
     finally:
         np.random.set_state(saved)
     return np.atleast_1d(np.asarray(point["x"], dtype=float)), np.asarray(ci["x"], dtype=float).reshape(2, -1)
@@ -104,8 +115,10 @@ def estimate(values: Sequence[float], *, reps: int, confidence: float, seed: int
         point, ci = _interval(scores, func, reps=reps, confidence=confidence, seed=seed)
     return {
         "n": int(x.size),
-        "iqm": _clean(point[0]), "iqm_ci": [_clean(ci[0, 0]), _clean(ci[1, 0])],
-        "mean": _clean(point[1]), "mean_ci": [_clean(ci[0, 1]), _clean(ci[1, 1])],
+        "iqm": _clean(point[0]),
+        "iqm_ci": [_clean(ci[0, 0]), _clean(ci[1, 0])],
+        "mean": _clean(point[1]),
+        "mean_ci": [_clean(ci[0, 1]), _clean(ci[1, 1])],
     }
 
 
@@ -132,8 +145,9 @@ def _poi(scores_x: np.ndarray, scores_y: np.ndarray) -> np.ndarray:
     return np.array([np.mean((x > y) + 0.5 * (x == y))])
 
 
-def probability_of_improvement(x: Sequence[float], y: Sequence[float], *, reps: int,
-                               confidence: float, seed: int) -> dict[str, Any]:
+def probability_of_improvement(
+    x: Sequence[float], y: Sequence[float], *, reps: int, confidence: float, seed: int
+) -> dict[str, Any]:
     """P(X > Y) (higher is better) with a stratified independent-bootstrap CI over both run sets.
 
     Returns ``{"p", "ci": [lo, hi], "n": [n_x, n_y]}``; ``None`` estimates if a side is empty.
@@ -183,8 +197,9 @@ def curve_estimates(matrix: np.ndarray, *, reps: int, confidence: float, seed: i
             point = _curve_func(scores)
             ci = np.vstack([point, point])
         else:
-            point, ci = _interval(scores, _curve_func, reps=reps, confidence=confidence,
-                                  seed=(seed + zlib.crc32(key)) % 2**32)
+            point, ci = _interval(
+                scores, _curve_func, reps=reps, confidence=confidence, seed=(seed + zlib.crc32(key)) % 2**32
+            )
         k = len(steps)
         out["iqm"][steps], out["mean"][steps] = point[:k], point[k:]
         out["iqm_lo"][steps], out["mean_lo"][steps] = ci[0, :k], ci[0, k:]
@@ -204,8 +219,9 @@ def _clean(v: Any) -> float | None:
 # --------------------------------------------------------------------------- aggregate
 
 
-def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
-            random_state: int) -> tuple[list[dict], dict]:
+def compute(
+    paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float, random_state: int
+) -> tuple[list[dict], dict]:
     """Summary rows and the stats dict (without paper/scale) for ``runs``; see :func:`aggregate`."""
     metric_cfg = paper_cfg.get("metrics") or {}
     exp_cfg = paper_cfg.get("experiments") or {}
@@ -222,8 +238,14 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
         loaded: dict[str, list[tuple[int, pd.DataFrame | None, dict | None]]] = {}
         for method in methods:
             items = sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))
-            loaded[method] = [(int(r["seed"]), read_curve(Path(r["dir"]) / layout.CURVE),
-                               read_final_metrics(Path(r["dir"]) / layout.EVAL)) for r in items]
+            loaded[method] = [
+                (
+                    int(r["seed"]),
+                    read_curve(Path(r["dir"]) / layout.CURVE),
+                    read_final_metrics(Path(r["dir"]) / layout.EVAL),
+                )
+                for r in items
+            ]
 
         # Curves: metric columns in order of first appearance (runs are method- then seed-ordered).
         curve_metrics: list[str] = []
@@ -237,15 +259,31 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
                 continue
             steps = sorted(set().union(*(c.index for c in curves)))
             for metric in curve_metrics:
-                mat = np.vstack([
-                    c[metric].reindex(steps).to_numpy(dtype=float) if metric in c.columns
-                    else np.full(len(steps), np.nan) for c in curves])
-                est = curve_estimates(mat, reps=curve_reps, confidence=confidence,
-                                      seed=derive_seed(random_state, exp, method, metric, "curve"))
+                mat = np.vstack(
+                    [
+                        c[metric].reindex(steps).to_numpy(dtype=float)
+                        if metric in c.columns
+                        else np.full(len(steps), np.nan)
+                        for c in curves
+                    ]
+                )
+                est = curve_estimates(
+                    mat,
+                    reps=curve_reps,
+                    confidence=confidence,
+                    seed=derive_seed(random_state, exp, method, metric, "curve"),
+                )
                 for j, step in enumerate(steps):
-                    rows.append({"experiment": exp, "method": method, "metric": metric,
-                                 "step": int(step), "n_runs": int(est["n"][j]),
-                                 **{k: est[k][j] for k in SUMMARY_COLUMNS[5:]}})
+                    rows.append(
+                        {
+                            "experiment": exp,
+                            "method": method,
+                            "metric": metric,
+                            "step": int(step),
+                            "n_runs": int(est["n"][j]),
+                            **{k: est[k][j] for k in SUMMARY_COLUMNS[5:]},
+                        }
+                    )
 
         # Final metrics from eval.json.
         names: set[str] = set()
@@ -258,15 +296,21 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
             final[metric] = {}
             for method in methods:
                 values = [_clean((f or {}).get(metric)) for _, _, f in loaded[method]]
-                est = estimate(values, reps=reps, confidence=confidence,
-                               seed=derive_seed(random_state, exp, method, metric, "final"))
+                est = estimate(
+                    values,
+                    reps=reps,
+                    confidence=confidence,
+                    seed=derive_seed(random_state, exp, method, metric, "final"),
+                )
                 final[metric][method] = {**est, "values": values}
         # What each run measured it did (manifest.json "budget", methods/common/budget.py), per
         # seed: the confound check compares the two sides of every claim on it.
         budget: dict[str, Any] = {}
         for method in methods:
-            rows_b = [read_json(Path(r["dir"]) / layout.MANIFEST).get("budget") or {}
-                      for r in sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))]
+            rows_b = [
+                read_json(Path(r["dir"]) / layout.MANIFEST).get("budget") or {}
+                for r in sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))
+            ]
             keys = [k for k in dict.fromkeys(k for b in rows_b for k in b)]
             if keys:
                 budget[method] = {k: [b.get(k) for b in rows_b] for k in keys}
@@ -274,12 +318,15 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
         # guards compare against (pipeline/guards.py). No estimates: only the values are used.
         untrained: dict[str, Any] = {}
         for method in methods:
-            before = [read_final_metrics(Path(r["dir"]) / layout.EVAL, untrained=True)
-                      for r in sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))]
+            before = [
+                read_final_metrics(Path(r["dir"]) / layout.EVAL, untrained=True)
+                for r in sorted(by_exp[exp][method], key=lambda r: int(r["seed"]))
+            ]
             for metric in final_metrics:
                 if any(b and metric in b for b in before):
                     untrained.setdefault(metric, {})[method] = {
-                        "values": [_clean((b or {}).get(metric)) for b in before]}
+                        "values": [_clean((b or {}).get(metric)) for b in before]
+                    }
 
         # Probability of improvement, oriented so that "A>B" means A is better; only metrics
         # whose direction the paper config declares.
@@ -290,17 +337,23 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
             sign = 1.0 if (metric_cfg[metric] or {}).get("higher_is_better", True) else -1.0
             poi[metric] = {}
             for i, a in enumerate(methods):
-                for b in methods[i + 1:]:
+                for b in methods[i + 1 :]:
                     xa = [sign * v for v in final[metric][a]["values"] if v is not None]
                     xb = [sign * v for v in final[metric][b]["values"] if v is not None]
                     ab = probability_of_improvement(
-                        xa, xb, reps=reps, confidence=confidence,
-                        seed=derive_seed(random_state, exp, metric, f"{a}>{b}", "poi"))
+                        xa,
+                        xb,
+                        reps=reps,
+                        confidence=confidence,
+                        seed=derive_seed(random_state, exp, metric, f"{a}>{b}", "poi"),
+                    )
                     # P(B>A) = 1 - P(A>B) exactly (ties count 1/2), and its percentile CI mirrors.
                     lo, hi = ab["ci"]
-                    ba = {"p": None if ab["p"] is None else 1.0 - ab["p"],
-                          "ci": [None if hi is None else 1.0 - hi, None if lo is None else 1.0 - lo],
-                          "n": ab["n"][::-1]}
+                    ba = {
+                        "p": None if ab["p"] is None else 1.0 - ab["p"],
+                        "ci": [None if hi is None else 1.0 - hi, None if lo is None else 1.0 - lo],
+                        "n": ab["n"][::-1],
+                    }
                     poi[metric][f"{a}>{b}"], poi[metric][f"{b}>{a}"] = ab, ba
 
         experiments[exp] = {
@@ -315,9 +368,14 @@ def compute(paper_cfg: dict, runs: list[dict], *, reps: int, confidence: float,
     stats = {
         "experiments": experiments,
         "higher_is_better": {m: bool((c or {}).get("higher_is_better", True)) for m, c in metric_cfg.items()},
-        "settings": {"reps": int(reps), "curve_reps": curve_reps, "confidence": float(confidence),
-                     "random_state": int(random_state), "ci": "percentile",
-                     "bootstrap": "stratified over runs (rliable 1.2)"},
+        "settings": {
+            "reps": int(reps),
+            "curve_reps": curve_reps,
+            "confidence": float(confidence),
+            "random_state": int(random_state),
+            "ci": "percentile",
+            "bootstrap": "stratified over runs (rliable 1.2)",
+        },
     }
     return rows, stats
 
@@ -340,16 +398,41 @@ def summary_csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def aggregate(paper_cfg: dict, runs: list[dict], out_dir: Path, *, reps: int, confidence: float,
-              random_state: int, scale: str | None = None) -> None:
+def aggregate(
+    paper_cfg: dict,
+    runs: list[dict],
+    out_dir: Path,
+    *,
+    reps: int,
+    confidence: float,
+    random_state: int,
+    scale: str | None = None,
+) -> None:
     """:func:`write` ``out_dir/summary.csv`` and ``out_dir/stats.json``."""
     out_dir = Path(out_dir)
-    write(paper_cfg, runs, out_dir / layout.SUMMARY, out_dir / layout.STATS, reps=reps,
-          confidence=confidence, random_state=random_state, scale=scale)
+    write(
+        paper_cfg,
+        runs,
+        out_dir / layout.SUMMARY,
+        out_dir / layout.STATS,
+        reps=reps,
+        confidence=confidence,
+        random_state=random_state,
+        scale=scale,
+    )
 
 
-def write(paper_cfg: dict, runs: list[dict], summary_csv: Path, stats_json: Path, *, reps: int,
-          confidence: float, random_state: int, scale: str | None = None) -> None:
+def write(
+    paper_cfg: dict,
+    runs: list[dict],
+    summary_csv: Path,
+    stats_json: Path,
+    *,
+    reps: int,
+    confidence: float,
+    random_state: int,
+    scale: str | None = None,
+) -> None:
     """Write the summary CSV and the stats JSON of one paper's runs.
 
     ``runs`` items are ``{"experiment", "method", "seed", "dir"}``. ``scale`` is recorded in

@@ -8,6 +8,7 @@ parallel jobs.
 Restore = ``dvc pull`` + ``snakemake --touch``: DVC does not preserve mtimes and a fresh clone has
 no ``.snakemake/`` metadata, so without the touch Snakemake would recompute everything.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,7 +92,7 @@ def set_remote(repo_root: Path, url: str) -> None:
     repo_root = Path(repo_root)
     url = remote_url(url)
     if _is_local(url):
-        path = Path(url[len("file://"):] if url.startswith("file://") else url)
+        path = Path(url[len("file://") :] if url.startswith("file://") else url)
         if not path.is_absolute():
             # DVC would store it relative to .dvc/, which surprises; pin it instead.
             path = (repo_root / path).resolve()

@@ -8,6 +8,7 @@
   ``5E+4`` and ``-2.5e-4`` are floats; ``.nan`` / ``.inf`` stay floats (the value checks reject
   them where a finite number is needed).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,10 @@ class DuplicateKeyError(yaml.YAMLError):
     """A mapping key written twice (``key``, ``line``, ``first_line``)."""
 
     def __init__(self, key: Any, line: int, first_line: int):
-        super().__init__(f"line {line}: key {key!r} appears twice in one mapping (first on line {first_line}); "
-                         "YAML would keep only the last value")
+        super().__init__(
+            f"line {line}: key {key!r} appears twice in one mapping (first on line {first_line}); "
+            "YAML would keep only the last value"
+        )
         self.key, self.line, self.first_line = key, line, first_line
 
 

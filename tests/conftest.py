@@ -15,8 +15,20 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 # what a workspace copy needs to run the workflow
-WORKSPACE_ITEMS = ("Snakefile", "pipeline", "methods", "envs", "config", "profiles", "dvc.yaml",
-                   "reports/README.md", ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
+WORKSPACE_ITEMS = (
+    "Snakefile",
+    "pipeline",
+    "methods",
+    "envs",
+    "config",
+    "profiles",
+    "dvc.yaml",
+    "reports/README.md",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+)
 
 
 def make_workspace(dest: Path) -> Path:
@@ -40,8 +52,9 @@ def make_workspace(dest: Path) -> Path:
 
 def git_env() -> dict:
     env = dict(os.environ)
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t.invalid",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t.invalid")
+    env.update(
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t.invalid", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t.invalid"
+    )
     return env
 
 
@@ -49,8 +62,10 @@ def snakemake(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     exe = Path(sys.executable).parent / "snakemake"
     proc = subprocess.run([str(exe), *args], cwd=ws, capture_output=True, text=True, env=git_env())
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{failed_job_logs(ws, proc.stdout + proc.stderr)}"
-                             f"\n--- snakemake's last lines ---\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{failed_job_logs(ws, proc.stdout + proc.stderr)}"
+            f"\n--- snakemake's last lines ---\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -65,7 +80,7 @@ def failed_job_logs(ws: Path, output: str, tail: int = 2500) -> str:
         if not line.startswith("Error in rule"):
             continue
         block = [line]
-        for follow in lines[i + 1:i + 15]:
+        for follow in lines[i + 1 : i + 15]:
             if not follow.strip():
                 break
             block.append(follow)
@@ -88,7 +103,7 @@ def planned_jobs(ws: Path, *args: str) -> list[tuple[str, dict]]:
             rule = s.split()[1].rstrip(":")
             jobs.append((rule, {}))
         elif s.startswith("wildcards:") and rule is not None:
-            jobs[-1] = (rule, dict(kv.split("=", 1) for kv in s[len("wildcards:"):].strip().split(", ")))
+            jobs[-1] = (rule, dict(kv.split("=", 1) for kv in s[len("wildcards:") :].strip().split(", ")))
     return jobs
 
 

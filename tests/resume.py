@@ -1,6 +1,7 @@
 """Shared by the resume tests: a run preempted after some checkpoints, then resumed, with
 checks that the preemption and the resume really happened (a test must fail if either is
 switched off, not pass because the second call simply trained from scratch)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -10,8 +11,9 @@ import pytest
 from methods.common.runapi import MemoryRun, Preempted
 
 
-def preempted_then_resumed(train: Callable[[Any, MemoryRun], Any], cfg: Any, seed: int,
-                           checkpoints: int = 1) -> tuple[MemoryRun, Any]:
+def preempted_then_resumed(
+    train: Callable[[Any, MemoryRun], Any], cfg: Any, seed: int, checkpoints: int = 1
+) -> tuple[MemoryRun, Any]:
     """Train until ``checkpoints`` checkpoints are saved and the run is told to stop, then
     train again on the same run. Returns the run and the second call's result."""
     run = MemoryRun(seed=seed, stop_after_checkpoints=checkpoints)

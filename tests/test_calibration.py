@@ -3,6 +3,7 @@ paper configs use, through claims.evaluate (and once through aggregate + claims.
 
 It cannot pass by accident: the same harness flags the procedure this replaced, and the new one
 must keep power at large effects (a rule that never says "reproduced" fails)."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,7 @@ def test_false_reproduced_rate_threshold(seed_counts):
 def test_false_reproduced_rate_noninferior_at_the_margin():
     # the null's boundary: the method is worse by exactly the margin
     for n in [(5, 5), (8, 8)]:
-        rate = cal.reproduced_rate("noninferior", n, cal.DISTRIBUTIONS["normal"], shift=-0.5, margin=0.5,
-                                   sims=SIMS)
+        rate = cal.reproduced_rate("noninferior", n, cal.DISTRIBUTIONS["normal"], shift=-0.5, margin=0.5, sims=SIMS)
         assert rate <= ALPHA + SLACK, (n, rate)
 
 
@@ -99,9 +99,12 @@ def test_power_reported_and_not_vanishing(seed_counts):
 def test_disk_path_gives_the_same_verdicts(tmp_path):
     """aggregate (reading eval.json files) + claims.write decide exactly as the in-memory harness."""
     rng = np.random.default_rng(7)
-    paper = {"paper": "sim", "metrics": cal.METRICS,
-             "experiments": {"e": {"env": "hypergrid", "methods": ["a", "b"]}},
-             "claims": [cal.compare_claim()]}
+    paper = {
+        "paper": "sim",
+        "metrics": cal.METRICS,
+        "experiments": {"e": {"env": "hypergrid", "methods": ["a", "b"]}},
+        "claims": [cal.compare_claim()],
+    }
     for case in range(4):
         vals = {"a": rng.standard_normal(5) + case, "b": rng.standard_normal(5)}
         runs = []
@@ -121,9 +124,23 @@ def test_disk_path_gives_the_same_verdicts(tmp_path):
 
 
 def test_calibration_table_runs():
-    rows = cal.table({"toy": {"metrics": cal.METRICS, "experiments": {"e": {"methods": ["a", "b"], "scales": {
-        "small": {"seeds": 5}, "paper": {"seeds": 5}}}}, "claims": [cal.compare_claim()]}}, sims=200)
-    assert rows == [{"kind": "compare", "n": [5, 5], "false_reproduced": rows[0]["false_reproduced"],
-                     "power_1sd": rows[0]["power_1sd"]}]
+    rows = cal.table(
+        {
+            "toy": {
+                "metrics": cal.METRICS,
+                "experiments": {"e": {"methods": ["a", "b"], "scales": {"small": {"seeds": 5}, "paper": {"seeds": 5}}}},
+                "claims": [cal.compare_claim()],
+            }
+        },
+        sims=200,
+    )
+    assert rows == [
+        {
+            "kind": "compare",
+            "n": [5, 5],
+            "false_reproduced": rows[0]["false_reproduced"],
+            "power_1sd": rows[0]["power_1sd"],
+        }
+    ]
     assert rows[0]["false_reproduced"] <= 0.1 and rows[0]["power_1sd"] > 0.2
     assert Path(cal.__file__).exists()

@@ -1,6 +1,7 @@
 """Hand-computed values of the shared building blocks the control papers' numbers rest on
 (dormant scores, FLOPs accounting, OMNet's masked init). Each was a surviving mutant of
 tests/mutants.py before it had a test."""
+
 from __future__ import annotations
 
 import math
@@ -43,10 +44,12 @@ def test_forward_flops_of_a_masked_layer_count_each_mask_once():
 def test_omnet_rescales_the_masked_layers_init_by_one_over_sqrt_keep():
     def build(rescale: bool) -> SubnetworkCritic:
         torch.manual_seed(0)
-        return SubnetworkCritic(3, 4, 2, 8, keep=0.25, mask_output=False, rescale_init=rescale,
-                                gen=torch.Generator().manual_seed(1))
+        return SubnetworkCritic(
+            3, 4, 2, 8, keep=0.25, mask_output=False, rescale_init=rescale, gen=torch.Generator().manual_seed(1)
+        )
+
     plain, scaled = build(False), build(True)
     for j, (a, b) in enumerate(zip(plain.layers, scaled.layers)):
         assert torch.equal(a.masks, b.masks)
-        factor = 1.0 if j == len(plain.layers) - 1 else 1.0 / math.sqrt(0.25)   # output unmasked
+        factor = 1.0 if j == len(plain.layers) - 1 else 1.0 / math.sqrt(0.25)  # output unmasked
         assert torch.allclose(b.weight, a.weight * factor)

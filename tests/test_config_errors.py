@@ -1,4 +1,5 @@
 """Bad input stops before any job with a message naming the file and the field."""
+
 import copy
 from pathlib import Path
 
@@ -26,38 +27,77 @@ def mutate(fn):
 
 
 CASES = {
-    "unknown method": (lambda d: d["experiments"]["hypergrid"]["methods"].append("ppo"),
-                       "experiments.hypergrid.methods[4]", "unknown method 'ppo'"),
-    "unknown env": (lambda d: d["experiments"]["hypergrid"].update(env="gridworld"),
-                    "experiments.hypergrid.env", "unknown env 'gridworld'"),
-    "wrong type": (lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(iterations="many"),
-                   "experiments.hypergrid.scales.small.iterations", "must be of type integer"),
-    "zero seeds": (lambda d: d["experiments"]["hypergrid"]["scales"]["paper"].update(seeds=0),
-                   "experiments.hypergrid.scales.paper.seeds", "must be >= 1"),
-    "negative seeds": (lambda d: d["experiments"]["hypergrid"]["scales"]["smoke"].update(seeds=-2),
-                       "experiments.hypergrid.scales.smoke.seeds", "must be >= 1"),
-    "unknown override key": (lambda d: d["experiments"]["hypergrid"]["overrides"]["tb"].update(learning_rate=1),
-                             "experiments.hypergrid.overrides.tb.learning_rate", "unknown hyper-parameter"),
-    "override wrong type": (lambda d: d["experiments"]["hypergrid"]["overrides"]["tb"].update(lr="fast"),
-                            "experiments.hypergrid.overrides.tb.lr", "must be of type float"),
-    "missing scale": (lambda d: d["experiments"]["hypergrid"]["scales"].pop("paper"),
-                      "experiments.hypergrid.scales.paper", "missing required field"),
-    "bad env kwarg": (lambda d: d["experiments"]["hypergrid"]["scales"]["small"]["env_kwargs"].update(width=3),
-                      "experiments.hypergrid.scales.small.env_kwargs", "width"),
-    "dataclass check": (lambda d: d["experiments"]["hypergrid"]["overrides"]["egfn"].update(base_loss="fm"),
-                        "experiments.hypergrid.scales.smoke (overrides of egfn)", "base_loss must be one of"),
-    "claim on absent method": (lambda d: d["claims"][0].update(method="fm"),
-                               "claims[0].method", "not run in experiment"),
+    "unknown method": (
+        lambda d: d["experiments"]["hypergrid"]["methods"].append("ppo"),
+        "experiments.hypergrid.methods[4]",
+        "unknown method 'ppo'",
+    ),
+    "unknown env": (
+        lambda d: d["experiments"]["hypergrid"].update(env="gridworld"),
+        "experiments.hypergrid.env",
+        "unknown env 'gridworld'",
+    ),
+    "wrong type": (
+        lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(iterations="many"),
+        "experiments.hypergrid.scales.small.iterations",
+        "must be of type integer",
+    ),
+    "zero seeds": (
+        lambda d: d["experiments"]["hypergrid"]["scales"]["paper"].update(seeds=0),
+        "experiments.hypergrid.scales.paper.seeds",
+        "must be >= 1",
+    ),
+    "negative seeds": (
+        lambda d: d["experiments"]["hypergrid"]["scales"]["smoke"].update(seeds=-2),
+        "experiments.hypergrid.scales.smoke.seeds",
+        "must be >= 1",
+    ),
+    "unknown override key": (
+        lambda d: d["experiments"]["hypergrid"]["overrides"]["tb"].update(learning_rate=1),
+        "experiments.hypergrid.overrides.tb.learning_rate",
+        "unknown hyper-parameter",
+    ),
+    "override wrong type": (
+        lambda d: d["experiments"]["hypergrid"]["overrides"]["tb"].update(lr="fast"),
+        "experiments.hypergrid.overrides.tb.lr",
+        "must be of type float",
+    ),
+    "missing scale": (
+        lambda d: d["experiments"]["hypergrid"]["scales"].pop("paper"),
+        "experiments.hypergrid.scales.paper",
+        "missing required field",
+    ),
+    "bad env kwarg": (
+        lambda d: d["experiments"]["hypergrid"]["scales"]["small"]["env_kwargs"].update(width=3),
+        "experiments.hypergrid.scales.small.env_kwargs",
+        "width",
+    ),
+    "dataclass check": (
+        lambda d: d["experiments"]["hypergrid"]["overrides"]["egfn"].update(base_loss="fm"),
+        "experiments.hypergrid.scales.smoke (overrides of egfn)",
+        "base_loss must be one of",
+    ),
+    "claim on absent method": (
+        lambda d: d["claims"][0].update(method="fm"),
+        "claims[0].method",
+        "not run in experiment",
+    ),
     "scale runs an unknown method": (
         lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(methods=["tb", "ppo"]),
-        "experiments.hypergrid.scales.small.methods[1]", "'ppo' is not a method of this experiment"),
+        "experiments.hypergrid.scales.small.methods[1]",
+        "'ppo' is not a method of this experiment",
+    ),
     "unsafe experiment id": (
         lambda d: d["experiments"].update({"hg$(touch x)": d["experiments"].pop("hypergrid")}),
-        "experiments.'hg$(touch x)'", "an experiment id must match"),
+        "experiments.'hg$(touch x)'",
+        "an experiment id must match",
+    ),
     "unsafe claim id": (lambda d: d["claims"][0].update(id="a b;c"), "claims[0].id", "a claim id must match"),
     "claim on a method a scale skips": (
         lambda d: d["experiments"]["hypergrid"]["scales"]["small"].update(methods=["tb", "egfn"]),
-        "claims[0].method", "not run at scale 'small'"),
+        "claims[0].method",
+        "not run at scale 'small'",
+    ),
 }
 
 
@@ -87,8 +127,9 @@ def test_valid_config_expands_jobs(tmp_path):
     """On a config of its own (not the editable config/config.yaml) and a copy of the paper."""
     write_paper(tmp_path, EGFN)
     (tmp_path / "config").mkdir()
-    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump({"scale": "small", "papers": ["egfn"],
-                                                                 "paper_dir": "papers"}))
+    (tmp_path / "config/config.yaml").write_text(
+        yaml.safe_dump({"scale": "small", "papers": ["egfn"], "paper_dir": "papers"})
+    )
     wf = pc.load_from_files(tmp_path / "config/config.yaml", root=tmp_path)
     assert wf.scale == "small" and wf.paper_files["egfn"] == tmp_path / "papers/egfn.yaml"
     jobs = [j for j in wf.jobs("egfn") if j.experiment == "hypergrid"]
@@ -124,77 +165,179 @@ def at(d: dict, *keys: str) -> dict:
 
 
 VALUE_CASES = {
-    "negative lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=-1.0e-3),
-                    "experiments.hypergrid.overrides.tb.lr", "must be > 0 (got -0.001)"),
-    "zero lr": (lambda d: at(d, *HG, "overrides", "db").update(lr=0.0),
-                "experiments.hypergrid.overrides.db.lr", "must be > 0"),
-    "nan lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=float("nan")),
-               "experiments.hypergrid.overrides.tb.lr", "must be finite"),
-    "inf lr": (lambda d: at(d, *HG, "overrides", "tb").update(lr=float("inf")),
-               "experiments.hypergrid.overrides.tb.lr", "must be finite"),
-    "zero hidden": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(hidden=0),
-                    "experiments.hypergrid.scales.smoke.overrides.all.hidden", "must be >= 1 (got 0)"),
-    "negative online batch": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(online_batch=-4),
-                              "experiments.hypergrid.scales.smoke.overrides.all.online_batch", "must be >= 1"),
-    "epsilon above 1": (lambda d: at(d, *HG, "overrides", "tb").update(epsilon=1.5),
-                        "experiments.hypergrid.overrides.tb.epsilon", "must be in [0, 1]"),
-    "mutation probability 2": (lambda d: at(d, *HG, "overrides", "egfn").update(mutation_prob=2.0),
-                               "experiments.hypergrid.overrides.egfn.mutation_prob", "must be in [0, 1]"),
-    "negative replay batch": (lambda d: at(d, *HG, "overrides", "db").update(replay_batch=-1),
-                              "experiments.hypergrid.overrides.db.replay_batch", "must be >= 0"),
-    "zero log Z lr": (lambda d: at(d, *HG, "overrides", "tb").update(log_z_lr=0.0),
-                      "experiments.hypergrid.overrides.tb.log_z_lr", "must be > 0"),
-    "negative reward exponent": (lambda d: at(d, *HG, "overrides", "db").update(reward_beta=-1.0),
-                                 "experiments.hypergrid.overrides.db.reward_beta", "must be > 0"),
-    "empty population": (lambda d: at(d, *HG, "scales", "smoke", "overrides", "egfn").update(population_size=0),
-                         "experiments.hypergrid.scales.smoke.overrides.egfn.population_size", "must be >= 2"),
-    "zero train steps": (lambda d: at(d, "experiments", "tfbind8", "overrides", "all").update(train_steps=0),
-                         "experiments.tfbind8.overrides.all.train_steps", "must be >= 1"),
-    "bool for a float": (lambda d: at(d, *HG, "overrides", "tb").update(lr=True),
-                         "experiments.hypergrid.overrides.tb.lr", "must be of type float (got True)"),
-    "method listed twice": (lambda d: at(d, *HG)["methods"].append("tb"),
-                            "experiments.hypergrid.methods[4]", "method 'tb' is listed twice"),
-    "scale method listed twice": (lambda d: at(d, *HG, "scales", "small").update(methods=["tb", "tb"]),
-                                  "experiments.hypergrid.scales.small.methods[1]", "method 'tb' is listed twice"),
-    "claim id twice": (lambda d: d["claims"].append(dict(d["claims"][0])),
-                       f"claims[{len(EGFN['claims'])}]", "claim id 'db-fits-hga' is listed twice"),
-    "figure id twice": (lambda d: d["figures"].append(dict(d["figures"][0])),
-                        f"figures[{len(EGFN['figures'])}]", "figure id 'tv_curve' is listed twice"),
-    "figure axis that is not logged": (lambda d: d["figures"][0].update(x="stepz"),
-                                       "figures[0].x", "'stepz' is not a curve axis of experiment 'hypergrid'"),
-    "evaluation after the end": (lambda d: at(d, *HG, "scales", "smoke").update(eval_every=41),
-                                 "experiments.hypergrid.scales.smoke.eval_every", "must be <= iterations (40)"),
-    "zero iterations": (lambda d: at(d, *HG, "scales", "small").update(iterations=0),
-                        "experiments.hypergrid.scales.small.iterations", "must be >= 1"),
-    "zero checkpoint interval": (lambda d: at(d, *HG, "scales", "small").update(checkpoint_every=0),
-                                 "experiments.hypergrid.scales.small.checkpoint_every", "must be >= 1"),
-    "string seeds": (lambda d: at(d, *HG, "scales", "small").update(seeds="five"),
-                     "experiments.hypergrid.scales.small.seeds", "must be of type integer"),
-    "zero runtime": (lambda d: at(d, *HG, "scales", "paper").update(runtime_min=0),
-                     "experiments.hypergrid.scales.paper.runtime_min", "must be >= 1"),
-    "env_kwargs not a mapping": (lambda d: at(d, *HG, "scales", "small").update(env_kwargs=[3, 12]),
-                                 "experiments.hypergrid.scales.small.env_kwargs", "must be of type object"),
-    "override not a mapping": (lambda d: at(d, *HG, "overrides").update(tb=5),
-                               "experiments.hypergrid.overrides.tb", "must be of type object"),
-    "override of a method not run": (lambda d: at(d, *HG, "overrides").update(fm={"lr": 1e-3}),
-                                     "experiments.hypergrid.overrides.fm", "not a method of this experiment"),
-    "unknown scale field": (lambda d: at(d, *HG, "scales", "small").update(seed=3),
-                            "experiments.hypergrid.scales.small.seed", "unknown field"),
+    "negative lr": (
+        lambda d: at(d, *HG, "overrides", "tb").update(lr=-1.0e-3),
+        "experiments.hypergrid.overrides.tb.lr",
+        "must be > 0 (got -0.001)",
+    ),
+    "zero lr": (
+        lambda d: at(d, *HG, "overrides", "db").update(lr=0.0),
+        "experiments.hypergrid.overrides.db.lr",
+        "must be > 0",
+    ),
+    "nan lr": (
+        lambda d: at(d, *HG, "overrides", "tb").update(lr=float("nan")),
+        "experiments.hypergrid.overrides.tb.lr",
+        "must be finite",
+    ),
+    "inf lr": (
+        lambda d: at(d, *HG, "overrides", "tb").update(lr=float("inf")),
+        "experiments.hypergrid.overrides.tb.lr",
+        "must be finite",
+    ),
+    "zero hidden": (
+        lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(hidden=0),
+        "experiments.hypergrid.scales.smoke.overrides.all.hidden",
+        "must be >= 1 (got 0)",
+    ),
+    "negative online batch": (
+        lambda d: at(d, *HG, "scales", "smoke", "overrides", "all").update(online_batch=-4),
+        "experiments.hypergrid.scales.smoke.overrides.all.online_batch",
+        "must be >= 1",
+    ),
+    "epsilon above 1": (
+        lambda d: at(d, *HG, "overrides", "tb").update(epsilon=1.5),
+        "experiments.hypergrid.overrides.tb.epsilon",
+        "must be in [0, 1]",
+    ),
+    "mutation probability 2": (
+        lambda d: at(d, *HG, "overrides", "egfn").update(mutation_prob=2.0),
+        "experiments.hypergrid.overrides.egfn.mutation_prob",
+        "must be in [0, 1]",
+    ),
+    "negative replay batch": (
+        lambda d: at(d, *HG, "overrides", "db").update(replay_batch=-1),
+        "experiments.hypergrid.overrides.db.replay_batch",
+        "must be >= 0",
+    ),
+    "zero log Z lr": (
+        lambda d: at(d, *HG, "overrides", "tb").update(log_z_lr=0.0),
+        "experiments.hypergrid.overrides.tb.log_z_lr",
+        "must be > 0",
+    ),
+    "negative reward exponent": (
+        lambda d: at(d, *HG, "overrides", "db").update(reward_beta=-1.0),
+        "experiments.hypergrid.overrides.db.reward_beta",
+        "must be > 0",
+    ),
+    "empty population": (
+        lambda d: at(d, *HG, "scales", "smoke", "overrides", "egfn").update(population_size=0),
+        "experiments.hypergrid.scales.smoke.overrides.egfn.population_size",
+        "must be >= 2",
+    ),
+    "zero train steps": (
+        lambda d: at(d, "experiments", "tfbind8", "overrides", "all").update(train_steps=0),
+        "experiments.tfbind8.overrides.all.train_steps",
+        "must be >= 1",
+    ),
+    "bool for a float": (
+        lambda d: at(d, *HG, "overrides", "tb").update(lr=True),
+        "experiments.hypergrid.overrides.tb.lr",
+        "must be of type float (got True)",
+    ),
+    "method listed twice": (
+        lambda d: at(d, *HG)["methods"].append("tb"),
+        "experiments.hypergrid.methods[4]",
+        "method 'tb' is listed twice",
+    ),
+    "scale method listed twice": (
+        lambda d: at(d, *HG, "scales", "small").update(methods=["tb", "tb"]),
+        "experiments.hypergrid.scales.small.methods[1]",
+        "method 'tb' is listed twice",
+    ),
+    "claim id twice": (
+        lambda d: d["claims"].append(dict(d["claims"][0])),
+        f"claims[{len(EGFN['claims'])}]",
+        "claim id 'db-fits-hga' is listed twice",
+    ),
+    "figure id twice": (
+        lambda d: d["figures"].append(dict(d["figures"][0])),
+        f"figures[{len(EGFN['figures'])}]",
+        "figure id 'tv_curve' is listed twice",
+    ),
+    "figure axis that is not logged": (
+        lambda d: d["figures"][0].update(x="stepz"),
+        "figures[0].x",
+        "'stepz' is not a curve axis of experiment 'hypergrid'",
+    ),
+    "evaluation after the end": (
+        lambda d: at(d, *HG, "scales", "smoke").update(eval_every=41),
+        "experiments.hypergrid.scales.smoke.eval_every",
+        "must be <= iterations (40)",
+    ),
+    "zero iterations": (
+        lambda d: at(d, *HG, "scales", "small").update(iterations=0),
+        "experiments.hypergrid.scales.small.iterations",
+        "must be >= 1",
+    ),
+    "zero checkpoint interval": (
+        lambda d: at(d, *HG, "scales", "small").update(checkpoint_every=0),
+        "experiments.hypergrid.scales.small.checkpoint_every",
+        "must be >= 1",
+    ),
+    "string seeds": (
+        lambda d: at(d, *HG, "scales", "small").update(seeds="five"),
+        "experiments.hypergrid.scales.small.seeds",
+        "must be of type integer",
+    ),
+    "zero runtime": (
+        lambda d: at(d, *HG, "scales", "paper").update(runtime_min=0),
+        "experiments.hypergrid.scales.paper.runtime_min",
+        "must be >= 1",
+    ),
+    "env_kwargs not a mapping": (
+        lambda d: at(d, *HG, "scales", "small").update(env_kwargs=[3, 12]),
+        "experiments.hypergrid.scales.small.env_kwargs",
+        "must be of type object",
+    ),
+    "override not a mapping": (
+        lambda d: at(d, *HG, "overrides").update(tb=5),
+        "experiments.hypergrid.overrides.tb",
+        "must be of type object",
+    ),
+    "override of a method not run": (
+        lambda d: at(d, *HG, "overrides").update(fm={"lr": 1e-3}),
+        "experiments.hypergrid.overrides.fm",
+        "not a method of this experiment",
+    ),
+    "unknown scale field": (
+        lambda d: at(d, *HG, "scales", "small").update(seed=3),
+        "experiments.hypergrid.scales.small.seed",
+        "unknown field",
+    ),
     "unknown top-level field": (lambda d: d.update(experimentz={}), "experimentz", "unknown field"),
     "no experiments": (lambda d: d.update(experiments={}), "experiments", "should be non-empty"),
-    "claim on an unknown experiment": (lambda d: d["claims"][0].update(experiment="grid"),
-                                       "claims[0].experiment", "unknown experiment 'grid'"),
-    "claim on an undeclared metric": (lambda d: d["claims"][0].update(metric="l2"),
-                                      "claims[0].metric", "unknown metric 'l2'"),
-    "figure of an undeclared metric": (lambda d: d["figures"][0].update(metric="l2"),
-                                       "figures[0].metric", "unknown metric 'l2'"),
-    "threshold claim without threshold": (lambda d: d["claims"][0].pop("threshold"),
-                                          "claims[0].threshold", "missing required field for kind threshold"),
+    "claim on an unknown experiment": (
+        lambda d: d["claims"][0].update(experiment="grid"),
+        "claims[0].experiment",
+        "unknown experiment 'grid'",
+    ),
+    "claim on an undeclared metric": (
+        lambda d: d["claims"][0].update(metric="l2"),
+        "claims[0].metric",
+        "unknown metric 'l2'",
+    ),
+    "figure of an undeclared metric": (
+        lambda d: d["figures"][0].update(metric="l2"),
+        "figures[0].metric",
+        "unknown metric 'l2'",
+    ),
+    "threshold claim without threshold": (
+        lambda d: d["claims"][0].pop("threshold"),
+        "claims[0].threshold",
+        "missing required field for kind threshold",
+    ),
     "unknown claim kind": (lambda d: d["claims"][0].update(kind="vibes"), "claims.0.kind", "must be one of"),
-    "metric without direction": (lambda d: d["metrics"]["exact_tv"].pop("higher_is_better"),
-                                 "metrics.exact_tv.higher_is_better", "missing required field"),
-    "trend over one experiment": (lambda d: d["claims"][4].update(experiments=["hg_dim1"]),
-                                  "claims.4.experiments", "is too short"),
+    "metric without direction": (
+        lambda d: d["metrics"]["exact_tv"].pop("higher_is_better"),
+        "metrics.exact_tv.higher_is_better",
+        "missing required field",
+    ),
+    "trend over one experiment": (
+        lambda d: d["claims"][4].update(experiments=["hg_dim1"]),
+        "claims.4.experiments",
+        "is too short",
+    ),
     "paper name differs from file": (lambda d: d.update(paper="egfn2"), "paper", "must equal the file name"),
 }
 
@@ -264,8 +407,13 @@ def test_exponent_floats_are_floats(tmp_path):
     wf = pc.load_workflow({**MAIN, "stats": {"alpha": "1e-2"}}, REPO, "config/config.yaml")
     assert wf.main["stats"]["alpha"] == 0.01
     from pipeline import cli
-    ns = cli.argparse.Namespace(set=["threads_per_run=1", "stats={alpha: 5e-2}"], scale=None, papers="egfn",
-                                config_file=str(REPO / "config/config.yaml"))
+
+    ns = cli.argparse.Namespace(
+        set=["threads_per_run=1", "stats={alpha: 5e-2}"],
+        scale=None,
+        papers="egfn",
+        config_file=str(REPO / "config/config.yaml"),
+    )
     assert cli._workflow(ns).main["stats"]["alpha"] == 0.05
 
 
@@ -276,12 +424,11 @@ def test_method_defaults_pass_the_value_checks_and_every_number_is_bounded():
 
     for name in methods.names():
         cls = methods.load(name).Config
-        cfg = cls()                      # __post_init__ applies the table: defaults pass it
+        cfg = cls()  # __post_init__ applies the table: defaults pass it
         limits = cls.constraints()
         for f in dataclasses.fields(cls):
             value = getattr(cfg, f.name)
-            if f.name in cls.hyperparameter_names() and isinstance(value, (int, float)) \
-                    and not isinstance(value, bool):
+            if f.name in cls.hyperparameter_names() and isinstance(value, (int, float)) and not isinstance(value, bool):
                 assert f.name in limits, f"{name}: numeric hyper-parameter {f.name} has no limit"
         assert set(limits) <= {f.name for f in dataclasses.fields(cls)}, name
 
@@ -296,7 +443,7 @@ def test_configs_check_themselves_outside_the_pipeline():
 
 
 def test_statements_and_titles_say_what_the_scale_runs(tmp_path):
-    """"{grid_large.height}" in a statement or a figure title is the scale's own value ("16x16" at
+    """ "{grid_large.height}" in a statement or a figure title is the scale's own value ("16x16" at
     small, not the paper's "largest"), and a placeholder no scale can fill stops validation."""
     from pipeline.config_base import at_scale
     from pipeline.paper_checks import check_paper

@@ -1,5 +1,6 @@
 """Comparison claims: the settings in which the two sides differ (with provenance), the check that
 rejects an unnamed budget / update-ratio difference, and the claim-kind checks of the config."""
+
 from __future__ import annotations
 
 import copy
@@ -62,26 +63,60 @@ def test_bn_objectives_share_one_learning_rate():
             assert "lr" not in {r["setting"] for r in confounds.claim_differences(BN, BN["claims"][i], scale)}
 
 
-@pytest.mark.parametrize("case,mutate,field,message", [
-    ("noninferior without margin",
-     lambda d: d["claims"][2].pop("margin_rel"), "claims[2].margin", "exactly one of margin / margin_rel"),
-    ("noninferior with both margins",
-     lambda d: d["claims"][2].update(margin=10.0), "claims[2].margin", "exactly one of margin / margin_rel"),
-    ("test on a deterministic metric",
-     lambda d: d["claims"][4].update(kind="compare"), "claims[4].kind", "decided by construction"),
-    ("min_prob is gone",
-     lambda d: d["claims"][0].update(min_prob=0.3), "claims.0.min_prob", "unknown field"),
-    ("trend without experiments",
-     lambda d: d["claims"][0].update(kind="trend"), "claims[0].experiments", "missing required field"),
-    ("differs_by names a non-budget setting",
-     lambda d: d["claims"][0].update(differs_by=["utd", "lr"]), "claims[0].differs_by[1]", "is neither a budget"),
-    ("baseline equals method",
-     lambda d: d["claims"][1].update(baseline="omnet"), "claims[1].baseline", "must differ from method"),
-    ("threshold claim with a baseline",
-     lambda d: d["claims"][6].update(baseline="sac"), "claims[6].baseline", "not a field of kind threshold"),
-    ("fact with neither baseline nor threshold",
-     lambda d: d["claims"][4].pop("baseline"), "claims[4].baseline", "exactly one of baseline / threshold"),
-])
+@pytest.mark.parametrize(
+    "case,mutate,field,message",
+    [
+        (
+            "noninferior without margin",
+            lambda d: d["claims"][2].pop("margin_rel"),
+            "claims[2].margin",
+            "exactly one of margin / margin_rel",
+        ),
+        (
+            "noninferior with both margins",
+            lambda d: d["claims"][2].update(margin=10.0),
+            "claims[2].margin",
+            "exactly one of margin / margin_rel",
+        ),
+        (
+            "test on a deterministic metric",
+            lambda d: d["claims"][4].update(kind="compare"),
+            "claims[4].kind",
+            "decided by construction",
+        ),
+        ("min_prob is gone", lambda d: d["claims"][0].update(min_prob=0.3), "claims.0.min_prob", "unknown field"),
+        (
+            "trend without experiments",
+            lambda d: d["claims"][0].update(kind="trend"),
+            "claims[0].experiments",
+            "missing required field",
+        ),
+        (
+            "differs_by names a non-budget setting",
+            lambda d: d["claims"][0].update(differs_by=["utd", "lr"]),
+            "claims[0].differs_by[1]",
+            "is neither a budget",
+        ),
+        (
+            "baseline equals method",
+            lambda d: d["claims"][1].update(baseline="omnet"),
+            "claims[1].baseline",
+            "must differ from method",
+        ),
+        (
+            "threshold claim with a baseline",
+            lambda d: d["claims"][6].update(baseline="sac"),
+            "claims[6].baseline",
+            "not a field of kind threshold",
+        ),
+        (
+            "fact with neither baseline nor threshold",
+            lambda d: d["claims"][4].pop("baseline"),
+            "claims[4].baseline",
+            "exactly one of baseline / threshold",
+        ),
+    ],
+)
 def test_claim_kind_checks(tmp_path, case, mutate, field, message):
     doc = copy.deepcopy(OMNET)
     mutate(doc)

@@ -1,4 +1,5 @@
 """Continuous-control core and the NE / OMNet mechanisms (docs/papers/ne.md, docs/papers/omnet.md)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ from methods.common.runapi import MemoryRun
 from methods.control import ne, omnet, plasticity, redq, sac, td3
 from resume import preempted_then_resumed
 
+
 # ----------------------------------------------------------------------------- replay / envs
 def test_replay_wraps_and_samples_the_oldest_fraction():
     buf = ReplayBuffer(10, 1, 1)
@@ -19,7 +21,7 @@ def test_replay_wraps_and_samples_the_oldest_fraction():
         buf.add(np.array([i]), np.array([0.0]), float(i), np.array([i + 1]), False)
     assert len(buf) == 10 and sorted(buf.data["reward"].tolist()) == list(map(float, range(5, 15)))
     b = buf.sample_oldest(500, 0.3, torch.Generator().manual_seed(0))
-    assert set(b["reward"].tolist()) == {5.0, 6.0, 7.0}          # the 3 oldest of 10
+    assert set(b["reward"].tolist()) == {5.0, 6.0, 7.0}  # the 3 oldest of 10
     state = buf.state_dict()
     other = ReplayBuffer(10, 1, 1)
     other.load_state_dict(state)
@@ -32,7 +34,7 @@ def test_env_factory_gym_and_dmc():
     assert (pend.obs_dim, pend.act_dim, pend.max_action) == (3, 1, 2.0)
     pend.check_steps()
     dmc = ControlTask(suite="dmc", task="cartpole-balance")
-    assert (dmc.obs_dim, dmc.act_dim, dmc.max_action) == (5, 1, 1.0)   # position 3 + velocity 2
+    assert (dmc.obs_dim, dmc.act_dim, dmc.max_action) == (5, 1, 1.0)  # position 3 + velocity 2
     env = dmc.make(0)
     obs, _ = env.reset(seed=0)
     assert obs.dtype == np.float32 and obs.shape == (5,)
@@ -45,7 +47,7 @@ CYCLE = {"suite": "cycle", "task": "Pendulum-v1,MountainCarContinuous-v0", "cycl
 
 def test_cycle_switches_every_cycle_steps_pads_and_scales():
     task = ControlTask(**CYCLE)
-    assert (task.obs_dim, task.act_dim, task.max_action) == (3, 1, 1.0)   # max(3, 2) obs, act 1
+    assert (task.obs_dim, task.act_dim, task.max_action) == (3, 1, 1.0)  # max(3, 2) obs, act 1
     env = task.make(0)
     obs, info = env.reset(seed=0)
     seen, switches, t = [], [], 0
@@ -54,7 +56,7 @@ def test_cycle_switches_every_cycle_steps_pads_and_scales():
         t += 1
         seen.append(info["task_index"])
         if info["task_index"] == 1:
-            assert obs[2] == 0.0                           # MountainCar obs (2) zero-padded to 3
+            assert obs[2] == 0.0  # MountainCar obs (2) zero-padded to 3
         if term or trunc:
             switches.append((t, trunc))
             obs, info = env.reset()
@@ -99,7 +101,7 @@ def test_td3_target_clipped_double_q_and_smoothing():
     agent.cfg = tiny(td3, policy_noise=100.0)
     a0 = agent.actor_target(b["next_obs"])
     noise = (torch.randn(a0.shape, generator=torch.Generator().manual_seed(3)) * 200.0).clamp(-1.0, 1.0)
-    assert float(noise.abs().max()) == pytest.approx(1.0)       # c * max_a = 0.5 * 2
+    assert float(noise.abs().max()) == pytest.approx(1.0)  # c * max_a = 0.5 * 2
 
 
 def test_sac_subset_target_and_entropy_sign():
@@ -142,19 +144,21 @@ def test_determinism_and_exact_resume(mod):
 def test_plasticity_injection_keeps_outputs_and_redo_resets_dormant():
     cfg = tiny(td3)
     agent, task = agent_of(td3, cfg)
-    inj = plasticity.InjectionAgent(cfg, task.obs_dim, task.act_dim, task.max_action,
-                                    torch.device("cpu"), torch.Generator().manual_seed(0))
+    inj = plasticity.InjectionAgent(
+        cfg, task.obs_dim, task.act_dim, task.max_action, torch.device("cpu"), torch.Generator().manual_seed(0)
+    )
     b = filled_buffer(task).sample(8, torch.Generator().manual_seed(0))
     with torch.no_grad():
         a0, q0 = inj.actor(b["obs"]), inj.critic(b["obs"], b["action"])
         inj.inject_now()
         assert torch.equal(inj.actor(b["obs"]), a0) and torch.equal(inj.critic(b["obs"], b["action"]), q0)
     redo_cfg = plasticity.ReDoConfig(**{**vars(cfg), "redo_interval": 1, "redo_tau": 10.0})
-    redo = plasticity.ReDoAgent(redo_cfg, task.obs_dim, task.act_dim, task.max_action,
-                                torch.device("cpu"), torch.Generator().manual_seed(0))
+    redo = plasticity.ReDoAgent(
+        redo_cfg, task.obs_dim, task.act_dim, task.max_action, torch.device("cpu"), torch.Generator().manual_seed(0)
+    )
     redo.n_updates = 1
     out = redo.after_update(filled_buffer(task), 1)
-    assert out["redo_units_reset"] == 16 * 2 + 16 * 2 * 2        # tau huge: every hidden unit
+    assert out["redo_units_reset"] == 16 * 2 + 16 * 2 * 2  # tau huge: every hidden unit
 
 
 # ------------------------------------------------------------------------------------ OMNet
@@ -194,8 +198,17 @@ def test_td3_learns_pendulum():
     """Calibrated on seeds 0-3 (2026-11-30): a random policy scores about -1,200 to -1,500 on
     Pendulum-v1; 7,000 steps of TD3 with 64-unit nets and lr 1e-3 reached -175 to -316 (SAC:
     -121 to -198, not tested here to keep the suite short). Threshold -600 leaves a margin."""
-    cfg = tiny(td3, iterations=7000, eval_every=7000, checkpoint_every=7000, start_steps=1000,
-               hidden=64, batch=64, eval_episodes=3, lr=1e-3)
+    cfg = tiny(
+        td3,
+        iterations=7000,
+        eval_every=7000,
+        checkpoint_every=7000,
+        start_steps=1000,
+        hidden=64,
+        batch=64,
+        eval_episodes=3,
+        lr=1e-3,
+    )
     run = MemoryRun(seed=1)
     td3.train(cfg, run)
     assert run.rows[-1]["return"] > -600
@@ -204,8 +217,11 @@ def test_td3_learns_pendulum():
 def _event_steps(mod, cfg, seed=0, stop_after=None):
     """Environment steps at which the agent's after_update fired an event (non-empty result)."""
     fired = []
-    original = {"reset": plasticity.ResetAgent.after_update, "redo": plasticity.ReDoAgent.after_update,
-                "pi": plasticity.InjectionAgent.after_update}
+    original = {
+        "reset": plasticity.ResetAgent.after_update,
+        "redo": plasticity.ReDoAgent.after_update,
+        "pi": plasticity.InjectionAgent.after_update,
+    }
 
     def spy(orig):
         def wrapped(self, buffer, step):
@@ -213,6 +229,7 @@ def _event_steps(mod, cfg, seed=0, stop_after=None):
             if out:
                 fired.append(step)
             return out
+
         return wrapped
 
     plasticity.ResetAgent.after_update = spy(original["reset"])
@@ -234,8 +251,9 @@ def test_plasticity_schedules_count_environment_steps():
     from methods.control import td3_pi, td3_redo, td3_reset
 
     # warm-up 100 steps and 2 updates per step: an update counter would fire at steps 200, 300, ...
-    cfg = tiny(td3_reset, iterations=700, eval_every=700, checkpoint_every=300, start_steps=100, utd=2,
-               reset_interval=200)
+    cfg = tiny(
+        td3_reset, iterations=700, eval_every=700, checkpoint_every=300, start_steps=100, utd=2, reset_interval=200
+    )
     assert _event_steps(td3_reset, cfg) == [200, 400, 600]
     # a preempted and resumed run fires the same events
     assert _event_steps(td3_reset, cfg, stop_after=1) == [200, 400, 600]
@@ -249,8 +267,15 @@ def test_reset_at_every_switch_of_the_cycle_task():
     from methods.control import td3_reset
 
     cycle = {"suite": "cycle", "task": "Pendulum-v1,MountainCarContinuous-v0", "cycle_steps": 150}
-    cfg = tiny(td3_reset, env_kwargs=cycle, iterations=600, eval_every=600, checkpoint_every=600,
-               start_steps=100, reset_interval=150)
+    cfg = tiny(
+        td3_reset,
+        env_kwargs=cycle,
+        iterations=600,
+        eval_every=600,
+        checkpoint_every=600,
+        start_steps=100,
+        reset_interval=150,
+    )
     task = ControlTask(**cycle)
     # after `s` environment steps the next one belongs to task phase_at(s)
     switches = [s for s in range(1, 600) if task.phase_at(s) != task.phase_at(s - 1)]

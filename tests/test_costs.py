@@ -1,5 +1,6 @@
 """The cost plan (pipeline/costs.py): work counted from the configs, time only from measurement,
 and the README's table generated from the measured file."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -16,7 +17,7 @@ def test_planned_work_follows_each_family_s_update_rule():
     td3 = methods.load("td3").Config(iterations=10_000, start_steps=1000, utd=2)
     assert td3.planned_work() == {"env_steps": 10_000, "updates": 18_000}
     matd3 = methods.load("matd3").Config(iterations=10_000, start_steps=1000, train_interval=50, updates_per_train=5)
-    assert matd3.planned_work() == {"env_steps": 10_000, "updates": 900}      # 180 rounds of 5
+    assert matd3.planned_work() == {"env_steps": 10_000, "updates": 900}  # 180 rounds of 5
     tb = methods.load("tb").Config(iterations=100, train_steps=2, online_batch=16)
     assert tb.planned_work() == {"iterations": 100, "updates": 200, "trajectories": 1600}
     assert methods.load("vdn").Config(iterations=5000).planned_work() == {"env_steps": 5000}
@@ -28,7 +29,13 @@ def test_a_measurement_config_changes_only_the_run_length_and_what_would_dominat
     assert (m.iterations, m.start_steps, m.eval_episodes, m.buffer_size) == (3500, 1000, 1, 3500)
     assert m.eval_every > 10**9 and m.checkpoint_every > 10**9
     assert {k: v for k, v in m.to_dict().items() if v != td3.to_dict()[k]}.keys() <= {
-        "iterations", "start_steps", "eval_episodes", "buffer_size", "eval_every", "checkpoint_every"}
+        "iterations",
+        "start_steps",
+        "eval_episodes",
+        "buffer_size",
+        "eval_every",
+        "checkpoint_every",
+    }
     assert methods.load("td3").Config(start_steps=200).measurement_config(3500).start_steps == 200
 
 

@@ -1,6 +1,7 @@
 """Crash safety (issue 10, "Crash anywhere, run nothing wrong"): checkpoints bound to their code
 and checksummed, evaluation a pure function of (model, seed), file modes that follow the umask,
 one training log per attempt, and kills or races that never leave a wrong result behind."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,11 @@ from pipeline.layout import Layout
 def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        paths = [pio.atomic_write_text(tmp_path / "a.txt", "x"),
-                 pio.atomic_write_bytes(tmp_path / "b.bin", b"x"),
-                 pio.atomic_write_json(tmp_path / "sub" / "c.json", {"a": 1})]
+        paths = [
+            pio.atomic_write_text(tmp_path / "a.txt", "x"),
+            pio.atomic_write_bytes(tmp_path / "b.bin", b"x"),
+            pio.atomic_write_json(tmp_path / "sub" / "c.json", {"a": 1}),
+        ]
     finally:
         os.umask(old)
     for p in paths:
@@ -43,9 +46,20 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
 def tiny_job(seed: int = 0):
     from pipeline.config import RunJob
 
-    return RunJob(scale="smoke", paper="egfn", experiment="hypergrid", method="db", seed=seed,
-                  env="hypergrid", env_kwargs={"ndim": 2, "height": 6}, iterations=40,
-                  eval_every=10, checkpoint_every=10, runtime_min=1, hparams={"hidden": 16})
+    return RunJob(
+        scale="smoke",
+        paper="egfn",
+        experiment="hypergrid",
+        method="db",
+        seed=seed,
+        env="hypergrid",
+        env_kwargs={"ndim": 2, "height": 6},
+        iterations=40,
+        eval_every=10,
+        checkpoint_every=10,
+        runtime_min=1,
+        hparams={"hidden": 16},
+    )
 
 
 def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False) -> int:
@@ -53,14 +67,14 @@ def train(base: Path, code_hash: str = "c0de", stop_at_checkpoint: bool = False)
     Restores the process state execute_train sets (SIGTERM handler, threads, determinism)."""
     from pipeline.run import FileRun, execute_train
 
-    saved = (signal.getsignal(signal.SIGTERM), torch.get_num_threads(),
-             torch.are_deterministic_algorithms_enabled())
+    saved = (signal.getsignal(signal.SIGTERM), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
     should_stop = FileRun.should_stop
     if stop_at_checkpoint:
         FileRun.should_stop = lambda self: (self.ckpt_dir / "latest.pt").exists()
     try:
-        return execute_train(tiny_job(), run_dir=run_dir(base), ckpt_dir=ckpt(base).parent,
-                             device="cpu", code_hash=code_hash)
+        return execute_train(
+            tiny_job(), run_dir=run_dir(base), ckpt_dir=ckpt(base).parent, device="cpu", code_hash=code_hash
+        )
     finally:
         FileRun.should_stop = should_stop
         signal.signal(signal.SIGTERM, saved[0])
@@ -156,7 +170,7 @@ def test_checksum_survives_a_kill_between_its_writes(tmp_path, monkeypatch):
     def killed(*args, **kwargs):
         raise SystemExit("killed")
 
-    with monkeypatch.context() as m:   # killed after the sidecar's first write
+    with monkeypatch.context() as m:  # killed after the sidecar's first write
         m.setattr(pio, "atomic_write_bytes", killed)
         with pytest.raises(SystemExit):
             pio.atomic_write_checked(path, b"new")
@@ -167,7 +181,7 @@ def test_checksum_survives_a_kill_between_its_writes(tmp_path, monkeypatch):
         calls.append(p)
         return killed() if len(calls) == 2 else real(p, t)
 
-    with monkeypatch.context() as m:   # killed after the data's write
+    with monkeypatch.context() as m:  # killed after the data's write
         m.setattr(pio, "atomic_write_text", second_call_killed)
         with pytest.raises(SystemExit):
             pio.atomic_write_checked(path, b"new")
@@ -206,21 +220,31 @@ def test_evaluation_is_a_pure_function_of_model_and_seed(tmp_path, method, one_t
     mod.train(cfg, run)
 
     first = mod.evaluate(cfg, run.model, 1)
-    torch.rand(3), np.random.rand(3), random.random()           # unrelated use in between
+    torch.rand(3), np.random.rand(3), random.random()  # unrelated use in between
     after = torch.get_rng_state()
     assert mod.evaluate(cfg, run.model, 1) == first
-    assert torch.equal(torch.get_rng_state(), after)            # the caller's stream untouched
+    assert torch.equal(torch.get_rng_state(), after)  # the caller's stream untouched
 
-    job = RunJob(scale="smoke", paper="omnet", experiment="pendulum", method=method, seed=1,
-                 env="control", env_kwargs=PENDULUM, iterations=150, eval_every=150,
-                 checkpoint_every=150, runtime_min=1, hparams=hp)
+    job = RunJob(
+        scale="smoke",
+        paper="omnet",
+        experiment="pendulum",
+        method=method,
+        seed=1,
+        env="control",
+        env_kwargs=PENDULUM,
+        iterations=150,
+        eval_every=150,
+        checkpoint_every=150,
+        runtime_min=1,
+        hparams=hp,
+    )
     (tmp_path / job.key).mkdir(parents=True)
     torch.save(run.model, tmp_path / job.key / "model.pt")
     outs = []
     for noise in (1, 7):
         torch.rand(noise)
-        execute_evaluate(job, model=tmp_path / job.key / "model.pt", out=tmp_path / job.key / "eval.json",
-                         device="cpu")
+        execute_evaluate(job, model=tmp_path / job.key / "model.pt", out=tmp_path / job.key / "eval.json", device="cpu")
         outs.append((tmp_path / job.key / "eval.json").read_bytes())
     assert outs[0] == outs[1]
     assert json.loads(outs[0])["metrics"]["q_bias_mean"] == first["metrics"]["q_bias_mean"]
@@ -233,8 +257,7 @@ def workspace(tmp_path_factory) -> Path:
     ws = make_workspace(tmp_path_factory.mktemp("ws") / "repo")
     p = ws / "config/papers/egfn.yaml"
     doc = yaml.safe_load(p.read_text())
-    doc["experiments"]["hypergrid"]["scales"]["smoke"].update(iterations=40, eval_every=20,
-                                                               checkpoint_every=10)
+    doc["experiments"]["hypergrid"]["scales"]["smoke"].update(iterations=40, eval_every=20, checkpoint_every=10)
     p.write_text(yaml.safe_dump(doc))
     return ws
 
@@ -244,7 +267,7 @@ def test_every_training_attempt_keeps_its_log(workspace):
     deletes the declared log before each attempt), and the declared log is the latest."""
     ws = workspace
     key = "smoke/egfn/hypergrid/db/seed0"
-    blocker = ws / "work/ckpt" / key          # a file where the checkpoint folder goes: fails
+    blocker = ws / "work/ckpt" / key  # a file where the checkpoint folder goes: fails
     blocker.parent.mkdir(parents=True)
     blocker.write_text("")
     target = (f"results/{key}/model.pt", "--config", "scale=smoke")
@@ -287,12 +310,22 @@ def pipeline_cli(base: Path, *args: str, kill_at_write: int = 0) -> int:
     (fast: torch is imported already) unless a write is to be killed."""
     from pipeline import cli
 
-    argv = ["--scale", "smoke", "--papers", "egfn", "--set", f"results_dir={base / 'res'}",
-            "--set", f"reports_dir={base / 'rep'}", *args]
+    argv = [
+        "--scale",
+        "smoke",
+        "--papers",
+        "egfn",
+        "--set",
+        f"results_dir={base / 'res'}",
+        "--set",
+        f"reports_dir={base / 'rep'}",
+        *args,
+    ]
     if not kill_at_write:
         return cli.main(argv)
-    proc = subprocess.run([sys.executable, "-c", KILLED_AT_WRITE, str(kill_at_write), *argv],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_WRITE, str(kill_at_write), *argv], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     return proc.returncode
 
@@ -308,12 +341,19 @@ def write_synthetic_runs(base: Path) -> None:
         d.mkdir(parents=True)
         tv = 0.5 + rng.uniform(0, 0.3, 3)
         rows = ["step,trajectories,exact_tv,emp_l1,modes_found,loss"] + [
-            f"{s},{s * 4},{v!r},{v / 2!r},{i},{rng.random()!r}" for i, (s, v) in enumerate(zip((0, 20, 40), tv))]
+            f"{s},{s * 4},{v!r},{v / 2!r},{i},{rng.random()!r}" for i, (s, v) in enumerate(zip((0, 20, 40), tv))
+        ]
         (d / "curve.csv").write_text("\n".join(rows) + "\n")
-        metrics = {"exact_tv": float(tv[-1]), "emp_l1": float(tv[-1] / 2), "modes_found": 2,
-                   "mean_reward": float(rng.random()), "abs_rel_mean_error": float(rng.random()),
-                   "top100_reward": float(rng.random()), "top100_diversity": float(rng.random()),
-                   "accuracy": float(rng.random())}
+        metrics = {
+            "exact_tv": float(tv[-1]),
+            "emp_l1": float(tv[-1] / 2),
+            "modes_found": 2,
+            "mean_reward": float(rng.random()),
+            "abs_rel_mean_error": float(rng.random()),
+            "top100_reward": float(rng.random()),
+            "top100_diversity": float(rng.random()),
+            "accuracy": float(rng.random()),
+        }
         (d / "eval.json").write_text(json.dumps({"metrics": metrics, "per_episode": {}, "n_episodes": 1}))
 
 
@@ -325,8 +365,12 @@ def test_kill_mid_write_during_aggregate_and_report_reruns_identically(tmp_path)
     write_synthetic_runs(tmp_path)
     agg = [tmp_path / "res/smoke/egfn/summary.csv", tmp_path / "res/smoke/egfn/stats.json"]
     html = tmp_path / "rep/smoke/index.html"
-    for stage in (["aggregate", "--paper", "egfn"], ["figures", "--paper", "egfn"],
-                  ["claims", "--paper", "egfn"], ["report"]):
+    for stage in (
+        ["aggregate", "--paper", "egfn"],
+        ["figures", "--paper", "egfn"],
+        ["claims", "--paper", "egfn"],
+        ["report"],
+    ):
         assert pipeline_cli(tmp_path, *stage) == 0
     ref = outputs(agg + [html])
 
@@ -340,7 +384,7 @@ def test_kill_mid_write_during_aggregate_and_report_reruns_identically(tmp_path)
 
     html.write_text("<html>an old report</html>")
     pipeline_cli(tmp_path, "report", kill_at_write=1)
-    assert html.read_text() == "<html>an old report</html>"   # the old file, whole
+    assert html.read_text() == "<html>an old report</html>"  # the old file, whole
     assert pipeline_cli(tmp_path, "report") == 0
     assert html.read_bytes() == ref["index.html"]
 
@@ -397,8 +441,7 @@ def test_concurrent_register_on_a_fresh_store(tmp_path):
     client = tracking.store.open_client(uri)
     exp = client.get_experiment_by_name("rl-repro/egfn")
     runs = client.search_runs([exp.experiment_id])
-    assert sorted(r.data.tags["rlrepro.run_key"] for r in runs) == sorted(
-        str(d.relative_to(results)) for d in dirs)
+    assert sorted(r.data.tags["rlrepro.run_key"] for r in runs) == sorted(str(d.relative_to(results)) for d in dirs)
 
 
 def _register_one(run_dir: Path, results: Path, uri: str, queue) -> None:
@@ -424,7 +467,7 @@ def test_code_hash_covers_the_run_contract(tmp_path):
         assert all(after[m] != before[m] for m in after), f
         before = after
     (tmp_path / "methods/gfn/tb.py").write_text((tmp_path / "methods/gfn/tb.py").read_text() + "\n# x\n")
-    assert method_code_hash("db", "hypergrid", tmp_path) == before["db"]   # per-method reruns kept
+    assert method_code_hash("db", "hypergrid", tmp_path) == before["db"]  # per-method reruns kept
     assert method_code_hash("tb", "hypergrid", tmp_path) != before["tb"]
 
 

@@ -1,5 +1,6 @@
 """bench/cuda_check.py, the check run on a lent GPU, run here on the CPU at a tiny size: every
 registered method goes through it (so a GPU session only has to change the device)."""
+
 from __future__ import annotations
 
 import ast
@@ -24,6 +25,7 @@ def test_cuda_check_runs_every_method_on_cpu(capsys) -> None:  # noqa: ANN001
     check.control(torch.device("cpu"), updates=3)
     out = capsys.readouterr().out
     import methods
+
     for name, module in methods.METHODS.items():
         if module.startswith(("methods.gfn.", "methods.control.")):
             assert f"{name}:" in out, name

@@ -1,4 +1,5 @@
 """The tiny end-to-end DAG (smoke scale) and the rerun semantics of README.md (Where things live)."""
+
 import contextlib
 import csv
 import json
@@ -83,8 +84,10 @@ def test_smoke_dag_end_to_end(smoke_workspace):
             continue
         sides = [cfg["method"]] + ([cfg["baseline"]] if "baseline" in cfg else [])
         seeds = stats["experiments"][cfg["experiment"]]["seeds"]
-        values = {m: [v for s in seeds[m] if (v := _finite(evals[cfg["experiment"], m, s].get(cfg["metric"])))
-                      is not None] for m in sides}
+        values = {
+            m: [v for s in seeds[m] if (v := _finite(evals[cfg["experiment"], m, s].get(cfg["metric"]))) is not None]
+            for m in sides
+        }
         assert claim["numbers"]["n"] == [len(values[m]) for m in sides], claim["id"]
         if cfg["kind"] == "threshold":
             assert claim["numbers"]["effect"]["estimate"] == pytest.approx(statistics.median(values[cfg["method"]]))
@@ -175,10 +178,12 @@ def test_editing_core_reruns_both_methods(smoke_workspace):
 
     # every GFlowNet method reruns; the control methods, and the goal-conditioned GFlowNets
     # (methods/gfn/goal/ has a core of its own), do not import the GFlowNet core
-    every = {j.method for j in pc.load_from_files(smoke_workspace / "config/config.yaml",
-                                                   {"scale": "smoke"}, smoke_workspace).jobs()
-             if methods.module_name(j.method).startswith("methods.gfn.")
-             and not methods.module_name(j.method).startswith("methods.gfn.goal.")}
+    every = {
+        j.method
+        for j in pc.load_from_files(smoke_workspace / "config/config.yaml", {"scale": "smoke"}, smoke_workspace).jobs()
+        if methods.module_name(j.method).startswith("methods.gfn.")
+        and not methods.module_name(j.method).startswith("methods.gfn.goal.")
+    }
     assert {w["method"] for r, w in jobs if r == "train"} == every >= {"tb", "db", "egfn", "rpe", "qgfn"}
 
 
@@ -207,11 +212,15 @@ def test_lint_is_clean(smoke_workspace):
 
 
 def test_slurm_profile_resolves_train_resources(smoke_workspace):
-    out = snakemake(smoke_workspace, "-n", "--workflow-profile", "profiles/slurm",
-                    "--config", "scale=paper", "--forceall").stdout
+    out = snakemake(
+        smoke_workspace, "-n", "--workflow-profile", "profiles/slurm", "--config", "scale=paper", "--forceall"
+    ).stdout
     blocks = out.split("\n\n")
-    train = [b for b in blocks if re.search(r"^\s*rule train:", b, re.M) and "paper=egfn," in b
-             and "experiment=hypergrid," in b]
+    train = [
+        b
+        for b in blocks
+        if re.search(r"^\s*rule train:", b, re.M) and "paper=egfn," in b and "experiment=hypergrid," in b
+    ]
     setup = [b for b in blocks if re.search(r"^\s*rule setup_env:", b, re.M)]
     assert train and setup
     for b in train:
@@ -227,8 +236,24 @@ def test_slurm_profile_resolves_train_resources(smoke_workspace):
 
 
 def _train_cmd(ws: Path, seed: int) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "--scale", "smoke", "train", "--paper", "egfn",
-            "--experiment", "hypergrid", "--method", "db", "--seed", str(seed), "--threads", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--scale",
+        "smoke",
+        "train",
+        "--paper",
+        "egfn",
+        "--experiment",
+        "hypergrid",
+        "--method",
+        "db",
+        "--seed",
+        str(seed),
+        "--threads",
+        "1",
+    ]
 
 
 def _set_smoke(ws: Path, **scale_kw) -> None:
@@ -278,8 +303,13 @@ def test_snapshot_clone_restore_has_nothing_to_do(smoke_workspace, tmp_path):
     remote = tmp_path / "dvc-remote"
     env = git_env()
     env["RLREPRO_DVC_REMOTE"] = str(remote)
-    snap = subprocess.run([sys.executable, "-m", "pipeline", "--scale", "smoke", "snapshot"],
-                          cwd=ws, env=env, capture_output=True, text=True)
+    snap = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "smoke", "snapshot"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert snap.returncode == 0, snap.stderr[-3000:]
     assert (ws / "results.dvc").exists() and (ws / "reports/smoke.dvc").exists()
     subprocess.run(["git", "add", "-A"], cwd=ws, check=True, env=env)
@@ -287,8 +317,13 @@ def test_snapshot_clone_restore_has_nothing_to_do(smoke_workspace, tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ws), str(clone)], check=True, env=env)
     assert not (clone / "results").exists()
-    res = subprocess.run([sys.executable, "-m", "pipeline", "--scale", "smoke", "restore"],
-                         cwd=clone, env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--scale", "smoke", "restore"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     a = ws / "results/smoke/egfn/hypergrid/db/seed0/curve.csv"
     b = clone / "results/smoke/egfn/hypergrid/db/seed0/curve.csv"
@@ -308,6 +343,5 @@ def test_a_paper_named_only_on_the_command_line_sets_up_its_envs(tmp_path):
     subprocess.run(["git", "commit", "-qam", "egfn only"], cwd=ws, env=git_env(), check=True)
     wf = pconfig.load_from_files(ws / "config/config.yaml", {"papers": ["qgfn"], "scale": "smoke"}, root=ws)
     key = next(k for k, (name, _) in wf.envs().items() if name == "bitseq")
-    snakemake(ws, f"results/smoke/_envs/{key}/info.json", "--cores", "1", "--config", "scale=smoke",
-              "papers=[qgfn]")
+    snakemake(ws, f"results/smoke/_envs/{key}/info.json", "--cores", "1", "--config", "scale=smoke", "papers=[qgfn]")
     assert (ws / f"results/smoke/_envs/{key}/info.json").is_file()

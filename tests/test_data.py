@@ -1,4 +1,5 @@
 """Data files: mirror / cache / download, checksums, the restricted unpickler."""
+
 import io
 import json
 import os
@@ -22,8 +23,10 @@ def test_every_registered_file_is_in_the_mirror_and_verifies():
         p = data.fetch(rel)
         assert p == MIRROR / rel and p.stat().st_size == spec.size
     url = data.FILES["tfbind8/SIX6_REF_R1_8mers.txt"].url
-    assert url == ("https://raw.githubusercontent.com/samsinai/FLEXS/dd409167b5575b51967d325b4e48aef3577a505f/"
-                   "flexs/landscapes/data/tf_binding/SIX6_REF_R1_8mers.txt")
+    assert url == (
+        "https://raw.githubusercontent.com/samsinai/FLEXS/dd409167b5575b51967d325b4e48aef3577a505f/"
+        "flexs/landscapes/data/tf_binding/SIX6_REF_R1_8mers.txt"
+    )
 
 
 def test_unknown_and_missing_files(monkeypatch, tmp_path):
@@ -89,8 +92,11 @@ def test_restricted_unpickler_loads_every_pickle():
     table = data.load("qm9str/block_qm9str_v1_s5.pkl")
     assert len(table) == 11**5 and isinstance(table["00000"], np.floating)
     mi = data.load("qm9str/mode_info.pkl")
-    assert {k: len(v) for k, v in mi.items()} == {"modes": 805, "modes_div_threshold_05": 364,
-                                                  "modes_div_threshold_075": 37}
+    assert {k: len(v) for k, v in mi.items()} == {
+        "modes": 805,
+        "modes_div_threshold_05": 364,
+        "modes_div_threshold_075": 37,
+    }
     mon = data.load("rna/L14_RNA1/monitor_info.pkl")
     assert mon["ad_samples"].shape == (100_000,)
     assert len(data.load("bitseq/modes.pkl")) == 60 and len(data.load("tfbind8/modes_tfbind8.pkl")) == 328
@@ -107,6 +113,7 @@ def test_restricted_unpickler_rejects_other_globals(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="system"):
         data.load_pickle(p)
     from collections import OrderedDict
+
     p.write_bytes(pickle.dumps(OrderedDict(a=1)))
     with pytest.raises(pickle.UnpicklingError, match="collections.OrderedDict"):
         data.load_pickle(p)

@@ -2,6 +2,7 @@
 and callbacks, control agents' evaluation metrics, GFlowNet environments' optional features,
 env tasks' win reporting); nothing probes the project's own objects with ``hasattr`` or a
 defaulted ``getattr``. The probes left are of other libraries' objects, each listed with why."""
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,9 @@ def _probes() -> list[tuple[str, str, int]]:
             for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                     continue
-                probe = (node.func.id == "hasattr" and len(node.args) == 2) or \
-                        (node.func.id == "getattr" and len(node.args) == 3)
+                probe = (node.func.id == "hasattr" and len(node.args) == 2) or (
+                    node.func.id == "getattr" and len(node.args) == 3
+                )
                 if probe and isinstance(node.args[1], ast.Constant):
                     out.append((rel, str(node.args[1].value), node.lineno))
     return out

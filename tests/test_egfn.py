@@ -1,5 +1,6 @@
 """EGFN's evolutionary mechanisms: elite preservation, mutation and crossover rates,
 tournament selection, the population feeding the PRB, and checkpoint/resume."""
+
 import torch
 
 import envs
@@ -10,8 +11,7 @@ from resume import preempted_then_resumed
 
 def make_population(k=6, elites=2, **kw):
     env = envs.make("hypergrid", ndim=2, height=6)
-    cfg = egfn.Config(env_kwargs=env.kwargs(), population_size=k, num_elites=elites, hidden=16,
-                      **kw)
+    cfg = egfn.Config(env_kwargs=env.kwargs(), population_size=k, num_elites=elites, hidden=16, **kw)
     torch.manual_seed(0)
     return env, cfg, egfn.Population(env, cfg, torch.device("cpu"))
 
@@ -73,7 +73,7 @@ def test_crossover_swaps_whole_rows():
             if torch.equal(wa[r], oa[r]) and torch.equal(wb[r], ob[r]):
                 continue  # untouched row
             touched += 1
-            assert torch.equal(wa[r], wb[r])                    # a copied row makes both equal
+            assert torch.equal(wa[r], wb[r])  # a copied row makes both equal
             assert torch.equal(wa[r], oa[r]) or torch.equal(wa[r], ob[r])
     assert touched > 0
 
@@ -95,16 +95,30 @@ def test_population_feeds_replay_not_metrics():
     actions, log_r = pop.step(torch.Generator().manual_seed(0))
     assert actions.shape[0] == 12 and log_r.shape == (12,)
     assert pop.last_fitness.shape == (4,)
-    cfg = egfn.Config(env_kwargs=dict(ndim=2, height=6), iterations=3, eval_every=3, hidden=16,
-                      population_size=4, num_elites=1, eval_episodes=3)
+    cfg = egfn.Config(
+        env_kwargs=dict(ndim=2, height=6),
+        iterations=3,
+        eval_every=3,
+        hidden=16,
+        population_size=4,
+        num_elites=1,
+        eval_episodes=3,
+    )
     run = MemoryRun(seed=0)
     final = egfn.train(cfg, run)
     assert final["trajectories"] == 3 * cfg.online_batch  # the star's samples only
 
 
 def test_egfn_resume_matches_uninterrupted_run():
-    cfg = egfn.Config(env_kwargs=dict(ndim=2, height=6), iterations=30, eval_every=10,
-                      checkpoint_every=10, hidden=16, population_size=4, num_elites=1)
+    cfg = egfn.Config(
+        env_kwargs=dict(ndim=2, height=6),
+        iterations=30,
+        eval_every=10,
+        checkpoint_every=10,
+        hidden=16,
+        population_size=4,
+        num_elites=1,
+    )
     ref = MemoryRun(seed=2)
     ref_final = egfn.train(cfg, ref)
     run, final = preempted_then_resumed(egfn.train, cfg, seed=2)
@@ -117,8 +131,9 @@ def test_no_mutation_ablation_keeps_selection_and_crossover(monkeypatch):
 
     assert load("egfn_no_mutation") is egfn_no_mutation and egfn_no_mutation.Config().mutation is False
     env = envs.make("hypergrid", ndim=2, height=6)
-    cfg = egfn_no_mutation.Config(env_kwargs=env.kwargs(), population_size=8, num_elites=2, hidden=16,
-                                  crossover_prob=1.0)
+    cfg = egfn_no_mutation.Config(
+        env_kwargs=env.kwargs(), population_size=8, num_elites=2, hidden=16, crossover_prob=1.0
+    )
     torch.manual_seed(0)
     pop = egfn.Population(env, cfg, torch.device("cpu"))
     before = [snapshot(a) for a in pop.agents]
@@ -137,4 +152,4 @@ def test_no_mutation_ablation_keeps_selection_and_crossover(monkeypatch):
             rows = param.detach().reshape(param.shape[0], -1)
             assert all(bool((pool == r).all(1).any()) for r in rows)
         changed += not any(same(snapshot(agent), b) for b in before)
-    assert changed > 0   # crossover still mixed parents
+    assert changed > 0  # crossover still mixed parents

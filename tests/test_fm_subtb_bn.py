@@ -1,4 +1,5 @@
 """FM, SubTB(lambda) and BN on cases computed by hand, exact flows and tiny learning runs."""
+
 import math
 
 import torch
@@ -48,14 +49,16 @@ def test_fm_loss_by_hand_with_zero_network():
     r = env.log_reward(torch.tensor([[1, 1], [3, 0]]))
     l3 = math.log(3)
     # nodes in (b, t) order: (1,0), (1,1), x=(1,1) by stop, (1,0), (2,0), (3,0) forced
-    expected = torch.tensor([
-        0.0 - l3,                # (1,0): one parent (0,0)
-        math.log(2) - l3,        # (1,1): parents (0,1), (1,0)
-        0.0 - float(r[0]),       # stop node: inflow F((1,1), stop), outflow R
-        0.0 - l3,
-        0.0 - l3,                # (2,0): one parent (1,0)
-        0.0 - float(r[1]),       # (3,0): one valid parent (2,0), outflow R
-    ])
+    expected = torch.tensor(
+        [
+            0.0 - l3,  # (1,0): one parent (0,0)
+            math.log(2) - l3,  # (1,1): parents (0,1), (1,0)
+            0.0 - float(r[0]),  # stop node: inflow F((1,1), stop), outflow R
+            0.0 - l3,
+            0.0 - l3,  # (2,0): one parent (1,0)
+            0.0 - float(r[1]),  # (3,0): one valid parent (2,0), outflow R
+        ]
+    )
     assert nodes.by_stop.tolist() == [False, False, True, False, False, False]
     assert torch.allclose(res, expected, atol=1e-6)
     assert torch.isclose(loss(b, torch.tensor(0.0)), expected.pow(2).mean())
@@ -101,11 +104,11 @@ def test_forced_terminal_parents_exclude_terminal_states():
     env = envs.make("hypergrid", ndim=2, height=4, r0=1e-3)
     net = uniform_net(env)
     actions = torch.full((1, env.max_traj_len), -1)
-    actions[0, :4] = torch.tensor([1, 0, 0, 0])      # (0,1) (1,1) (2,1) (3,1)
+    actions[0, :4] = torch.tensor([1, 0, 0, 0])  # (0,1) (1,1) (2,1) (3,1)
     b = core.evaluate_trajectories(env, net, actions)
     log_r = float(env.log_reward(torch.tensor([[3, 1]]))[0])
     res_fm, _ = _bound(fm.FlowMatching(), env, net).residuals(b)
-    assert math.isclose(float(res_fm.detach()[-1]), 0.0 - log_r, abs_tol=1e-6)           # log 1 - log R
+    assert math.isclose(float(res_fm.detach()[-1]), 0.0 - log_r, abs_tol=1e-6)  # log 1 - log R
     assert math.isclose(float(res_fm.detach()[1]), math.log(2) - math.log(3), abs_tol=1e-6)  # (1,1): 2 parents
     res_bn, _ = _bound(bn.BifurcatedFlow(), env, net).residuals(b)
     assert math.isclose(float(res_bn.detach()[-1]), math.log(1 / 3) - log_r, abs_tol=1e-6)
@@ -153,8 +156,9 @@ def test_subtb_pieces_are_tb_and_db():
     assert torch.isclose(big, full.pow(2).mean(), rtol=1e-5)
     # use_log_z replaces log F(s_0) by log Z
     res_z, _ = subtb.subtb_residuals(b, torch.tensor(0.3))
-    assert torch.allclose(res_z[torch.arange(2), 0, n], tb.trajectory_balance_residuals(b, torch.tensor(0.3)),
-                          atol=1e-5)
+    assert torch.allclose(
+        res_z[torch.arange(2), 0, n], tb.trajectory_balance_residuals(b, torch.tensor(0.3)), atol=1e-5
+    )
     # lambda = 1: plain mean over the 6 pairs of each trajectory
     eq = subtb.SubTrajectoryBalance(lamda=1.0)(b, torch.tensor(0.0))
     assert torch.isclose(eq, torch.stack([res[k][mask[k]].pow(2).mean() for k in range(2)]).mean())
@@ -226,8 +230,11 @@ def check_exact(env, n_traj=64):
     gen = torch.Generator().manual_seed(0)
     actions = core.sample_trajectories(env, bn_net, n_traj, gen)
     target = torch.as_tensor(env.target_distribution())
-    for loss, net in ((fm.FlowMatching(), fm_net), (bn.BifurcatedFlow(), bn_net),
-                      (bn.BifurcatedFlow(terminal_form="flow"), bn_net)):
+    for loss, net in (
+        (fm.FlowMatching(), fm_net),
+        (bn.BifurcatedFlow(), bn_net),
+        (bn.BifurcatedFlow(terminal_form="flow"), bn_net),
+    ):
         loss.bind(env, net)
         batch = core.evaluate_trajectories(env, net, actions)
         assert float(loss(batch, torch.tensor(0.0))) < 1e-20, loss
@@ -253,8 +260,7 @@ def test_exact_flows_zero_loss_prepend_append_parallel_edges():
 # ------------------------------------------------------------------ learning
 def _learn(module, seed, **kw):
     torch.set_num_threads(1)
-    cfg = module.Config(env_kwargs=dict(ndim=2, height=8, r0=1e-2), iterations=400, eval_every=100,
-                        hidden=64, **kw)
+    cfg = module.Config(env_kwargs=dict(ndim=2, height=8, r0=1e-2), iterations=400, eval_every=100, hidden=64, **kw)
     run = MemoryRun(seed=seed)
     return run, module.train(cfg, run)
 

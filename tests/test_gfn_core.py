@@ -1,4 +1,5 @@
 """GFlowNet core and losses on cases computed by hand."""
+
 import math
 
 import pytest
@@ -47,8 +48,8 @@ def test_evaluate_trajectories_by_hand():
     # DB with log F = 0 everywhere: residual = logPF - logPB, except the last transition
     dres = db.detailed_balance_residuals(b)
     assert torch.isclose(dres[0, 1], torch.tensor(l3 - math.log(0.5)))
-    assert torch.isclose(dres[0, 2], l3 - r[0])          # stop: F(x) = R(x)
-    assert torch.isclose(dres[1, 2], l3 - r[1])          # forced terminal: F(x) = R(x)
+    assert torch.isclose(dres[0, 2], l3 - r[0])  # stop: F(x) = R(x)
+    assert torch.isclose(dres[1, 2], l3 - r[1])  # forced terminal: F(x) = R(x)
     n_valid = 6
     assert torch.isclose(db.DetailedBalance()(b, log_z), dres[b.valid].pow(2).sum() / n_valid)
 
@@ -101,8 +102,7 @@ def test_tb_learns_small_hypergrid():
     """Learning regression (calibrated: TB reaches 0.08-0.11 exact TV at 300 iterations on
     three seeds; 400 iterations must bring it under 0.1)."""
     torch.set_num_threads(1)
-    cfg = tb.Config(env_kwargs=dict(ndim=2, height=8, r0=1e-2), iterations=400, eval_every=100,
-                    hidden=64)
+    cfg = tb.Config(env_kwargs=dict(ndim=2, height=8, r0=1e-2), iterations=400, eval_every=100, hidden=64)
     run = MemoryRun(seed=0)
     final = tb.train(cfg, run)
     assert run.rows[0]["exact_tv"] > 0.7
@@ -111,8 +111,7 @@ def test_tb_learns_small_hypergrid():
 
 
 def test_resume_matches_uninterrupted_run():
-    cfg = db.Config(env_kwargs=dict(ndim=2, height=6), iterations=60, eval_every=20,
-                    checkpoint_every=20, hidden=32)
+    cfg = db.Config(env_kwargs=dict(ndim=2, height=6), iterations=60, eval_every=20, checkpoint_every=20, hidden=32)
     ref = MemoryRun(seed=3)
     ref_final = db.train(cfg, ref)
     run, final = preempted_then_resumed(db.train, cfg, seed=3)
@@ -145,7 +144,7 @@ def test_accuracy_is_capped_at_one_for_an_over_sharp_sampler():
     cfg = tb.Config(env_kwargs=env.kwargs(), hidden=8, n_hidden_layers=1, eval_samples=200)
     net = uniform_net(env)
     with torch.no_grad():
-        net.body[-1].bias[env.stop_action] = 50.0     # stop at once, whatever the state
+        net.body[-1].bias[env.stop_action] = 50.0  # stop at once, whatever the state
     r = env.log_reward(core.ExactDistribution(env).states).exp()
     assert float(env.log_reward(env.initial(1, torch.device("cpu"))).exp()) == pytest.approx(float(r.max()))
     out = tb.evaluate(cfg, {"net": net.state_dict()}, seed=0)["metrics"]
@@ -163,9 +162,18 @@ def test_log_z_mlp_reaches_the_analytic_log_z_where_a_scalar_cannot():
     analytic = float(torch.logsumexp(env.log_reward(env.all_states()), 0))
     final = {}
     for kind in ("scalar", "mlp"):
-        cfg = tb.Config(env_kwargs=dict(ndim=2, height=8, r0=1e-2), iterations=300, eval_every=300, hidden=64,
-                        lr=1e-3, log_z_lr=1e-3, log_z_param=kind, uniform_pb=True, grad_clip=10.0,
-                        grad_clip_mode="per_tensor")
+        cfg = tb.Config(
+            env_kwargs=dict(ndim=2, height=8, r0=1e-2),
+            iterations=300,
+            eval_every=300,
+            hidden=64,
+            lr=1e-3,
+            log_z_lr=1e-3,
+            log_z_param=kind,
+            uniform_pb=True,
+            grad_clip=10.0,
+            grad_clip_mode="per_tensor",
+        )
         run = MemoryRun(seed=0)
         tb.train(cfg, run)
         final[kind] = run.rows[-1]["log_z"]
@@ -182,23 +190,25 @@ def test_per_tensor_clip_leaves_the_learners_other_networks_alone():
     for p, g in zip(gfn + [q], ([30.0, 40.0, 0.0], [0.3, 0.4], [100.0, 0.0, 0.0, 0.0])):
         p.grad = torch.tensor(g)
     core.clip_gradients(core.GFNConfig(grad_clip=10.0, grad_clip_mode="per_tensor"), opt, gfn)
-    assert torch.allclose(gfn[0].grad, torch.tensor([6.0, 8.0, 0.0]))      # norm 50 -> 10
-    assert torch.allclose(gfn[1].grad, torch.tensor([0.3, 0.4]))           # under the clip
+    assert torch.allclose(gfn[0].grad, torch.tensor([6.0, 8.0, 0.0]))  # norm 50 -> 10
+    assert torch.allclose(gfn[1].grad, torch.tensor([0.3, 0.4]))  # under the clip
     assert float(q.grad.norm()) == 100.0
 
 
 def test_sampling_tau_trains_on_an_ema_copy_of_the_policy():
     """recursionpharma's sampling_tau (QGFN's TB baseline too): after each step the sampling
     copy moves 1 - tau of the way to the net; with tau 0 there is no copy."""
-    cfg = tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=2, eval_every=2, checkpoint_every=1, hidden=16,
-                    sampling_tau=0.9)
+    cfg = tb.Config(
+        env_kwargs=dict(ndim=2, height=4), iterations=2, eval_every=2, checkpoint_every=1, hidden=16, sampling_tau=0.9
+    )
     run = MemoryRun(seed=0)
     tb.train(cfg, run)
-    state = run.checkpoint["state"]              # after iteration 1 of 2
+    state = run.checkpoint["state"]  # after iteration 1 of 2
     start = run.untrained["net"]
     for name, value in state["sampler"].items():
         torch.testing.assert_close(value, torch.lerp(start[name], state["net"][name], 0.1))
     plain = MemoryRun(seed=0)
-    tb.train(tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=2, eval_every=2, checkpoint_every=1,
-                       hidden=16), plain)
+    tb.train(
+        tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=2, eval_every=2, checkpoint_every=1, hidden=16), plain
+    )
     assert plain.checkpoint["state"]["sampler"] is None

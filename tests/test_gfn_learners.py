@@ -1,5 +1,6 @@
 """The GFlowNet learner interface: every registered GFlowNet method is a typed learner built by
 ``loop.entry_points``, and is evaluated with its own sampling policy."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,16 +14,28 @@ from methods.gfn.policy import forward_head
 
 # the goal-conditioned GFlowNets (methods/gfn/goal/) have their own learner interface and core:
 # tests/test_rbs.py
-GFN_METHODS = sorted(m for m, mod in methods.METHODS.items()
-                     if mod.startswith("methods.gfn.") and not mod.startswith("methods.gfn.goal."))
-TINY = {"env": "hypergrid", "env_kwargs": {"ndim": 2, "height": 4, "r0": 0.1},
-        "iterations": 4, "eval_every": 2, "hidden": 16, "eval_samples": 50}
+GFN_METHODS = sorted(
+    m
+    for m, mod in methods.METHODS.items()
+    if mod.startswith("methods.gfn.") and not mod.startswith("methods.gfn.goal.")
+)
+TINY = {
+    "env": "hypergrid",
+    "env_kwargs": {"ndim": 2, "height": 4, "r0": 0.1},
+    "iterations": 4,
+    "eval_every": 2,
+    "hidden": 16,
+    "eval_samples": 50,
+}
 
 
 def _tiny_config(method: str) -> core.GFNConfig:
     mod = methods.load(method)
-    extra = {"population_size": 3, "num_elites": 1, "tournament_size": 2, "eval_episodes": 1} \
-        if method.startswith("egfn") else {}
+    extra = (
+        {"population_size": 3, "num_elites": 1, "tournament_size": 2, "eval_episodes": 1}
+        if method.startswith("egfn")
+        else {}
+    )
     return mod.Config(**TINY, **extra)
 
 
@@ -50,12 +63,12 @@ def test_evaluation_samples_with_the_methods_own_policy(method: str) -> None:
     net.load_state_dict(model["net"])
     learner = mod.make_learner(cfg)
     learner.bind(env, net)
-    learner.load_model_state(model.get("learner") or {})   # QGFN: its Q net and sampling copy
+    learner.load_model_state(model.get("learner") or {})  # QGFN: its Q net and sampling copy
     exact = core.ExactDistribution(env, torch.device("cpu"))
     target = core.exact_target(env, cfg.reward_beta, exact.states, None)
     own = core.total_variation(exact.terminal_probs(learner.policy(env, net)), target)
     assert reported == pytest.approx(own, abs=1e-9)
-    if method == "rpe":   # the test can tell the two policies apart
+    if method == "rpe":  # the test can tell the two policies apart
         head = core.total_variation(exact.terminal_probs(forward_head(env, net)), target)
         assert abs(head - own) > 1e-6
 
@@ -67,7 +80,7 @@ def test_a_method_that_forgets_its_policy_cannot_be_evaluated_with_the_wrong_one
     learner = rpe.make_learner(cfg)
     assert isinstance(learner.policy(None, None), rpe.ChildFlowPolicy)
     with pytest.raises(TypeError):
-        loop.evaluate_model(cfg, {"net": {}}, 0, "cpu", None)   # type: ignore[call-arg]
+        loop.evaluate_model(cfg, {"net": {}}, 0, "cpu", None)  # type: ignore[call-arg]
 
 
 def test_learner_contract_is_checked_before_training() -> None:
@@ -80,7 +93,7 @@ def test_learner_contract_is_checked_before_training() -> None:
     with pytest.raises(TypeError, match="NotALearner is not a GFlowNet learner"):
         loop.train_learner(tb.Config(**TINY), MemoryRun(seed=0), NotALearner())  # type: ignore[arg-type]
 
-    class Forgetful(TrajectoryLearner):   # no loss
+    class Forgetful(TrajectoryLearner):  # no loss
         pass
 
     with pytest.raises(TypeError):

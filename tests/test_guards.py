@@ -1,6 +1,7 @@
 """pipeline.guards: the checks on every claim — each side of a comparison learned (final vs the
 same seeds' untrained agents) and no claim holds by construction (the claims once more on
 untrained values) — and beyond-paper claims kept out of the paper's Holm family."""
+
 from __future__ import annotations
 
 from pipeline import claims, guards, power_plan
@@ -21,13 +22,25 @@ def stats(final: dict, untrained: dict, scale: str = "small") -> dict:
     """``final[metric][method]`` / ``untrained[metric][method]``: per-seed values of experiment e."""
     block = lambda d: {m: {k: {"values": v} for k, v in per.items()} for m, per in d.items()}  # noqa: E731
     seeds = {k: list(range(len(v))) for per in final.values() for k, v in per.items()}
-    return {"paper": "toy", "scale": scale, "experiments": {
-        "e": {"final": block(final), "untrained": block(untrained), "seeds": seeds}}}
+    return {
+        "paper": "toy",
+        "scale": scale,
+        "experiments": {"e": {"final": block(final), "untrained": block(untrained), "seeds": seeds}},
+    }
 
 
 def compare(**kw) -> dict:
-    return {"id": kw.pop("id", "cmp"), "statement": "a beats b", "source": "Table 1", "experiment": "e",
-            "metric": kw.pop("metric", "reward"), "kind": "compare", "method": "a", "baseline": "b", **kw}
+    return {
+        "id": kw.pop("id", "cmp"),
+        "statement": "a beats b",
+        "source": "Table 1",
+        "experiment": "e",
+        "metric": kw.pop("metric", "reward"),
+        "kind": "compare",
+        "method": "a",
+        "baseline": "b",
+        **kw,
+    }
 
 
 def run(claim_list: list[dict], st: dict) -> list[dict]:
@@ -80,18 +93,34 @@ def test_learning_is_judged_on_the_declared_learning_metric():
 
 def test_a_claim_that_holds_on_untrained_agents_is_flagged_and_not_reproduced():
     """Kaleidoscope's FLOPs: the masks prune from initialisation, so step 0 already passes."""
-    thr = {"id": "fewer-flops", "statement": "s", "experiment": "e", "metric": "flops", "kind": "threshold",
-           "method": "a", "threshold": 1.0}
-    st = stats({"flops": {"a": [0.5, 0.52, 0.55, 0.57, 0.6, 0.62]}},
-               {"flops": {"a": [0.99, 0.991, 0.992, 0.993, 0.994, 0.995]}})
+    thr = {
+        "id": "fewer-flops",
+        "statement": "s",
+        "experiment": "e",
+        "metric": "flops",
+        "kind": "threshold",
+        "method": "a",
+        "threshold": 1.0,
+    }
+    st = stats(
+        {"flops": {"a": [0.5, 0.52, 0.55, 0.57, 0.6, 0.62]}},
+        {"flops": {"a": [0.99, 0.991, 0.992, 0.993, 0.994, 0.995]}},
+    )
     (rec,) = run([thr], st)
     assert rec["guards"]["step0"]["by_construction"] is True
     assert rec["verdict"] == "inconclusive" and "by construction" in rec["reason"]
     # the same claim against a threshold the untrained agents do not pass stands
     (fine,) = run([{**thr, "threshold": 0.7}], st)
     assert fine["verdict"] == "reproduced" and not fine["guards"]["step0"]["by_construction"]
-    fact = {"id": "f", "statement": "s", "experiment": "e", "metric": "flops", "kind": "fact", "method": "a",
-            "threshold": 1.0}
+    fact = {
+        "id": "f",
+        "statement": "s",
+        "experiment": "e",
+        "metric": "flops",
+        "kind": "fact",
+        "method": "a",
+        "threshold": 1.0,
+    }
     (f,) = run([fact], st)
     assert f["verdict"] == "fact" and f["guards"]["step0"]["by_construction"] is True
     assert guards.summary([rec, fine, f])["by_construction"] == 2
@@ -107,12 +136,16 @@ def test_runs_without_untrained_evaluations_are_reported_unchecked():
 
 def test_extra_claims_are_a_family_of_their_own():
     """A beyond-paper claim neither spends nor gains from the paper's Holm budget."""
-    st = stats({"reward": {"a": TRAINED, "b": UNTRAINED, "c": UNTRAINED}},
-               {"reward": {"a": UNTRAINED, "b": [-1.0] * 6, "c": [-1.0] * 6}})
-    cl = [compare(id="p1"), compare(id="p2", baseline="c"),
-          compare(id="x1", extra=True, extra_reason="Tag: a task the paper did not run")]
-    cfg = {**CFG, "claims": cl,
-           "experiments": {"e": {"methods": ["a", "b", "c"], "scales": {"small": {"seeds": 6}}}}}
+    st = stats(
+        {"reward": {"a": TRAINED, "b": UNTRAINED, "c": UNTRAINED}},
+        {"reward": {"a": UNTRAINED, "b": [-1.0] * 6, "c": [-1.0] * 6}},
+    )
+    cl = [
+        compare(id="p1"),
+        compare(id="p2", baseline="c"),
+        compare(id="x1", extra=True, extra_reason="Tag: a task the paper did not run"),
+    ]
+    cfg = {**CFG, "claims": cl, "experiments": {"e": {"methods": ["a", "b", "c"], "scales": {"small": {"seeds": 6}}}}}
     recs = claims.evaluate(cfg, st)
     sizes = {r["id"]: r["numbers"]["family_size"] for r in recs}
     assert sizes == {"p1": 2, "p2": 2, "x1": 1}
@@ -124,15 +157,21 @@ def test_extra_claims_are_a_family_of_their_own():
 def test_oriented_effect_points_the_claimed_direction_right():
     from pipeline import ledger
 
-    lower = {"kind": "compare", "numbers": {"higher_is_better": False,
-                                            "effect": {"estimate": -2.0, "ci": [-3.0, -1.0]}}}
+    lower = {
+        "kind": "compare",
+        "numbers": {"higher_is_better": False, "effect": {"estimate": -2.0, "ci": [-3.0, -1.0]}},
+    }
     assert ledger.oriented_effect(lower) == (2.0, 1.0, 3.0)
-    thr = {"kind": "threshold", "numbers": {"higher_is_better": False,
-                                            "effect": {"estimate": 0.99, "ci": [0.98, 1.0], "threshold": 1.0}}}
+    thr = {
+        "kind": "threshold",
+        "numbers": {"higher_is_better": False, "effect": {"estimate": 0.99, "ci": [0.98, 1.0], "threshold": 1.0}},
+    }
     e, lo, hi = ledger.oriented_effect(thr)
     assert (round(e, 6), round(lo, 6), round(hi, 6)) == (0.01, 0.0, 0.02)
-    ni = {"kind": "noninferior", "numbers": {"higher_is_better": True, "margin": 0.5,
-                                             "effect": {"estimate": -0.2, "ci": [-0.4, 0.1]}}}
+    ni = {
+        "kind": "noninferior",
+        "numbers": {"higher_is_better": True, "margin": 0.5, "effect": {"estimate": -0.2, "ci": [-0.4, 0.1]}},
+    }
     assert ledger.oriented_effect(ni) == (0.3, 0.09999999999999998, 0.6)
     assert ledger.oriented_effect({"kind": "trend", "numbers": {}}) is None
 
@@ -148,9 +187,16 @@ def test_forest_plot_has_a_row_per_tested_claim_and_marks_fired_guards():
 
 
 def test_budget_fraction_from_the_scales():
-    cfg = {"experiments": {"e": {"scales": {
-        "small": {"iterations": 600, "overrides": {"all": {"hidden": 256}}},
-        "paper": {"iterations": 50000, "overrides": {"all": {"hidden": 1024}}}}}}}
+    cfg = {
+        "experiments": {
+            "e": {
+                "scales": {
+                    "small": {"iterations": 600, "overrides": {"all": {"hidden": 256}}},
+                    "paper": {"iterations": 50000, "overrides": {"all": {"hidden": 1024}}},
+                }
+            }
+        }
+    }
     frac = power_plan.budget_fraction(cfg, {"experiment": "e"}, "small")
     assert frac == {"iterations": 0.012, "hidden": 0.25}
     assert power_plan.fraction_bucket(frac["iterations"]) == "1-10 %"
@@ -162,14 +208,21 @@ def test_noninferior_margin_as_a_share_of_what_the_baseline_learned():
     over its untrained runs, not of its raw value (3 % of -90 would be a margin of 2.7)."""
     dense = [-90.0 + 0.01 * i for i in range(6)]
     untrained = [-100.0 + 0.01 * i for i in range(6)]
-    claim = {"id": "ni", "statement": "s", "experiment": "e", "metric": "reward", "kind": "noninferior",
-             "method": "a", "baseline": "b", "margin_rel": 0.03, "margin_basis": "learning"}
-    near = stats({"reward": {"a": [v - 0.2 for v in dense], "b": dense}},
-                 {"reward": {"a": untrained, "b": untrained}})
+    claim = {
+        "id": "ni",
+        "statement": "s",
+        "experiment": "e",
+        "metric": "reward",
+        "kind": "noninferior",
+        "method": "a",
+        "baseline": "b",
+        "margin_rel": 0.03,
+        "margin_basis": "learning",
+    }
+    near = stats({"reward": {"a": [v - 0.2 for v in dense], "b": dense}}, {"reward": {"a": untrained, "b": untrained}})
     (rec,) = run([claim], near)
     assert abs(rec["numbers"]["margin"] - 0.3) < 1e-9 and rec["verdict"] == "reproduced"
-    far = stats({"reward": {"a": [v - 1.0 for v in dense], "b": dense}},
-                {"reward": {"a": untrained, "b": untrained}})
+    far = stats({"reward": {"a": [v - 1.0 for v in dense], "b": dense}}, {"reward": {"a": untrained, "b": untrained}})
     (rec,) = run([claim], far)
     assert rec["verdict"] == "not_reproduced"
     # the value basis calls a 1.0 shortfall 'within 3 %' (margin 2.7) — and holds even for

@@ -1,4 +1,5 @@
 """HG-A hypergrid mechanics: forced termination, parents, reward, exact target."""
+
 import itertools
 
 import numpy as np
@@ -68,9 +69,9 @@ def test_fast_trajectory_states_match_generic_replay():
 
     env = envs.make("hypergrid", ndim=3, height=5)
     actions = torch.full((3, env.max_traj_len), -1)
-    actions[0, :4] = torch.tensor([0, 2, 1, 3])     # ends with stop
-    actions[1, :4] = torch.tensor([1, 1, 1, 1])     # forced termination at height-1
-    actions[2, :1] = torch.tensor([3])              # immediate stop
+    actions[0, :4] = torch.tensor([0, 2, 1, 3])  # ends with stop
+    actions[1, :4] = torch.tensor([1, 1, 1, 1])  # forced termination at height-1
+    actions[2, :1] = torch.tensor([3])  # immediate stop
     assert torch.equal(env.trajectory_states(actions), replay_states(env, actions))
     nxt = env.trajectory_states(actions)[:, 1:]
     assert torch.equal(env.backward_action(nxt, actions.clamp(min=0))[1, :4], torch.tensor([1, 1, 1, 1]))

@@ -2,6 +2,7 @@
 methods -> envs, never back; inside methods/ a family (gfn, control, marl, ...) imports only
 itself and methods/common; and no two modules import each other, directly or round a longer
 loop (imports inside functions count: they hide a loop, they do not remove it)."""
+
 from __future__ import annotations
 
 import ast
@@ -83,8 +84,9 @@ def _family(mod: str) -> str | None:
 
 
 def test_packages_import_only_downwards():
-    wrong = [f"{a} -> {b}" for a, deps in import_graph().items() for b in deps
-             if ORDER[_package(b)] < ORDER[_package(a)]]
+    wrong = [
+        f"{a} -> {b}" for a, deps in import_graph().items() for b in deps if ORDER[_package(b)] < ORDER[_package(a)]
+    ]
     assert not wrong, "imports against bench -> pipeline -> methods -> envs:\n" + "\n".join(sorted(wrong))
 
 
@@ -98,8 +100,10 @@ def test_method_families_import_only_themselves_and_common():
             fb = _family(b)
             if fb is not None and fb not in (fa, "common"):
                 sideways.append(f"{a} -> {b}")
-    assert not sideways, "sideways imports between method families (shared code belongs in methods/common):\n" \
+    assert not sideways, (
+        "sideways imports between method families (shared code belongs in methods/common):\n"
         + "\n".join(sorted(sideways))
+    )
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -151,8 +155,9 @@ def _without_package_inits(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def test_no_import_loops():
     loops = _cycles(_without_package_inits(import_graph()))
-    assert not loops, "modules that import each other (directly or round a loop):\n" + \
-        "\n".join(" <-> ".join(c) for c in loops)
+    assert not loops, "modules that import each other (directly or round a loop):\n" + "\n".join(
+        " <-> ".join(c) for c in loops
+    )
 
 
 def test_the_checker_sees_a_loop_and_a_wrong_direction():

@@ -1,4 +1,5 @@
 """pipeline.exact_tests: the exact tests behind the claims ledger, on cases computed by hand."""
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,7 @@ def test_mann_whitney_with_ties_enumerates_every_relabelling():
     x, y = [1.0, 1.0, 2.0, 3.0], [1.0, 2.0, 2.0, 0.0]
     pooled = np.array(x + y)
     u_obs = inf.u_statistic(np.array(x), np.array(y))
-    us = [inf.u_statistic(pooled[list(c)], np.delete(pooled, list(c)))
-          for c in itertools.combinations(range(8), 4)]
+    us = [inf.u_statistic(pooled[list(c)], np.delete(pooled, list(c))) for c in itertools.combinations(range(8), 4)]
     expected = np.mean(np.array(us) >= u_obs - 1e-12)
     out = inf.mann_whitney(x, y)
     assert out["method"].startswith("exact (ties") and out["p"] == pytest.approx(expected)
@@ -121,7 +121,7 @@ def test_jonckheere_orders():
 def test_power_numbers():
     # sign test: exact binomial; n = 5 at 0.05 needs all 5 above: P = Phi(1)^5
     q = 0.5 * (1 + math.erf(1 / math.sqrt(2)))
-    assert inf.power_sign(5, 0.05) == pytest.approx(q ** 5)
+    assert inf.power_sign(5, 0.05) == pytest.approx(q**5)
     assert inf.power_sign(3, 0.05) == 0.0  # 1/8 > 0.05: never rejects
     # Mann-Whitney at 1 SD, n = 10 vs 10, one-sided 0.05: close to the t-test's 0.69
     assert 0.6 < inf.power_two_sample(10, 10, 0.05) < 0.72

@@ -1,4 +1,5 @@
 """Per-job start-up costs that the smoke DAG pays ~150 times."""
+
 import subprocess
 import sys
 
@@ -6,10 +7,10 @@ import sys
 def test_stats_module_imports_neither_rliable_nor_scipy_stats():
     """rliable (and through it arch, scipy.stats) costs seconds to import: pipeline.stats loads
     it on first use only, and computes the IQM without scipy."""
-    probe = ("import sys, pipeline.stats\n"
-             "print(*(m in sys.modules for m in ('rliable', 'scipy.stats', 'arch')))")
+    probe = "import sys, pipeline.stats\nprint(*(m in sys.modules for m in ('rliable', 'scipy.stats', 'arch')))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
 
 PROBE = """
 import sys

@@ -1,6 +1,7 @@
 """The job server (pipeline/jobserver.py): a job forked from it behaves exactly like a job that
 started its own interpreter — same files, same exit codes, signals reach it — and a job that
 finds no server runs itself."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,23 @@ from conftest import make_workspace
 from pipeline import jobserver
 
 RUN = "results/smoke/egfn/hypergrid/tb/seed0"
-TRAIN = ["--scale", "smoke", "--papers", "egfn", "train", "--paper", "egfn", "--experiment", "hypergrid",
-         "--method", "tb", "--seed", "0", "--threads", "1"]
+TRAIN = [
+    "--scale",
+    "smoke",
+    "--papers",
+    "egfn",
+    "train",
+    "--paper",
+    "egfn",
+    "--experiment",
+    "hypergrid",
+    "--method",
+    "tb",
+    "--seed",
+    "0",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +53,15 @@ def pipeline_cmd(ws: Path, args: list[str], sock: str | None, **kw) -> subproces
     env = {k: v for k, v in os.environ.items() if k not in (jobserver.ENV, "RLREPRO_FORKED")}
     if sock:
         env[jobserver.ENV] = sock
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ws, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_forked_job_writes_the_same_files(served, tmp_path):
@@ -81,7 +104,7 @@ def test_sigterm_reaches_the_forked_job(served):
     smoke = doc["experiments"]["hypergrid"]["scales"]["smoke"]
     smoke.update(iterations=100_000, eval_every=50_000, checkpoint_every=10)
     cfg_path.write_text(yaml.safe_dump(doc))
-    args = [a if a != "0" else "1" for a in TRAIN]    # seed 1: a run of its own
+    args = [a if a != "0" else "1" for a in TRAIN]  # seed 1: a run of its own
     proc = pipeline_cmd(ws, args, sock)
     ckpt = ws / "work/ckpt" / RUN.removeprefix("results/").replace("seed0", "seed1") / "latest.pt"
     deadline = time.monotonic() + 120
@@ -109,7 +132,7 @@ def test_a_server_started_without_waiting_serves_the_first_job(tmp_path):
     assert started is not None and time.monotonic() - t0 < 1.0
     sock, pid = started
     try:
-        assert not Path(sock).with_name("ready").exists()       # still importing
+        assert not Path(sock).with_name("ready").exists()  # still importing
         proc = pipeline_cmd(ws, TRAIN, sock)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
@@ -132,7 +155,7 @@ def test_a_dead_server_is_not_waited_for(tmp_path):
 def _children(pid: int) -> set[int]:
     out: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:   # the server's per-job threads come and go while we read
+        try:  # the server's per-job threads come and go while we read
             out |= {int(c) for c in (task / "children").read_text().split()}
         except (FileNotFoundError, ProcessLookupError):
             continue

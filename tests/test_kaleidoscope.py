@@ -1,4 +1,5 @@
 """Kaleidoscope's agent network (methods/marl/kaleidoscope_agent.py); docs/papers/kaleidoscope.md."""
+
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,14 @@ import pytest
 import torch
 
 from methods.common.masked import MaskedLinear
-from methods.marl.kaleidoscope_agent import (AdaptiveDiversityCoef, KaleidoscopeAgent, KaleidoscopeSettings,
-                                             diversity_loss, gru_cell_flops, make_agent)
+from methods.marl.kaleidoscope_agent import (
+    AdaptiveDiversityCoef,
+    KaleidoscopeAgent,
+    KaleidoscopeSettings,
+    diversity_loss,
+    gru_cell_flops,
+    make_agent,
+)
 
 IN, ACTIONS, AGENTS, H = 10, 5, 3, 64
 PRUNE, KEEP = 20.0, -20.0  # thresholds with sigmoid ≈ 1 (prunes every |W| < 1) and ≈ 0 (keeps all)
@@ -31,9 +38,16 @@ def test_settings_defaults_and_validation():
     assert (s.div_coef, s.reset_interval, s.reset_ratio, s.deque_len) == (0.5, 200_000, 0.1, 100)
     assert s.threshold_init == (5.0, 5.0) and s.layer_weights == (1.0, 2.0, 4.0, 8.0)
     assert KaleidoscopeSettings(layer_weights=[1, 1, 1, 1]).layer_weights == (1.0, 1.0, 1.0, 1.0)
-    for bad in ({"reset_ratio": 1.5}, {"div_coef": -1.0}, {"deque_len": 0}, {"reset_interval": -1},
-                {"layer_weights": (1, 2, 4)}, {"threshold_init": (5,)}, {"threshold_init": (-1, 5)},
-                {"div_coef": math.nan}):
+    for bad in (
+        {"reset_ratio": 1.5},
+        {"div_coef": -1.0},
+        {"deque_len": 0},
+        {"reset_interval": -1},
+        {"layer_weights": (1, 2, 4)},
+        {"threshold_init": (5,)},
+        {"threshold_init": (-1, 5)},
+        {"div_coef": math.nan},
+    ):
         with pytest.raises(ValueError):
             KaleidoscopeSettings(**bad)
 
@@ -96,7 +110,7 @@ def test_diversity_loss_zero_for_equal_masks_and_falls_as_they_separate():
     for rows in (0, 4, 8, 16, 32):
         with torch.no_grad():  # mask 0 prunes rows [0, rows) of fc2, mask 1 rows [32, 32 + rows)
             a.fc2.threshold[0, :rows] = PRUNE
-            a.fc2.threshold[1, 32:32 + rows] = PRUNE
+            a.fc2.threshold[1, 32 : 32 + rows] = PRUNE
         values.append(a.diversity_loss().item())
     assert values[0] == 0.0
     assert all(later < earlier for earlier, later in zip(values, values[1:]))
@@ -176,8 +190,8 @@ def test_reset_changes_only_positions_all_masks_pruned():
     a = agent()
     with torch.no_grad():
         for layer in a.masked_layers:
-            layer.threshold[:, :16] = PRUNE       # rows 0..15: every mask prunes them
-            layer.threshold[0, 16:32] = PRUNE     # rows 16..31: only mask 0 does
+            layer.threshold[:, :16] = PRUNE  # rows 0..15: every mask prunes them
+            layer.threshold[0, 16:32] = PRUNE  # rows 16..31: only mask 0 does
     before = copy.deepcopy(a.state_dict())
     all_pruned = {name: ~getattr(a, name).active_mask().any(dim=0) for name in ("fc2", "fc3", "fc4")}
     n = a.reset_(torch.Generator().manual_seed(0), ratio=1.0)
@@ -286,8 +300,7 @@ def test_flops_and_params_dense_then_half_of_fc2_pruned():
 
 
 # ---------------------------------------------------------------------------------- resume
-def _train(net: KaleidoscopeAgent, opt: torch.optim.Optimizer, gen: torch.Generator,
-           steps: range) -> None:
+def _train(net: KaleidoscopeAgent, opt: torch.optim.Optimizer, gen: torch.Generator, steps: range) -> None:
     """A learner-shaped loop: TD-like loss + β_t·L_div, Adam, then the env-step hook."""
     x = inputs(batch=2, seed=7)
     for step in steps:
@@ -331,15 +344,29 @@ def test_resume_from_a_checkpoint_is_bit_identical():
 # ------------------------------------------------------------- Kaleidoscope on the QMIX learner
 def _tiny_kaleidoscope(**kw):
     from methods.marl.value import kaleidoscope
-    base = dict(iterations=300, eval_every=100, checkpoint_every=100, eval_episodes=2, batch_size=4,
-                buffer_size=8, epsilon_anneal_steps=200, target_update_interval=3, hidden_dim=16,
-                mixing_embed_dim=8, hypernet_embed=16, reset_interval=100, reset_ratio=0.5)
+
+    base = dict(
+        iterations=300,
+        eval_every=100,
+        checkpoint_every=100,
+        eval_episodes=2,
+        batch_size=4,
+        buffer_size=8,
+        epsilon_anneal_steps=200,
+        target_update_interval=3,
+        hidden_dim=16,
+        mixing_embed_dim=8,
+        hypernet_embed=16,
+        reset_interval=100,
+        reset_ratio=0.5,
+    )
     base.update(kw)
     return kaleidoscope.Config(**base)
 
 
 def test_kaleidoscope_config_is_qmix_plus_its_settings():
     from methods.marl.value import kaleidoscope, qmix
+
     cfg = kaleidoscope.Config()
     assert (cfg.div_coef, cfg.reset_interval, cfg.reset_ratio, cfg.threshold_init) == (0.5, 200_000, 0.1, (5.0, 5.0))
     assert cfg.iterations == qmix.Config().iterations and cfg.mixer == "qmix" and cfg.obs_agent_id
@@ -370,11 +397,14 @@ def test_kaleidoscope_trains_through_qmix_deterministically_and_resumes_exactly(
         strip = lambda rows: repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])  # noqa: E731
         assert strip(a.rows) == strip(b.rows) and [r["step"] for r in a.rows] == [100, 200, 300]
         assert all("div_coef" in r and "sparsity" in r for r in a.rows)
-        assert a.rows[-1]["div_coef"] != cfg.div_coef        # adaptive once losses are recorded
+        assert a.rows[-1]["div_coef"] != cfg.div_coef  # adaptive once losses are recorded
         part, _ = preempted_then_resumed(mod.train, cfg, seed=2, checkpoints=1)
         assert strip(part.rows) == strip(a.rows)
-        assert all(torch.equal(part.model["agent"][k], a.model["agent"][k])
-                   for k in a.model["agent"] if isinstance(a.model["agent"][k], torch.Tensor))
+        assert all(
+            torch.equal(part.model["agent"][k], a.model["agent"][k])
+            for k in a.model["agent"]
+            if isinstance(a.model["agent"][k], torch.Tensor)
+        )
         ev = mod.evaluate(cfg, a.model, 2)["metrics"]
         assert 0 < ev["flops_ratio"] <= 1.0 and ev["test_return_mean"] == pytest.approx(a.rows[-1]["test_return"])
     finally:
@@ -397,13 +427,31 @@ def test_flops_claim_holds_on_an_untrained_agent_and_the_guard_flags_it():
         ratios["final"].append(kaleidoscope.evaluate(cfg, run.model, seed)["metrics"]["flops_ratio"])
         ratios["untrained"].append(kaleidoscope.evaluate(cfg, run.untrained, seed)["metrics"]["flops_ratio"])
     assert max(ratios["untrained"]) < 1.0
-    paper = {"paper": "k", "metrics": {"flops_ratio": {"label": "FLOPs", "higher_is_better": False}},
-             "claims": [{"id": "fewer-flops", "statement": "s", "experiment": "tag", "metric": "flops_ratio",
-                         "kind": "threshold", "method": "kaleidoscope", "threshold": 1.0}]}
-    stats = {"scale": "small", "experiments": {"tag": {
-        "seeds": {"kaleidoscope": list(range(6))},
-        "final": {"flops_ratio": {"kaleidoscope": {"values": ratios["final"]}}},
-        "untrained": {"flops_ratio": {"kaleidoscope": {"values": ratios["untrained"]}}}}}}
+    paper = {
+        "paper": "k",
+        "metrics": {"flops_ratio": {"label": "FLOPs", "higher_is_better": False}},
+        "claims": [
+            {
+                "id": "fewer-flops",
+                "statement": "s",
+                "experiment": "tag",
+                "metric": "flops_ratio",
+                "kind": "threshold",
+                "method": "kaleidoscope",
+                "threshold": 1.0,
+            }
+        ],
+    }
+    stats = {
+        "scale": "small",
+        "experiments": {
+            "tag": {
+                "seeds": {"kaleidoscope": list(range(6))},
+                "final": {"flops_ratio": {"kaleidoscope": {"values": ratios["final"]}}},
+                "untrained": {"flops_ratio": {"kaleidoscope": {"values": ratios["untrained"]}}},
+            }
+        },
+    }
     (rec,) = claims.evaluate(paper, stats)
     assert rec["guards"]["step0"]["by_construction"] is True
     assert rec["verdict"] == "inconclusive" and rec.get("verdict_before_guards") == "reproduced"

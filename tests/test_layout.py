@@ -1,5 +1,6 @@
 """pipeline/layout.py is the one owner of the run-directory layout: the rules and the command
 line get every path from it, and no other pipeline module spells a layout file name."""
+
 from __future__ import annotations
 
 import ast
@@ -11,15 +12,35 @@ from pipeline import layout
 from pipeline.config import RunJob
 from pipeline.layout import Layout
 
-NAMES = set(layout.RUN_FILES) | {layout.CHECKPOINT, layout.ENV_INFO, layout.SUMMARY, layout.STATS,
-                                 layout.CLAIMS, layout.REPORT, layout.ENVS_DIR, layout.TRACKING_DIR,
-                                 layout.RUN_KEY_TAG}
+NAMES = set(layout.RUN_FILES) | {
+    layout.CHECKPOINT,
+    layout.ENV_INFO,
+    layout.SUMMARY,
+    layout.STATS,
+    layout.CLAIMS,
+    layout.REPORT,
+    layout.ENVS_DIR,
+    layout.TRACKING_DIR,
+    layout.RUN_KEY_TAG,
+}
 
 
 def test_patterns_and_values_agree():
     """A rule's pattern with its wildcards filled in is the path the command line uses."""
-    job = RunJob(scale="small", paper="egfn", experiment="hypergrid", method="tb", seed=3, env="hypergrid",
-                 env_kwargs={}, iterations=1, eval_every=1, checkpoint_every=1, runtime_min=1, hparams={})
+    job = RunJob(
+        scale="small",
+        paper="egfn",
+        experiment="hypergrid",
+        method="tb",
+        seed=3,
+        env="hypergrid",
+        env_kwargs={},
+        iterations=1,
+        eval_every=1,
+        checkpoint_every=1,
+        runtime_min=1,
+        hparams={},
+    )
     wildcards = dict(scale="small", paper="egfn", experiment="hypergrid", method="tb", seed=3)
     pattern = layout.run_key(*(f"{{{k}}}" for k in wildcards))
     assert pattern.format(**wildcards) == job.key == "small/egfn/hypergrid/tb/seed3"
@@ -64,8 +85,9 @@ def test_dvc_yaml_is_what_the_layout_gives():
     from pipeline.config import load_from_files
 
     wf = load_from_files()
-    assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == dvc_spec.render(wf), \
+    assert (REPO / "dvc.yaml").read_text(encoding="utf-8") == dvc_spec.render(wf), (
         "dvc.yaml is stale: run `python -m pipeline.dvc_spec`"
+    )
     doc = dvc_spec.spec(wf)
     paths = Layout(results="results", reports="reports", work=".")
     for paper in wf.main["papers"]:

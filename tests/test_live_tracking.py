@@ -1,5 +1,6 @@
 """With MLFLOW_TRACKING_URI naming a server, training also logs live (a real MLflow server
 on loopback); `register` afterwards leaves exactly one run per run key."""
+
 import os
 import socket
 import subprocess
@@ -25,10 +26,24 @@ def mlflow_server(tmp_path):
     exe = Path(sys.executable).parent / "mlflow"
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
     proc = subprocess.Popen(
-        [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--default-artifact-root", str(tmp_path / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        [
+            str(exe),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--default-artifact-root",
+            str(tmp_path / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -54,12 +69,31 @@ def test_training_logs_live_to_a_server(tmp_path, mlflow_server):
     from mlflow.tracking import MlflowClient
 
     ws = make_workspace(tmp_path / "repo")
-    snakemake(ws, "--cores", "1", "--config", "scale=smoke", "papers=[egfn]", "--until", "setup_env")   # its env only
+    snakemake(ws, "--cores", "1", "--config", "scale=smoke", "papers=[egfn]", "--until", "setup_env")  # its env only
     env = git_env()
     env["MLFLOW_TRACKING_URI"] = mlflow_server
-    subprocess.run([sys.executable, "-m", "pipeline", "--scale", "smoke", "train", "--paper", "egfn",
-                    "--experiment", "hypergrid", "--method", "tb", "--seed", "0"],
-                   cwd=ws, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--scale",
+            "smoke",
+            "train",
+            "--paper",
+            "egfn",
+            "--experiment",
+            "hypergrid",
+            "--method",
+            "tb",
+            "--seed",
+            "0",
+        ],
+        cwd=ws,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("rl-repro/egfn")
     runs = client.search_runs([exp.experiment_id], "tags.`rlrepro.live` = 'true'")

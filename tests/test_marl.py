@@ -1,6 +1,7 @@
 """MPE behind the parallel API and the EPyMARL-style QMIX / VDN learner (the settings of the
 official Kalei_MPE code, docs/papers/kaleidoscope.md): mechanisms with hand-computed numbers,
 determinism, exact resume, learning."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,9 +37,19 @@ def untimed(rows):
 
 def tiny(mod=qmix, **kw):
     """A few hundred spread steps with small batches (the learner runs from the 4th episode)."""
-    base = dict(iterations=300, eval_every=100, checkpoint_every=100, eval_episodes=2, batch_size=4,
-                buffer_size=8, epsilon_anneal_steps=200, target_update_interval=3, hidden_dim=16,
-                mixing_embed_dim=8, hypernet_embed=16)
+    base = dict(
+        iterations=300,
+        eval_every=100,
+        checkpoint_every=100,
+        eval_episodes=2,
+        batch_size=4,
+        buffer_size=8,
+        epsilon_anneal_steps=200,
+        target_update_interval=3,
+        hidden_dim=16,
+        mixing_embed_dim=8,
+        hypernet_embed=16,
+    )
     base.update(kw)
     return mod.Config(**base)
 
@@ -55,8 +66,13 @@ def test_env_shapes_padding_and_registry(tmp_path):
     expected = {"spread": (3, 18, 5, 54), "tag": (3, 16, 5, 62), "world": (4, 34, 20, 192), "push": (5, 18, 5, 148)}
     for task, (n, obs_dim, n_actions, state_dim) in expected.items():
         env = envs.make("mpe", task=task)
-        assert (env.n_agents, env.obs_dim, env.n_actions, env.state_dim, env.episode_limit) == \
-            (n, obs_dim, n_actions, state_dim, 25)
+        assert (env.n_agents, env.obs_dim, env.n_actions, env.state_dim, env.episode_limit) == (
+            n,
+            obs_dim,
+            n_actions,
+            state_dim,
+            25,
+        )
         obs, info = env.reset(seed=0)
         assert list(obs) == env.possible_agents == env.agents and set(info) == set(obs)
         assert all(o.shape == (obs_dim,) and o.dtype == np.float32 for o in obs.values())
@@ -65,8 +81,8 @@ def test_env_shapes_padding_and_registry(tmp_path):
     assert world.possible_agents == ["leadadversary_0", "adversary_0", "adversary_1", "adversary_2"]
     assert world.opponents == ["agent_0", "agent_1"]
     avail = world.avail_actions()
-    assert avail[0].tolist() == [1.0] * 20                                   # the leader: 5 moves x 4 messages
-    assert (avail[1:, :5] == 1).all() and (avail[1:, 5:] == 0).all()         # the others' padded actions
+    assert avail[0].tolist() == [1.0] * 20  # the leader: 5 moves x 4 messages
+    assert (avail[1:, :5] == 1).all() and (avail[1:, 5:] == 0).all()  # the others' padded actions
     with pytest.raises(ValueError, match="unavailable"):
         world.reset(seed=0)
         world.step({"leadadversary_0": 0, "adversary_0": 7, "adversary_1": 0, "adversary_2": 0})
@@ -75,7 +91,7 @@ def test_env_shapes_padding_and_registry(tmp_path):
     info = tag.write_assets(tmp_path)
     assert (tmp_path / "info.json").exists() and info["versions"]["mpe2"] == "1.1.1"
     tag.reset(seed=0)
-    assert tag._obs["agent_0"].shape == (14,)                                # prey (not learned)
+    assert tag._obs["agent_0"].shape == (14,)  # prey (not learned)
 
 
 def test_push_5v2_rewards_and_scripted_good_agents():
@@ -89,9 +105,9 @@ def test_push_5v2_rewards_and_scripted_good_agents():
     good = [a for a in world.agents if not a.adversary]
     before = [float(np.linalg.norm(a.state.p_pos - goal)) for a in good]
     for _ in range(5):
-        _, rewards, _, _, _ = env.step({n: 0 for n in env.possible_agents})   # adversaries stand still
+        _, rewards, _, _, _ = env.step({n: 0 for n in env.possible_agents})  # adversaries stand still
     after = [float(np.linalg.norm(a.state.p_pos - goal)) for a in good]
-    assert all(x < y for x, y in zip(after, before))                       # the good agents approach
+    assert all(x < y for x, y in zip(after, before))  # the good agents approach
     adv = world.agents[0]
     want = min(after) - float(np.linalg.norm(adv.state.p_pos - goal))
     assert rewards["adversary_0"] == pytest.approx(want, abs=1e-6)
@@ -107,7 +123,7 @@ def test_env_team_reward_is_the_sum_and_episodes_repeat():
         obs, rew, term, trunc, _ = a.step(dict(zip(a.possible_agents, acts)))
         obs_b, team, terminated, truncated = b.step_arrays(acts)
         assert team == pytest.approx(sum(rew.values()))
-        assert np.array_equal(np.stack(list(obs.values())), obs_b)           # same seed -> same episode
+        assert np.array_equal(np.stack(list(obs.values())), obs_b)  # same seed -> same episode
         assert not terminated and truncated == (t == 24) and all(trunc.values()) == (t == 24)
     assert a.agents == []
     with pytest.raises(RuntimeError, match="reset"):
@@ -143,7 +159,7 @@ def test_qmix_mixer_is_monotonic_and_vdn_sums():
     q = torch.randn(64, 4, requires_grad=True)
     s = torch.randn(64, 6) * 3
     mixer(q, s).sum().backward()
-    assert (q.grad >= 0).all() and q.grad.abs().sum() > 0                  # ∂Q_tot/∂Q_i >= 0
+    assert (q.grad >= 0).all() and q.grad.abs().sum() > 0  # ∂Q_tot/∂Q_i >= 0
     assert mixer(q, s).shape == (64,) and mixer(q.view(8, 8, 4), s.view(8, 8, 6)).shape == (8, 8)
     qs = torch.tensor([[1.0, -2.0, 3.5]])
     assert qmix.VDNMixer()(qs, torch.zeros(1, 5)).item() == pytest.approx(2.5)
@@ -153,7 +169,7 @@ def test_one_step_and_td_lambda_targets_by_hand():
     r = torch.tensor([[1.0, 2.0, 3.0]])
     d = torch.tensor([[0.0, 0.0, 1.0]])
     filled = torch.ones(1, 3)
-    next_q = torch.tensor([[10.0, 20.0, 30.0]])         # target Q_tot at s_1, s_2, s_3
+    next_q = torch.tensor([[10.0, 20.0, 30.0]])  # target Q_tot at s_1, s_2, s_3
     # 1-step: y_t = r_t + γ (1 - d_t) Q̄(s_{t+1}), γ = 0.5
     y = qmix.td_targets(r, d, filled, next_q, 0.5, 0.0)
     assert y.tolist() == [[6.0, 12.0, 3.0]]
@@ -170,7 +186,7 @@ def test_one_step_and_td_lambda_targets_by_hand():
 
 
 def test_double_q_takes_online_argmax_among_available_actions():
-    online = torch.tensor([[[1.0, 5.0, 9.0], [3.0, 2.0, 1.0]]])     # (1 step, 2 agents, 3 actions)
+    online = torch.tensor([[[1.0, 5.0, 9.0], [3.0, 2.0, 1.0]]])  # (1 step, 2 agents, 3 actions)
     target = torch.tensor([[[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]]])
     avail = torch.tensor([[[True, True, False], [True, True, True]]])
     # agent 0: action 2 is unavailable -> online argmax 1 -> target 20; agent 1: argmax 0 -> 40
@@ -183,10 +199,10 @@ def test_unavailable_actions_are_never_chosen():
     q = torch.tensor([[0.0, 100.0, 1.0, 2.0, 3.0], [5.0, 1.0, 1.0, 1.0, 9.0]])
     avail = torch.tensor([[True, False, True, True, True], [True, True, True, True, False]])
     gen = torch.Generator().manual_seed(0)
-    assert qmix.select_actions(q, avail, 0.0, gen).tolist() == [4, 0]       # greedy skips the masked best
+    assert qmix.select_actions(q, avail, 0.0, gen).tolist() == [4, 0]  # greedy skips the masked best
     draws = torch.stack([qmix.select_actions(q, avail, 1.0, gen) for _ in range(500)])
     assert (draws[:, 0] != 1).all() and (draws[:, 1] != 4).all()
-    assert set(draws[:, 0].tolist()) == {0, 2, 3, 4}                         # uniform over the rest
+    assert set(draws[:, 0].tolist()) == {0, 2, 3, 4}  # uniform over the rest
     # world: the padded actions 5..19 of the 5-action adversaries, in whole ε=1 episodes
     env = MPETask("world")
     learner = qmix.QLearner(tiny(env_kwargs={"task": "world"}), env, qmix.scheme_agent_net, torch.device("cpu"))
@@ -199,11 +215,19 @@ def test_episode_replay_pads_and_restores():
     buf = EpisodeReplay(3, 4, 2, 3, 5, 4)
     for i in range(4):
         n = 2 + (i % 2)
-        buf.add({"obs": np.full((n + 1, 2, 3), i), "state": np.zeros((n + 1, 5)),
-                 "avail": np.ones((n + 1, 2, 4)), "actions": np.zeros((n, 2)), "reward": np.full(n, float(i)),
-                 "terminated": np.zeros(n), "filled": np.ones(n)})
-    assert len(buf) == 3 and buf.data["reward"][0].tolist() == [3.0, 3.0, 3.0, 0.0]   # slot 0 overwritten
-    assert buf.data["filled"][2].tolist() == [1.0, 1.0, 0.0, 0.0]             # episode 2: 2 steps, padded
+        buf.add(
+            {
+                "obs": np.full((n + 1, 2, 3), i),
+                "state": np.zeros((n + 1, 5)),
+                "avail": np.ones((n + 1, 2, 4)),
+                "actions": np.zeros((n, 2)),
+                "reward": np.full(n, float(i)),
+                "terminated": np.zeros(n),
+                "filled": np.ones(n),
+            }
+        )
+    assert len(buf) == 3 and buf.data["reward"][0].tolist() == [3.0, 3.0, 3.0, 0.0]  # slot 0 overwritten
+    assert buf.data["filled"][2].tolist() == [1.0, 1.0, 0.0, 0.0]  # episode 2: 2 steps, padded
     other = EpisodeReplay(3, 4, 2, 3, 5, 4)
     other.load_state_dict(buf.state_dict())
     b1 = buf.sample(2, torch.Generator().manual_seed(1))
@@ -263,7 +287,7 @@ class HookedNet(agents.FuPSAgent):
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self.register_buffer("calls", torch.zeros(2))        # checkpointed with the state dict
+        self.register_buffer("calls", torch.zeros(2))  # checkpointed with the state dict
 
     def auxiliary_loss(self, td_loss):
         self.calls[0] += 1
@@ -285,12 +309,16 @@ def test_plug_in_agent_network_hooks_are_called():
     run = MemoryRun(seed=0)
     train(cfg, run)
     # 12 episodes of 25 steps; learner steps from the 4th episode on
-    assert [(r["step"], r["episode_calls"], r["aux_calls"]) for r in run.rows] == \
-        [(100, 4.0, 1.0), (200, 8.0, 5.0), (300, 12.0, 9.0)]
+    assert [(r["step"], r["episode_calls"], r["aux_calls"]) for r in run.rows] == [
+        (100, 4.0, 1.0),
+        (200, 8.0, 5.0),
+        (300, 12.0, 9.0),
+    ]
     assert run.model["train_stats"]["aux_calls_avg"] == pytest.approx(5.0)
     metrics = evaluate(cfg, run.model, 0)["metrics"]
     assert metrics["flops_ratio"] == pytest.approx(0.5) and metrics["test_return_mean"] == pytest.approx(
-        run.rows[-1]["test_return"])
+        run.rows[-1]["test_return"]
+    )
 
 
 @pytest.mark.parametrize("name", MARL_METHODS)
@@ -318,13 +346,26 @@ def test_qmix_learns_spread():
     is slow for value-based learners (EPyMARL's QMIX ends only modestly above random), so
     12.5k steps show learning, not a good policy; TD(λ = 0.6) makes the early curve steadier
     than 1-step targets."""
-    cfg = qmix.Config(iterations=12_500, eval_every=2500, checkpoint_every=12_500, eval_episodes=20,
-                      batch_size=16, buffer_size=500, epsilon_anneal_steps=3000, target_update_interval=50,
-                      hidden_dim=32, lr=1e-3, td_lambda=0.6)
+    cfg = qmix.Config(
+        iterations=12_500,
+        eval_every=2500,
+        checkpoint_every=12_500,
+        eval_episodes=20,
+        batch_size=16,
+        buffer_size=500,
+        epsilon_anneal_steps=3000,
+        target_update_interval=50,
+        hidden_dim=32,
+        lr=1e-3,
+        td_lambda=0.6,
+    )
     torch.manual_seed(0)
     env = MPETask("spread")
-    untrained = np.mean(qmix.greedy_returns(qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu")),
-                                          env, 0, cfg.eval_episodes))
+    untrained = np.mean(
+        qmix.greedy_returns(
+            qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu")), env, 0, cfg.eval_episodes
+        )
+    )
     run = MemoryRun(seed=0)
     qmix.train(cfg, run)
     learned = np.mean([r["test_return"] for r in run.rows[-2:]])
@@ -333,7 +374,7 @@ def test_qmix_learns_spread():
 
 @pytest.mark.parametrize("task", ["tag", "world"])
 def test_trains_on_tag_and_world(task):
-    mod = methods.load("qmix_nops")          # per-agent networks: the leader has 20 actions in world
+    mod = methods.load("qmix_nops")  # per-agent networks: the leader has 20 actions in world
     cfg = tiny(mod, env_kwargs={"task": task}, iterations=200)
     run = MemoryRun(seed=1)
     mod.train(cfg, run)
@@ -347,11 +388,11 @@ def test_last_action_inputs():
     cfg = tiny(obs_last_action=True)
     learner = qmix.QLearner(cfg, env, qmix.scheme_agent_net, torch.device("cpu"))
     assert learner.input_dim == 18 + 5 + 3
-    obs = torch.zeros(1, 3, 3, 18)                          # (B, T+1, N, obs_dim)
+    obs = torch.zeros(1, 3, 3, 18)  # (B, T+1, N, obs_dim)
     last = torch.tensor([[[-1, -1, -1], [4, 0, 2], [1, 1, 3]]])
     x = learner.inputs(obs, last)
     assert x.shape == (1, 3, 3, 26)
-    assert (x[0, 0, :, 18:23] == 0).all()                   # no action before the first step
+    assert (x[0, 0, :, 18:23] == 0).all()  # no action before the first step
     assert x[0, 1, :, 18:23].argmax(-1).tolist() == [4, 0, 2] and x[0, 1, :, 18:23].sum() == 3
     assert x[0, 2, :, 23:].tolist() == torch.eye(3).tolist()  # then the one-hot id
     run = MemoryRun(seed=0)

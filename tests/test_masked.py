@@ -1,5 +1,6 @@
 """Shared masked/sparse primitives (methods/common): batched masks, ER allocation, prune/grow,
 ReDo, plasticity injection, non-zero counts."""
+
 import torch
 
 from methods.common import dormant, flops, mask_init, masked, prune_grow

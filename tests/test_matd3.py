@@ -1,6 +1,7 @@
 """Multi-agent MuJoCo, MATD3 and Kaleidoscope on MATD3: the env wrapper, n-step returns, the
 TD target, the sequential actor update with its Polyak quirk, the masked actor and critic
 ensemble (heads, resets, diversity coefficients, FLOPs), determinism and exact resume."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,20 @@ from methods.marl.seps_clusters import agent_clusters, uniform_box_actions
 from methods.marl.actor_critic.actors import linear_flops
 
 ENV = {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 0, "episode_limit": 30}
-TINY = dict(env_kwargs=ENV, iterations=120, eval_every=60, checkpoint_every=30, eval_episodes=1, batch=16,
-            buffer_size=200, hidden=16, start_steps=30, train_interval=10, updates_per_train=3, n_step=3)
+TINY = dict(
+    env_kwargs=ENV,
+    iterations=120,
+    eval_every=60,
+    checkpoint_every=30,
+    eval_episodes=1,
+    batch=16,
+    buffer_size=200,
+    hidden=16,
+    start_steps=30,
+    train_interval=10,
+    updates_per_train=3,
+    n_step=3,
+)
 SEPS_TINY = dict(seps_pretrain_steps=60, seps_vae_updates=5)
 
 
@@ -31,7 +44,7 @@ def test_mamujoco_task_parallel_api_and_arrays() -> None:
     assert sorted(obs) == task.possible_agents
     a = task.reset_arrays(seed=3)
     b = MaMuJoCoTask(**ENV).reset_arrays(seed=3)
-    np.testing.assert_array_equal(a, b)                       # seeded resets are reproducible
+    np.testing.assert_array_equal(a, b)  # seeded resets are reproducible
     acts = np.full((2, 3), 0.3, dtype=np.float32)
     steps = 0
     while True:
@@ -53,11 +66,17 @@ def test_walker2d_6x1_gives_each_joint_its_own_agent() -> None:
     task = MaMuJoCoTask("Walker2d", "6x1", episode_limit=10)
     assert (task.n_agents, task.act_dim, task.state_dim) == (6, 1, 17)
     labels = [[node.label for node in part] for part in task._env.agent_action_partitions]
-    assert labels == [["thigh_joint"], ["leg_joint"], ["foot_joint"], ["thigh_left_joint"],
-                      ["leg_left_joint"], ["foot_left_joint"]]
+    assert labels == [
+        ["thigh_joint"],
+        ["leg_joint"],
+        ["foot_joint"],
+        ["thigh_left_joint"],
+        ["leg_left_joint"],
+        ["foot_left_joint"],
+    ]
     task.reset_arrays(seed=0)
     acts = np.zeros((6, 1), dtype=np.float32)
-    acts[2, 0] = 0.7                                   # agent 2 drives the right foot only
+    acts[2, 0] = 0.7  # agent 2 drives the right foot only
     task.step_arrays(acts)
     np.testing.assert_allclose(task._env.single_agent_env.unwrapped.data.ctrl, [0, 0, 0.7, 0, 0, 0], atol=1e-6)
 
@@ -86,10 +105,16 @@ def _learner(cls=matd3.MATD3Learner, cfg_cls=matd3.Config, **kw):
 def _batch(task: MaMuJoCoTask, B: int = 8) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     n, d, a, s = task.n_agents, task.obs_dim, task.act_dim, task.state_dim
-    return {"obs": torch.randn(B, n, d, generator=g), "state": torch.randn(B, s, generator=g),
-            "actions": torch.rand(B, n, a, generator=g) * 2 - 1, "reward": torch.randn(B, generator=g),
-            "next_obs": torch.randn(B, n, d, generator=g), "next_state": torch.randn(B, s, generator=g),
-            "terminated": torch.tensor([0.0, 1.0] * (B // 2)), "discount": torch.full((B,), 0.9 ** 3)}
+    return {
+        "obs": torch.randn(B, n, d, generator=g),
+        "state": torch.randn(B, s, generator=g),
+        "actions": torch.rand(B, n, a, generator=g) * 2 - 1,
+        "reward": torch.randn(B, generator=g),
+        "next_obs": torch.randn(B, n, d, generator=g),
+        "next_state": torch.randn(B, s, generator=g),
+        "terminated": torch.tensor([0.0, 1.0] * (B // 2)),
+        "discount": torch.full((B,), 0.9**3),
+    }
 
 
 def test_td_target_is_the_n_step_return_plus_the_min_over_target_critics() -> None:
@@ -97,7 +122,7 @@ def test_td_target_is_the_n_step_return_plus_the_min_over_target_critics() -> No
     b = _batch(task)
     with torch.no_grad():
         a_next = learner.actor_target(b["next_obs"]).flatten(1)
-        q = learner.critic_target(b["next_state"], a_next)                 # [3, B]
+        q = learner.critic_target(b["next_state"], a_next)  # [3, B]
     expected = b["reward"] + b["discount"] * (1 - b["terminated"]) * q.min(0).values
     torch.testing.assert_close(learner.td_target(b), expected)
 
@@ -109,10 +134,10 @@ def test_policy_step_updates_each_agent_in_turn_and_polyaks_the_actor_target_n_t
     orig = learner.actor_opt.step
     learner.actor_opt.step = lambda *a, **k: (steps.append(1), orig(*a, **k))[1]
     learner.update(_batch(task))
-    assert len(steps) == task.n_agents                      # one Adam step per agent
+    assert len(steps) == task.n_agents  # one Adam step per agent
     for p0, pt, p in zip(before, learner.actor_target.parameters(), learner.actor.parameters()):
         # n_agents Polyak moves: target = p + (1 - τ)^N (target_0 - p)
-        torch.testing.assert_close(pt, p + (0.9 ** task.n_agents) * (p0 - p))
+        torch.testing.assert_close(pt, p + (0.9**task.n_agents) * (p0 - p))
     learner2, _ = _learner(policy_freq=1, tau=0.1, target_actor_polyak_per_agent=False)
     before = [p.detach().clone() for p in learner2.actor_target.parameters()]
     learner2.update(_batch(task))
@@ -124,7 +149,8 @@ def _actor_grads(learner, task, b) -> list[torch.Tensor]:
     """The actor's gradient of agent 0's step (update_actor, Adam's step skipped)."""
     grads = []
     learner.actor_opt.step = lambda *a, **k: grads.append(
-        [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in learner.actor.parameters()])
+        [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in learner.actor.parameters()]
+    )
     learner.update_actor(b)
     return grads[0]
 
@@ -189,11 +215,12 @@ def test_kaleidoscope_actor_masks_per_agent_and_critic_heads_per_member() -> Non
 
 
 def test_kaleidoscope_critic_reset_redraws_one_member_in_turn() -> None:
-    learner, _ = _learner(kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config, iterations=1000,
-                          critic_reset_interval=100, reset_interval=0)
+    learner, _ = _learner(
+        kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config, iterations=1000, critic_reset_interval=100, reset_interval=0
+    )
     before = [layer.threshold.detach().clone() for layer in learner.critic.layers]
     weights = [layer.weight.detach().clone() for layer in learner.critic.layers]
-    assert learner.on_env_steps(100) == {}                   # strictly more than R steps
+    assert learner.on_env_steps(100) == {}  # strictly more than R steps
     out = learner.on_env_steps(101)
     assert out == {"critic_reset_member": 0.0}
     for layer, s0, w0 in zip(learner.critic.layers, before, weights):
@@ -201,15 +228,21 @@ def test_kaleidoscope_critic_reset_redraws_one_member_in_turn() -> None:
         assert changed.tolist() == [True, False, False, False, False]
         torch.testing.assert_close(layer.weight, w0)
     assert learner.on_env_steps(202)["critic_reset_member"] == 1.0
-    assert learner.on_env_steps(950) == {}                   # not within the last R steps
+    assert learner.on_env_steps(950) == {}  # not within the last R steps
 
 
 def test_kaleidoscope_actor_reset_only_touches_positions_every_mask_pruned() -> None:
-    learner, _ = _learner(kmatd3.KaleidoscopeMATD3Learner, kmatd3.Config, iterations=10_000,
-                          reset_interval=100, reset_ratio=1.0, critic_reset_interval=0)
+    learner, _ = _learner(
+        kmatd3.KaleidoscopeMATD3Learner,
+        kmatd3.Config,
+        iterations=10_000,
+        reset_interval=100,
+        reset_ratio=1.0,
+        critic_reset_interval=0,
+    )
     layer = learner.actor.layers[1]
     with torch.no_grad():
-        layer.threshold[:, :4] = 5.0                         # rows 0-3: every mask prunes them
+        layer.threshold[:, :4] = 5.0  # rows 0-3: every mask prunes them
     w0 = layer.weight.detach().clone()
     assert learner.on_env_steps(101)["actor_reset_positions"] > 0
     changed = layer.weight != w0
@@ -224,7 +257,7 @@ def test_every_sharing_scheme_acts_per_agent_as_it_acts_jointly(scheme: str) -> 
     assert full.shape == (8, task.n_agents, task.act_dim)
     for i in range(task.n_agents):
         torch.testing.assert_close(full[:, i], learner.actor.forward_agent(x[:, i], i))
-    if scheme != "fups":                      # agents act differently on the same input
+    if scheme != "fups":  # agents act differently on the same input
         same = x[:, :1].expand_as(x)
         assert not torch.allclose(learner.actor(same)[:, 0], learner.actor(same)[:, 1])
 
@@ -236,7 +269,7 @@ def test_an_agents_actor_step_leaves_the_other_agents_own_parameters_alone(schem
     learner, task = _learner(actor_net=scheme, policy_freq=1)
     b = _batch(task)
     for _ in range(2):
-        learner.update(b)                     # both agents stepped: Adam state for every parameter
+        learner.update(b)  # both agents stepped: Adam state for every parameter
     agent0 = [p.detach().clone() for p in getattr(learner.actor, own)[0].parameters()]
     agent1 = [p.detach().clone() for p in getattr(learner.actor, own)[1].parameters()]
     shared = [p.detach().clone() for n, p in learner.actor.named_parameters() if not n.startswith(own)]
@@ -251,7 +284,7 @@ def test_an_agents_actor_step_leaves_the_other_agents_own_parameters_alone(schem
     for p, p0 in zip(getattr(learner.actor, own)[0].parameters(), agent0):
         torch.testing.assert_close(p, p0, rtol=0, atol=0)
     assert any(not torch.equal(p, p1) for p, p1 in zip(getattr(learner.actor, own)[1].parameters(), agent1))
-    if shared:                                # MultiH's trunk moves with every agent
+    if shared:  # MultiH's trunk moves with every agent
         after = [p for n, p in learner.actor.named_parameters() if not n.startswith(own)]
         assert any(not torch.equal(p, p0) for p, p0 in zip(after, shared))
 
@@ -260,7 +293,7 @@ def test_snp_ps_actor_keeps_a_fixed_share_of_units_per_agent_and_counts_their_fl
     learner, task = _learner(matd3.MATD3Learner, methods.load("matd3_snp").Config, hidden=16)
     actor = learner.actor
     assert actor.unit_masks.shape == (2, task.n_agents, 16)
-    assert (actor.unit_masks.sum(-1) == 8).all()                      # keep 0.5 of 16
+    assert (actor.unit_masks.sum(-1) == 8).all()  # keep 0.5 of 16
     assert not torch.equal(actor.unit_masks[0, 0], actor.unit_masks[0, 1])
     # a hidden unit agent 0 has pruned in layer 1 does not affect agent 0's action
     x = learner.inputs(_batch(task)["obs"])[:, 0]
@@ -269,17 +302,19 @@ def test_snp_ps_actor_keeps_a_fixed_share_of_units_per_agent_and_counts_their_fl
     with torch.no_grad():
         actor.fc1.weight[pruned] += 3.0
     torch.testing.assert_close(actor.forward_agent(x, 0), before)
-    d, a = task.obs_dim + task.n_agents, task.act_dim                   # SNP-PS feeds the one-hot id
+    d, a = task.obs_dim + task.n_agents, task.act_dim  # SNP-PS feeds the one-hot id
     expected = (linear_flops(d, 8) + linear_flops(8, 8) + linear_flops(8, a)) / (
-        linear_flops(d, 16) + linear_flops(16, 16) + linear_flops(16, a))
+        linear_flops(d, 16) + linear_flops(16, 16) + linear_flops(16, a)
+    )
     assert learner.diagnostics()["flops_ratio"] == pytest.approx(expected)
     nops, _ = _learner(matd3.MATD3Learner, methods.load("matd3_nops").Config)
-    assert nops.diagnostics()["flops_ratio"] == pytest.approx(1.0)   # each agent runs one dense net
+    assert nops.diagnostics()["flops_ratio"] == pytest.approx(1.0)  # each agent runs one dense net
 
 
 class MirroredPairTask:
     """A continuous team task of the arrays API whose agents 0 and 1 move the same way under an
     action and agent 2 the opposite way: SePS must put 0 and 1 in one cluster, 2 in another."""
+
     n_agents, obs_dim, act_dim, max_action = 3, 2, 2, 1.0
 
     def __init__(self) -> None:
@@ -299,7 +334,7 @@ class MirroredPairTask:
 
 def test_seps_clusters_agents_by_their_transitions_under_random_box_actions() -> None:
     cfg = matd3_seps.Config(env_kwargs=ENV, seps_clusters=2, seps_pretrain_steps=400, seps_vae_updates=2000)
-    for seed in (0, 1):                       # the VAE's init comes from the global generator
+    for seed in (0, 1):  # the VAE's init comes from the global generator
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         assert agent_clusters(MirroredPairTask(), cfg, gen, uniform_box_actions).tolist() == [0, 0, 1]
@@ -309,10 +344,10 @@ def test_seps_clusters_agents_by_their_transitions_under_random_box_actions() ->
 
 def test_seps_actor_shares_one_network_per_cluster_and_steps_only_the_agents_cluster() -> None:
     learner, task = _learner(matd3_seps.SePSLearner, matd3_seps.Config, seps_clusters=1, **SEPS_TINY)
-    assert learner.actor.clusters.tolist() == [0, 0] and len(learner.actor.nets) == 1   # K = 1: FuPS+ID
+    assert learner.actor.clusters.tolist() == [0, 0] and len(learner.actor.nets) == 1  # K = 1: FuPS+ID
     learner, task = _learner(matd3_seps.SePSLearner, matd3_seps.Config, **SEPS_TINY)
     actor = learner.actor
-    assert sorted(actor.clusters.tolist()) == [0, 1] and len(actor.nets) == 2   # 2 agents, K = 2: NoPS
+    assert sorted(actor.clusters.tolist()) == [0, 1] and len(actor.nets) == 2  # 2 agents, K = 2: NoPS
     assert learner.diagnostics()["seps_clusters_used"] == 2.0
     x = learner.inputs(_batch(task)["obs"])
     torch.testing.assert_close(actor(x)[:, 1], actor.forward_agent(x[:, 1], 1))
@@ -323,7 +358,7 @@ def test_seps_actor_shares_one_network_per_cluster_and_steps_only_the_agents_clu
     assert all(p.grad is not None for p in actor.nets[own].parameters())
     assert all(torch.equal(p, b) for p, b in zip(actor.nets[1 - own].parameters(), before))
     state = learner.state_dict()
-    assert "clusters" in "".join(state["actor"])                    # saved with the actor
+    assert "clusters" in "".join(state["actor"])  # saved with the actor
 
 
 def test_kaleidoscope_matd3_rejects_another_sharing_scheme() -> None:
@@ -335,8 +370,9 @@ def _untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows]
 
 
-@pytest.mark.parametrize("module", [matd3, kmatd3, methods.load("matd3_nops"), methods.load("matd3_multih"),
-                                    matd3_seps])
+@pytest.mark.parametrize(
+    "module", [matd3, kmatd3, methods.load("matd3_nops"), methods.load("matd3_multih"), matd3_seps]
+)
 def test_matd3_is_deterministic_and_resumes_exactly(module) -> None:
     cfg = module.Config(**TINY, **(SEPS_TINY if module is matd3_seps else {}))
     a, b = MemoryRun(seed=4), MemoryRun(seed=4)

@@ -2,6 +2,7 @@
 did, and a comparison whose two sides did different amounts is caught unless the claim names
 the difference — the check that would have caught RBS's 512 trajectories per gradient step
 against GC-GFN's 256 (issue 23)."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,10 +33,14 @@ def test_paired_replay_doubles_what_rbs_consumes_per_step():
     the measured budget shows, and GC-GFN's rows_like_paired (the default) matches."""
     torch.set_num_threads(1)
     got = {}
-    for name, module, kw in (("rbs", rbs, {}), ("gc_db", gc_db, {"rows_like_paired": False}),
-                             ("gc_db_matched", gc_db, {})):
-        cfg = module.Config(env="goal_grid", env_kwargs={"height": 5}, iterations=6, eval_every=6, hidden=16,
-                            batch_size=8, **kw)
+    for name, module, kw in (
+        ("rbs", rbs, {}),
+        ("gc_db", gc_db, {"rows_like_paired": False}),
+        ("gc_db_matched", gc_db, {}),
+    ):
+        cfg = module.Config(
+            env="goal_grid", env_kwargs={"height": 5}, iterations=6, eval_every=6, hidden=16, batch_size=8, **kw
+        )
         run = MemoryRun(seed=0)
         module.train(cfg, run)
         got[name] = run.budget
@@ -47,8 +52,9 @@ def test_paired_replay_doubles_what_rbs_consumes_per_step():
 
 
 def test_gfn_budget_resumes_exactly():
-    cfg = tb.Config(env_kwargs=dict(ndim=2, height=4), iterations=20, eval_every=10, checkpoint_every=5, hidden=16,
-                    replay_batch=4)
+    cfg = tb.Config(
+        env_kwargs=dict(ndim=2, height=4), iterations=20, eval_every=10, checkpoint_every=5, hidden=16, replay_batch=4
+    )
     ref = MemoryRun(seed=1)
     tb.train(cfg, ref)
     run, _ = preempted_then_resumed(tb.train, cfg, seed=1)
@@ -57,13 +63,24 @@ def test_gfn_budget_resumes_exactly():
 
 
 def _stats(rbs_rows: int, gc_rows: int) -> dict:
-    side = lambda rows: {"unit": ["trajectories"] * 3, "gradient_steps": [100] * 3,  # noqa: E731
-                         "samples_per_step": [float(rows)] * 3, "samples": [100 * rows] * 3}
+    side = lambda rows: {  # noqa: E731
+        "unit": ["trajectories"] * 3,
+        "gradient_steps": [100] * 3,
+        "samples_per_step": [float(rows)] * 3,
+        "samples": [100 * rows] * 3,
+    }
     return {"experiments": {"grid": {"budget": {"rbs": side(rbs_rows), "gc_db": side(gc_rows)}}}}
 
 
-CLAIM = {"id": "rbs-beats-gc", "kind": "compare", "experiment": "grid", "method": "rbs", "baseline": "gc_db",
-         "metric": "success_rate", "statement": "s"}
+CLAIM = {
+    "id": "rbs-beats-gc",
+    "kind": "compare",
+    "experiment": "grid",
+    "method": "rbs",
+    "baseline": "gc_db",
+    "metric": "success_rate",
+    "statement": "s",
+}
 
 
 def test_an_unnamed_measured_difference_is_a_problem():
@@ -165,7 +182,7 @@ def test_method_differs_is_checked(tmp_path):
     bad.write_text(text.replace("  qgfn_of_max: *qgfn_compute", "  nope: *qgfn_compute"))
     with pytest.raises(ConfigError, match=r"method_differs\.nope: not a method"):
         check_paper(bad)
-    declared = "    differs_by: [flops_per_step]\n    reason: \"QGFN"
+    declared = '    differs_by: [flops_per_step]\n    reason: "QGFN'
     bad.write_text(text.replace(declared, declared.replace("[flops_per_step]", "[lr]")))
     with pytest.raises(ConfigError, match=r"method_differs\.qgfn\.differs_by\[0\]: 'lr' is not a measured quantity"):
         check_paper(bad)

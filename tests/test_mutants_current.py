@@ -1,6 +1,7 @@
 """The hand-written mutants of tests/mutants.py still point at code that exists: a refactor that
 moves a mechanism must move its mutant with it (three QMIX mutants went stale unnoticed when the
 QMIX value blocks moved to methods/marl/value/value_blocks.py)."""
+
 from __future__ import annotations
 
 from conftest import REPO

@@ -1,5 +1,6 @@
 """Neuroplastic Expansion (methods/control/ne.py; docs/papers/ne.md): growth,
 dormant pruning, the RigL phase, experience review, and that logging never changes training."""
+
 from __future__ import annotations
 
 import math
@@ -29,34 +30,43 @@ def test_ne_growth_uses_largest_dense_gradients_and_zero_init():
     grown = (layer.masks[0] > before).reshape(-1)
     k = int(grown.sum())
     g_space = critic.growth_space[critic.layers.index(layer)]
-    assert k == math.floor(0.5 * g_space) > 0                     # phi(0) = zeta at t = 0
+    assert k == math.floor(0.5 * g_space) > 0  # phi(0) = zeta at t = 0
     absent = ~before.bool().reshape(-1)
     ranked = grad[0].abs().reshape(-1).masked_fill(~absent, -1).argsort(descending=True)[:k]
     assert set(ranked.tolist()) == set(grown.nonzero().squeeze(1).tolist())
-    assert float(layer.weight.detach().reshape(-1)[grown].abs().max()) == 0.0   # zero init
+    assert float(layer.weight.detach().reshape(-1)[grown].abs().max()) == 0.0  # zero init
 
 
 def test_ne_pruning_capped_by_omega_and_growth_stops_at_target():
-    cfg = tiny(ne, delta=20, iterations=1100, start_steps=100, omega=0.4, prune_criterion="magnitude",
-               target_sparsity=0.5, zeta=1.0, diag_every=100)
+    cfg = tiny(
+        ne,
+        delta=20,
+        iterations=1100,
+        start_steps=100,
+        omega=0.4,
+        prune_criterion="magnitude",
+        target_sparsity=0.5,
+        zeta=1.0,
+        diag_every=100,
+    )
     agent, _ = agent_of(ne, cfg)
-    assert ne.global_density(agent.critic) == pytest.approx(0.2, abs=0.01)   # 1 - S_init
+    assert ne.global_density(agent.critic) == pytest.approx(0.2, abs=0.01)  # 1 - S_init
     run = MemoryRun(seed=0)
     ne.train(cfg, run)
     dens = [r["critic_density"] for r in run.rows if "critic_density" in r]
-    assert all(b >= a - 1e-9 for a, b in zip(dens, dens[1:]))      # net growth only
-    assert dens[-1] >= 0.5 - 0.01 and dens[-1] < 0.6                # stops around the target
+    assert all(b >= a - 1e-9 for a, b in zip(dens, dens[1:]))  # net growth only
+    assert dens[-1] >= 0.5 - 0.01 and dens[-1] < 0.6  # stops around the target
 
 
 def test_ne_experience_review_draws_oldest_when_triggered():
     cfg = tiny(ne, review="fau_gate", awaken=0.4)
     agent, task = agent_of(ne, cfg)
     buf = filled_buffer(task, n=300)
-    agent.activity.fau = 0.0                  # gate = 1/(1+0.9 e^0.4) = 0.42: review w.p. 0.58
+    agent.activity.fau = 0.0  # gate = 1/(1+0.9 e^0.4) = 0.42: review w.p. 0.58
     picks = [agent.sample_batch(buf) for _ in range(200)]
-    old = [p for p in picks if float(p["reward"].max()) < 90]     # rewards = insertion index
+    old = [p for p in picks if float(p["reward"].max()) < 90]  # rewards = insertion index
     assert 0.45 < len(old) / 200 < 0.7 and agent.reviewed == len(old)
-    agent.activity.fau = 0.9                  # healthy critic: never
+    agent.activity.fau = 0.9  # healthy critic: never
     agent.reviewed = 0
     for _ in range(50):
         agent.sample_batch(buf)
@@ -80,12 +90,12 @@ def test_ne_dormant_pruning_removes_omega_times_grown(omega):
     cfg = tiny(ne, delta=1, prune_criterion="dormant", omega=omega, zeta=0.1, iterations=10_100)
     agent, task = agent_of(ne, cfg)
     layers = masked_layers(agent.critic)
-    silent = layers[1]                          # 16 x 16, followed directly by its ReLU
+    silent = layers[1]  # 16 x 16, followed directly by its ReLU
     with torch.no_grad():
         silent.bias.fill_(-1e3)
     n_active = int(silent.masks[0].sum())
     g_space = round((1.0 - cfg.target_sparsity) * silent.weight.numel()) - n_active
-    k = math.floor(0.1 * g_space)               # phi(0) = zeta
+    k = math.floor(0.1 * g_space)  # phi(0) = zeta
     cap = math.floor(omega * k)
     assert 0 < cap < n_active or omega == 0.0
     pruned, grown = topology_change(agent, filled_buffer(task), agent.critic)[1]
@@ -98,8 +108,18 @@ def test_ne_logging_frequency_never_changes_training(review):
     that logs once end with the same parameters, and the review did fire."""
     models = []
     for eval_every, diag_every in ((600, 0), (100, 30)):
-        cfg = tiny(ne, iterations=600, eval_every=eval_every, diag_every=diag_every, checkpoint_every=600, delta=20,
-                   review=review, fluctuation_window=20, fluctuation_threshold=0.0, awaken=0.9)
+        cfg = tiny(
+            ne,
+            iterations=600,
+            eval_every=eval_every,
+            diag_every=diag_every,
+            checkpoint_every=600,
+            delta=20,
+            review=review,
+            fluctuation_window=20,
+            fluctuation_threshold=0.0,
+            awaken=0.9,
+        )
         run = MemoryRun(seed=2)
         ne.train(cfg, run)
         models.append(run)
@@ -119,6 +139,7 @@ class FakeActivity:
 def test_ne_dormant_fluctuation_compares_window_means():
     """The paper's trigger: |mean of the last W dormant ratios - mean of the W before| > eps.
     A single spike of 0.3 moves a 3-update mean by 0.1 only, so W decides whether it triggers."""
+
     def trigger(window, values, threshold=0.15):
         activity = FakeActivity()
         review = ne.DormantFluctuation(tiny(ne, fluctuation_window=window, fluctuation_threshold=threshold), activity)
@@ -126,12 +147,13 @@ def test_ne_dormant_fluctuation_compares_window_means():
             activity.dormant_ratio = v
             review.observe()
         return review
+
     spike = [0.0] * 5 + [0.3]
     assert trigger(1, spike).wants_review(None)
     assert not trigger(3, spike).wants_review(None)
     assert trigger(3, [0.0] * 3 + [0.3] * 3).wants_review(None)
     assert not trigger(3, [0.0] * 3 + [0.3] * 3, threshold=0.35).wants_review(None)
-    assert not trigger(3, [0.0] * 2 + [0.3] * 3).wants_review(None)      # fewer than 2W updates
+    assert not trigger(3, [0.0] * 2 + [0.3] * 3).wants_review(None)  # fewer than 2W updates
     saved = trigger(3, [0.0] * 3 + [0.3] * 3)
     restored = trigger(3, [])
     restored.load_state_dict(saved.state_dict())
@@ -149,7 +171,7 @@ def test_ne_fau_gate_formula_cap_and_threshold():
     gate.activity.fau = 0.41
     assert not any(gate.wants_review(gen) for _ in range(100))
     strict = ne.FauGate(tiny(ne, awaken=0.9, tamp=0.9), FakeActivity())
-    strict.activity.fau = 0.41                     # below awaken 0.9: reviews with prob. 1 - g
+    strict.activity.fau = 0.41  # below awaken 0.9: reviews with prob. 1 - g
     share = sum(strict.wants_review(gen) for _ in range(2000)) / 2000
     assert share == pytest.approx(1 - strict.gate(0.41), abs=0.04)
 
@@ -158,7 +180,7 @@ def test_ne_fau_gate_formula_cap_and_threshold():
 def test_ne_review_fraction_is_the_oldest_share(fraction):
     cfg = tiny(ne, review="fau_gate", awaken=1.0, tamp=0.0, review_fraction=fraction)
     agent, task = agent_of(ne, cfg)
-    agent.activity.fau = 0.0                       # tamp 0: gate 1 -> capped 0.4, review w.p. 0.6
+    agent.activity.fau = 0.0  # tamp 0: gate 1 -> capped 0.4, review w.p. 0.6
     picks = [agent.sample_batch(filled_buffer(task, n=300)) for _ in range(100)]
     old = [p for p in picks if float(p["reward"].max()) < 300 * fraction]
     assert agent.reviewed == len(old) > 30
@@ -204,7 +226,7 @@ def test_ne_magnitude_pruning_and_lecun_growth():
     assert set(gone.nonzero().squeeze(1).tolist()) == set(smallest.tolist())
     new = (~active & layer.masks[0].bool()).reshape(-1)
     values = layer.weight.detach().reshape(-1)[new]
-    bound = 2 / math.sqrt(layer.in_features)          # LeCun normal truncated at 2 sigma
+    bound = 2 / math.sqrt(layer.in_features)  # LeCun normal truncated at 2 sigma
     assert (values != 0).all() and (values.abs() <= bound).all()
 
 

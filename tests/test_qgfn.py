@@ -1,6 +1,7 @@
 """QGFN (Lau et al., NeurIPS 2024): the three mixture policies, the training-time p schedule,
 the n-step double-DQN target, the uniform-P_B TB term, and p changed at evaluation without
 retraining."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +30,7 @@ def test_p_zero_is_the_gflownet_policy(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", qgfn.MIXTURES)
 def test_p_one_is_greedy_in_q_among_valid_actions(kind: str) -> None:
-    mask = torch.tensor([[True, True, True, True, False]])     # the best Q (index 4) is invalid
+    mask = torch.tensor([[True, True, True, True, False]])  # the best Q (index 4) is invalid
     probs = qgfn.mixture_log_probs(kind, 1.0, LOGITS, Q, mask).exp()
     assert torch.allclose(probs, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]]))
 
@@ -80,7 +81,7 @@ def test_env_action_blocks_cover_the_actions_once() -> None:
 
 def test_p_of_max_keeps_actions_within_p_of_the_best_positive_q() -> None:
     q = torch.tensor([[-1.0, 0.5, 1.0, 2.0, 1.5]])
-    got = qgfn.mixture_log_probs("p_of_max", 0.5, LOGITS, q, ALL).exp()   # threshold 0.5 * 2 = 1
+    got = qgfn.mixture_log_probs("p_of_max", 0.5, LOGITS, q, ALL).exp()  # threshold 0.5 * 2 = 1
     assert torch.equal(got > 0, torch.tensor([[False, False, True, True, True]]))
     # every Q <= 0: p * max(max Q, 0) = 0 <= 1e-3, so every valid action stays
     got = qgfn.mixture_log_probs("p_of_max", 0.9, LOGITS, -q.abs(), ALL).exp()
@@ -119,6 +120,7 @@ def test_tb_term_uses_a_uniform_backward_policy() -> None:
     """On a 2-D hypergrid the state (1, 1) has two parents and (1, 0) one: a trajectory
     right, up, stop has sum log P_B = log 1 + log 1/2 (the stop edge has P_B = 1)."""
     from envs.hypergrid import HyperGrid
+
     env = HyperGrid(**HG)
     net = core.PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions, 8, 1)
     actions = torch.tensor([[0, 1, env.stop_action]])
@@ -130,9 +132,19 @@ def test_tb_term_uses_a_uniform_backward_policy() -> None:
 
 
 def _cfg(module=qgfn, **kw) -> qgfn.Config:
-    base = dict(env="hypergrid", env_kwargs=HG, iterations=12, eval_every=4, checkpoint_every=6,
-                hidden=16, online_batch=8, eval_samples=200, p_ramp_steps=6, dqn_n_step=2,
-                eval_p_sweep=[0.0, 1.0])
+    base = dict(
+        env="hypergrid",
+        env_kwargs=HG,
+        iterations=12,
+        eval_every=4,
+        checkpoint_every=6,
+        hidden=16,
+        online_batch=8,
+        eval_samples=200,
+        p_ramp_steps=6,
+        dqn_n_step=2,
+        eval_p_sweep=[0.0, 1.0],
+    )
     base.update(kw)
     return module.Config(**base)
 
@@ -152,7 +164,7 @@ def test_p_changes_at_evaluation_without_retraining(module) -> None:
     net.load_state_dict(run.model["net"])
     learner.bind(env, net)
     learner.load_model_state(run.model["learner"])
-    for name, value in run.model["learner"]["q_net"].items():   # evaluation uses the trained Q
+    for name, value in run.model["learner"]["q_net"].items():  # evaluation uses the trained Q
         assert torch.equal(learner.q_net.state_dict()[name], value)
     exact = core.ExactDistribution(env)
     target = core.exact_target(env, 1.0, exact.states)
@@ -187,8 +199,12 @@ def test_qgfn_resume_is_exact() -> None:
 
 def test_learning_rates_halve_every_half_life() -> None:
     cfg = _cfg(lr=1e-3, log_z_lr=1e-2, lr_half_life=10, log_z_lr_half_life=20)
-    opt = torch.optim.Adam([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0},
-                            {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0}])
+    opt = torch.optim.Adam(
+        [
+            {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0},
+            {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0},
+        ]
+    )
     core.set_learning_rates(opt, cfg, 20, has_log_z=True)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([2.5e-4, 5e-3])
 
@@ -198,11 +214,12 @@ def test_core_clips_the_gflownet_only(monkeypatch) -> None:
     (yunglau/QGFN clips the GFlowNet model alone)."""
     seen = []
     real = core.clip_gradients
-    monkeypatch.setattr(loop, "clip_gradients", lambda cfg, opt, params: (seen.append(list(params)),
-                                                                          real(cfg, opt, params))[1])
+    monkeypatch.setattr(
+        loop, "clip_gradients", lambda cfg, opt, params: (seen.append(list(params)), real(cfg, opt, params))[1]
+    )
     cfg = _cfg(iterations=1, eval_every=1, grad_clip_mode="per_tensor")
     run = MemoryRun(seed=0)
     qgfn.train(cfg, run)
     n_q = sum(1 for _ in run.model["learner"]["q_net"])
-    n_gfn = len(run.model["net"]) + 1          # policy-net tensors + log Z's scalar
+    n_gfn = len(run.model["net"]) + 1  # policy-net tensors + log Z's scalar
     assert seen and len(seen[0]) == n_gfn and n_q > 0

@@ -1,6 +1,7 @@
 """RBS (He, Chang, Xu, Pan, ICLR 2025) and its baselines: backward synthesis, the conditional DB
 residual on a hand-set network, reward intensification, age-based replay, HER relabelling,
 held-out goals, exact resume, a learning check, and the paper config."""
+
 from __future__ import annotations
 
 import math
@@ -40,24 +41,29 @@ def _replay_forward(env, actions: torch.Tensor, goals: torch.Tensor) -> torch.Te
     return s
 
 
-@pytest.mark.parametrize("name,kwargs", [("goal_grid", {"height": 7}),
-                                         ("goal_bitseq", {"n": 12, "k": 2}),
-                                         ("goal_bitseq", {"n": 15, "k": 3}),
-                                         ("goal_tfbind8", {})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("goal_grid", {"height": 7}),
+        ("goal_bitseq", {"n": 12, "k": 2}),
+        ("goal_bitseq", {"n": 15, "k": 3}),
+        ("goal_tfbind8", {}),
+    ],
+)
 def test_synthesised_trajectory_is_a_valid_forward_trajectory_ending_at_its_goal(name, kwargs) -> None:
     env = envs.make(name, **kwargs)
     cfg = rbs.Config(env=name, env_kwargs=kwargs, hidden=32)
     _, net = core.build(cfg, "cpu", 0)
     gen = torch.Generator().manual_seed(3)
     goals = env.sample_goals(64, gen)
-    if name == "goal_grid":    # the corners: the empty path and the longest one
+    if name == "goal_grid":  # the corners: the empty path and the longest one
         goals[0] = 0
         goals[1] = env.height - 1
     synthetic = core.backward_synthesis(env, net, goals, gen)
     terminal = _replay_forward(env, synthetic, goals)
     assert (env.achieved(terminal) == goals).all()
     lengths = (synthetic >= 0).sum(1)
-    if name == "goal_grid":   # every move of the Manhattan path, then stop
+    if name == "goal_grid":  # every move of the Manhattan path, then stop
         assert torch.equal(lengths, goals.sum(1) + 1)
         assert (synthetic[torch.arange(64), lengths - 1] == env.stop_action).all()
     else:
@@ -95,23 +101,23 @@ def test_conditional_db_residual_matches_a_hand_computation() -> None:
     target = core.terminal_log_target(reward)
     res, valid = core.db_residuals(env, net, actions, goals, target)
 
-    def lpf(s, a):      # forward log-prob with the grid's mask (increment masked at H-1 = 2)
+    def lpf(s, a):  # forward log-prob with the grid's mask (increment masked at H-1 = 2)
         allowed = [s[0] < 2, s[1] < 2, True]
         z = math.log(sum(math.exp(pf[s][k]) for k in range(3) if allowed[k]))
         return float(pf[s][a]) - z
 
-    def lpb(s, b):      # backward log-prob with the mask (decrement masked at 0)
+    def lpb(s, b):  # backward log-prob with the mask (decrement masked at 0)
         allowed = [s[0] > 0, s[1] > 0]
         z = math.log(sum(math.exp(pb[s][k]) for k in range(2) if allowed[k]))
         return float(pb[s][b]) - z
 
     F = lambda s: float(log_f[s])  # noqa: E731
     path = [(0, 0), (1, 0), (1, 1), (2, 1)]
-    hand0 = [F(path[t]) + lpf(path[t], [0, 1, 0][t]) - F(path[t + 1]) - lpb(path[t + 1], [0, 1, 0][t])
-             for t in range(3)]
+    hand0 = [
+        F(path[t]) + lpf(path[t], [0, 1, 0][t]) - F(path[t + 1]) - lpb(path[t + 1], [0, 1, 0][t]) for t in range(3)
+    ]
     hand0.append(F((2, 1)) + lpf((2, 1), 2) - math.log(1 + 1e-9))
-    hand1 = [F((0, 0)) + lpf((0, 0), 1) - F((0, 1)) - lpb((0, 1), 1),
-             F((0, 1)) + lpf((0, 1), 2) - math.log(1e-9)]
+    hand1 = [F((0, 0)) + lpf((0, 0), 1) - F((0, 1)) - lpb((0, 1), 1), F((0, 1)) + lpf((0, 1), 2) - math.log(1e-9)]
     assert valid.tolist() == [[True] * 4, [True, True, False, False]]
     assert res[0].tolist() == pytest.approx(hand0, abs=1e-5)
     assert res[1, :2].tolist() == pytest.approx(hand1, abs=1e-5)
@@ -130,9 +136,9 @@ def test_conditional_db_residual_matches_a_hand_computation() -> None:
         lp = [lpb(s, b) if allowed[b] else -1e9 for b in range(2)]
         return sum(0.5 * (math.log(0.5) - v) for v in lp)
 
-    states0 = path + [(2, 1)]     # s_0..s_4, the state after the stop repeated (as in the code)
+    states0 = path + [(2, 1)]  # s_0..s_4, the state after the stop repeated (as in the code)
     kl0 = sum(kl(s) for s in states0) / len(states0)
-    assert kl0 > 1e8              # boundary states make the masked entries count
+    assert kl0 > 1e8  # boundary states make the masked entries count
     diff = (res_kl[0] - res[0]).tolist()
     assert diff[:3] == pytest.approx([coef * kl0] * 3, rel=1e-4) and diff[3] == 0.0
     # dropping trajectories whose mean residual is >= 10
@@ -203,7 +209,7 @@ def test_her_relabels_goal_to_the_achieved_state_with_reward_one() -> None:
     p_actions, p_goals, p_reward = learner.pair(goals, actions, terminal, gen)
     assert torch.equal(p_actions, actions)
     assert torch.equal(p_goals, terminal) and p_reward.tolist() == [1.0] * 32
-    assert not torch.equal(p_goals, goals)         # most rollouts miss their goal
+    assert not torch.equal(p_goals, goals)  # most rollouts miss their goal
     assert gc_db.make_learner(cfg).pair(goals, actions, terminal, gen) is None
 
 
@@ -214,8 +220,11 @@ def test_heldout_goals_are_never_drawn_in_training(name, kwargs, monkeypatch) ->
     train = env.sample_goals(5000, gen)
     held = env.sample_goals(500, gen, heldout=True)
     assert not env.is_heldout(train).any() and env.is_heldout(held).all()
-    assert 0.03 < float(env.is_heldout(torch.randint(0, env.goal_values, (20000, env.goal_len),
-                                                             generator=gen)).float().mean()) < 0.2
+    assert (
+        0.03
+        < float(env.is_heldout(torch.randint(0, env.goal_values, (20000, env.goal_len), generator=gen)).float().mean())
+        < 0.2
+    )
     # the training loop's rollouts (noisy ones) only ever see training goals
     seen = []
     real = core.rollout
@@ -225,7 +234,7 @@ def test_heldout_goals_are_never_drawn_in_training(name, kwargs, monkeypatch) ->
             seen.append(goals.clone())
         return real(env_, goals, choose, gen_, noisy)
 
-    monkeypatch.setattr(loop, "rollout", spy)   # the name the training loop calls
+    monkeypatch.setattr(loop, "rollout", spy)  # the name the training loop calls
     cfg = rbs.Config(env=name, env_kwargs=kwargs, iterations=30, eval_every=10, hidden=16, batch_size=16)
     rbs.train(cfg, MemoryRun(seed=0))
     drawn = torch.cat(seen)
@@ -234,8 +243,17 @@ def test_heldout_goals_are_never_drawn_in_training(name, kwargs, monkeypatch) ->
 
 @pytest.mark.parametrize("module", [rbs, her, gc_dqn])
 def test_resume_matches_an_uninterrupted_run(module) -> None:
-    cfg = module.Config(env="goal_grid", env_kwargs={"height": 5}, iterations=12, eval_every=4,
-                        checkpoint_every=4, hidden=16, batch_size=16, curve_goals=16, eval_goals=20)
+    cfg = module.Config(
+        env="goal_grid",
+        env_kwargs={"height": 5},
+        iterations=12,
+        eval_every=4,
+        checkpoint_every=4,
+        hidden=16,
+        batch_size=16,
+        curve_goals=16,
+        eval_goals=20,
+    )
     ref = MemoryRun(seed=3)
     ref_final = module.train(cfg, ref)
     run, final = preempted_then_resumed(module.train, cfg, seed=3, checkpoints=2)
@@ -268,8 +286,15 @@ LEARNING_THRESHOLD = 50.0
 
 def test_rbs_learns_to_reach_goals_on_a_small_grid() -> None:
     torch.set_num_threads(1)
-    cfg = rbs.Config(env="goal_grid", env_kwargs={"height": 8}, iterations=1000, eval_every=500,
-                     hidden=64, batch_size=64, curve_goals=32)
+    cfg = rbs.Config(
+        env="goal_grid",
+        env_kwargs={"height": 8},
+        iterations=1000,
+        eval_every=500,
+        hidden=64,
+        batch_size=64,
+        curve_goals=32,
+    )
     run = MemoryRun(seed=0)
     rbs.train(cfg, run)
     ev = rbs.evaluate(cfg, run.model, 0)["metrics"]

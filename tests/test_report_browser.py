@@ -2,6 +2,7 @@
 image loads, no network request, one ledger row per claim of every paper with its verdict, the
 numbers it rests on and the deviations, and no sideways scrolling at 1,400 px. `.ci/run`
 installs Debian's chromium + chromium-driver when they are missing."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,13 @@ import pytest
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # CI (RLREPRO_REQUIRE_BROWSER=1) fails without a browser; elsewhere the test is skipped, loudly
 REQUIRED = os.environ.get("RLREPRO_REQUIRE_BROWSER") == "1"
-pytestmark = [pytest.mark.timeout(1500),
-              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not REQUIRED,
-                                 reason="chromium + chromium-driver not installed (.ci/run installs them)")]
+pytestmark = [
+    pytest.mark.timeout(1500),
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER) and not REQUIRED,
+        reason="chromium + chromium-driver not installed (.ci/run installs them)",
+    ),
+]
 
 
 def open_report(html: Path, width: int = 1400, height: int = 1000, user_data: Path | None = None):
@@ -26,10 +31,19 @@ def open_report(html: Path, width: int = 1400, height: int = 1000, user_data: Pa
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-extensions",
-                 f"--window-size={width},{height}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        f"--window-size={width},{height}",
+    ):
         opts.add_argument(flag)
     if user_data is not None:
         opts.add_argument(f"--user-data-dir={user_data}")
@@ -56,7 +70,8 @@ def check_report(html: Path, results: Path, screenshot: Path, user_data: Path) -
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert not errors, errors
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);")
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
+        )
         assert images and all(ok and w > 0 for ok, w, _ in images), images
         # the browser's own pages (chrome://, the blank start page) are not the report's requests
         remote = [u for u in network_requests(driver) if u.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp")]
@@ -67,20 +82,24 @@ def check_report(html: Path, results: Path, screenshot: Path, user_data: Path) -
             claims = json.loads((paper_dir / "claims.json").read_text())["claims"]
             section = driver.find_element("id", f"paper-{paper_dir.name}")
             # the paper's claims, then those beyond the paper in a table of their own
-            rows = [r for ledger in section.find_elements("css selector", "table.ledger")
-                    for r in ledger.find_elements("xpath", "./tbody/tr")[1:]]   # not the nested settings rows
+            rows = [
+                r
+                for ledger in section.find_elements("css selector", "table.ledger")
+                for r in ledger.find_elements("xpath", "./tbody/tr")[1:]
+            ]  # not the nested settings rows
             in_order = [c for c in claims if not c.get("extra")] + [c for c in claims if c.get("extra")]
             assert len(rows) == len(claims), (paper_dir.name, len(rows), len(claims))
-            for forest in section.find_elements("css selector", "svg.forest"):   # drawn, not collapsed
+            for forest in section.find_elements("css selector", "svg.forest"):  # drawn, not collapsed
                 assert forest.size["width"] > 0 and forest.find_elements("css selector", "circle")
             for row, claim in zip(rows, in_order):
                 text = row.text
                 assert claim["id"] in text and row.find_elements("css selector", "span.badge"), text
                 # the statistic it was decided on (or why it was not tested)
-                assert (" n = " in text or "n = " in text or "fact" in text or "scale" in text), text
+                assert " n = " in text or "n = " in text or "fact" in text or "scale" in text, text
             assert "Deviations from the paper at this scale" in section.text
         figure_widths = driver.execute_script(
-            "return Array.from(document.querySelectorAll('figure img')).map(i => i.getBoundingClientRect().width);")
+            "return Array.from(document.querySelectorAll('figure img')).map(i => i.getBoundingClientRect().width);"
+        )
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(screenshot))
         return {"images": len(images), "figure_widths": figure_widths, "page_width": width}
@@ -90,8 +109,9 @@ def check_report(html: Path, results: Path, screenshot: Path, user_data: Path) -
 
 def test_smoke_report_in_chromium(smoke_workspace, tmp_path):
     ws = smoke_workspace
-    out = check_report(ws / "reports/smoke/index.html", ws / "results/smoke", tmp_path / "report.png",
-                       tmp_path / "chromium-profile")
+    out = check_report(
+        ws / "reports/smoke/index.html", ws / "results/smoke", tmp_path / "report.png", tmp_path / "chromium-profile"
+    )
     assert (tmp_path / "report.png").stat().st_size > 10_000
     # figures side by side at 1,400 px, not one per row at a third of the width
     assert out["figure_widths"] and max(out["figure_widths"]) < 0.6 * out["page_width"][1]

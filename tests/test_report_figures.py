@@ -1,5 +1,6 @@
 """pipeline.figures and pipeline.report, end to end from synthetic run dirs: aggregate ->
 figures -> claims -> report, checking outputs exist, are stable, and the HTML is offline."""
+
 from __future__ import annotations
 
 import json
@@ -18,26 +19,70 @@ PAPER = {
     "title": "Toy <paper> & co",
     "family": "gfn",
     "source": "arXiv 0000.00000",
-    "metrics": {"exact_tv": {"label": "exact TV", "higher_is_better": False},
-                "mean_reward": {"label": "reward", "higher_is_better": True}},
-    "experiments": {"grid": {
-        "title": "grid", "env": "hypergrid", "methods": ["tb", "db"],
-        "scales": {"small": {"seeds": 6, "deviations": ["8x8 grid instead of 20^4"]}},
-    }},
+    "metrics": {
+        "exact_tv": {"label": "exact TV", "higher_is_better": False},
+        "mean_reward": {"label": "reward", "higher_is_better": True},
+    },
+    "experiments": {
+        "grid": {
+            "title": "grid",
+            "env": "hypergrid",
+            "methods": ["tb", "db"],
+            "scales": {"small": {"seeds": 6, "deviations": ["8x8 grid instead of 20^4"]}},
+        }
+    },
     "deviations": ["paper-level deviation"],
     "unverified": [{"option": "log_z_lr", "default": 0.1, "source": "not in the paper"}],
     "claims": [
-        {"id": "tb-fits", "statement": "TB fits <well>", "source": "Fig. 2", "experiment": "grid",
-         "metric": "exact_tv", "kind": "threshold", "method": "tb", "threshold": 0.25},
-        {"id": "tb-beats-db", "statement": "TB beats DB", "source": "Table 1", "experiment": "grid",
-         "metric": "exact_tv", "kind": "compare", "method": "tb", "baseline": "db"},
-        {"id": "db-fits", "statement": "DB fits", "source": "Fig. 2", "experiment": "grid",
-         "metric": "exact_tv", "kind": "threshold", "method": "db", "threshold": 0.25},
+        {
+            "id": "tb-fits",
+            "statement": "TB fits <well>",
+            "source": "Fig. 2",
+            "experiment": "grid",
+            "metric": "exact_tv",
+            "kind": "threshold",
+            "method": "tb",
+            "threshold": 0.25,
+        },
+        {
+            "id": "tb-beats-db",
+            "statement": "TB beats DB",
+            "source": "Table 1",
+            "experiment": "grid",
+            "metric": "exact_tv",
+            "kind": "compare",
+            "method": "tb",
+            "baseline": "db",
+        },
+        {
+            "id": "db-fits",
+            "statement": "DB fits",
+            "source": "Fig. 2",
+            "experiment": "grid",
+            "metric": "exact_tv",
+            "kind": "threshold",
+            "method": "db",
+            "threshold": 0.25,
+        },
     ],
-    "figures": [{"id": "tv_curve", "title": "TV vs step", "experiment": "grid", "metric": "exact_tv",
-                 "x": "step", "logy": True},
-                {"id": "absent", "title": "no such experiment", "experiment": "nope", "metric": "exact_tv",
-                 "x": "step", "logy": False}],
+    "figures": [
+        {
+            "id": "tv_curve",
+            "title": "TV vs step",
+            "experiment": "grid",
+            "metric": "exact_tv",
+            "x": "step",
+            "logy": True,
+        },
+        {
+            "id": "absent",
+            "title": "no such experiment",
+            "experiment": "nope",
+            "metric": "exact_tv",
+            "x": "step",
+            "logy": False,
+        },
+    ],
 }
 
 
@@ -50,10 +95,18 @@ def make_runs(root: Path) -> list[dict]:
             d.mkdir(parents=True)
             tv = floor + 0.5 * np.exp(-STEPS / 30.0) + rng.uniform(0, 0.02, len(STEPS))
             rows = ["step,trajectories,exact_tv,loss"] + [
-                f"{s},{s * 8},{v!r},{rng.random()!r}" for s, v in zip(STEPS, tv)]
+                f"{s},{s * 8},{v!r},{rng.random()!r}" for s, v in zip(STEPS, tv)
+            ]
             (d / "curve.csv").write_text("\n".join(rows) + "\n")
-            (d / "eval.json").write_text(json.dumps({"metrics": {"exact_tv": float(tv[-1]), "mean_reward": 1.0},
-                                                     "per_episode": {"reward": [1.0]}, "n_episodes": 1}))
+            (d / "eval.json").write_text(
+                json.dumps(
+                    {
+                        "metrics": {"exact_tv": float(tv[-1]), "mean_reward": 1.0},
+                        "per_episode": {"reward": [1.0]},
+                        "n_episodes": 1,
+                    }
+                )
+            )
             runs.append({"experiment": "grid", "method": method, "seed": seed, "dir": d})
     return runs
 
@@ -66,9 +119,16 @@ def pipeline_outputs(tmp_path_factory):
     stats.aggregate(PAPER, runs, res, reps=200, confidence=0.95, random_state=0, scale="small")
     figs = figures.draw(PAPER, res / "summary.csv", root / "reports" / "small" / "toy")
     ledger = claims.write(PAPER, res / "stats.json", res / "claims.json")
-    papers = [{"cfg": PAPER, "stats": json.loads((res / "stats.json").read_text()), "claims": ledger,
-               "figures": [p for p in figs if p.suffix == ".png"], "n_runs": len(runs),
-               "run_dirs": [r["dir"] for r in runs]}]
+    papers = [
+        {
+            "cfg": PAPER,
+            "stats": json.loads((res / "stats.json").read_text()),
+            "claims": ledger,
+            "figures": [p for p in figs if p.suffix == ".png"],
+            "n_runs": len(runs),
+            "run_dirs": [r["dir"] for r in runs],
+        }
+    ]
     html = report.build("small", papers, Layout(reports=root / "reports").report("small"))
     return {"root": root, "res": res, "figs": figs, "claims": ledger, "papers": papers, "html": html}
 
@@ -124,15 +184,23 @@ def test_sweep_figure_plots_the_final_metric_at_each_evaluation_setting(tmp_path
     """A ``kind: sweep`` figure reads ``<metric>_p<NN>`` from stats.json: one point per setting
     and method (IQM, CI bars), x = NN / 100; other metrics that merely share the prefix are
     not points."""
+
     def entry(iqm):
         return {"iqm": iqm, "iqm_ci": [iqm - 0.1, iqm + 0.1], "n": 3}
-    stats_doc = {"experiments": {"grid": {"final": {
-        "mean_reward_p00": {"qgfn": entry(1.0), "tb": {"iqm": None}},
-        "mean_reward_p90": {"qgfn": entry(2.0)},
-        "mean_reward_p50": {"qgfn": entry(1.5)},
-        "mean_reward_gain": {"qgfn": entry(1.0)},
-        "mean_reward": {"qgfn": entry(9.0)},
-    }}}}
+
+    stats_doc = {
+        "experiments": {
+            "grid": {
+                "final": {
+                    "mean_reward_p00": {"qgfn": entry(1.0), "tb": {"iqm": None}},
+                    "mean_reward_p90": {"qgfn": entry(2.0)},
+                    "mean_reward_p50": {"qgfn": entry(1.5)},
+                    "mean_reward_gain": {"qgfn": entry(1.0)},
+                    "mean_reward": {"qgfn": entry(9.0)},
+                }
+            }
+        }
+    }
     pts = figures.sweep_points(stats_doc, "grid", "mean_reward")
     assert pts == {"qgfn": [(0.0, 1.0, 0.9, 1.1), (0.5, 1.5, 1.4, 1.6), (0.9, 2.0, 1.9, 2.1)]}
     spec = {"id": "sweep", "experiment": "grid", "metric": "mean_reward", "kind": "sweep"}

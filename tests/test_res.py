@@ -1,6 +1,7 @@
 """RES (methods/marl/value/res.py) and MAST on it (methods/marl/value/mast_res.py): Monte-Carlo returns, the
 one-agent-changed joint actions and the softmax value by hand (β → 0: the mean, β large: the
 max, unavailable actions out), the regularised loss (determinism and exact resume: tests/test_wqmix.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,20 @@ import torch
 from envs.mpe import MPETask
 from methods.marl.value import mast, mast_res, qmix, res
 
-TINY = dict(env_kwargs={"task": "spread"}, iterations=300, eval_every=100, checkpoint_every=100,
-            eval_episodes=1, batch_size=4, buffer_size=16, epsilon_anneal_steps=200,
-            target_update_interval=5, hidden_dim=16, mixing_embed_dim=8, hypernet_embed=16)
+TINY = dict(
+    env_kwargs={"task": "spread"},
+    iterations=300,
+    eval_every=100,
+    checkpoint_every=100,
+    eval_episodes=1,
+    batch_size=4,
+    buffer_size=16,
+    epsilon_anneal_steps=200,
+    target_update_interval=5,
+    hidden_dim=16,
+    mixing_embed_dim=8,
+    hypernet_embed=16,
+)
 
 
 def test_discounted_returns_stop_at_the_episode_end():
@@ -21,10 +33,10 @@ def test_discounted_returns_stop_at_the_episode_end():
 
 
 def test_one_change_joint_actions_by_hand():
-    q = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])       # agents × actions
+    q = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # agents × actions
     cf = res.one_change_joint_actions(q, torch.tensor([2, 0]))  # greedy: agent 0 plays 2, agent 1 plays 0
-    assert cf[0].tolist() == [[1.0, 4.0], [2.0, 4.0], [3.0, 4.0]]   # agent 0 varies, agent 1 greedy
-    assert cf[1].tolist() == [[3.0, 4.0], [3.0, 5.0], [3.0, 6.0]]   # agent 1 varies
+    assert cf[0].tolist() == [[1.0, 4.0], [2.0, 4.0], [3.0, 4.0]]  # agent 0 varies, agent 1 greedy
+    assert cf[1].tolist() == [[3.0, 4.0], [3.0, 5.0], [3.0, 6.0]]  # agent 1 varies
 
 
 def test_softmax_value_mean_max_and_unavailable_actions():
@@ -35,11 +47,11 @@ def test_softmax_value_mean_max_and_unavailable_actions():
     # greedy (2, 2); the six joint-action sums are 7, 8, 9 (agent 0 varies) and 7, 8, 9 (agent 1)
     assert float(res.softmax_value(vdn, vdn, q, q, avail, s, 0.0)) == pytest.approx(8.0)
     assert float(res.softmax_value(vdn, vdn, q, q, avail, s, 200.0)) == pytest.approx(9.0)
-    avail[1, 2] = False          # agent 1's greedy becomes action 1: sums 6, 7, 8 and 7, 8
+    avail[1, 2] = False  # agent 1's greedy becomes action 1: sums 6, 7, 8 and 7, 8
     assert float(res.softmax_value(vdn, vdn, q, q, avail, s, 0.0)) == pytest.approx(36 / 5)
     # the target network's values are the ones averaged: shift them, the value shifts
     assert float(res.softmax_value(vdn, vdn, q, q + 1.0, avail, s, 0.0)) == pytest.approx(36 / 5 + 2)
-    none = torch.zeros(2, 3, dtype=torch.bool)   # padding: no action available
+    none = torch.zeros(2, 3, dtype=torch.bool)  # padding: no action available
     assert float(res.softmax_value(vdn, vdn, q, q, none, s, 0.0)) == 0.0
 
 

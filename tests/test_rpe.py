@@ -1,6 +1,7 @@
 """Mechanism tests of RPE (rectified policy evaluation) and the soft-DQN / Munchausen-DQN
 baselines (docs/papers/rpe.md). Exact quantities come from dynamic programming over
 tiny enumerable DAGs: a tree (AR sequences), a PA-MDP and an HG-A hypergrid."""
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,11 @@ def test_exact_flows_zero_residual_and_exact_sampler(name):
         loss.bind(env, net)
         res, sel = loss.residuals(batch)
         # value space: relative to the size of g(tau, s) F(s) (the rewards are float32)
-        scale = 1.0 if space == "log" else float(
-            (rpe.trajectory_log_g(env, batch)[:, :-1][sel] + batch.log_f[:, :-1][sel]).exp().max())
+        scale = (
+            1.0
+            if space == "log"
+            else float((rpe.trajectory_log_g(env, batch)[:, :-1][sel] + batch.log_f[:, :-1][sel]).exp().max())
+        )
         assert float(res.abs().max()) < 1e-5 * scale, space
     policy = rpe.ChildFlowPolicy(env, net)
     assert core.total_variation(exact.terminal_probs(policy), target) < 1e-6
@@ -147,7 +151,7 @@ def markov_rectified_sampler(env, exact, log_g):
         if n_idx.numel() == 0:
             continue
         child_v = log_v[exact.children[k]]
-        if env.stop_action is not None:   # stop child x = s: g(x) = g(s) |A(s)|
+        if env.stop_action is not None:  # stop child x = s: g(x) = g(s) |A(s)|
             child_v = torch.cat([child_v, (log_g[n_idx] + log_a[n_idx] + log_r[n_idx])[:, None]], 1)
         log_v[n_idx] = torch.logsumexp(child_v, 1) - log_a[n_idx]
         moves = torch.tensor(exact.moves)
@@ -161,18 +165,18 @@ def markov_rectified_sampler(env, exact, log_g):
 def test_rectified_value_equals_g_times_flow_where_path_invariant(name):
     env, exact, log_f, target = exact_setup(name)
     lo, hi, _ = branching_ratios(env, exact)
-    assert torch.allclose(lo, hi)                      # every path gives the same g
-    if name == "pa":                                   # g = |V|^t on the PA-MDP
+    assert torch.allclose(lo, hi)  # every path gives the same g
+    if name == "pa":  # g = |V|^t on the PA-MDP
         assert torch.allclose(lo, env.level(exact.states).double() * math.log(3))
     log_v, logits = markov_rectified_sampler(env, exact, lo)
-    assert torch.allclose(log_v, lo + log_f)           # V^{pi_U}(s) = g(s) F(s)
+    assert torch.allclose(log_v, lo + log_f)  # V^{pi_U}(s) = g(s) F(s)
     assert core.total_variation(exact.terminal_probs(lambda s: logits[env.index(s)]), target) < 1e-6
 
 
 def test_hypergrid_breaks_path_invariance_as_the_paper_says():
     env, exact, log_f, target = exact_setup("hypergrid")
     lo, hi, _ = branching_ratios(env, exact)
-    assert float((hi - lo).max()) > 0.1               # some state is reached with different g
+    assert float((hi - lo).max()) > 0.1  # some state is reached with different g
     # rectifying with a state-based g (any single choice: here the largest) breaks the sampler
     _, logits = markov_rectified_sampler(env, exact, hi)
     tv_markov = core.total_variation(exact.terminal_probs(lambda s: logits[env.index(s)]), target)
@@ -263,7 +267,7 @@ def test_transition_replay_priorities_and_wraparound():
     idx = torch.tensor([0, 1, 2])
     buf.update_priorities(idx, torch.tensor([1.0, 0.0, 3.0]))
     assert buf.max_priority == pytest.approx(3.0)
-    buf.add({"x": torch.tensor([10, 11])})          # one appended, one overwrites slot 0
+    buf.add({"x": torch.tensor([10, 11])})  # one appended, one overwrites slot 0
     assert buf.data["x"].tolist() == [11, 1, 2, 10]
     assert buf.priority[0] == pytest.approx(3.0) and buf.priority[3] == pytest.approx(3.0)
     gen = torch.Generator().manual_seed(0)
@@ -281,8 +285,9 @@ HG = {"ndim": 2, "height": 6, "r0": 0.1}
 def test_rpe_learns_the_hypergrid():
     """Calibrated: 300 rounds on a 6x6 grid (R0 = 0.1) reach exact TV 0.02-0.06 over seeds
     0-3, from 0.30-0.35 at initialisation."""
-    cfg = rpe.Config(env="hypergrid", env_kwargs=HG, iterations=300, eval_every=300,
-                     hidden=64, lr=3e-3, online_batch=16)
+    cfg = rpe.Config(
+        env="hypergrid", env_kwargs=HG, iterations=300, eval_every=300, hidden=64, lr=3e-3, online_batch=16
+    )
     run = MemoryRun(seed=0)
     final = rpe.train(cfg, run)
     assert run.rows[0]["exact_tv"] > 0.2
@@ -294,8 +299,7 @@ def test_soft_dqn_learns_the_hypergrid(module, bound):
     """Calibrated over seeds 0-3 (300 rounds): soft DQN 0.08-0.09, M-DQN 0.15-0.17 from
     0.54-0.60. M-DQN's fixed point is not exactly R/Z (the Munchausen term re-weights the
     entropy bonus), hence its looser bound."""
-    cfg = module.Config(env="hypergrid", env_kwargs=HG, iterations=300, eval_every=300,
-                        hidden=64, transition_batch=64)
+    cfg = module.Config(env="hypergrid", env_kwargs=HG, iterations=300, eval_every=300, hidden=64, transition_batch=64)
     run = MemoryRun(seed=0)
     final = module.train(cfg, run)
     assert run.rows[0]["exact_tv"] > 0.4
@@ -303,9 +307,10 @@ def test_soft_dqn_learns_the_hypergrid(module, bound):
 
 
 def test_soft_dqn_checkpoint_resume_is_exact():
-    cfg = soft_dqn.Config(env="hypergrid", env_kwargs=HG, iterations=20, eval_every=5,
-                          checkpoint_every=10, hidden=16, transition_batch=16)
+    cfg = soft_dqn.Config(
+        env="hypergrid", env_kwargs=HG, iterations=20, eval_every=5, checkpoint_every=10, hidden=16, transition_batch=16
+    )
     full = MemoryRun(seed=1)
     soft_dqn.train(cfg, full)
     part, _ = preempted_then_resumed(soft_dqn.train, cfg, seed=1)
-    assert repr(part.rows) == repr(full.rows)   # repr: NaN == NaN
+    assert repr(part.rows) == repr(full.rows)  # repr: NaN == NaN

@@ -4,6 +4,7 @@ get_obs/get_state/get_avail_actions, step → reward, terminated, info) and chec
 itself decides: when the game is seeded, terminated vs SMAC's time limit, wins, available-action
 checks, QMIX's episode records — and that a config naming it fails validation where the game
 is missing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ class SMACStandIn:
         return np.full(5, self.t, dtype=np.float32)
 
     def get_avail_actions(self) -> list:
-        return [[1, 1, 1], [1, 0, 1]]                      # agent 1 cannot take action 1
+        return [[1, 1, 1], [1, 0, 1]]  # agent 1 cannot take action 1
 
     def step(self, actions: list) -> tuple[float, bool, dict]:
         self.t += 1
@@ -58,13 +59,13 @@ def test_the_game_is_seeded_once_at_the_first_reset_from_its_seed():
     log: list = []
     task = make_task(log)
     assert (task.n_agents, task.n_actions, task.obs_dim, task.state_dim, task.episode_limit) == (2, 3, 4, 5, 4)
-    assert log == [None]                                  # sizes from an unseeded probe
+    assert log == [None]  # sizes from an unseeded probe
     task.reset_arrays(seed=17)
-    task.reset_arrays(seed=99)                            # SC2 cannot restart from a seed
+    task.reset_arrays(seed=99)  # SC2 cannot restart from a seed
     assert log == [None, 17]
     short = SC2Task("3m", episode_limit=2, env_factory=lambda seed: SMACStandIn(seed, []))
     longer = SC2Task("3m", episode_limit=99, env_factory=lambda seed: SMACStandIn(seed, []))
-    assert (short.episode_limit, longer.episode_limit) == (2, 4)     # the map's limit caps it
+    assert (short.episode_limit, longer.episode_limit) == (2, 4)  # the map's limit caps it
     short.reset_arrays(seed=1)
     assert [short.step_arrays(np.array([0, 0]))[2:] for _ in range(2)] == [(False, False), (False, True)]
 
@@ -80,7 +81,7 @@ def test_wins_end_by_termination_and_smacs_time_limit_is_truncation():
         task.step_arrays(np.array([0, 0]))
     task.reset_arrays(seed=1)
     ends = [task.step_arrays(np.array([0, 0]))[2:] for _ in range(4)]
-    assert ends == [(False, False)] * 3 + [(False, True)] and task.won is False   # time limit: truncated
+    assert ends == [(False, False)] * 3 + [(False, True)] and task.won is False  # time limit: truncated
     task.reset_arrays(seed=1)
     with pytest.raises(ValueError, match="unavailable"):
         task.step_arrays(np.array([0, 1]))
@@ -95,7 +96,7 @@ def test_qmix_records_an_episode_on_the_adapter():
     episode, ret = qmix.run_episode(learner, task, 3, 1.0, torch.Generator().manual_seed(0))
     steps = len(episode["reward"])
     assert 2 <= steps <= 4 and episode["obs"].shape == (steps + 1, 2, 4) and episode["state"].shape == (steps + 1, 5)
-    assert (episode["actions"][:, 1] != 1).all()          # unavailable actions never chosen
+    assert (episode["actions"][:, 1] != 1).all()  # unavailable actions never chosen
     assert ret == pytest.approx(float(episode["reward"].sum()))
 
 
@@ -175,8 +176,14 @@ def test_kaleidoscope_masks_by_unit_type_on_the_adapter(monkeypatch):
     from methods.marl.value import kaleidoscope, qmix
 
     monkeypatch.setattr(sc2, "unit_type_bits", lambda map_name, capability_config=None: 3)
-    cfg = kaleidoscope.Config(env="sc2", env_kwargs={"map_name": "3s5z"}, mask_owner="unit_type",
-                              hidden_dim=8, mixing_embed_dim=4, hypernet_embed=8)
+    cfg = kaleidoscope.Config(
+        env="sc2",
+        env_kwargs={"map_name": "3s5z"},
+        mask_owner="unit_type",
+        hidden_dim=8,
+        mixing_embed_dim=4,
+        hypernet_embed=8,
+    )
     task = SC2Task("3s5z", env_factory=lambda seed: TypedStandIn(seed, []))
     learner = qmix.QLearner(cfg, task, kaleidoscope.make_agent_net, torch.device("cpu"))
     agent = learner.agent
@@ -184,7 +191,7 @@ def test_kaleidoscope_masks_by_unit_type_on_the_adapter(monkeypatch):
     episode, _ = qmix.run_episode(learner, task, 3, 1.0, torch.Generator().manual_seed(0))
     last = np.concatenate([np.full((1, 2), -1), episode["actions"][:1]])
     inputs = learner.inputs(torch.as_tensor(episode["obs"][:2]), torch.as_tensor(last))
-    assert agent.mask_ids(inputs).tolist() == [[2, 1], [2, 0]]     # step 1: agent 1 is dead
+    assert agent.mask_ids(inputs).tolist() == [[2, 1], [2, 0]]  # step 1: agent 1 is dead
     monkeypatch.setattr(sc2, "unit_type_bits", lambda map_name, capability_config=None: 0)
     with pytest.raises(ValueError, match="one unit type"):
         kaleidoscope.Config(env="sc2", env_kwargs={"map_name": "3m"}, mask_owner="unit_type")
@@ -205,8 +212,7 @@ def test_kaleidoscopes_smacv2_experiment_switches_to_sc2_with_its_unit_type_mask
     exp = doc["experiments"]["smacv2_protoss"]
     exp["env"] = "sc2"
     for scale in exp["scales"].values():
-        scale["env_kwargs"] = {"map_name": "10gen_protoss",
-                               "capability_config": {"n_units": 5, "n_enemies": 5}}
+        scale["env_kwargs"] = {"map_name": "10gen_protoss", "capability_config": {"n_units": 5, "n_enemies": 5}}
     path = tmp_path / "kaleidoscope.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     loaded = pc.load_paper(path)

@@ -12,6 +12,7 @@ this repository (torch_geometric is not a dependency). They are what QGFN's rewa
 first five SMILES are recursion's ``SOME_MOLS`` (``tasks/seh_frag.py``), high-reward samples:
 all score about 8.0, i.e. a flat reward of about 1, which is itself a sanity check.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,22 +33,33 @@ from methods.gfn.policy import sample_trajectories, terminal_states, uniform_pol
 # (SMILES, score of recursion's bengio2021flow model, float32) -- see the module docstring
 REFERENCE = [
     ("O=C(NCc1cc(CCc2cccc(N3CCC(c4cc(-c5cc(-c6cncnc6)[nH]n5)ccn4)CC3)c2)ccn1)c1cccc2ccccc12", 8.003174),
-    ("O=c1nc2[nH]c3cc(-c4cc(C5CC(c6ccc(CNC7CCOC7c7csc(C8=CC(c9ccc%10ccccc%10c9)CCC8)n7)cc6)CO5)c[nH]4)"
-     "ccc3nc-2c(=O)[nH]1", 8.003542),
+    (
+        "O=c1nc2[nH]c3cc(-c4cc(C5CC(c6ccc(CNC7CCOC7c7csc(C8=CC(c9ccc%10ccccc%10c9)CCC8)n7)cc6)CO5)c[nH]4)"
+        "ccc3nc-2c(=O)[nH]1",
+        8.003542,
+    ),
     ("c1ccc(-c2cnn(-c3cc(-c4cc(CCc5cc(C6CCC(c7cc(-c8ccccc8)[nH]n7)CO6)ncn5)n[nH]4)ccn3)c2)cc1", 8.003588),
     ("O=C(NCc1cc(C2CCNC2C2CCNC2)ncn1)c1cccc(-c2cccc(-c3cccc(C4CCC(c5ccccc5)CO4)c3)c2)c1", 8.004503),
-    ("O=C(NCc1cccc(C2COC(c3ccc4nc5c(=O)[nH]c(=O)nc-5[nH]c4c3)C2)c1)c1cccc(CCc2cccc(-c3ncnc4c3ncn4C3CCCN3)"
-     "c2)c1", 8.004535),
-    ("CC(=O)Oc1ccccc1C(=O)O", 2.489920),                 # aspirin
-    ("CN1C=NC2=C(C1=O)N(C)C(=O)N2C", 1.769052),          # caffeine
-    ("CC(C)Cc1ccc(C(C)C(=O)O)cc1", 3.106742),            # ibuprofen
+    (
+        "O=C(NCc1cccc(C2COC(c3ccc4nc5c(=O)[nH]c(=O)nc-5[nH]c4c3)C2)c1)c1cccc(CCc2cccc(-c3ncnc4c3ncn4C3CCCN3)c2)c1",
+        8.004535,
+    ),
+    ("CC(=O)Oc1ccccc1C(=O)O", 2.489920),  # aspirin
+    ("CN1C=NC2=C(C1=O)N(C)C(=O)N2C", 1.769052),  # caffeine
+    ("CC(C)Cc1ccc(C(C)C(=O)O)cc1", 3.106742),  # ibuprofen
     ("c1ccccc1", 0.928756),
-    ("C", -0.415643),                                   # no bond: the self-loop path
+    ("C", -0.415643),  # no bond: the self-loop path
     ("Br", -0.385066),
     ("O=c1nc2[nH]c3ccccc3nc-2c(=O)[nH]1", 4.874470),
 ]
-DRUG_LIKE = ["CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C(C1=O)N(C)C(=O)N2C", "CC(C)Cc1ccc(C(C)C(=O)O)cc1",
-             "CC(=O)Nc1ccc(O)cc1", "OC(=O)c1ccccc1O", "c1ccc2c(c1)[nH]c1ccccc12"]
+DRUG_LIKE = [
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "CN1C=NC2=C(C1=O)N(C)C(=O)N2C",
+    "CC(C)Cc1ccc(C(C)C(=O)O)cc1",
+    "CC(=O)Nc1ccc(O)cc1",
+    "OC(=O)c1ccccc1O",
+    "c1ccc2c(c1)[nH]c1ccccc12",
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +93,7 @@ def test_proxy_drug_like_finite_and_plausible(proxy: SEHProxy) -> None:
 def test_proxy_deterministic_and_batch_order_independent(proxy: SEHProxy) -> None:
     smiles = [s for s, _ in REFERENCE] + DRUG_LIKE
     first = proxy.predict_smiles(smiles)
-    assert torch.equal(first, proxy.predict_smiles(smiles))       # same batch: bit-identical
+    assert torch.equal(first, proxy.predict_smiles(smiles))  # same batch: bit-identical
     perm = torch.randperm(len(smiles), generator=torch.Generator().manual_seed(0)).tolist()
     shuffled = proxy.predict_smiles([smiles[i] for i in perm])
     # another batch layout may change BLAS blocking, hence float32 round-off only
@@ -95,7 +107,7 @@ def test_proxy_weights_map_and_root_layout(proxy: SEHProxy) -> None:
     original = SEHProxy.pretrained(root_layout="original")
     a = proxy.predict_smiles(["c1ccccc1"])
     b = original.predict_smiles(["c1ccccc1"])
-    assert not torch.allclose(a, b)          # the two layouts are genuinely different networks
+    assert not torch.allclose(a, b)  # the two layouts are genuinely different networks
     with pytest.raises(ValueError):
         SEHProxy(root_layout="sideways")
     with pytest.raises(ValueError, match="expected 22 arrays"):
@@ -107,9 +119,9 @@ def test_atom_features_layout() -> None:
 
     f = atom_features(Chem.MolFromSmiles("c1ccncc1Cl"))
     assert f.shape == (7, 71)
-    assert f[0, 1] == 1 and f[3, 2] == 1 and f[6, 5] == 1        # C, N, "other" (Cl)
-    assert f[0, 9] == 1 and f[0, 11] == 1 and f[0, 13] == 1       # aromatic, SP2, one H
-    assert f[6, 13 + 17] == 1 and f[0, 13 + 6] == 1               # atomic-number one-hot
+    assert f[0, 1] == 1 and f[3, 2] == 1 and f[6, 5] == 1  # C, N, "other" (Cl)
+    assert f[0, 9] == 1 and f[0, 11] == 1 and f[0, 13] == 1  # aromatic, SP2, one H
+    assert f[6, 13 + 17] == 1 and f[0, 13 + 6] == 1  # atomic-number one-hot
     assert f[:, 70].sum() == 0 and f[:, 6:9].sum() == 0
     g = atom_graph([Chem.MolFromSmiles("C"), Chem.MolFromSmiles("CO")])
     assert g.src.tolist() == [0, 1, 2] and g.dst.tolist() == [0, 2, 1]
@@ -193,9 +205,9 @@ def test_parents_consistent_with_step(env: SEHFragments) -> None:
                 assert torch.equal(child[0], x[b])
             # another leaf: the same rooted tree with node i stored last -- same molecule
             assert env.smiles(child)[0] == smiles_x[b]
-            assert sorted(child[0, 1:1 + n].tolist()) == sorted(x[b, 1:1 + n].tolist())
+            assert sorted(child[0, 1 : 1 + n].tolist()) == sorted(x[b, 1 : 1 + n].tolist())
         # a node with children is never removable, nor the root of a larger tree
-        kids = set(x[b, 1 + 9 + 1:1 + 9 + n].tolist())
+        kids = set(x[b, 1 + 9 + 1 : 1 + 9 + n].tolist())
         assert not any(valid[b, j] for j in kids if n > 1)
         assert n == 1 or not valid[b, 0]
 
@@ -207,7 +219,7 @@ def test_masks_forbid_occupied_slots(env: SEHFragments) -> None:
     _, r, _ = blocks()
     for b in range(len(x)):
         n = int(x[b, 0])
-        occ = x[b, 1 + 27:].reshape(9, MAX_SLOTS)
+        occ = x[b, 1 + 27 :].reshape(9, MAX_SLOTS)
         for node in range(9):
             for k in range(MAX_SLOTS):
                 exists = node < n and k < len(r[int(x[b, 1 + node])])
@@ -216,7 +228,7 @@ def test_masks_forbid_occupied_slots(env: SEHFragments) -> None:
         # every child's own slot 0 and its parent's slot are occupied
         for j in range(1, n):
             assert occ[j, 0] == 1 and occ[int(x[b, 10 + j]), int(x[b, 19 + j])] == 1
-    assert env.forward_mask(x)[:, -1].all()                      # stop once non-empty
+    assert env.forward_mask(x)[:, -1].all()  # stop once non-empty
 
 
 def test_invalid_molecules_get_invalid_reward(env: SEHFragments) -> None:
@@ -262,7 +274,7 @@ def test_proxy_cache_per_smiles(env: SEHFragments) -> None:
     _, x = _rollouts(fresh, 32, seed=7)
     first = fresh.log_reward(x)
     assert torch.equal(fresh.log_reward(torch.cat([x, x])), torch.cat([first, first]))
-    assert calls == [len(set(fresh.smiles(x)))]                  # one batched call, no repeats
+    assert calls == [len(set(fresh.smiles(x)))]  # one batched call, no repeats
 
 
 def test_similarity_and_distance(env: SEHFragments) -> None:
@@ -276,7 +288,7 @@ def test_similarity_and_distance(env: SEHFragments) -> None:
     np.testing.assert_allclose(d, d.T)
     np.testing.assert_allclose(d, 1.0 - env.similarity(x, x))
     smi = env.smiles(x[:2])
-    fps = [Chem.RDKFingerprint(Chem.MolFromSmiles(s)) for s in smi]   # QGFN's fingerprint
+    fps = [Chem.RDKFingerprint(Chem.MolFromSmiles(s)) for s in smi]  # QGFN's fingerprint
     assert sim[0, 1] == pytest.approx(DataStructs.TanimotoSimilarity(fps[0], fps[1]))
     assert env.similarity(env.initial(1), x[:2]).tolist() == [[0.0, 0.0]]
     morgan = envs.make("seh", fingerprint="morgan").similarity(x[:3], x[:3])
@@ -284,8 +296,16 @@ def test_similarity_and_distance(env: SEHFragments) -> None:
 
 
 def test_tb_trains_on_seh() -> None:
-    cfg = tb.Config(env="seh", env_kwargs={"max_frags": 4}, iterations=3, eval_every=3, hidden=16,
-                    online_batch=4, replay_batch=4, eval_samples=16)
+    cfg = tb.Config(
+        env="seh",
+        env_kwargs={"max_frags": 4},
+        iterations=3,
+        eval_every=3,
+        hidden=16,
+        online_batch=4,
+        replay_batch=4,
+        eval_samples=16,
+    )
     run = MemoryRun(seed=0)
     final = tb.train(cfg, run)
     assert math.isfinite(final["loss"]) and final["trajectories"] == 12

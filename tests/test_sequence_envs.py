@@ -1,5 +1,6 @@
 """Sequence MDPs (prepend-append and autoregressive) and the TFBind8 / QM9str / bit-sequence /
 RNA-binding benchmarks built on them."""
+
 import itertools
 import math
 
@@ -56,7 +57,7 @@ def test_dynamics_by_hand(mdp):
     env = Toy(3, 4, mdp)
     s = env.initial(1)
     assert s.tolist() == [[3, 3, 3, 3, 0]]
-    seq = [1, 2, 0, 2] if mdp == "ar" else [1, 3 + 2, 0, 3 + 0]   # pa: pre 1, app 2, pre 0, app 0
+    seq = [1, 2, 0, 2] if mdp == "ar" else [1, 3 + 2, 0, 3 + 0]  # pa: pre 1, app 2, pre 0, app 0
     for t, a in enumerate(seq):
         s, done = env.step(s, torch.tensor([a]))
         assert bool(done) == (t == 3)
@@ -111,7 +112,7 @@ def test_exact_distribution_of_uniform_policy(mdp):
     for seq in itertools.product(range(env.n_actions), repeat=3):
         a = torch.tensor([seq])
         x = env.trajectory_states(a)[0, -1]
-        expect[env.index(x[None])] += env.n_actions ** -3
+        expect[env.index(x[None])] += env.n_actions**-3
     assert math.isclose(float(p.sum()), 1.0) and torch.allclose(p, expect)
     term = env.terminal_mask(env.all_states())
     assert (p[~term] == 0).all()
@@ -243,7 +244,7 @@ def test_bitseq_modes_are_regenerated_exactly():
 
     modes = generate_modes()
     assert modes == data.load("bitseq/modes.pkl")
-    assert all(len(m) == 120 and all(m[i:i + 8] in WORDS for i in range(0, 120, 8)) for m in modes)
+    assert all(len(m) == 120 and all(m[i : i + 8] in WORDS for i in range(0, 120, 8)) for m in modes)
 
 
 def test_bitseq_reward_and_modes(tmp_path):
@@ -251,7 +252,7 @@ def test_bitseq_reward_and_modes(tmp_path):
 
     env = envs.make("bitseq")
     assert env.n_actions == 16 and env.max_traj_len == 30 and env.n_modes == 60 and not env.enumerable
-    tokens = torch.tensor([[int(m[i:i + 4], 2) for i in range(0, 120, 4)] for m in env.modes])
+    tokens = torch.tensor([[int(m[i : i + 4], 2) for i in range(0, 120, 4)] for m in env.modes])
     states = env.encode(tokens)
     assert env.to_strings(tokens) == env.modes
     assert torch.allclose(env.log_reward(states), torch.full((60,), 3.0))  # exp(1)^3
@@ -377,16 +378,16 @@ def test_bitseq_credits_every_mode_within_the_threshold():
     from methods.gfn.metrics import VisitTracker, modes_in_samples
 
     env = envs.make("bitseq")
-    tokens = torch.tensor([[int(m[i:i + 4], 2) for i in range(0, 120, 4)] for m in env.modes])
+    tokens = torch.tensor([[int(m[i : i + 4], 2) for i in range(0, 120, 4)] for m in env.modes])
     states = env.encode(tokens)
     near = np.array([[Levenshtein.distance(a, b) <= 28 for b in env.modes] for a in env.modes])
     assert torch.equal(env.modes_hit(states), torch.as_tensor(near))
     i = int(np.argmax(near.sum(1)))
     assert near[i].sum() > 1, "no two reference modes lie within 28 of each other"
     tracker = VisitTracker(env, 10, "cpu")
-    tracker.add(states[i:i + 1])
+    tracker.add(states[i : i + 1])
     assert int(tracker.modes.sum()) == int(near[i].sum())
-    assert modes_in_samples(env, states[i:i + 1], torch.ones(1)) == int(near[i].sum())
+    assert modes_in_samples(env, states[i : i + 1], torch.ones(1)) == int(near[i].sum())
 
 
 def test_high_reward_samples_count_distinct_states():

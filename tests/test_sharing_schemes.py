@@ -1,5 +1,6 @@
 """The parameter-sharing baselines SNP-PS (methods/marl/agents.py SNPPSAgent, qmix_snp) and SePS
 (methods/marl/value/seps.py): each mechanism on a hand-checkable case, and both through QMIX."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,7 +19,7 @@ def test_snp_masks_keep_a_fixed_share_of_units_per_agent_and_differ_between_agen
     assert not torch.equal(net.unit_masks[0, 0], net.unit_masks[0, 1])
     torch.manual_seed(0)
     assert torch.equal(SNPPSAgent(10, 4, 5, hidden_dim=16, keep=0.25).unit_masks, net.unit_masks)  # seeded
-    assert "unit_masks" in net.state_dict()                        # checkpointed with the network
+    assert "unit_masks" in net.state_dict()  # checkpointed with the network
 
 
 def test_snp_agent_ignores_the_units_outside_its_mask():
@@ -32,13 +33,13 @@ def test_snp_agent_ignores_the_units_outside_its_mask():
         net.fc3.weight[pruned0] += 1.0
     q1, _ = net(x, h)
     assert torch.allclose(q0[:, 0], q1[:, 0])
-    if (pruned0 & (net.unit_masks[2, 1] > 0)).any():               # a unit agent 1 keeps: it moves
+    if (pruned0 & (net.unit_masks[2, 1] > 0)).any():  # a unit agent 1 keeps: it moves
         assert not torch.allclose(q0[:, 1], q1[:, 1])
 
 
 def test_snp_inference_flops_by_hand():
     torch.manual_seed(2)
-    net = SNPPSAgent(6, 2, 3, hidden_dim=8, keep=0.5)             # 4 of 8 units in each masked layer
+    net = SNPPSAgent(6, 2, 3, hidden_dim=8, keep=0.5)  # 4 of 8 units in each masked layer
     lin = lambda i, o: 2 * i * o + o  # noqa: E731
     want = lin(6, 4) + lin(4, 24) + lin(8, 24) + lin(8, 4) + lin(4, 4) + lin(4, 3)
     assert net.inference_flops_per_agent() == want
@@ -51,7 +52,7 @@ def test_kmeans_on_hand_points():
     pts = torch.tensor([[0.0, 0.0], [10.0, 10.0], [0.1, 0.0], [10.0, 9.9], [0.0, 0.2]])
     assert seps.kmeans(pts, 2).tolist() == [0, 1, 0, 1, 0]
     assert seps.kmeans(pts, 1).tolist() == [0] * 5
-    assert seps.kmeans(pts[:2], 5).tolist() == [0, 1]               # k capped at the number of points
+    assert seps.kmeans(pts[:2], 5).tolist() == [0, 1]  # k capped at the number of points
 
 
 def test_grouped_linear_index_reads_each_rows_group():
@@ -67,13 +68,13 @@ def test_grouped_linear_index_reads_each_rows_group():
 def test_agents_of_one_cluster_share_their_weights():
     torch.manual_seed(4)
     net = seps.SePSAgent(5, 3, 4, 8, torch.tensor([0, 1, 0]), n_clusters=2)
-    x = torch.randn(2, 1, 5).expand(2, 3, 5).contiguous()        # the same input for every agent
+    x = torch.randn(2, 1, 5).expand(2, 3, 5).contiguous()  # the same input for every agent
     q, _ = net(x, net.init_hidden(2))
     assert torch.allclose(q[:, 0], q[:, 2]) and not torch.allclose(q[:, 0], q[:, 1])
     assert net.nonzero_params_per_agent() == sum(p.numel() for p in net.parameters()) / 2
     other = seps.SePSAgent(5, 3, 4, 8, torch.tensor([0, 0, 0]), n_clusters=2)
     other.load_state_dict(net.state_dict())
-    assert other.clusters.tolist() == [0, 1, 0]                    # the clusters travel with the model
+    assert other.clusters.tolist() == [0, 1, 0]  # the clusters travel with the model
 
 
 def test_seps_separates_world_comms_leader_from_the_other_adversaries():
@@ -94,9 +95,21 @@ def test_schemes_train_through_qmix_deterministically(method):
     try:
         mod = methods.load(method)
         extra = {"seps_pretrain_steps": 200, "seps_vae_updates": 20} if method == "qmix_seps" else {}
-        cfg = mod.Config(env_kwargs={"task": "spread"}, iterations=200, eval_every=100, checkpoint_every=100,
-                         eval_episodes=1, batch_size=2, buffer_size=4, epsilon_anneal_steps=100,
-                         target_update_interval=2, hidden_dim=8, mixing_embed_dim=4, hypernet_embed=8, **extra)
+        cfg = mod.Config(
+            env_kwargs={"task": "spread"},
+            iterations=200,
+            eval_every=100,
+            checkpoint_every=100,
+            eval_episodes=1,
+            batch_size=2,
+            buffer_size=4,
+            epsilon_anneal_steps=100,
+            target_update_interval=2,
+            hidden_dim=8,
+            mixing_embed_dim=4,
+            hypernet_embed=8,
+            **extra,
+        )
         a, b = MemoryRun(seed=3), MemoryRun(seed=3)
         mod.train(cfg, a)
         mod.train(cfg, b)

@@ -10,6 +10,7 @@ and the GPU request come from the command line, never from editing the profile:
         --set-resources train:slurm_partition=debug train:gpu=0 train:cpus_per_gpu=0 \\
         --slurm-init-seconds-before-status-checks 2
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,10 @@ from conftest import REPO, git_env, make_workspace
 SLURM_DIR = REPO.parent / "shared" / "slurm"
 REQUIRED = os.environ.get("RLREPRO_REQUIRE_SLURM") == "1"
 AVAILABLE = (SLURM_DIR / "start-local-slurm.sh").is_file() and os.geteuid() == 0
-pytestmark = [pytest.mark.timeout(1800),
-              pytest.mark.skipif(not AVAILABLE and not REQUIRED,
-                                 reason="needs root and ../shared/slurm (a local SLURM cluster)")]
+pytestmark = [
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(not AVAILABLE and not REQUIRED, reason="needs root and ../shared/slurm (a local SLURM cluster)"),
+]
 
 
 def _cluster_running() -> bool:
@@ -47,8 +49,9 @@ def partition():
     import, which waits ~10 s for an absent controller, so every later snakemake call in the
     session would pay that)."""
     started_here = not _cluster_running()
-    proc = subprocess.run(["bash", str(SLURM_DIR / "start-local-slurm.sh")], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        ["bash", str(SLURM_DIR / "start-local-slurm.sh")], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     part = proc.stdout.strip().splitlines()[-1]
     yield part
@@ -57,11 +60,24 @@ def partition():
 
 
 def slurm_args(part: str) -> list[str]:
-    return ["--workflow-profile", "profiles/slurm",
-            "--default-resources", f"slurm_partition={part}", "slurm_account=root", "mem_mb=1000", "runtime=10",
-            "--set-resources", f"train:slurm_partition={part}", "train:gpu=0", "train:cpus_per_gpu=0",
-            "train:mem_mb=1000",
-            "--slurm-init-seconds-before-status-checks", "2", "--jobs", "4"]
+    return [
+        "--workflow-profile",
+        "profiles/slurm",
+        "--default-resources",
+        f"slurm_partition={part}",
+        "slurm_account=root",
+        "mem_mb=1000",
+        "runtime=10",
+        "--set-resources",
+        f"train:slurm_partition={part}",
+        "train:gpu=0",
+        "train:cpus_per_gpu=0",
+        "train:mem_mb=1000",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--jobs",
+        "4",
+    ]
 
 
 def snakemake(ws: Path, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -73,8 +89,11 @@ def sacct_states(job_ids: set[str], timeout: float = 60) -> dict[str, str]:
     """States of ``job_ids`` in SLURM's accounting (it lags squeue by seconds: poll)."""
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(["sacct", "-X", "-n", "-P", "--starttime", "now-1day", "-o", "JobIDRaw,State"],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "--starttime", "now-1day", "-o", "JobIDRaw,State"],
+            capture_output=True,
+            text=True,
+        ).stdout
         states = dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
         found = {j: states.get(j, "") for j in job_ids}
         if all(found.values()) or time.monotonic() > deadline:
@@ -93,9 +112,14 @@ def test_paper_smoke_dag_through_sbatch(partition, tmp_path):
     # the same paper's smoke DAG run locally, meanwhile, is the reference (this module needs no
     # session fixture of the DAG tests, so it can run in a pytest process of its own)
     local_ws = make_workspace(tmp_path / "local")
-    local = subprocess.Popen([str(Path(sys.executable).parent / "snakemake"), "--cores", "1", "--config",
-                              "scale=smoke", "papers=[omnet]"], cwd=local_ws, env=git_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    local = subprocess.Popen(
+        [str(Path(sys.executable).parent / "snakemake"), "--cores", "1", "--config", "scale=smoke", "papers=[omnet]"],
+        cwd=local_ws,
+        env=git_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     ws = make_workspace(tmp_path / "repo")
     proc = snakemake(ws, *slurm_args(partition), "--config", "scale=smoke", "papers=[omnet]")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -106,7 +130,7 @@ def test_paper_smoke_dag_through_sbatch(partition, tmp_path):
     job_ids = set()
     for run in runs:
         manifest = json.loads((run / "manifest.json").read_text())
-        assert manifest["slurm_job_id"], run          # trained inside a SLURM job
+        assert manifest["slurm_job_id"], run  # trained inside a SLURM job
         job_ids.add(manifest["slurm_job_id"])
         ref = local_ws / run.relative_to(ws)
         assert curve_without_wall_clock(run / "curve.csv") == curve_without_wall_clock(ref / "curve.csv"), run
@@ -131,8 +155,24 @@ def long_run_workspace(tmp_path: Path, name: str, iterations: int, runtime_min: 
 RUN = "results/smoke/egfn/hypergrid/tb/seed0"
 
 
-LOCAL_TRAIN = [sys.executable, "-m", "pipeline", "--scale", "smoke", "--papers", "egfn", "train",
-               "--paper", "egfn", "--experiment", "hypergrid", "--method", "tb", "--seed", "0"]
+LOCAL_TRAIN = [
+    sys.executable,
+    "-m",
+    "pipeline",
+    "--scale",
+    "smoke",
+    "--papers",
+    "egfn",
+    "train",
+    "--paper",
+    "egfn",
+    "--experiment",
+    "hypergrid",
+    "--method",
+    "tb",
+    "--seed",
+    "0",
+]
 
 
 def train_locally(ws: Path) -> float:
@@ -185,14 +225,27 @@ def test_preempted_and_timed_out_jobs_resume_from_checkpoints(partition, tmp_pat
     n_tmo = int(max(1200, 150 * rate)) // 20 * 20
     reference = long_run_workspace(tmp_path, "reference", n_pre, 5)
     # the uninterrupted run, locally and meanwhile (its numbers do not depend on the load)
-    ref_proc = subprocess.Popen(LOCAL_TRAIN, cwd=reference, env=git_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+    ref_proc = subprocess.Popen(
+        LOCAL_TRAIN, cwd=reference, env=git_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
     # preemption: SIGTERM to the running training job, once it has checkpointed
     pre = long_run_workspace(tmp_path, "preempt", n_pre, 5)
-    job = subprocess.Popen([str(Path(sys.executable).parent / "snakemake"), f"{RUN}/model.pt",
-                            *slurm_args(partition), "--config", "scale=smoke", "papers=[egfn]"],
-                           cwd=pre, env=git_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            f"{RUN}/model.pt",
+            *slurm_args(partition),
+            "--config",
+            "scale=smoke",
+            "papers=[egfn]",
+        ],
+        cwd=pre,
+        env=git_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     ckpt = pre / "work/ckpt" / RUN.removeprefix("results/") / "latest.pt"
     if not wait_for(ckpt.exists, 300):
         job.kill()
@@ -203,8 +256,9 @@ def test_preempted_and_timed_out_jobs_resume_from_checkpoints(partition, tmp_pat
 
     # timeout: a run with a 1-minute limit, concurrently
     tmo = long_run_workspace(tmp_path, "timeout", n_tmo, 1)
-    proc_t = snakemake(tmo, f"{RUN}/model.pt", *slurm_args(partition), "--retries", "4",
-                       "--config", "scale=smoke", "papers=[egfn]")
+    proc_t = snakemake(
+        tmo, f"{RUN}/model.pt", *slurm_args(partition), "--retries", "4", "--config", "scale=smoke", "papers=[egfn]"
+    )
     out, _ = job.communicate(timeout=1200)
     assert job.returncode == 0, out[-3000:]
     ref_out, _ = ref_proc.communicate(timeout=1200)
@@ -215,14 +269,15 @@ def test_preempted_and_timed_out_jobs_resume_from_checkpoints(partition, tmp_pat
         manifest = json.loads((ws / RUN / "manifest.json").read_text())
         assert manifest["resumed_from"], f"the {why} run did not resume from a checkpoint"
         logs = sorted((ws / "logs/smoke/train/egfn/hypergrid/tb").glob("seed0.attempt*.log"))
-        assert len(logs) >= 2, (why, logs)       # each attempt kept its log
+        assert len(logs) >= 2, (why, logs)  # each attempt kept its log
     assert (pre / RUN / "curve.csv").read_bytes() == (reference / RUN / "curve.csv").read_bytes()
     last_row = (tmo / RUN / "curve.csv").read_text().splitlines()[-1]
-    assert last_row.split(",")[0] == str(n_tmo), last_row       # the timed-out run got to its end
+    assert last_row.split(",")[0] == str(n_tmo), last_row  # the timed-out run got to its end
     states = set(sacct_states({json.loads((tmo / RUN / "manifest.json").read_text())["slurm_job_id"]}).values())
     assert states == {"COMPLETED"}
-    timed_out = subprocess.run(["sacct", "-X", "-n", "-P", "--starttime", "now-1day", "-o", "State"],
-                               capture_output=True, text=True).stdout
+    timed_out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "--starttime", "now-1day", "-o", "State"], capture_output=True, text=True
+    ).stdout
     assert "TIMEOUT" in timed_out
 
 
@@ -231,17 +286,25 @@ def test_failing_job_fails_the_workflow_and_leaves_no_output(partition, tmp_path
     workflow, names the rule and its log, and leaves nothing that looks finished."""
     ws = make_workspace(tmp_path / "repo")
     env = git_env()
-    env["RLREPRO_DATA_MIRROR"] = str(tmp_path / "empty-mirror")   # no data, and no network
+    env["RLREPRO_DATA_MIRROR"] = str(tmp_path / "empty-mirror")  # no data, and no network
     (tmp_path / "empty-mirror").mkdir()
     exe = Path(sys.executable).parent / "snakemake"
     target = "results/smoke/egfn/tfbind8/tb/seed0/model.pt"
-    proc = subprocess.run([str(exe), *slurm_args(partition), "--config", "scale=smoke", "papers=[egfn]",
-                           "--retries", "0", target],
-                          cwd=ws, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [str(exe), *slurm_args(partition), "--config", "scale=smoke", "papers=[egfn]", "--retries", "0", target],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule setup_env" in out and "logs/smoke/setup/" in out, out[-3000:]
     assert not list((ws / "results/smoke/_envs").glob("tfbind8-*/info.json"))
     assert not (ws / target).exists()
-    assert "FAILED" in subprocess.run(["sacct", "-X", "-n", "-P", "--starttime", "now-1day", "-o", "State"],
-                                      capture_output=True, text=True).stdout
+    assert (
+        "FAILED"
+        in subprocess.run(
+            ["sacct", "-X", "-n", "-P", "--starttime", "now-1day", "-o", "State"], capture_output=True, text=True
+        ).stdout
+    )

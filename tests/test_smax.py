@@ -4,6 +4,7 @@ a QMIX run that reports its win rate; B envs in lockstep (SMAXBatch's vmapped st
 equal to B single tasks, and QMIX with parallel envs (pymarl2's batch_size_run). Each SMAXTask compiles its
 jitted reset/step (~10 s),
 so the tests build few of them."""
+
 from __future__ import annotations
 
 import math
@@ -25,13 +26,13 @@ def test_smax_parallel_api_seeded_resets_and_available_actions(task: SMAXTask):
     obs, infos = task.reset(seed=11)
     assert sorted(obs) == task.possible_agents == task.agents and set(infos) == set(obs)
     first = task.obs_array()
-    assert task.reset_arrays(seed=11).tolist() == first.tolist()          # the seed fixes the episode
+    assert task.reset_arrays(seed=11).tolist() == first.tolist()  # the seed fixes the episode
     assert task.reset_arrays(seed=12).tolist() != first.tolist()
     assert task.state().shape == (72,)
     avail = task.avail_actions()
     assert avail.shape == (3, 8) and set(np.unique(avail)) <= {0.0, 1.0}
     blocked = np.flatnonzero(avail[0] == 0)
-    if blocked.size:                                                     # e.g. attacking out of range
+    if blocked.size:  # e.g. attacking out of range
         acts = {a: int(np.flatnonzero(avail[i])[0]) for i, a in enumerate(task.possible_agents)}
         acts[task.possible_agents[0]] = int(blocked[0])
         with pytest.raises(ValueError, match="unavailable"):
@@ -41,8 +42,8 @@ def test_smax_parallel_api_seeded_resets_and_available_actions(task: SMAXTask):
 def test_smax_episodes_end_by_elimination_or_the_time_limit_and_report_wins(task: SMAXTask):
     rng = np.random.default_rng(0)
     ends = []
-    for seed in range(3):                                # "stop" every step: the episode may not
-        task.reset_arrays(seed=seed)                     # outlast the limit (SMAX's own is 1 late)
+    for seed in range(3):  # "stop" every step: the episode may not
+        task.reset_arrays(seed=seed)  # outlast the limit (SMAX's own is 1 late)
         for t in range(task.episode_limit):
             _, _, term, trunc = task.step_arrays(np.full(task.n_agents, 4))
             if term:
@@ -63,7 +64,7 @@ def test_smax_episodes_end_by_elimination_or_the_time_limit_and_report_wins(task
         ends.append((term, task.won))
         with pytest.raises(RuntimeError, match="reset"):
             task.step({a: 0 for a in task.possible_agents})
-    assert all(not won or term for term, won in ends)        # a win ends the episode by elimination
+    assert all(not won or term for term, won in ends)  # a win ends the episode by elimination
 
 
 def test_smax_kwargs_are_checked_without_building_the_env():
@@ -83,10 +84,21 @@ def test_qmix_on_smax_trains_deterministically_and_reports_the_win_rate():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = qmix.Config(env="smax", env_kwargs={"scenario": "3m", "episode_limit": 20}, iterations=120,
-                          eval_every=60, checkpoint_every=60, eval_episodes=2, batch_size=2, buffer_size=8,
-                          epsilon_anneal_steps=100, target_update_interval=2, hidden_dim=16,
-                          mixing_embed_dim=8, hypernet_embed=16)
+        cfg = qmix.Config(
+            env="smax",
+            env_kwargs={"scenario": "3m", "episode_limit": 20},
+            iterations=120,
+            eval_every=60,
+            checkpoint_every=60,
+            eval_episodes=2,
+            batch_size=2,
+            buffer_size=8,
+            epsilon_anneal_steps=100,
+            target_update_interval=2,
+            hidden_dim=16,
+            mixing_embed_dim=8,
+            hypernet_embed=16,
+        )
         a, b = MemoryRun(seed=0), MemoryRun(seed=0)
         qmix.train(cfg, a)
         qmix.train(cfg, b)
@@ -111,9 +123,9 @@ def test_race_restricted_smacv2_draws_only_the_races_unit_types():
     for k in range(8):
         _, state, _ = reset(jax.random.PRNGKey(k))
         types = np.asarray(state.state.unit_types)
-        assert types[:5].tolist() == types[5:].tolist()          # the enemies mirror the allies
+        assert types[:5].tolist() == types[5:].tolist()  # the enemies mirror the allies
         seen |= set(types.tolist())
-    assert seen == set(RACES["smacv2_protoss_5v5"])            # stalkers and zealots, both drawn
+    assert seen == set(RACES["smacv2_protoss_5v5"])  # stalkers and zealots, both drawn
     assert SMAXTask("smacv2_protoss_5v5", episode_limit=20).n_agents == 5
 
 
@@ -122,21 +134,26 @@ def test_kaleidoscope_masks_by_unit_type_read_from_the_observation():
 
     from methods.marl.value import kaleidoscope
 
-    cfg = kaleidoscope.Config(env="smax", env_kwargs={"scenario": "smacv2_protoss_5v5", "episode_limit": 20},
-                              mask_owner="unit_type", obs_last_action=True, hidden_dim=8)
+    cfg = kaleidoscope.Config(
+        env="smax",
+        env_kwargs={"scenario": "smacv2_protoss_5v5", "episode_limit": 20},
+        mask_owner="unit_type",
+        obs_last_action=True,
+        hidden_dim=8,
+    )
     obs_dim, n, a = 127, 5, 10
     agent = kaleidoscope.make_agent_net(cfg, obs_dim + a + n, n, a)
-    assert agent.n_masks == 2                                   # stalker, zealot
+    assert agent.n_masks == 2  # stalker, zealot
     inputs = torch.zeros(1, n, obs_dim + a + n)
-    inputs[0, 0, obs_dim - 6 + 2] = 1.0                         # a stalker → mask 0
-    inputs[0, 1, obs_dim - 6 + 3] = 1.0                         # a zealot → mask 1
-    inputs[0, 2, obs_dim - 6 + 3] = 1.0                         # a zealot → mask 1; agents 3, 4 dead → 0
+    inputs[0, 0, obs_dim - 6 + 2] = 1.0  # a stalker → mask 0
+    inputs[0, 1, obs_dim - 6 + 3] = 1.0  # a zealot → mask 1
+    inputs[0, 2, obs_dim - 6 + 3] = 1.0  # a zealot → mask 1; agents 3, 4 dead → 0
     assert agent.mask_ids(inputs).tolist() == [[0, 1, 1, 0, 0]]
     hidden = agent.init_hidden(1)
     q, _ = agent(inputs, hidden)
     torch.testing.assert_close(q, agent(inputs, hidden, torch.tensor([[0, 1, 1, 0, 0]]))[0])
     with pytest.raises(ValueError, match="mask_owner"):
-        kaleidoscope.Config(mask_owner="unit_type")             # MPE has no unit types
+        kaleidoscope.Config(mask_owner="unit_type")  # MPE has no unit types
 
 
 def _play_in_lockstep(batch, singles, seeds, rng):
@@ -163,7 +180,7 @@ def _play_in_lockstep(batch, singles, seeds, rng):
                 live[b] = False
                 if singles[b].reports_wins:
                     assert batch.won[b] == float(singles[b].won)
-                else:       # MPE: no winner, declared as such
+                else:  # MPE: no winner, declared as such
                     assert not batch.reports_wins and np.isnan(batch.won[b])
         assert np.array_equal(batch.active, live)
     return lengths
@@ -185,8 +202,9 @@ def test_team_batch_of_mpe_tasks_plays_each_as_the_single_task():
     from envs.team_batch import TeamBatch
 
     batch = TeamBatch(lambda: MPETask("tag", episode_limit=10), 2)
-    lengths = _play_in_lockstep(batch, [MPETask("tag", episode_limit=10), MPETask("tag", episode_limit=10)],
-                                [3, 4], np.random.default_rng(2))
+    lengths = _play_in_lockstep(
+        batch, [MPETask("tag", episode_limit=10), MPETask("tag", episode_limit=10)], [3, 4], np.random.default_rng(2)
+    )
     assert lengths.tolist() == [10, 10]
     assert not batch.reports_wins
 
@@ -202,15 +220,27 @@ def test_qmix_with_parallel_envs_one_update_per_batch_resumes_exactly_and_evalua
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = qmix.Config(env="smax", env_kwargs={"scenario": "3m", "episode_limit": 20}, iterations=160,
-                          eval_every=80, checkpoint_every=40, eval_episodes=3, batch_size=2, buffer_size=8,
-                          epsilon_anneal_steps=100, target_update_interval=2, hidden_dim=16,
-                          mixing_embed_dim=8, hypernet_embed=16, batch_size_run=2)
+        cfg = qmix.Config(
+            env="smax",
+            env_kwargs={"scenario": "3m", "episode_limit": 20},
+            iterations=160,
+            eval_every=80,
+            checkpoint_every=40,
+            eval_episodes=3,
+            batch_size=2,
+            buffer_size=8,
+            epsilon_anneal_steps=100,
+            target_update_interval=2,
+            hidden_dim=16,
+            mixing_embed_dim=8,
+            hypernet_embed=16,
+            batch_size_run=2,
+        )
         strip = lambda rows: repr([{k: v for k, v in r.items() if not k.startswith("time_")} for r in rows])  # noqa: E731
         a = MemoryRun(seed=1)
         qmix.train(cfg, a)
-        assert a.rows[-1]["episodes"] % 2 == 0                     # whole batches of 2 episodes
-        assert a.rows[-1]["updates"] <= a.rows[-1]["episodes"] / 2   # at most one update per batch
+        assert a.rows[-1]["episodes"] % 2 == 0  # whole batches of 2 episodes
+        assert a.rows[-1]["updates"] <= a.rows[-1]["episodes"] / 2  # at most one update per batch
         stopped = MemoryRun(seed=1, stop_after_checkpoints=1)
         with pytest.raises(Exception, match="stopped"):
             qmix.train(cfg, stopped)
@@ -248,7 +278,7 @@ def test_smax_batch_does_not_report_an_ended_envs_step():
     before = batch.reset_arrays([21, 22])
     for acts in actions[:-1]:
         before = batch.step_arrays(acts)[0]
-    batch.active[0] = False                  # as if env 0's episode had ended here
+    batch.active[0] = False  # as if env 0's episode had ended here
     obs, reward, term, trunc = batch.step_arrays(actions[-1])
     assert reward[0] == 0.0 and not term[0] and not trunc[0]
     assert np.array_equal(obs[0], before[0])

@@ -3,6 +3,7 @@ on 2 cores, ~48 s a paper). Counted, not timed: each paper's smoke scale may pla
 SMOKE_RUNS_PER_PAPER runs (a train and an evaluate job each) and each run at most
 SMOKE_STEPS_PER_RUN training iterations / environment steps. With the job server a smoke job
 costs its work plus ~0.3 s (bench/README.md: measured per-paper smoke times)."""
+
 from __future__ import annotations
 
 from pipeline.config import load_from_files

@@ -1,4 +1,5 @@
 """pipeline.stats: rliable estimates on known arrays, the summary/stats file formats, determinism."""
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,16 @@ PAPER = {
 STEPS = np.arange(0, 201, 50)
 
 
-def write_run(root: Path, method: str, seed: int, tv: np.ndarray, reward: float, *,
-              extra_cols: dict[str, np.ndarray] | None = None, evaluated: bool = True) -> dict:
+def write_run(
+    root: Path,
+    method: str,
+    seed: int,
+    tv: np.ndarray,
+    reward: float,
+    *,
+    extra_cols: dict[str, np.ndarray] | None = None,
+    evaluated: bool = True,
+) -> dict:
     """A run dir with real curve.csv / eval.json files, as train + evaluate would leave it."""
     d = root / "results" / "small" / "toy" / "grid" / method / f"seed{seed}"
     d.mkdir(parents=True)
@@ -35,9 +44,15 @@ def write_run(root: Path, method: str, seed: int, tv: np.ndarray, reward: float,
         lines.append(",".join([str(s), str(s * 4), *vals]))
     (d / "curve.csv").write_text("\n".join(lines) + "\n")
     if evaluated:
-        (d / "eval.json").write_text(json.dumps(
-            {"metrics": {"exact_tv": float(tv[-1]), "mean_reward": reward},
-             "per_episode": {"reward": [reward] * 3}, "n_episodes": 3}))
+        (d / "eval.json").write_text(
+            json.dumps(
+                {
+                    "metrics": {"exact_tv": float(tv[-1]), "mean_reward": reward},
+                    "per_episode": {"reward": [reward] * 3},
+                    "n_episodes": 3,
+                }
+            )
+        )
     return {"experiment": "grid", "method": method, "seed": seed, "dir": d}
 
 
@@ -47,10 +62,16 @@ def make_runs(root: Path, n_seeds: int = 4) -> list[dict]:
     runs = []
     for seed in range(n_seeds):
         decay = np.exp(-STEPS / 100.0)
-        runs.append(write_run(root, "good", seed, 0.1 + 0.5 * decay + rng.uniform(0, 0.01, len(STEPS)),
-                              1.0 + rng.uniform(0, 0.1)))
-        runs.append(write_run(root, "bad", seed, 0.5 + 0.5 * decay + rng.uniform(0, 0.01, len(STEPS)),
-                              2.0 + rng.uniform(0, 0.1)))
+        runs.append(
+            write_run(
+                root, "good", seed, 0.1 + 0.5 * decay + rng.uniform(0, 0.01, len(STEPS)), 1.0 + rng.uniform(0, 0.1)
+            )
+        )
+        runs.append(
+            write_run(
+                root, "bad", seed, 0.5 + 0.5 * decay + rng.uniform(0, 0.01, len(STEPS)), 2.0 + rng.uniform(0, 0.1)
+            )
+        )
     return runs
 
 
@@ -107,7 +128,7 @@ def test_fast_iqm_equals_rliable_exactly():
     rng = np.random.default_rng(4)
     for n in range(1, 12):
         s = rng.normal(size=(n, 1))
-        assert stats.iqm(s) == metrics.aggregate_iqm(s)            # bit-for-bit, not approx
+        assert stats.iqm(s) == metrics.aggregate_iqm(s)  # bit-for-bit, not approx
     m = rng.normal(size=(9, 6))
     assert np.array_equal(stats.iqm(m, axis=0), [metrics.aggregate_iqm(m[:, [j]]) for j in range(6)])
 

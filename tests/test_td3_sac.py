@@ -1,6 +1,7 @@
 """Mechanism tests of the TD3 and SAC updates that the continuous-control papers build on
 (target policy smoothing, delayed actor updates, the entropy term of SAC's target). Each was
 a surviving mutant of tests/mutants.py before it had a test."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -19,8 +20,7 @@ TASK = SimpleNamespace(obs_dim=OBS, act_dim=ACT, max_action=1.0)
 
 def _batch(n: int = 512) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {"next_obs": torch.randn(n, OBS, generator=g), "reward": torch.zeros(n),
-            "terminated": torch.zeros(n)}
+    return {"next_obs": torch.randn(n, OBS, generator=g), "reward": torch.zeros(n), "terminated": torch.zeros(n)}
 
 
 class ZeroActor(nn.Module):
@@ -54,7 +54,7 @@ def test_td3_target_policy_noise_is_clipped():
     y = agent.td_target(_batch())
     a_next = y / agent.cfg.gamma
     assert float(a_next.abs().max()) <= 0.5 + 1e-6
-    assert float((a_next.abs() > 0.49).float().mean()) > 0.9      # sigma >> c: nearly all clipped
+    assert float((a_next.abs() > 0.49).float().mean()) > 0.9  # sigma >> c: nearly all clipped
 
 
 def _filled_buffer(n: int = 300) -> ReplayBuffer:
@@ -80,10 +80,10 @@ def test_td3_actor_and_targets_move_only_every_policy_delay_updates():
     for _ in range(2):
         critic = _params(agent.critic)
         agent.update(buf, 0)
-        assert not _same(critic, _params(agent.critic))                # the critic learns every update
+        assert not _same(critic, _params(agent.critic))  # the critic learns every update
         assert _same(actor, _params(agent.actor)) and _same(actor_t, _params(agent.actor_target))
         assert _same(critic_t, _params(agent.critic_target))
-    agent.update(buf, 0)                                                # the 3rd: delayed step
+    agent.update(buf, 0)  # the 3rd: delayed step
     assert not _same(actor, _params(agent.actor))
     assert not _same(actor_t, _params(agent.actor_target))
     assert not _same(critic_t, _params(agent.critic_target))

@@ -1,4 +1,5 @@
 """pipeline.tracking: idempotent batch registration of run dirs into a SQLite MLflow store."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,8 +57,11 @@ def write_run(results: Path, method: str, seed: int, scale: str = "small", shift
     atomic_write_text(d / "curve.csv", "\n".join(lines) + "\n")
     atomic_write_json(
         d / "eval.json",
-        {"metrics": {"exact_tv": 0.1 + seed, "modes_found": 4.0}, "per_episode": {"reward": [1.0, 2.0]},
-         "n_episodes": 2},
+        {
+            "metrics": {"exact_tv": 0.1 + seed, "modes_found": 4.0},
+            "per_episode": {"reward": [1.0, 2.0]},
+            "n_episodes": 2,
+        },
     )
     (d / "model.pt").write_bytes(b"\0")
     return d

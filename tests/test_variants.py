@@ -1,5 +1,6 @@
 """Thin variants (methods/common/variants.py): one table per family, each entry its own method,
 hashed on its own."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,13 +27,13 @@ def test_a_variant_is_its_base_with_the_entry_s_defaults(name):
     table, entry = methods.variant_of(name)
     spec = importlib.import_module(table).VARIANTS[entry]
     base, variant = methods.load(spec["base"]), methods.load(name)
-    assert variant is methods.load(name)                      # one Config class per process
+    assert variant is methods.load(name)  # one Config class per process
     assert variant.train is base.train and variant.evaluate is base.evaluate
     assert issubclass(variant.Config, base.Config)
     a, b = base.Config().to_dict(), variant.Config().to_dict()
     assert {k for k in a if a[k] != b[k]} <= set(spec["settings"])
     assert {k: b[k] for k in spec["settings"]} == spec["settings"]
-    assert variant.Config.CONSTRAINTS == base.Config.CONSTRAINTS   # the same value bounds apply
+    assert variant.Config.CONSTRAINTS == base.Config.CONSTRAINTS  # the same value bounds apply
     with pytest.raises(ValueError):
         variant.Config(iterations=0)
 
@@ -67,7 +68,8 @@ def test_each_entry_is_hashed_on_its_own(tmp_path):
     table.write_text(text.replace('"settings": {"mixer": "vdn"}', '"settings": {"mixer": "vdn", "hidden_dim": 32}'))
     after = hashes()
     assert after["vdn"] != before["vdn"] and {m: after[m] for m in names if m != "vdn"} == {
-        m: before[m] for m in names if m != "vdn"}
+        m: before[m] for m in names if m != "vdn"
+    }
     learner = tmp_path / "methods/marl/value/learner.py"
     learner.write_text(learner.read_text() + "\n# an edit\n")
     edited = hashes()

@@ -1,4 +1,5 @@
 """pipeline.versioning: snapshot → git clone → restore round trip leaves Snakemake nothing to do."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Weighted QMIX (methods/marl/value/wqmix.py) and MAST on it (methods/marl/value/mast_wqmix.py): the OW/CW
 weights by hand, targets from the central Q̂* (not the QMIX target mixer), the weighted loss
 against its parts, MAST's hooks composed with WQMIX's loss, determinism and exact resume."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,10 +10,22 @@ import torch
 from envs.mpe import MPETask
 from methods.marl.value import mast, mast_wqmix, qmix, wqmix
 
-TINY = dict(env_kwargs={"task": "spread"}, iterations=300, eval_every=100, checkpoint_every=100,
-            eval_episodes=1, batch_size=4, buffer_size=16, epsilon_anneal_steps=200,
-            target_update_interval=5, hidden_dim=16, mixing_embed_dim=8, hypernet_embed=16,
-            central_mixing_embed_dim=16, central_rnn_hidden_dim=8)
+TINY = dict(
+    env_kwargs={"task": "spread"},
+    iterations=300,
+    eval_every=100,
+    checkpoint_every=100,
+    eval_episodes=1,
+    batch_size=4,
+    buffer_size=16,
+    epsilon_anneal_steps=200,
+    target_update_interval=5,
+    hidden_dim=16,
+    mixing_embed_dim=8,
+    hypernet_embed=16,
+    central_mixing_embed_dim=16,
+    central_rnn_hidden_dim=8,
+)
 
 
 def _learner(module=wqmix, learner_cls=wqmix.WQMIXLearner, make=qmix.scheme_agent_net, **kw):
@@ -32,10 +45,10 @@ def _batch(learner, n: int = 4) -> dict[str, torch.Tensor]:
 
 
 def test_ow_and_cw_weights_by_hand():
-    td = torch.tensor([[-1.0, 0.5, 0.0, 2.0]])           # Q_tot − y
+    td = torch.tensor([[-1.0, 0.5, 0.0, 2.0]])  # Q_tot − y
     targets = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
     greedy = torch.tensor([[False, True, False, False]])
-    central = torch.tensor([[0.0, 5.0, 5.0, 0.5]])      # Q̂* at the greedy joint action
+    central = torch.tensor([[0.0, 5.0, 5.0, 0.5]])  # Q̂* at the greedy joint action
     # OW: weight 1 where Q_tot underestimates y
     assert wqmix.weights("ow", 0.25, td, targets, greedy, central).tolist() == [[1.0, 0.25, 0.25, 0.25]]
     # CW: weight 1 on the greedy joint action or where y > Q̂*(s, greedy)
@@ -54,11 +67,11 @@ def test_targets_come_from_the_central_target_and_the_loss_is_weighted_qmix_plus
     assert extra["qmix_loss"] == pytest.approx(float((td.pow(2)).sum() / filled.sum()), rel=1e-5)
     assert float(loss.detach()) == pytest.approx(extra["qmix_loss"] + extra["central_loss"], rel=1e-5)
     assert extra["w_mean"] == pytest.approx(1.0)
-    with torch.no_grad():                                # the QMIX target mixer plays no part
+    with torch.no_grad():  # the QMIX target mixer plays no part
         for p in learner.target_mixer.parameters():
             p.add_(1.0)
     torch.testing.assert_close(learner.td_loss(b, b["reward"], inputs, q_all, q_taken)[1], targets)
-    with torch.no_grad():                                # the central target's V(s) shifts every bootstrap
+    with torch.no_grad():  # the central target's V(s) shifts every bootstrap
         learner.target_central_mixer.v[-1].bias.add_(1.0)
     shifted = learner.td_loss(b, b["reward"], inputs, q_all, q_taken)[1]
     torch.testing.assert_close(shifted - targets, learner.cfg.gamma * (1 - b["terminated"]))
@@ -75,15 +88,15 @@ def test_one_optimiser_trains_agents_mixer_and_central_q_and_targets_copy_it():
     learner.train(_batch(learner))
     assert any(not torch.equal(p, q) for p, q in zip(learner.central_mixer.parameters(), before))
     for p, q in zip(learner.central_mixer.parameters(), learner.target_central_mixer.parameters()):
-        torch.testing.assert_close(p, q)                # hard copy after the update
+        torch.testing.assert_close(p, q)  # hard copy after the update
 
 
 def test_mast_on_wqmix_keeps_mast_hooks_and_wqmix_loss():
     learner = _learner(mast_wqmix, mast_wqmix.MASTWQMIXLearner, mast.make_agent_net, topology_interval=3)
     assert isinstance(learner, mast.MASTLearner) and isinstance(learner, wqmix.WQMIXLearner)
     central = {id(p) for m in (learner.central_agent, learner.central_mixer) for p in m.parameters()}
-    assert central <= {id(p) for p in learner.params}                      # rebuilt optimiser kept Q̂*
-    assert learner.diagnostics()["density"] == pytest.approx(0.1, abs=0.01)   # agents + mixer sparse
+    assert central <= {id(p) for p in learner.params}  # rebuilt optimiser kept Q̂*
+    assert learner.diagnostics()["density"] == pytest.approx(0.1, abs=0.01)  # agents + mixer sparse
     out = learner.train(_batch(learner))
     assert {"central_loss", "qmix_loss", "topology_moved"} <= set(out)
     # the dense Q̂* is counted on both sides of the training-FLOPs ratio: the ratio rises

@@ -17,6 +17,7 @@ matrix, so it costs what the dense one does; the papers' theoretical sparse FLOP
 their own (methods/common/flops.py). Counting every step would cost ~9× a small network's
 update; one in 128 costs a few per cent.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -27,8 +28,16 @@ from typing import Any
 from torch.utils.flop_counter import FlopCounterMode
 
 # the measured quantities, in the order the report shows them
-MEASURED = ("gradient_steps", "samples_per_step", "samples", "collected", "env_steps", "target_updates",
-            "flops_per_step", "train_flops")
+MEASURED = (
+    "gradient_steps",
+    "samples_per_step",
+    "samples",
+    "collected",
+    "env_steps",
+    "target_updates",
+    "flops_per_step",
+    "train_flops",
+)
 # a pair of consecutive steps every FLOP_SAMPLE_EVERY: alternating updates (TD3's delayed actor)
 # are both seen
 FLOP_SAMPLE_EVERY = 128
@@ -36,13 +45,13 @@ FLOP_SAMPLE_EVERY = 128
 
 @dataclass
 class BudgetMeter:
-    unit: str = "trajectories"          # what one consumed sample is
+    unit: str = "trajectories"  # what one consumed sample is
     gradient_steps: int = 0
-    samples: int = 0                    # rows consumed by the losses, summed over gradient steps
-    collected: int = 0                  # trajectories / episodes collected from the environment
+    samples: int = 0  # rows consumed by the losses, summed over gradient steps
+    collected: int = 0  # trajectories / episodes collected from the environment
     env_steps: int = 0
     target_updates: int = 0
-    flops_sampled: float = 0.0          # FLOPs executed by the sampled gradient steps
+    flops_sampled: float = 0.0  # FLOPs executed by the sampled gradient steps
     steps_sampled: int = 0
 
     def step(self, samples: int) -> None:

@@ -9,6 +9,7 @@ config sets it and names that place (``experiments.X.overrides.tb.lr: must be > 
 job runs; ``__post_init__`` applies the same table, so a notebook's ``Config(lr=-1)`` fails too.
 Checks that relate several fields (``num_elites < population_size``) stay in ``__post_init__``.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,10 @@ class Bound:
         if not (below or above):
             return None
         if self.lo is not None and self.hi is not None:
-            return (f"must be in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
-                    f"{')' if self.hi_open else ']'} (got {value!r})")
+            return (
+                f"must be in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
+                f"{')' if self.hi_open else ']'} (got {value!r})"
+            )
         if below:
             return f"must be {'>' if self.lo_open else '>='} {_num(self.lo)} (got {value!r})"
         return f"must be {'<' if self.hi_open else '<='} {_num(self.hi)} (got {value!r})"

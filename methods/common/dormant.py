@@ -10,6 +10,7 @@
 Activations are recorded with forward hooks; features are the last dimension, every other
 dimension is pooled as samples.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,13 +32,15 @@ Activations = Mapping[str, Tensor] | Sequence[Tensor] | Tensor
 # recording
 # ---------------------------------------------------------------------------------------------
 
+
 class ActivationRecord(dict):
     """name → activations ``[N, H]`` (all forwards inside the context, concatenated)."""
 
 
 @contextmanager
-def record_activations(modules: Mapping[str, nn.Module] | Sequence[nn.Module],
-                       transform: Callable[[Tensor], Tensor] | None = None) -> Iterator[ActivationRecord]:
+def record_activations(
+    modules: Mapping[str, nn.Module] | Sequence[nn.Module], transform: Callable[[Tensor], Tensor] | None = None
+) -> Iterator[ActivationRecord]:
     """Capture the outputs of ``modules`` during the ``with`` block (detached).
 
     Hook the activation modules (e.g. ``nn.ReLU``) to get post-activation values, or hook the
@@ -54,6 +57,7 @@ def record_activations(modules: Mapping[str, nn.Module] | Sequence[nn.Module],
             if transform is not None:
                 out = transform(out)
             chunks[name].append(out.reshape(-1, out.shape[-1]))
+
         return hook
 
     handles = [m.register_forward_hook(make_hook(n)) for n, m in named.items()]
@@ -79,6 +83,7 @@ def _layers(acts: Activations) -> list[Tensor]:
 # ---------------------------------------------------------------------------------------------
 # scores and ratios
 # ---------------------------------------------------------------------------------------------
+
 
 def dormant_scores(h: Tensor) -> Tensor:
     """ReDo score per unit ``[H]`` from activations ``[..., H]``. A layer whose units are all
@@ -161,10 +166,17 @@ class TrainingActivity:
 # ReDo
 # ---------------------------------------------------------------------------------------------
 
+
 @torch.no_grad()
-def redo_reset(linear_in: nn.Module, linear_out: nn.Module | None, dormant: Tensor,
-               optimizer: torch.optim.Optimizer | None = None, init: str = "kaiming_uniform",
-               bias: str = "zero", generator: torch.Generator | None = None) -> int:
+def redo_reset(
+    linear_in: nn.Module,
+    linear_out: nn.Module | None,
+    dormant: Tensor,
+    optimizer: torch.optim.Optimizer | None = None,
+    init: str = "kaiming_uniform",
+    bias: str = "zero",
+    generator: torch.Generator | None = None,
+) -> int:
     """ReDo (Sokar et al. 2023, Alg. 1): for each dormant unit i, re-initialise its incoming weights
     (row i of ``linear_in.weight``), zero its outgoing weights (column i of ``linear_out.weight``)
     and reset the optimizer state of exactly those entries. Everything else is left untouched.
@@ -222,6 +234,7 @@ def redo_reset(linear_in: nn.Module, linear_out: nn.Module | None, dormant: Tens
 # ---------------------------------------------------------------------------------------------
 # Plasticity Injection
 # ---------------------------------------------------------------------------------------------
+
 
 def _freeze(module: nn.Module) -> nn.Module:
     for p in module.parameters():

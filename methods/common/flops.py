@@ -14,6 +14,7 @@ Conventions (RigL, Evci et al. 2020; used by MAST, Hu et al. 2024, and for OMNet
 what is stored) or "all" (every mask evaluated, as ``forward_all`` does: K subnetworks' FLOPs).
 Defaults: parameters "union", FLOPs "all". Only Linear/MaskedLinear modules are visited.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -41,8 +42,9 @@ def active_connections(layer: nn.Module, mask_index: MaskSel = "union", dense: b
     return int(layer.active_mask(int(mask_index)).sum())
 
 
-def nonzero_params(model: nn.Module, mask_index: MaskSel = "union", include_bias: bool = True,
-                   dense: bool = False) -> int:
+def nonzero_params(
+    model: nn.Module, mask_index: MaskSel = "union", include_bias: bool = True, dense: bool = False
+) -> int:
     """Active weights (+ biases) of all Linear/MaskedLinear layers of ``model``."""
     total = 0
     for layer in _linear_layers(model):
@@ -52,8 +54,9 @@ def nonzero_params(model: nn.Module, mask_index: MaskSel = "union", include_bias
     return total
 
 
-def forward_flops(model: nn.Module, batch_size: int = 1, mask_index: MaskSel = "all",
-                  include_bias: bool = True, dense: bool = False) -> int:
+def forward_flops(
+    model: nn.Module, batch_size: int = 1, mask_index: MaskSel = "all", include_bias: bool = True, dense: bool = False
+) -> int:
     """FLOPs of one forward pass of ``batch_size`` samples through every linear layer once
     (with "all", each MaskedLinear once per mask). ``dense``: as if every connection were active."""
     per_sample = 0
@@ -65,14 +68,20 @@ def forward_flops(model: nn.Module, batch_size: int = 1, mask_index: MaskSel = "
     return per_sample * batch_size
 
 
-def train_flops(model: nn.Module, batch_size: int, mask_index: MaskSel = "all",
-                include_bias: bool = True, backward_factor: float = 2.0) -> float:
+def train_flops(
+    model: nn.Module,
+    batch_size: int,
+    mask_index: MaskSel = "all",
+    include_bias: bool = True,
+    backward_factor: float = 2.0,
+) -> float:
     """FLOPs of one training update: forward × (1 + backward_factor) (≈ 3× forward)."""
     return (1.0 + backward_factor) * forward_flops(model, batch_size, mask_index, include_bias)
 
 
-def rigl_train_flops(model: nn.Module, batch_size: int, delta: int, mask_index: MaskSel = "all",
-                     include_bias: bool = True) -> float:
+def rigl_train_flops(
+    model: nn.Module, batch_size: int, delta: int, mask_index: MaskSel = "all", include_bias: bool = True
+) -> float:
     """Per-update training FLOPs of dynamic sparse training with a dense gradient every ``delta``
     updates (RigL §3): ``(3 f_S Δ + 2 f_S + f_D) / (Δ + 1)``, f_S / f_D the sparse / dense forward
     FLOPs. MAST (Hu et al. 2024) adds this amortised dense-gradient cost."""

@@ -1,6 +1,7 @@
 """Mask allocation and initialisation for :class:`~methods.common.masked.MaskedLinear` layers:
 Erdős–Rényi per-layer densities and random / magnitude / Bernoulli masks (RigL, MAST, NE, OMNet).
 Masks are float 0/1 tensors; positions are flat indices into ``W.view(-1)``, sorted ascending."""
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ from torch import Tensor
 
 from methods.common.seeding import draw_device
 
-if TYPE_CHECKING:        # masked.py re-exports bernoulli_mask, so no runtime import back
+if TYPE_CHECKING:  # masked.py re-exports bernoulli_mask, so no runtime import back
     from methods.common.masked import MaskedLinear
 
 
@@ -25,8 +26,13 @@ def top_k_positions(scores: Tensor, candidates: Tensor, k: int, largest: bool) -
     return idx[order[:k]].sort().values
 
 
-def er_densities(shapes: Sequence[Sequence[int]], density: float, kind: Literal["er", "erk"] = "er",
-                 dense: Iterable[int] = (), numels: Sequence[int] | None = None) -> list[float]:
+def er_densities(
+    shapes: Sequence[Sequence[int]],
+    density: float,
+    kind: Literal["er", "erk"] = "er",
+    dense: Iterable[int] = (),
+    numels: Sequence[int] | None = None,
+) -> list[float]:
     """Erdős–Rényi per-layer densities for a global (parameter-weighted) target ``density``
     (Mocanu et al. 2018; RigL, Evci et al. 2020; MAST/NE use ER).
 
@@ -66,8 +72,12 @@ def er_densities(shapes: Sequence[Sequence[int]], density: float, kind: Literal[
     return [1.0 if i in is_dense else eps * raw[i] for i in range(len(shapes))]
 
 
-def random_mask(shape: Sequence[int], density: float, generator: torch.Generator | None = None,
-                device: torch.device | str | None = None) -> Tensor:
+def random_mask(
+    shape: Sequence[int],
+    density: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Float 0/1 mask with exactly ``round(density * numel)`` ones at uniformly random places."""
     n = math.prod(shape)
     k = int(round(density * n))
@@ -81,24 +91,33 @@ def magnitude_mask(weight: Tensor, density: float) -> Tensor:
     ties go to the lower flat index)."""
     n = weight.numel()
     k = int(round(density * n))
-    idx = top_k_positions(weight.detach().abs().reshape(-1), torch.ones(n, dtype=torch.bool, device=weight.device),
-                  k, largest=True)
+    idx = top_k_positions(
+        weight.detach().abs().reshape(-1), torch.ones(n, dtype=torch.bool, device=weight.device), k, largest=True
+    )
     m = torch.zeros(n, device=weight.device)
     m[idx] = 1.0
     return m.view_as(weight)
 
 
-def bernoulli_mask(shape: Sequence[int], keep: float, generator: torch.Generator | None = None,
-                   device: torch.device | str | None = None) -> Tensor:
+def bernoulli_mask(
+    shape: Sequence[int],
+    keep: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Float 0/1 mask with i.i.d. Bernoulli(keep) entries (OMNet's init, reconstructed from the paper)."""
     return (torch.rand(*shape, generator=generator, device=draw_device(generator)) < keep).float().to(device)
 
 
 @torch.no_grad()
-def init_masks_(layers: Sequence[MaskedLinear], density: float,
-                method: Literal["random", "magnitude", "bernoulli"] = "random",
-                allocation: Literal["er", "erk", "uniform"] = "er", dense: Iterable[int] = (),
-                generator: torch.Generator | None = None) -> list[float]:
+def init_masks_(
+    layers: Sequence[MaskedLinear],
+    density: float,
+    method: Literal["random", "magnitude", "bernoulli"] = "random",
+    allocation: Literal["er", "erk", "uniform"] = "er",
+    dense: Iterable[int] = (),
+    generator: torch.Generator | None = None,
+) -> list[float]:
     """Set every mask of ``layers`` at the allocated per-layer density and zero unused weights.
 
     Each of a layer's K masks is drawn independently (OMNet's subnetworks). Returns the densities.

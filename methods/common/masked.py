@@ -18,6 +18,7 @@ Positions are flat indices into ``W.view(-1)`` (LongTensor, sorted ascending).
 Mask allocation and initialisation: methods/common/mask_init.py; prune / grow and the
 optimizer-state reset of changed positions: methods/common/prune_grow.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,6 +35,7 @@ ThresholdShape = Literal["weight", "unit", "layer"]
 # the layer
 # ---------------------------------------------------------------------------------------------
 
+
 class MaskedLinear(nn.Module):
     """Linear layer with a shared weight and ``n_masks`` masks over it.
 
@@ -48,9 +50,16 @@ class MaskedLinear(nn.Module):
     The bias is shared and never masked (Kaleidoscope, OMNet [choice]).
     """
 
-    def __init__(self, in_features: int, out_features: int, n_masks: int = 1, bias: bool = True,
-                 soft_threshold: bool = False, threshold_shape: ThresholdShape = "weight",
-                 threshold_init: tuple[float, float] = (5.0, 5.0)):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        n_masks: int = 1,
+        bias: bool = True,
+        soft_threshold: bool = False,
+        threshold_shape: ThresholdShape = "weight",
+        threshold_init: tuple[float, float] = (5.0, 5.0),
+    ):
         super().__init__()
         if n_masks < 1:
             raise ValueError(f"n_masks must be >= 1, got {n_masks}")
@@ -61,8 +70,11 @@ class MaskedLinear(nn.Module):
         self.threshold_shape = threshold_shape
         self.threshold_init = threshold_init
         if soft_threshold:
-            shape = {"weight": (n_masks, out_features, in_features),
-                     "unit": (n_masks, out_features, 1), "layer": (n_masks, 1, 1)}[threshold_shape]
+            shape = {
+                "weight": (n_masks, out_features, in_features),
+                "unit": (n_masks, out_features, 1),
+                "layer": (n_masks, 1, 1),
+            }[threshold_shape]
             self.threshold: nn.Parameter | None = nn.Parameter(torch.empty(shape))
         else:
             self.register_parameter("threshold", None)
@@ -87,9 +99,14 @@ class MaskedLinear(nn.Module):
             self.reset_thresholds_()
 
     @torch.no_grad()
-    def reset_thresholds_(self, where: Tensor | None = None, mask_indices: Sequence[int] | None = None,
-                          scale: float | None = None, bias: float | None = None,
-                          generator: torch.Generator | None = None) -> None:
+    def reset_thresholds_(
+        self,
+        where: Tensor | None = None,
+        mask_indices: Sequence[int] | None = None,
+        scale: float | None = None,
+        bias: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         """Re-draw STR thresholds ``s = -(U*scale + bias)``; ``where`` (bool, threshold's trailing
         shape) limits positions, ``mask_indices`` limits masks (Kaleidoscope's periodic resets)."""
         if self.threshold is None:
@@ -101,8 +118,9 @@ class MaskedLinear(nn.Module):
         # a generator draws on its own device (a CPU generator cannot fill a CUDA tensor)
         device = self.threshold.device if generator is None else generator.device
         for k in ks:
-            new = -(torch.rand(self.threshold.shape[1:], generator=generator,
-                               device=device) * sc + bi).to(self.threshold)
+            new = -(torch.rand(self.threshold.shape[1:], generator=generator, device=device) * sc + bi).to(
+                self.threshold
+            )
             if where is None:
                 self.threshold[k].copy_(new)
             else:
@@ -161,6 +179,7 @@ class MaskedLinear(nn.Module):
                 self._dense_grad += grad.detach()
             else:
                 self._dense_grad[mask_index] += grad.detach()
+
         return accumulate
 
     def _maybe_track(self, w: Tensor, mask_index: int | None) -> Tensor:
@@ -220,9 +239,11 @@ class MaskedLinear(nn.Module):
         self.weight.mul_(self.union_mask().to(self.weight.dtype))
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"n_masks={self.n_masks}, bias={self.bias is not None}, "
-                f"soft_threshold={self.threshold is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"n_masks={self.n_masks}, bias={self.bias is not None}, "
+            f"soft_threshold={self.threshold is not None}"
+        )
 
 
 class GroupedMaskedLinear(MaskedLinear):
@@ -247,7 +268,7 @@ class GroupedMaskedLinear(MaskedLinear):
             return F.linear(x, w, self.bias)
         g, o = self.groups, self.group_out
         lead = x.shape[:-2]
-        xg = x.reshape(-1, g, self.in_features).transpose(0, 1)               # (G, B, in)
+        xg = x.reshape(-1, g, self.in_features).transpose(0, 1)  # (G, B, in)
         bias = self.bias.view(g, 1, o) if self.bias is not None else x.new_zeros(g, 1, o)
         y = torch.baddbmm(bias, xg, w.view(g, o, self.in_features).transpose(1, 2))
         return y.transpose(0, 1).reshape(*lead, g, o)

@@ -5,6 +5,7 @@ whose other fields are hyper-parameters a paper config may override, with its va
 settings that change how much data or how many updates a run gets per unit of the
 experiment's budget (``BUDGET_FIELDS``: the confound check asks a comparison to equalise them
 or to name them)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace

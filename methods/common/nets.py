@@ -5,6 +5,7 @@ TD3/SAC/MATD3, N for REDQ).
 Hidden block: Linear -> [Dropout] -> [LayerNorm] -> ReLU (DroQ's order). Each ReLU is its own
 module so that forward hooks can record every hidden layer's activations (dormant ratios).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ LAYERNORM = ("none", "last", "all")
 LinearFactory = Callable[[int, int], nn.Module]
 
 
-def mlp(sizes: list[int], layernorm: str = "none", dropout: float = 0.0,
-        linear: LinearFactory = nn.Linear) -> nn.Sequential:
+def mlp(
+    sizes: list[int], layernorm: str = "none", dropout: float = 0.0, linear: LinearFactory = nn.Linear
+) -> nn.Sequential:
     """sizes = [in, h1, ..., out]; hidden blocks as above, a plain linear output."""
     if layernorm not in LAYERNORM:
         raise ValueError(f"layernorm must be one of {LAYERNORM} (got {layernorm!r})")
@@ -57,8 +59,7 @@ def hidden_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module]
 class Actor(nn.Module):
     """TD3: obs -> 256 -> 256 -> act, max_action * tanh."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int, max_action: float,
-                 linear: LinearFactory = nn.Linear):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, max_action: float, linear: LinearFactory = nn.Linear):
         super().__init__()
         self.net = mlp([obs_dim, hidden, hidden, act_dim], linear=linear)
         self.max_action = max_action
@@ -72,14 +73,14 @@ class GaussianActor(nn.Module):
 
     LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int, max_action: float,
-                 linear: LinearFactory = nn.Linear):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, max_action: float, linear: LinearFactory = nn.Linear):
         super().__init__()
         self.net = mlp([obs_dim, hidden, hidden, 2 * act_dim], linear=linear)
         self.max_action = max_action
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False,
-                gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Action in [-max_action, max_action] and its log-probability ``[B]``."""
         mean, log_std = self.net(obs).chunk(2, dim=-1)
         log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
@@ -98,8 +99,17 @@ class GaussianActor(nn.Module):
 class Critics(nn.Module):
     """``n`` independent Q-networks; ``forward(obs, act) -> [n, B]``."""
 
-    def __init__(self, n: int, obs_dim: int, act_dim: int, hidden: int, hidden_layers: int = 2,
-                 layernorm: str = "none", dropout: float = 0.0, linear: LinearFactory = nn.Linear):
+    def __init__(
+        self,
+        n: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden: int,
+        hidden_layers: int = 2,
+        layernorm: str = "none",
+        dropout: float = 0.0,
+        linear: LinearFactory = nn.Linear,
+    ):
         super().__init__()
         sizes = [obs_dim + act_dim] + [hidden] * hidden_layers + [1]
         self.members = nn.ModuleList(mlp(sizes, layernorm, dropout, linear) for _ in range(n))

@@ -2,6 +2,7 @@
 gradient grow (RigL, Evci et al. 2020; NE's "potential gradient"), random grow (SET), RigL's
 constant-density drop-and-grow, the cosine update fraction, and the reset of the optimizer
 state at changed positions. Positions are flat indices into ``W.view(-1)``, sorted ascending."""
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer, layer: nn.Module, po
     reset_param_state(optimizer, layer.weight, positions)
 
 
-def grow_values(layer: MaskedLinear, n: int, init: GrowInit | float = "zero",
-                generator: torch.Generator | None = None) -> Tensor:
+def grow_values(
+    layer: MaskedLinear, n: int, init: GrowInit | float = "zero", generator: torch.Generator | None = None
+) -> Tensor:
     """Initial values for ``n`` grown weights: zero (RigL/NE/MAST default), LeCun normal truncated
     at ±2σ (σ = 1/sqrt(fan_in); NE option), or PyTorch's default U(±1/sqrt(fan_in)) ("random")."""
     w = layer.weight
@@ -77,8 +79,9 @@ def magnitude_prune(layer: MaskedLinear, k: int, mask_index: int = 0) -> Tensor:
 
 
 @torch.no_grad()
-def _activate(layer: MaskedLinear, pos: Tensor, mask_index: int, init: GrowInit | float,
-              generator: torch.Generator | None) -> Tensor:
+def _activate(
+    layer: MaskedLinear, pos: Tensor, mask_index: int, init: GrowInit | float, generator: torch.Generator | None
+) -> Tensor:
     # set the value only where the position was absent from every mask: a connection another
     # mask already uses keeps its shared value
     fresh = ~layer.union_mask().view(-1)[pos]
@@ -100,9 +103,15 @@ def _grow_candidates(layer: MaskedLinear, mask_index: int, exclude: Tensor | Non
 
 
 @torch.no_grad()
-def gradient_grow(layer: MaskedLinear, k: int, dense_grad: Tensor, mask_index: int = 0,
-                  init: GrowInit | float = "zero", exclude: Tensor | None = None,
-                  generator: torch.Generator | None = None) -> Tensor:
+def gradient_grow(
+    layer: MaskedLinear,
+    k: int,
+    dense_grad: Tensor,
+    mask_index: int = 0,
+    init: GrowInit | float = "zero",
+    exclude: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Activate the ``k`` absent connections (not in ``exclude``) with the largest ``|dense_grad|``
     (RigL grow; NE's "potential gradient") and set their weights by ``init``. ``dense_grad`` is
     ``[out,in]`` or ``[K,out,in]``. Returns positions."""
@@ -113,8 +122,14 @@ def gradient_grow(layer: MaskedLinear, k: int, dense_grad: Tensor, mask_index: i
 
 
 @torch.no_grad()
-def random_grow(layer: MaskedLinear, k: int, mask_index: int = 0, init: GrowInit | float = "zero",
-                exclude: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+def random_grow(
+    layer: MaskedLinear,
+    k: int,
+    mask_index: int = 0,
+    init: GrowInit | float = "zero",
+    exclude: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Activate ``k`` uniformly random absent connections (SET, Mocanu et al. 2018). Returns positions."""
     cand = _grow_candidates(layer, mask_index, exclude)
     scores = torch.rand(cand.numel(), generator=generator, device=draw_device(generator)).to(cand.device)
@@ -134,10 +149,17 @@ class TopologyChange:
 
 
 @torch.no_grad()
-def prune_and_grow(layer: MaskedLinear, k: int, dense_grad: Tensor | None = None, mask_index: int = 0,
-                   init: GrowInit | float = "zero", grow: Literal["gradient", "random"] = "gradient",
-                   allow_regrow: bool = False, optimizer: torch.optim.Optimizer | None = None,
-                   generator: torch.Generator | None = None) -> TopologyChange:
+def prune_and_grow(
+    layer: MaskedLinear,
+    k: int,
+    dense_grad: Tensor | None = None,
+    mask_index: int = 0,
+    init: GrowInit | float = "zero",
+    grow: Literal["gradient", "random"] = "gradient",
+    allow_regrow: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
+    generator: torch.Generator | None = None,
+) -> TopologyChange:
     """RigL/MAST drop-and-grow at constant density: prune the k smallest-|W| active connections,
     grow k absent ones (by |dense grad|, or at random for SET). Just-pruned positions cannot be
     regrown unless ``allow_regrow`` (as NE prescribes: a pruned position waits one event). k is clamped so the

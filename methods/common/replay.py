@@ -12,6 +12,7 @@
 * ``FieldReplay`` with ``NStepWriter``: uniform replay of named tensor fields of any shape, fed
   with n-step transitions (the multi-agent actor–critic, methods/marl/actor_critic/matd3.py).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,7 +33,7 @@ class _CircularStore:
     data: dict[str, torch.Tensor]
     size: int
     next: int
-    what = "replay"     # named in the capacity-mismatch error
+    what = "replay"  # named in the capacity-mismatch error
 
     def __len__(self) -> int:
         return self.size
@@ -42,8 +43,12 @@ class _CircularStore:
         self.size = min(self.size + 1, self.capacity)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
-                "size": self.size, "next": self.next, "capacity": self.capacity}
+        return {
+            "data": {k: v[: self.size].cpu().clone() for k, v in self.data.items()},
+            "size": self.size,
+            "next": self.next,
+            "capacity": self.capacity,
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         if d["capacity"] != self.capacity:
@@ -57,15 +62,14 @@ class ReplayBuffer(_CircularStore):
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"):
         self.capacity = int(capacity)
         self.device = torch.device(device)
-        shapes = {"obs": (obs_dim,), "action": (act_dim,), "reward": (), "next_obs": (obs_dim,),
-                  "terminated": ()}
-        self.data = {k: torch.zeros((self.capacity, *shapes[k]), dtype=torch.float32, device=self.device)
-                     for k in FIELDS}
+        shapes = {"obs": (obs_dim,), "action": (act_dim,), "reward": (), "next_obs": (obs_dim,), "terminated": ()}
+        self.data = {
+            k: torch.zeros((self.capacity, *shapes[k]), dtype=torch.float32, device=self.device) for k in FIELDS
+        }
         self.size = 0
-        self.next = 0        # slot of the next write; the oldest entry once full
+        self.next = 0  # slot of the next write; the oldest entry once full
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminated: bool) -> None:
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         i = self.next
         for k, v in zip(FIELDS, (obs, action, reward, next_obs, float(terminated))):
             self.data[k][i] = torch.as_tensor(v, dtype=torch.float32)
@@ -81,7 +85,7 @@ class ReplayBuffer(_CircularStore):
     def sample_oldest(self, batch: int, fraction: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """Uniformly from the oldest ``fraction`` of the stored transitions (insertion order)."""
         n_old = max(1, int(self.size * fraction))
-        start = self.next if self.size == self.capacity else 0     # oldest slot
+        start = self.next if self.size == self.capacity else 0  # oldest slot
         offset = torch.randint(0, n_old, (batch,), generator=gen, device=gen.device).to(self.device)
         return self._gather((start + offset) % self.capacity)
 
@@ -141,7 +145,7 @@ class TransitionReplay:
         self.capacity, self.alpha, self.eps = capacity, alpha, eps
         self.data: dict[str, torch.Tensor] = {}
         self.priority = torch.empty(0)
-        self.next = 0      # slot of the next write once full
+        self.next = 0  # slot of the next write once full
         self.max_priority = 1.0
 
     def __len__(self) -> int:
@@ -179,8 +183,7 @@ class TransitionReplay:
         self.max_priority = max(self.max_priority, float(p.max()))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "priority": self.priority, "next": self.next,
-                "max_priority": self.max_priority}
+        return {"data": self.data, "priority": self.priority, "next": self.next, "max_priority": self.max_priority}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.data, self.priority = d["data"], d["priority"]
@@ -197,16 +200,29 @@ class EpisodeReplay(_CircularStore):
 
     what = "episode replay"
 
-    def __init__(self, capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int,
-                 n_actions: int, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        capacity: int,
+        episode_limit: int,
+        n_agents: int,
+        obs_dim: int,
+        state_dim: int,
+        n_actions: int,
+        device: torch.device | str = "cpu",
+    ):
         self.capacity, self.episode_limit = int(capacity), int(episode_limit)
         self.device = torch.device(device)
         c, t, n = self.capacity, self.episode_limit, n_agents
         z = lambda *shape, dtype=torch.float32: torch.zeros(shape, dtype=dtype, device=self.device)  # noqa: E731
-        self.data = {"obs": z(c, t + 1, n, obs_dim), "state": z(c, t + 1, state_dim),
-                     "avail": z(c, t + 1, n, n_actions, dtype=torch.bool),
-                     "actions": z(c, t, n, dtype=torch.long), "reward": z(c, t), "terminated": z(c, t),
-                     "filled": z(c, t)}
+        self.data = {
+            "obs": z(c, t + 1, n, obs_dim),
+            "state": z(c, t + 1, state_dim),
+            "avail": z(c, t + 1, n, n_actions, dtype=torch.bool),
+            "actions": z(c, t, n, dtype=torch.long),
+            "reward": z(c, t),
+            "terminated": z(c, t),
+            "filled": z(c, t),
+        }
         self.size = 0
         self.next = 0
 
@@ -233,8 +249,18 @@ class DualEpisodeReplay:
     many as it holds) followed by the rest from the large one. Shifts the samples toward the
     current policy (paper Fig. 6/7)."""
 
-    def __init__(self, capacity: int, on_capacity: int, on_fraction: float, episode_limit: int, n_agents: int,
-                 obs_dim: int, state_dim: int, n_actions: int, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        capacity: int,
+        on_capacity: int,
+        on_fraction: float,
+        episode_limit: int,
+        n_agents: int,
+        obs_dim: int,
+        state_dim: int,
+        n_actions: int,
+        device: torch.device | str = "cpu",
+    ):
         dims = (episode_limit, n_agents, obs_dim, state_dim, n_actions, device)
         self.off = EpisodeReplay(capacity, *dims)
         self.on = EpisodeReplay(on_capacity, *dims)
@@ -268,8 +294,10 @@ class FieldReplay(_CircularStore):
     def __init__(self, capacity: int, shapes: dict[str, tuple[int, ...]], device: torch.device | str = "cpu"):
         self.capacity = int(capacity)
         self.device = torch.device(device)
-        self.data = {k: torch.zeros((self.capacity, *shape), dtype=torch.float32, device=self.device)
-                     for k, shape in shapes.items()}
+        self.data = {
+            k: torch.zeros((self.capacity, *shape), dtype=torch.float32, device=self.device)
+            for k, shape in shapes.items()
+        }
         self.size = 0
         self.next = 0
 
@@ -306,7 +334,7 @@ class NStepWriter:
 
     def _emit(self) -> dict[str, Any]:
         first, last = self.pending[0], self.pending[-1]
-        ret = sum(self.gamma ** k * float(p["reward"]) for k, p in enumerate(self.pending))
+        ret = sum(self.gamma**k * float(p["reward"]) for k, p in enumerate(self.pending))
         out = {k: first[k] for k in self.start_keys}
         out.update({k: last[k] for k in self.end_keys})
         out.update(reward=ret, terminated=float(last["terminated"]), discount=self.gamma ** len(self.pending))

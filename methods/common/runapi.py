@@ -4,6 +4,7 @@ The pipeline hands a file-backed implementation (pipeline.run.FileRun); notebook
 use :class:`MemoryRun`. Curve rows logged before a checkpoint are restored with it, so a
 method only saves and restores its own state.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,8 +46,13 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
 class MemoryRun:
     """In-memory run: curve rows in ``rows``, last checkpoint and model kept in memory."""
 
-    def __init__(self, seed: int = 0, device: str | torch.device = "cpu",
-                 assets_dir: Path | None = None, stop_after_checkpoints: int | None = None):
+    def __init__(
+        self,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        assets_dir: Path | None = None,
+        stop_after_checkpoints: int | None = None,
+    ):
         self.seed = seed
         self.device = torch.device(device)
         self.assets_dir = assets_dir
@@ -67,8 +73,7 @@ class MemoryRun:
         return self._stop_after is not None and self._n_ckpt >= self._stop_after
 
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
-        self.checkpoint = copy.deepcopy({"state": state, "rows": self.rows, "step": step,
-                                         "untrained": self.untrained})
+        self.checkpoint = copy.deepcopy({"state": state, "rows": self.rows, "step": step, "untrained": self.untrained})
         self._n_ckpt += 1
 
     def load_checkpoint(self) -> dict[str, Any] | None:

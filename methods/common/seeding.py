@@ -1,4 +1,5 @@
 """Global random state for code that must be a pure function of its seed (evaluation)."""
+
 from __future__ import annotations
 
 import random

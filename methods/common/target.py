@@ -1,6 +1,7 @@
 """Target networks, as every bootstrapping learner here keeps them (TD3/SAC critics and actor,
 soft DQN, RPE's optional flow target): a frozen copy, moved towards the online net by Polyak
 averaging, target <- (1 - tau) * target + tau * online, after each optimiser step."""
+
 from __future__ import annotations
 
 import copy

@@ -8,6 +8,7 @@ An entry is ``{"base": <registered method>, "settings": {field: value}, "what": 
 The code hash of a variant's runs is its base's plus the entry's own ``base`` and ``settings``
 (``pipeline/codehash.py``), so editing one entry reruns that variant's runs only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,9 +38,14 @@ def make_variant(name: str, base: ModuleType, entry: dict[str, Any]) -> ModuleTy
         raise ValueError(f"variant {name!r}: {', '.join(unknown)} not a field of {base.__name__}.Config")
     module = ModuleType(f"{base.__name__}[{name}]", entry["what"])
     config = dataclasses.make_dataclass(
-        "Config", [(k, fields[k].type, dataclasses.field(default=v)) for k, v in entry["settings"].items()],
-        bases=(base.Config,), namespace={"__doc__": entry["what"],
-                                              # dataclasses resolves the (string) annotations there
-                                              "__module__": base.Config.__module__})
+        "Config",
+        [(k, fields[k].type, dataclasses.field(default=v)) for k, v in entry["settings"].items()],
+        bases=(base.Config,),
+        namespace={
+            "__doc__": entry["what"],
+            # dataclasses resolves the (string) annotations there
+            "__module__": base.Config.__module__,
+        },
+    )
     module.Config, module.train, module.evaluate = config, base.train, base.evaluate
     return module

@@ -1,5 +1,6 @@
 """What the TD3 and SAC agents share: optimiser steps with per-method hooks, Polyak targets,
 hidden-unit diagnostics (active / dormant ratios, FAU) and state (de)serialisation."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.common.dormant import (active_unit_ratio, dormant_ratio, fraction_active_units,
-                                    record_activations)
+from methods.common.dormant import active_unit_ratio, dormant_ratio, fraction_active_units, record_activations
 from methods.common.flops import forward_flops
 from methods.common.masked import masked_layers
 from methods.common.replay import ReplayBuffer
@@ -24,8 +24,9 @@ class AgentBase:
     actor_opt: torch.optim.Optimizer
     critic_opt: torch.optim.Optimizer
 
-    def __init__(self, cfg: Any, obs_dim: int, act_dim: int, max_action: float,
-                 device: torch.device, gen: torch.Generator):
+    def __init__(
+        self, cfg: Any, obs_dim: int, act_dim: int, max_action: float, device: torch.device, gen: torch.Generator
+    ):
         self.cfg, self.obs_dim, self.act_dim, self.max_action = cfg, obs_dim, act_dim, max_action
         self.device, self.gen = device, gen
         self.n_updates = 0
@@ -95,8 +96,9 @@ class AgentBase:
 
     # ------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {k: v.state_dict() for k, v in vars(self).items()
-                if isinstance(v, (nn.Module, torch.optim.Optimizer))} | {"n_updates": self.n_updates}
+        return {
+            k: v.state_dict() for k, v in vars(self).items() if isinstance(v, (nn.Module, torch.optim.Optimizer))
+        } | {"n_updates": self.n_updates}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         for k, v in vars(self).items():

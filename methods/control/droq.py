@@ -1,5 +1,6 @@
 """DroQ (Hiraoka et al., ICLR 2022) as an OMNet baseline: SAC with 2 critics whose hidden
 layers have dropout 0.01 followed by LayerNorm, UTD 20 (min over both in the target)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ of the algorithm. Checkpoints are taken at episode boundaries (the first one aft
 ``checkpoint_every`` steps, or when the run is asked to stop), with every random state, so a
 resumed run is bit-identical to an uninterrupted one on CPU.
 """
+
 from __future__ import annotations
 
 import time
@@ -44,22 +45,28 @@ class ControlConfig(MethodConfig):
     hidden: int = 256
     buffer_size: int = 1_000_000
     start_steps: int = 25_000
-    utd: int = 1                 # gradient updates per environment step
+    utd: int = 1  # gradient updates per environment step
     eval_episodes: int = 10
-    diag_every: int = 0          # log dormant/active ratios every n steps (0: at evaluations)
+    diag_every: int = 0  # log dormant/active ratios every n steps (0: at evaluations)
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
-        "lr": positive(), "batch": at_least(1),
-        "gamma": within(0, 1),                  # discount factor
-        "tau": within(0, 1, lo_open=True),      # Polyak weight; 0 would freeze the targets
-        "hidden": at_least(1), "buffer_size": at_least(1),
-        "start_steps": at_least(0),             # 0: no random warm-up
-        "utd": at_least(1), "eval_episodes": at_least(1),
-        "diag_every": at_least(0),              # 0: diagnostics at evaluations only
+        "iterations": at_least(1),
+        "eval_every": at_least(1),
+        "checkpoint_every": at_least(1),
+        "lr": positive(),
+        "batch": at_least(1),
+        "gamma": within(0, 1),  # discount factor
+        "tau": within(0, 1, lo_open=True),  # Polyak weight; 0 would freeze the targets
+        "hidden": at_least(1),
+        "buffer_size": at_least(1),
+        "start_steps": at_least(0),  # 0: no random warm-up
+        "utd": at_least(1),
+        "eval_episodes": at_least(1),
+        "diag_every": at_least(0),  # 0: diagnostics at evaluations only
     }
     # the control loop logs its curve against environment steps only
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("utd", "start_steps")
+
     def measure_iterations(self) -> tuple[int, int]:
         # after a 1000-step warm-up (the paper's 5k-25k would dominate a short run); about 2000
         # updates apart whatever the update-to-data ratio
@@ -69,8 +76,12 @@ class ControlConfig(MethodConfig):
         return {"env_steps": self.iterations, "updates": self.utd * max(0, self.iterations - self.start_steps)}
 
     def measurement_config(self, iterations: int) -> ControlConfig:
-        return replace(super().measurement_config(iterations), start_steps=min(self.start_steps, 1000),
-                       eval_episodes=1, buffer_size=min(self.buffer_size, iterations))
+        return replace(
+            super().measurement_config(iterations),
+            start_steps=min(self.start_steps, 1000),
+            eval_episodes=1,
+            buffer_size=min(self.buffer_size, iterations),
+        )
 
     def __post_init__(self) -> None:
         if self.env != "control":
@@ -95,8 +106,9 @@ AgentFactory = Callable[[Any, ControlTask, torch.device, torch.Generator], Agent
 
 
 @torch.no_grad()
-def evaluate_policy(agent: Any, task: ControlTask, seed: int, episodes: int,
-                    device: torch.device, step: int = 0) -> list[float]:
+def evaluate_policy(
+    agent: Any, task: ControlTask, seed: int, episodes: int, device: torch.device, step: int = 0
+) -> list[float]:
     """Undiscounted returns of the deterministic policy on an env seeded with seed + 100 (for a
     task cycle: the task trained at ``step``)."""
     env = task.make_eval(seed + 100, step)
@@ -122,7 +134,7 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     gen = torch.Generator(device=device).manual_seed(run.seed)
     agent = make_agent(cfg, task, device, gen)
     buffer = ReplayBuffer(min(cfg.buffer_size, cfg.iterations), task.obs_dim, task.act_dim, device)
-    rng = np.random.default_rng(run.seed)          # warm-up actions
+    rng = np.random.default_rng(run.seed)  # warm-up actions
     env = task.make(run.seed)
     obs, _ = env.reset(seed=run.seed)
     step, episode_return, train_returns, last, last_eval = 0, 0.0, [], {}, float("nan")
@@ -147,19 +159,34 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
 
     def model_state(final_return: float, train_stats: dict[str, float]) -> dict[str, Any]:
-        return {**agent.model_state(), "config": cfg.to_dict(), "final_return": final_return,
-                "train_stats": train_stats}
+        return {
+            **agent.model_state(),
+            "config": cfg.to_dict(),
+            "final_return": final_return,
+            "train_stats": train_stats,
+        }
 
     if ckpt is None:
         run.save_untrained_model(model_state(float("nan"), {}))
 
     def checkpoint(env_rng: Any) -> None:
-        run.save_checkpoint({
-            "agent": agent.state_dict(), "buffer": buffer.state_dict(), **rng_states(gen, rng),
-            "env_rng": env_rng, "step": step,
-            "train_returns": list(train_returns), "last": {k: float(v) for k, v in last.items()},
-            "update_time": update_time, "updates_at_log": updates_at_log,
-            "history": history, "last_diag": last_diag, "budget": budget.state_dict()}, step)
+        run.save_checkpoint(
+            {
+                "agent": agent.state_dict(),
+                "buffer": buffer.state_dict(),
+                **rng_states(gen, rng),
+                "env_rng": env_rng,
+                "step": step,
+                "train_returns": list(train_returns),
+                "last": {k: float(v) for k, v in last.items()},
+                "update_time": update_time,
+                "updates_at_log": updates_at_log,
+                "history": history,
+                "last_diag": last_diag,
+                "budget": budget.state_dict(),
+            },
+            step,
+        )
 
     while step < cfg.iterations:
         if step < cfg.start_steps:
@@ -178,12 +205,16 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
             update_time += time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.iterations:
             last_eval = float(np.mean(evaluate_policy(agent, task, run.seed, cfg.eval_episodes, device, step)))
-            row = {"return": last_eval, **task.eval_info(step),
-                   "train_return": float(np.mean(train_returns)) if train_returns else float("nan"),
-                   "updates": agent.n_updates,
-                   "time_updates_per_s": ((agent.n_updates - updates_at_log) / update_time
-                                          if update_time > 0 else float("nan")),
-                   **{k: float(v) for k, v in last.items()}}
+            row = {
+                "return": last_eval,
+                **task.eval_info(step),
+                "train_return": float(np.mean(train_returns)) if train_returns else float("nan"),
+                "updates": agent.n_updates,
+                "time_updates_per_s": (
+                    (agent.n_updates - updates_at_log) / update_time if update_time > 0 else float("nan")
+                ),
+                **{k: float(v) for k, v in last.items()},
+            }
             if len(buffer) >= cfg.batch:
                 last_diag = agent.diagnostics(buffer)
                 row.update(last_diag)
@@ -216,8 +247,9 @@ def train_agent(cfg: ControlConfig, run: Run, make_agent: AgentFactory) -> dict[
     return {"return": last_eval}
 
 
-def evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device: str | torch.device,
-                   make_agent: AgentFactory) -> dict[str, Any]:
+def evaluate_model(
+    cfg: ControlConfig, model: dict[str, Any], seed: int, device: str | torch.device, make_agent: AgentFactory
+) -> dict[str, Any]:
     """Final metrics of a saved model: the deterministic policy's mean return over
     ``eval_episodes`` episodes (env seeded seed + 100), and the agent's own extra metrics
     (``agent.evaluation_metrics``, e.g. SAC's normalised Q-bias). A pure function of (model,
@@ -226,36 +258,40 @@ def evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device:
         return _evaluate_model(cfg, model, seed, device, make_agent)
 
 
-def _evaluate_model(cfg: ControlConfig, model: dict[str, Any], seed: int, device: str | torch.device,
-                    make_agent: AgentFactory) -> dict[str, Any]:
+def _evaluate_model(
+    cfg: ControlConfig, model: dict[str, Any], seed: int, device: str | torch.device, make_agent: AgentFactory
+) -> dict[str, Any]:
     device = torch.device(device)
     task = ControlTask(**cfg.env_kwargs)
     gen = torch.Generator(device=device).manual_seed(seed)
     agent = make_agent(cfg, task, device, gen)
     agent.load_model_state(model)
     returns = evaluate_policy(agent, task, seed, cfg.eval_episodes, device, cfg.iterations)
-    metrics = {"return_mean": float(np.mean(returns)), "return_final": float(model.get("final_return", float("nan"))),
-               **{k: float(v) for k, v in (model.get("train_stats") or {}).items()}}
+    metrics = {
+        "return_mean": float(np.mean(returns)),
+        "return_final": float(model.get("final_return", float("nan"))),
+        **{k: float(v) for k, v in (model.get("train_stats") or {}).items()},
+    }
     metrics.update(agent.evaluation_metrics(task, seed))
-    return {"metrics": metrics, "per_episode": {"return": [float(r) for r in returns]},
-            "n_episodes": len(returns)}
+    return {"metrics": metrics, "per_episode": {"return": [float(r) for r in returns]}, "n_episodes": len(returns)}
 
 
-def entry_points(agent_cls: Callable[..., Agent]) -> tuple[AgentFactory, Callable[..., dict[str, float]],
-                                                        Callable[..., dict[str, Any]]]:
+def entry_points(
+    agent_cls: Callable[..., Agent],
+) -> tuple[AgentFactory, Callable[..., dict[str, float]], Callable[..., dict[str, Any]]]:
     """The ``make_agent``, ``train`` and ``evaluate`` a control method module exposes (the
     method registry's contract), for an agent class built as ``agent_cls(cfg, obs_dim,
     act_dim, max_action, device, gen)``."""
 
-    def make_agent(cfg: ControlConfig, task: ControlTask, device: torch.device,
-                   gen: torch.Generator) -> Agent:
+    def make_agent(cfg: ControlConfig, task: ControlTask, device: torch.device, gen: torch.Generator) -> Agent:
         return agent_cls(cfg, task.obs_dim, task.act_dim, task.max_action, device, gen)
 
     def train(cfg: ControlConfig, run: Run) -> dict[str, float]:
         return train_agent(cfg, run, make_agent)
 
-    def evaluate(cfg: ControlConfig, model: dict[str, Any], seed: int, device: str = "cpu",
-                 assets_dir: Any = None) -> dict[str, Any]:
+    def evaluate(
+        cfg: ControlConfig, model: dict[str, Any], seed: int, device: str = "cpu", assets_dir: Any = None
+    ) -> dict[str, Any]:
         return evaluate_model(cfg, model, seed, device, make_agent)
 
     return make_agent, train, evaluate

@@ -24,6 +24,7 @@ Target networks share the online masks. Where the authors' code and paper disagr
 growth, init of grown weights) the paper's reading is the default and the code's an option;
 every run records the options it used in its config.yaml.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,13 @@ from methods.common.constraints import Bound, at_least, within
 from methods.common.dormant import TrainingActivity, dormant_units, record_activations
 from methods.common.mask_init import init_masks_
 from methods.common.masked import MaskedLinear, masked_layers, sync_masks_
-from methods.common.prune_grow import (cosine_fraction, gradient_grow, magnitude_prune, prune_and_grow,
-                                       reset_optimizer_state)
+from methods.common.prune_grow import (
+    cosine_fraction,
+    gradient_grow,
+    magnitude_prune,
+    prune_and_grow,
+    reset_optimizer_state,
+)
 from methods.common.replay import ReplayBuffer
 from methods.control import td3
 from methods.control.loop import entry_points
@@ -63,7 +69,7 @@ class Config(td3.Config):
     target_sparsity: float = 0.25
     delta: int = 10_000
     growth_schedule: str = "cosine"
-    zeta: float = 0.0              # 0: auto, the target density is reached at ~60 % of T_end
+    zeta: float = 0.0  # 0: auto, the target density is reached at ~60 % of T_end
     constant_fraction: float = 0.008
     omega: float = 0.4
     prune_criterion: str = "dormant"
@@ -78,22 +84,28 @@ class Config(td3.Config):
     fluctuation_threshold: float = 0.01
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "initial_sparsity": within(0, 1, hi_open=True), "target_sparsity": within(0, 1),
-        "delta": at_least(1),                   # updates between topology events
-        "zeta": at_least(0),                    # 0: automatic
-        "constant_fraction": within(0, 1), "rigl_zeta": within(0, 1),
-        "omega": within(0, 1, hi_open=True),    # prune cap; the auto zeta divides by 1 - omega
-        "awaken": within(0, 1),                 # FAU threshold
-        "tamp": at_least(0), "review_fraction": within(0, 1, lo_open=True),
-        "fluctuation_window": at_least(1),      # updates per window of the dormant-ratio average
-        "fluctuation_threshold": at_least(0),   # change of the windowed dormant ratio that triggers
+        "initial_sparsity": within(0, 1, hi_open=True),
+        "target_sparsity": within(0, 1),
+        "delta": at_least(1),  # updates between topology events
+        "zeta": at_least(0),  # 0: automatic
+        "constant_fraction": within(0, 1),
+        "rigl_zeta": within(0, 1),
+        "omega": within(0, 1, hi_open=True),  # prune cap; the auto zeta divides by 1 - omega
+        "awaken": within(0, 1),  # FAU threshold
+        "tamp": at_least(0),
+        "review_fraction": within(0, 1, lo_open=True),
+        "fluctuation_window": at_least(1),  # updates per window of the dormant-ratio average
+        "fluctuation_threshold": at_least(0),  # change of the windowed dormant ratio that triggers
     }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name, value, allowed in (("growth_schedule", self.growth_schedule, GROWTH),
-                                     ("prune_criterion", self.prune_criterion, PRUNE),
-                                     ("review", self.review, REVIEW), ("grow_init", self.grow_init, ("zero", "lecun"))):
+        for name, value, allowed in (
+            ("growth_schedule", self.growth_schedule, GROWTH),
+            ("prune_criterion", self.prune_criterion, PRUNE),
+            ("review", self.review, REVIEW),
+            ("grow_init", self.grow_init, ("zero", "lecun")),
+        ):
             if value not in allowed:
                 raise ValueError(f"ne: {name} must be one of {allowed} (got {value!r})")
         if not 0.0 <= self.target_sparsity <= self.initial_sparsity < 1.0:
@@ -124,7 +136,7 @@ def global_density(net: nn.Module) -> float:
 class GrowthSchedule:
     """phi(t): the fraction of a layer's growth space G_l grown at the event of update t."""
 
-    kind: str                  # "cosine" (paper) or "constant" (code --uni)
+    kind: str  # "cosine" (paper) or "constant" (code --uni)
     zeta: float
     constant_fraction: float
     t_end: int
@@ -140,15 +152,22 @@ class SparseNetwork:
     across events: each layer's growth space G_l (fixed at its first event), whether the network
     still grows, and the update at which its constant-density RigL phase began."""
 
-    def __init__(self, net: nn.Module, target: nn.Module, forward: Callable[[Batch], Any], grows: bool,
-                 cfg: Config, generator: torch.Generator):
+    def __init__(
+        self,
+        net: nn.Module,
+        target: nn.Module,
+        forward: Callable[[Batch], Any],
+        grows: bool,
+        cfg: Config,
+        generator: torch.Generator,
+    ):
         self.net, self.target, self.forward, self.cfg, self.generator = net, target, forward, cfg, generator
         self.layers = masked_layers(net)
         self.schedule = GrowthSchedule(cfg.growth_schedule, cfg.growth_zeta(), cfg.constant_fraction, cfg.t_end())
         self.growth_space: list[int | None] = [None] * len(self.layers)
         self.growing = grows
         self.rigl_start: int | None = None
-        self.events = 0             # growth-phase events (logged)
+        self.events = 0  # growth-phase events (logged)
 
     def track_dense_grad(self, on: bool) -> None:
         """Dense gradients are captured by hooks registered at forward time, so this is switched
@@ -179,8 +198,9 @@ class SparseNetwork:
         elif self.rigl_start is not None:
             self.rigl(opt, t, grads)
 
-    def grow_and_prune(self, opt: torch.optim.Optimizer, t: int, batch: Batch,
-                       grads: list[torch.Tensor | None]) -> None:
+    def grow_and_prune(
+        self, opt: torch.optim.Optimizer, t: int, batch: Batch, grads: list[torch.Tensor | None]
+    ) -> None:
         """Steps 1 and 2: k = floor(phi(t) G_l) grown, at most omega k pruned. The prune set is
         chosen first so that growth can exclude it (a just-pruned connection is never regrown)."""
         c = self.cfg
@@ -190,8 +210,9 @@ class SparseNetwork:
             if g is None:
                 continue
             if self.growth_space[i] is None:
-                self.growth_space[i] = max(0, int(round((1.0 - c.target_sparsity) * layer.weight.numel()
-                                                        - float(layer.masks.sum()))))
+                self.growth_space[i] = max(
+                    0, int(round((1.0 - c.target_sparsity) * layer.weight.numel() - float(layer.masks.sum())))
+                )
             n_grow = int(math.floor(phi * self.growth_space[i]))
             if n_grow <= 0:
                 continue
@@ -239,12 +260,22 @@ class SparseNetwork:
         phi = cosine_fraction(t - self.rigl_start, max(1, c.t_end() - self.rigl_start), c.rigl_zeta)
         for layer, g in zip(self.layers, grads):
             if g is not None and layer.density() < 1.0:
-                prune_and_grow(layer, int(phi * float(layer.masks.sum())), g, init=c.grow_init,
-                               optimizer=opt, generator=self.generator)
+                prune_and_grow(
+                    layer,
+                    int(phi * float(layer.masks.sum())),
+                    g,
+                    init=c.grow_init,
+                    optimizer=opt,
+                    generator=self.generator,
+                )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"growth_space": list(self.growth_space), "growing": self.growing,
-                "rigl_start": self.rigl_start, "events": self.events}
+        return {
+            "growth_space": list(self.growth_space),
+            "growing": self.growing,
+            "rigl_start": self.rigl_start,
+            "events": self.events,
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.growth_space = list(d["growth_space"])
@@ -326,20 +357,29 @@ REVIEW_TRIGGERS = {"fau_gate": FauGate, "dormant_fluctuation": DormantFluctuatio
 
 # ------------------------------------------------------------------------------- the agent
 class NEAgent(td3.TD3Agent):
-    def __init__(self, cfg: Config, obs_dim: int, act_dim: int, max_action: float,
-                 device: torch.device, gen: torch.Generator):
+    def __init__(
+        self, cfg: Config, obs_dim: int, act_dim: int, max_action: float, device: torch.device, gen: torch.Generator
+    ):
         super().__init__(cfg, obs_dim, act_dim, max_action, device, gen)
         seed = int(torch.randint(0, 2**31, (1,), generator=gen, device=gen.device))
-        self.topology_gen = torch.Generator().manual_seed(seed)   # prune subsets, LeCun inits
+        self.topology_gen = torch.Generator().manual_seed(seed)  # prune subsets, LeCun inits
         for net, target in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
             init_masks_(masked_layers(net), 1.0 - cfg.initial_sparsity, method="magnitude", allocation="er")
             sync_masks_(net, target)
         self.sparse = {
-            "actor": SparseNetwork(self.actor, self.actor_target, lambda b: self.actor(b["obs"]),
-                                   cfg.grow_actor, cfg, self.topology_gen),
-            "critic": SparseNetwork(self.critic, self.critic_target, lambda b: self.critic(b["obs"], b["action"]),
-                                    True, cfg, self.topology_gen)}
-        self.activity = TrainingActivity(relus(self.critic))   # the review's statistics
+            "actor": SparseNetwork(
+                self.actor, self.actor_target, lambda b: self.actor(b["obs"]), cfg.grow_actor, cfg, self.topology_gen
+            ),
+            "critic": SparseNetwork(
+                self.critic,
+                self.critic_target,
+                lambda b: self.critic(b["obs"], b["action"]),
+                True,
+                cfg,
+                self.topology_gen,
+            ),
+        }
+        self.activity = TrainingActivity(relus(self.critic))  # the review's statistics
         self.review = REVIEW_TRIGGERS[cfg.review](cfg, self.activity)
         self.reviewed = 0
 
@@ -348,8 +388,9 @@ class NEAgent(td3.TD3Agent):
 
     def build_critic(self) -> nn.Module:
         c = self.cfg
-        return Critics(2, self.obs_dim, self.act_dim, c.hidden, c.critic_hidden_layers, c.critic_layernorm,
-                       linear=MaskedLinear)
+        return Critics(
+            2, self.obs_dim, self.act_dim, c.hidden, c.critic_hidden_layers, c.critic_layernorm, linear=MaskedLinear
+        )
 
     def sample_batch(self, buffer: ReplayBuffer) -> Batch:
         if self.review.wants_review(self.gen):
@@ -372,8 +413,7 @@ class NEAgent(td3.TD3Agent):
         self.review.observe()
         return out
 
-    def sparse_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module,
-                    batch: Batch | None) -> None:
+    def sparse_step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module, batch: Batch | None) -> None:
         """TD3's optimiser step for ``net``; ``batch`` given on an event update."""
         sparse = self.sparse["critic" if net is self.critic else "actor"]
         sparse.optimizer_step(opt, loss, self.n_updates, batch)
@@ -381,15 +421,21 @@ class NEAgent(td3.TD3Agent):
     def diagnostics(self, buffer: ReplayBuffer, tau: float = 0.1) -> dict[str, float]:
         """Read-only: logging never changes training (tested)."""
         out = super().diagnostics(buffer, tau)
-        out.update(reviewed_batches=float(self.reviewed),
-                   topology_events=float(sum(s.events for s in self.sparse.values())),
-                   critic_fau_train=self.activity.fau)
+        out.update(
+            reviewed_batches=float(self.reviewed),
+            topology_events=float(sum(s.events for s in self.sparse.values())),
+            critic_fau_train=self.activity.fau,
+        )
         return out
 
     def state_dict(self) -> dict[str, Any]:
         ne = {name: sparse.state_dict() for name, sparse in self.sparse.items()}
-        ne.update(activity=self.activity.state_dict(), review=self.review.state_dict(), reviewed=self.reviewed,
-                  topology_gen=self.topology_gen.get_state())
+        ne.update(
+            activity=self.activity.state_dict(),
+            review=self.review.state_dict(),
+            reviewed=self.reviewed,
+            topology_gen=self.topology_gen.get_state(),
+        )
         return super().state_dict() | {"ne": ne}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:

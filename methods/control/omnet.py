@@ -13,6 +13,7 @@ Our reconstruction's open choices are options (docs/papers/omnet.md): ``mask_out
 default yes: "every layer") and ``rescale_init`` (scale each masked layer's init by
 1/sqrt(keep) so activations keep their size, default yes).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,17 @@ class Config(sac.Config):
 class SubnetworkCritic(nn.Module):
     """Q-network with K fixed masks: ``forward(obs, act) -> [K, B]`` in one batched pass."""
 
-    def __init__(self, n: int, obs_dim: int, act_dim: int, hidden: int, keep: float,
-                 mask_output: bool, rescale_init: bool, gen: torch.Generator):
+    def __init__(
+        self,
+        n: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden: int,
+        keep: float,
+        mask_output: bool,
+        rescale_init: bool,
+        gen: torch.Generator,
+    ):
         super().__init__()
         sizes = [obs_dim + act_dim, hidden, hidden, 1]
         self.layers = nn.ModuleList(MaskedLinear(i, o, n_masks=n) for i, o in zip(sizes[:-1], sizes[1:]))
@@ -75,10 +85,12 @@ class OMNetAgent(sac.SACAgent):
     def build_critic(self) -> nn.Module:
         c = self.cfg
         # masks from their own generator: the same seed gives the same subnetworks on any device
-        gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.gen,
-                                                              device=self.gen.device)))
-        return SubnetworkCritic(c.n_critics, self.obs_dim, self.act_dim, c.hidden, c.keep,
-                                c.mask_output, c.rescale_init, gen)
+        gen = torch.Generator().manual_seed(
+            int(torch.randint(0, 2**31, (1,), generator=self.gen, device=self.gen.device))
+        )
+        return SubnetworkCritic(
+            c.n_critics, self.obs_dim, self.act_dim, c.hidden, c.keep, c.mask_output, c.rescale_init, gen
+        )
 
 
 make_agent, train, evaluate = entry_points(OMNetAgent)

@@ -17,6 +17,7 @@ cycling task does): counting updates would shift every event by the warm-up and 
 update-to-data ratio. An event fires at the first update of its environment step, so with
 ``utd`` > 1 it fires once, and the step's remaining updates train the new networks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,8 +80,10 @@ class ReDoAgent(td3.TD3Agent):
         b = buffer.sample(c.batch, self.gen)
         cpu_gen = torch.Generator().manual_seed(self.n_updates)
         n_reset = 0
-        for net, opt, target in ((self.actor, self.actor_opt, self.actor_target),
-                                 (self.critic, self.critic_opt, self.critic_target)):
+        for net, opt, target in (
+            (self.actor, self.actor_opt, self.actor_target),
+            (self.critic, self.critic_opt, self.critic_target),
+        ):
             pairs = hidden_layers(net)
             with record_activations([relu for _, relu, _ in pairs]) as acts:
                 net(b["obs"]) if net is self.actor else net(b["obs"], b["action"])
@@ -117,7 +120,7 @@ class InjectionAgent(td3.TD3Agent):
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         if d.get("injected") and not self.injected:
-            self.inject_now()          # rebuild the injected architecture, then load its weights
+            self.inject_now()  # rebuild the injected architecture, then load its weights
         super().load_state_dict(d)
 
     def load_model_state(self, d: dict[str, Any]) -> None:
@@ -128,7 +131,7 @@ class InjectionAgent(td3.TD3Agent):
 
 @dataclass
 class ResetConfig(td3.Config):
-    reset_interval: int = 200_000     # environment steps
+    reset_interval: int = 200_000  # environment steps
     reset_layers: str = "all"
 
     # any other reset_layers value would silently reset all layers
@@ -137,7 +140,7 @@ class ResetConfig(td3.Config):
 
 @dataclass
 class ReDoConfig(td3.Config):
-    redo_interval: int = 1000         # environment steps
+    redo_interval: int = 1000  # environment steps
     redo_tau: float = 0.1
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {"redo_interval": at_least(1), "redo_tau": at_least(0)}
@@ -145,6 +148,6 @@ class ReDoConfig(td3.Config):
 
 @dataclass
 class InjectionConfig(td3.Config):
-    inject_at: float = 0.5            # fraction of the run's environment steps
+    inject_at: float = 0.5  # fraction of the run's environment steps
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {"inject_at": within(0, 1)}

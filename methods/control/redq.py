@@ -1,5 +1,6 @@
 """REDQ (Chen et al., ICLR 2021) as an OMNet baseline: SAC with N = 10 critics, in-target
 minimisation over a random subset of M = 2, mean-Q actor, UTD G = 20."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -15,6 +15,7 @@ Per update, on a batch (s, a, r, s', d), a' ~ pi(.|s'):
 Evaluation adds the normalised Q-bias of REDQ: on the evaluation episodes, mean and std of
 (Q(s, a) - G(s, a)) / |mean G| with G the discounted Monte-Carlo return.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,17 +45,19 @@ class Config(ControlConfig):
     start_steps: int = 5000
     init_alpha: float = 1.0
     n_critics: int = 2
-    target_subset: int = 0          # 0: min over all critics; k: min over k random critics
-    actor_q: str = "min"            # how the actor aggregates the critics
+    target_subset: int = 0  # 0: min over all critics; k: min over k random critics
+    actor_q: str = "min"  # how the actor aggregates the critics
     critic_dropout: float = 0.0
     critic_layernorm: str = "none"
     q_bias_episodes: int = 5
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "init_alpha": positive(),                       # the temperature is learned as log alpha
-        "n_critics": at_least(1), "target_subset": at_least(0),
-        "critic_dropout": within(0, 1, hi_open=True),   # dropout probability; 1 drops everything
-        "critic_layernorm": one_of(*LAYERNORM), "q_bias_episodes": at_least(1),
+        "init_alpha": positive(),  # the temperature is learned as log alpha
+        "n_critics": at_least(1),
+        "target_subset": at_least(0),
+        "critic_dropout": within(0, 1, hi_open=True),  # dropout probability; 1 drops everything
+        "critic_layernorm": one_of(*LAYERNORM),
+        "q_bias_episodes": at_least(1),
     }
 
     def __post_init__(self) -> None:
@@ -66,8 +69,9 @@ class Config(ControlConfig):
 
 
 class SACAgent(AgentBase):
-    def __init__(self, cfg: Config, obs_dim: int, act_dim: int, max_action: float,
-                 device: torch.device, gen: torch.Generator):
+    def __init__(
+        self, cfg: Config, obs_dim: int, act_dim: int, max_action: float, device: torch.device, gen: torch.Generator
+    ):
         super().__init__(cfg, obs_dim, act_dim, max_action, device, gen)
         self.actor = self.build_actor().to(device)
         self.critic = self.build_critic().to(device)
@@ -122,7 +126,7 @@ class SACAgent(AgentBase):
         self.n_updates += 1
         self._critic_steps += 1
         out: dict[str, Any] = {"critic_loss": critic_loss.detach()}
-        if self._critic_steps % self.cfg.utd == 0:      # once per env step
+        if self._critic_steps % self.cfg.utd == 0:  # once per env step
             out.update(self.policy_update(b))
         out.update(self.after_update(buffer, step))
         return out
@@ -153,7 +157,7 @@ class SACAgent(AgentBase):
                 rewards.append(r)
                 done = term or trunc
             g, returns = 0.0, []
-            for r in reversed(rewards):        # truncated tails bias G low, as in REDQ's protocol
+            for r in reversed(rewards):  # truncated tails bias G low, as in REDQ's protocol
                 g = r + self.cfg.gamma * g
                 returns.append(g)
             qs += q_ep

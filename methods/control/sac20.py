@@ -1,5 +1,6 @@
 """SAC-20 — SAC at update-to-data ratio 20 (an OMNet baseline, Tan et al. 2023): the same two critics
 and target as SAC, twenty critic updates per environment step."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Sin-DroQ — DroQ with a single dropout + LayerNorm Q-network, M = 1 (an OMNet baseline;
 its size is inferred from the FLOPs the paper reports), at UTD 20."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

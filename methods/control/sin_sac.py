@@ -1,5 +1,6 @@
 """SinSAC — SAC with a single Q-network (an OMNet baseline; inferred from the paper's description): the target
 and the actor use that one critic, no clipped double Q."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ Exploration: pi(s) + N(0, expl_noise * max_a), clipped; 25,000 uniform warm-up s
 Critic: NE's MuJoCo variant has three hidden layers with LayerNorm on the third
 (``critic_hidden_layers = 3, critic_layernorm = "last"``); the plain TD3 critic is 2 x 256.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,15 +43,19 @@ class Config(ControlConfig):
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
         # noise scales are fractions of max_action; 0 switches the noise off
-        "policy_noise": at_least(0), "noise_clip": at_least(0), "expl_noise": at_least(0),
-        "policy_delay": at_least(1), "critic_hidden_layers": at_least(1),
-        "critic_layernorm": one_of(*LAYERNORM),   # else the job fails when it builds the critic
+        "policy_noise": at_least(0),
+        "noise_clip": at_least(0),
+        "expl_noise": at_least(0),
+        "policy_delay": at_least(1),
+        "critic_hidden_layers": at_least(1),
+        "critic_layernorm": one_of(*LAYERNORM),  # else the job fails when it builds the critic
     }
 
 
 class TD3Agent(AgentBase):
-    def __init__(self, cfg: Config, obs_dim: int, act_dim: int, max_action: float,
-                 device: torch.device, gen: torch.Generator):
+    def __init__(
+        self, cfg: Config, obs_dim: int, act_dim: int, max_action: float, device: torch.device, gen: torch.Generator
+    ):
         super().__init__(cfg, obs_dim, act_dim, max_action, device, gen)
         self.actor = self.build_actor().to(device)
         self.critic = self.build_critic().to(device)
@@ -79,8 +84,9 @@ class TD3Agent(AgentBase):
     def td_target(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         c, m = self.cfg, self.max_action
         a_next = self.actor_target(b["next_obs"])
-        noise = (torch.randn(a_next.shape, generator=self.gen, device=a_next.device) * (c.policy_noise * m)
-                 ).clamp(-c.noise_clip * m, c.noise_clip * m)
+        noise = (torch.randn(a_next.shape, generator=self.gen, device=a_next.device) * (c.policy_noise * m)).clamp(
+            -c.noise_clip * m, c.noise_clip * m
+        )
         a_next = (a_next + noise).clamp(-m, m)
         q_next = self.critic_target(b["next_obs"], a_next).min(0).values
         return b["reward"] + c.gamma * (1.0 - b["terminated"]) * q_next
@@ -88,8 +94,9 @@ class TD3Agent(AgentBase):
     def update(self, buffer: ReplayBuffer, step: int) -> dict[str, Any]:
         return self.update_on(self.sample_batch(buffer), buffer, step, self.optimizer_step)
 
-    def update_on(self, b: dict[str, torch.Tensor], buffer: ReplayBuffer, step: int,
-                  optimizer_step: OptimizerStep) -> dict[str, Any]:
+    def update_on(
+        self, b: dict[str, torch.Tensor], buffer: ReplayBuffer, step: int, optimizer_step: OptimizerStep
+    ) -> dict[str, Any]:
         """One update on batch ``b``; ``optimizer_step(opt, loss, net)`` applies each loss (NE
         passes its own, which knows whether this update is a topology event)."""
         y = self.td_target(b)

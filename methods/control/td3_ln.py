@@ -1,4 +1,5 @@
 """TD3 with LayerNorm in every critic hidden layer — NE's LayerNorm baseline."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

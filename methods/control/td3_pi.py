@@ -1,4 +1,5 @@
 """TD3 + Injection — an NE baseline; the mechanism lives in methods/control/plasticity.py."""
+
 from __future__ import annotations
 
 from methods.control.loop import entry_points

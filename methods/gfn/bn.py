@@ -28,6 +28,7 @@ in Bengio et al.'s FM; their molecule code uses a separate leaf weight). At zero
 edge flows F_theta * A_theta form a flow with terminal flows R, so P_F samples x ∝ R(x).
 Sampling: on-policy P_F = A_theta with the baselines' epsilon (0 on HG-A).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -101,8 +102,7 @@ class BifurcatedFlow(core.TrajectoryLearner):
         target = torch.where(nodes.by_stop, log_r, log_f_child)
         leaf = log_f_child[forced] - log_r[forced]
         res = torch.cat([log_in - target, leaf])
-        is_leaf = torch.cat([nodes.by_stop, torch.ones(int(forced.sum()), dtype=torch.bool,
-                                                       device=res.device)])
+        is_leaf = torch.cat([nodes.by_stop, torch.ones(int(forced.sum()), dtype=torch.bool, device=res.device)])
         return res, is_leaf
 
     def loss(self, batch: EvaluatedBatch, log_z: torch.Tensor) -> torch.Tensor:
@@ -111,5 +111,4 @@ class BifurcatedFlow(core.TrajectoryLearner):
         return (w * res.pow(2)).sum() / res.numel()
 
 
-make_learner, train, evaluate = loop.entry_points(
-    lambda cfg: BifurcatedFlow(cfg.terminal_form, cfg.leaf_coef))
+make_learner, train, evaluate = loop.entry_points(lambda cfg: BifurcatedFlow(cfg.terminal_form, cfg.leaf_coef))

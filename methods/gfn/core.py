@@ -9,6 +9,7 @@ Trajectories are stored as padded action sequences ``[B, L]`` (pad = -1); states
 recomputed from them, so on-policy and replayed trajectories share one code path.
 Environments follow ``envs.base.DagEnv``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,12 +22,28 @@ import envs
 from methods.common.method_config import MethodConfig
 from methods.common.constraints import Bound, at_least, positive, within
 from methods.gfn.metrics import (  # noqa: F401  (re-exported: core is the family's facade)
-    ExactDistribution, VisitTracker, exact_target, flat_reward, modes_in_samples, total_variation)
+    ExactDistribution,
+    VisitTracker,
+    exact_target,
+    flat_reward,
+    modes_in_samples,
+    total_variation,
+)
 from methods.gfn.policy import (  # noqa: F401
-    Policy, PolicyNet, forward_head, masked_log_softmax, sample_trajectories,
-    terminal_states, uniform_policy)
+    Policy,
+    PolicyNet,
+    forward_head,
+    masked_log_softmax,
+    sample_trajectories,
+    terminal_states,
+    uniform_policy,
+)
 from methods.gfn.learner import (  # noqa: F401
-    Learner, TrajectoryLearner, TransitionLearner, check_learner)
+    Learner,
+    TrajectoryLearner,
+    TransitionLearner,
+    check_learner,
+)
 from methods.common.replay import PrioritizedReplay  # noqa: F401
 
 
@@ -80,27 +97,40 @@ class GFNConfig(MethodConfig):
     eval_samples: int = 2000
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
+        "iterations": at_least(1),
+        "eval_every": at_least(1),
+        "checkpoint_every": at_least(1),
         # n_hidden_layers 0 would be a linear model that silently ignores `hidden`
-        "hidden": at_least(1), "n_hidden_layers": at_least(1),
-        "lr": positive(), "log_z_lr": positive(), "log_z_param": Bound(choices=("scalar", "mlp")),
-        "lr_half_life": at_least(0), "log_z_lr_half_life": at_least(0), "grad_clip": at_least(0),
+        "hidden": at_least(1),
+        "n_hidden_layers": at_least(1),
+        "lr": positive(),
+        "log_z_lr": positive(),
+        "log_z_param": Bound(choices=("scalar", "mlp")),
+        "lr_half_life": at_least(0),
+        "log_z_lr_half_life": at_least(0),
+        "grad_clip": at_least(0),
         "grad_clip_mode": Bound(choices=("global", "per_tensor")),
-        "sampling_tau": within(0, 1, hi_open=True),   # 1 would freeze the sampling copy
-        "online_batch": at_least(1), "train_steps": at_least(1),
-        "replay_batch": at_least(0),            # 0: no replay
-        "replay_size": at_least(1), "replay_top_frac": within(0, 1),
-        "epsilon": within(0, 1),                # probability of a uniform action
-        "reward_beta": positive(),              # R^beta: beta <= 0 flattens or inverts the target
-        "emp_l1_window": at_least(1), "eval_samples": at_least(1),
+        "sampling_tau": within(0, 1, hi_open=True),  # 1 would freeze the sampling copy
+        "online_batch": at_least(1),
+        "train_steps": at_least(1),
+        "replay_batch": at_least(0),  # 0: no replay
+        "replay_size": at_least(1),
+        "replay_top_frac": within(0, 1),
+        "epsilon": within(0, 1),  # probability of a uniform action
+        "reward_beta": positive(),  # R^beta: beta <= 0 flattens or inverts the target
+        "emp_l1_window": at_least(1),
+        "eval_samples": at_least(1),
     }
     # curve columns a GFlowNet logs that can serve as a figure's x axis
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step", "trajectories")
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("online_batch", "train_steps")
 
     def planned_work(self) -> dict[str, int]:
-        return {"iterations": self.iterations, "updates": self.iterations * self.train_steps,
-                "trajectories": self.iterations * self.online_batch}
+        return {
+            "iterations": self.iterations,
+            "updates": self.iterations * self.train_steps,
+            "trajectories": self.iterations * self.online_batch,
+        }
 
 
 # ----------------------------------------------------------------- trajectory evaluation
@@ -108,29 +138,28 @@ class GFNConfig(MethodConfig):
 class EvaluatedBatch:
     """Per-transition quantities of a batch of trajectories (L = max transitions)."""
 
-    log_pf: torch.Tensor        # [B, L] log P_F(a_t | s_t), 0 where invalid
-    log_pb: torch.Tensor        # [B, L] log P_B(s_t | s_{t+1}) for moves, 0 for stop/invalid
-    log_f: torch.Tensor         # [B, L+1] log F(s_t) from the flow head
-    valid: torch.Tensor         # [B, L] transition t exists
-    is_stop: torch.Tensor       # [B, L] transition t is the stop action
-    last: torch.Tensor          # [B, L] transition t is the last one of its trajectory
-    log_reward: torch.Tensor    # [B] beta * log R(x)
-    terminal: torch.Tensor      # [B, S] terminal states x
-    states: torch.Tensor        # [B, L+1, S] s_0..s_L (frozen after the end)
-    visited: torch.Tensor       # [B, L+1] s_t exists (s_0 and every arrival)
-    actions: torch.Tensor       # [B, L] the padded forward actions (pad -1)
-    obs: torch.Tensor           # [V, obs_dim] encodings of the visited states (row order of states[visited])
+    log_pf: torch.Tensor  # [B, L] log P_F(a_t | s_t), 0 where invalid
+    log_pb: torch.Tensor  # [B, L] log P_B(s_t | s_{t+1}) for moves, 0 for stop/invalid
+    log_f: torch.Tensor  # [B, L+1] log F(s_t) from the flow head
+    valid: torch.Tensor  # [B, L] transition t exists
+    is_stop: torch.Tensor  # [B, L] transition t is the stop action
+    last: torch.Tensor  # [B, L] transition t is the last one of its trajectory
+    log_reward: torch.Tensor  # [B] beta * log R(x)
+    terminal: torch.Tensor  # [B, S] terminal states x
+    states: torch.Tensor  # [B, L+1, S] s_0..s_L (frozen after the end)
+    visited: torch.Tensor  # [B, L+1] s_t exists (s_0 and every arrival)
+    actions: torch.Tensor  # [B, L] the padded forward actions (pad -1)
+    obs: torch.Tensor  # [V, obs_dim] encodings of the visited states (row order of states[visited])
     forward_mask: torch.Tensor  # [V, A] their valid forward actions
 
 
-def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
-                          reward_beta: float = 1.0) -> EvaluatedBatch:
+def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor, reward_beta: float = 1.0) -> EvaluatedBatch:
     """One batched forward pass over every visited state of every trajectory."""
     B, L = actions.shape
     valid = actions >= 0
     is_stop = (actions == env.stop_action) if env.stop_action is not None else torch.zeros_like(valid)
     lengths = valid.sum(1)
-    states = env.trajectory_states(actions)                        # [B, L+1, S]
+    states = env.trajectory_states(actions)  # [B, L+1, S]
     visited = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)  # s_0 and every arrival
     flat = states[visited]
     obs, fmask = env.obs(flat), env.forward_mask(flat)
@@ -157,8 +186,9 @@ def evaluate_trajectories(env: Any, net: PolicyNet, actions: torch.Tensor,
     last = valid & (torch.arange(L, device=actions.device)[None] == (lengths - 1)[:, None])
     terminal = states[torch.arange(B, device=actions.device), lengths]
     log_reward = reward_beta * env.log_reward(terminal)
-    return EvaluatedBatch(log_pf, log_pb, log_f, valid, is_stop, last, log_reward, terminal,
-                          states, visited, actions, obs, fmask)
+    return EvaluatedBatch(
+        log_pf, log_pb, log_f, valid, is_stop, last, log_reward, terminal, states, visited, actions, obs, fmask
+    )
 
 
 def method_policy(learner: Learner, env: Any, net: PolicyNet) -> Policy:
@@ -181,9 +211,13 @@ class LogZ(nn.Module):
         if kind == "scalar":
             self.value = nn.Parameter(torch.zeros((), device=device))
         else:
-            self.mlp = nn.Sequential(nn.Linear(self.COND_DIM, 2 * hidden), nn.LeakyReLU(),
-                                     nn.Linear(2 * hidden, 2 * hidden), nn.LeakyReLU(),
-                                     nn.Linear(2 * hidden, 1)).to(device)
+            self.mlp = nn.Sequential(
+                nn.Linear(self.COND_DIM, 2 * hidden),
+                nn.LeakyReLU(),
+                nn.Linear(2 * hidden, 2 * hidden),
+                nn.LeakyReLU(),
+                nn.Linear(2 * hidden, 1),
+            ).to(device)
             self.register_buffer("cond", torch.zeros(1, self.COND_DIM, device=device))
 
     def forward(self) -> torch.Tensor:
@@ -193,8 +227,7 @@ class LogZ(nn.Module):
 def build(cfg: GFNConfig, device: torch.device, seed: int) -> tuple[Any, PolicyNet, LogZ]:
     env = envs.make(cfg.env, **cfg.env_kwargs)
     torch.manual_seed(seed)
-    net = PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions, cfg.hidden,
-                    cfg.n_hidden_layers).to(device)
+    net = PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions, cfg.hidden, cfg.n_hidden_layers).to(device)
     log_z = LogZ(cfg.log_z_param, cfg.hidden, device)
     return env, net, log_z
 
@@ -217,4 +250,3 @@ def set_learning_rates(opt: torch.optim.Optimizer, cfg: GFNConfig, iteration: in
     rates = [(cfg.lr, cfg.lr_half_life)] + ([(cfg.log_z_lr, cfg.log_z_lr_half_life)] if has_log_z else [])
     for group, (base, half_life) in zip(opt.param_groups, rates):
         group["lr"] = base * 2.0 ** (-iteration / half_life) if half_life > 0 else base
-

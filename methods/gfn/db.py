@@ -5,6 +5,7 @@ For every transition s -> s' of a trajectory:
 where F(s') is replaced by R(s') when s' is terminal: after the stop action (s' = x = s,
 P_B = 1) and after a move into a forced-terminal state. Averaged over all transitions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

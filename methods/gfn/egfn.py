@@ -19,6 +19,7 @@ trained by evolution only. Every training iteration:
    (the GFlowNet core's loop; training metrics count the star's own samples only, as in the
    authors' code).
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,9 +50,13 @@ class Config(core.GFNConfig):
     mutation_std: float = 1.0
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "population_size": at_least(2),     # at least one elite and one agent to evolve
-        "num_elites": at_least(1), "tournament_size": at_least(1), "eval_episodes": at_least(1),
-        "crossover_prob": within(0, 1), "mutation_prob": within(0, 1), "mutation_std": at_least(0),
+        "population_size": at_least(2),  # at least one elite and one agent to evolve
+        "num_elites": at_least(1),
+        "tournament_size": at_least(1),
+        "eval_episodes": at_least(1),
+        "crossover_prob": within(0, 1),
+        "mutation_prob": within(0, 1),
+        "mutation_std": at_least(0),
     }
 
     def __post_init__(self) -> None:
@@ -125,8 +130,9 @@ class Population:
     def __init__(self, env: Any, cfg: Config, device: torch.device):
         self.env, self.cfg = env, cfg
         self.agents = [
-            core.PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions, cfg.hidden,
-                           cfg.n_hidden_layers).to(device).requires_grad_(False)
+            core.PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions, cfg.hidden, cfg.n_hidden_layers)
+            .to(device)
+            .requires_grad_(False)
             for _ in range(cfg.population_size)
         ]
         self.last_fitness: torch.Tensor | None = None
@@ -190,5 +196,4 @@ class Population:
             a.load_state_dict(sd)
 
 
-make_learner, train, evaluate = loop.entry_points(
-    lambda cfg: LOSSES[cfg.base_loss](), explorer_factory=Population)
+make_learner, train, evaluate = loop.entry_points(lambda cfg: LOSSES[cfg.base_loss](), explorer_factory=Population)

@@ -1,6 +1,7 @@
 """EGFN without mutation — the paper's −mutation ablation (Ikram et al. 2025: mutation is the
 key component): the same star, population, selection, crossover and replay as
 methods/gfn/egfn.py, with the Gaussian weight mutation switched off."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

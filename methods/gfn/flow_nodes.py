@@ -5,6 +5,7 @@ A non-terminal state s and the terminal node x = s reached from it by ``stop`` a
 x's single parent is (s, stop). A state reached by a move into a forced-terminal state is
 terminal, with all of ``env.parents`` as its parents.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,11 +21,11 @@ from methods.gfn.policy import masked_log_softmax
 class Nodes:
     """The non-initial nodes visited by a batch, one per valid transition t (node s_{t+1})."""
 
-    source: torch.Tensor        # [N, S] s_t, the state the transition leaves
-    child: torch.Tensor         # [N, S] s_{t+1}
-    by_stop: torch.Tensor       # [N] reached by the stop action (a terminal copy of s_t)
-    terminal: torch.Tensor      # [N] s_{t+1} is terminal (by stop or forced)
-    log_reward: torch.Tensor    # [N] beta * log R(s_{t+1}) where terminal, else 0
+    source: torch.Tensor  # [N, S] s_t, the state the transition leaves
+    child: torch.Tensor  # [N, S] s_{t+1}
+    by_stop: torch.Tensor  # [N] reached by the stop action (a terminal copy of s_t)
+    terminal: torch.Tensor  # [N] s_{t+1} is terminal (by stop or forced)
+    log_reward: torch.Tensor  # [N] beta * log R(s_{t+1}) where terminal, else 0
     index: tuple[torch.Tensor, torch.Tensor]  # (b, t) of each node in the batch
 
 
@@ -38,8 +39,9 @@ def batch_nodes(env: Any, batch: EvaluatedBatch) -> Nodes:
     return Nodes(source, child, by_stop, terminal, log_r, (b, t))
 
 
-def parent_outputs(env: Any, net: torch.nn.Module, child: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def parent_outputs(
+    env: Any, net: torch.nn.Module, child: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The network at every parent edge of ``child`` [N, S] reached by a move.
 
     Returns ``(logits [N, P], log_alloc [N, P], log_f [N, P], valid [N, P])``: the raw forward

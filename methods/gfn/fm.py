@@ -28,6 +28,7 @@ Options:
 * ``leaf_coef`` (default 1): weight of terminal nodes' squared residuals (Bengio et al.'s
   molecule code weights leaves separately); 1 = the plain mean over all nodes.
 """
+
 from __future__ import annotations
 
 import math
@@ -102,5 +103,4 @@ class FlowMatching(core.TrajectoryLearner):
         return (w * res.pow(2)).sum() / res.numel()
 
 
-make_learner, train, evaluate = loop.entry_points(
-    lambda cfg: FlowMatching(cfg.fm_epsilon, cfg.leaf_coef))
+make_learner, train, evaluate = loop.entry_points(lambda cfg: FlowMatching(cfg.fm_epsilon, cfg.leaf_coef))

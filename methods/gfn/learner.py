@@ -14,6 +14,7 @@ Every other hook has a no-op default, so a method overrides only what it changes
 that matters most is ``policy``: both training-time metrics and ``evaluate`` sample with it,
 so a method with its own sampler (RPE's child-flow policy) is measured with that sampler.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -105,9 +106,10 @@ class TransitionLearner(Learner):
 def check_learner(learner: Any) -> Learner:
     """The learner, or a TypeError naming what is wrong with it (before any training)."""
     if not isinstance(learner, (TrajectoryLearner, TransitionLearner)):
-        raise TypeError(f"{type(learner).__name__} is not a GFlowNet learner: subclass "
-                        "methods.gfn.learner.TrajectoryLearner or TransitionLearner")
+        raise TypeError(
+            f"{type(learner).__name__} is not a GFlowNet learner: subclass "
+            "methods.gfn.learner.TrajectoryLearner or TransitionLearner"
+        )
     if learner.behaviour not in BEHAVIOURS:
-        raise TypeError(f"{type(learner).__name__}.behaviour must be one of {BEHAVIOURS}, "
-                        f"got {learner.behaviour!r}")
+        raise TypeError(f"{type(learner).__name__}.behaviour must be one of {BEHAVIOURS}, got {learner.behaviour!r}")
     return learner

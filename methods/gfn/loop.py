@@ -2,6 +2,7 @@
 ``train`` / ``evaluate`` runs (through :func:`entry_points`), built from ``core``'s parts. A
 method brings its loss (a :class:`~methods.gfn.learner.Learner`) and, optionally, an
 :class:`Explorer` feeding extra trajectories into replay (EGFN's population)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol
@@ -13,11 +14,16 @@ from methods.common.runapi import Preempted, Run
 from methods.common.seeding import seeded
 from methods.common.target import frozen_copy, polyak_
 from methods.common.replay import PrioritizedReplay
-from methods.gfn.core import (GFNConfig, build, clip_gradients, evaluate_trajectories, method_policy,
-                              set_learning_rates)
+from methods.gfn.core import GFNConfig, build, clip_gradients, evaluate_trajectories, method_policy, set_learning_rates
 from methods.gfn.learner import Learner, TransitionLearner, check_learner
-from methods.gfn.metrics import (ExactDistribution, VisitTracker, exact_target, flat_reward,
-                                 modes_in_samples, total_variation)
+from methods.gfn.metrics import (
+    ExactDistribution,
+    VisitTracker,
+    exact_target,
+    flat_reward,
+    modes_in_samples,
+    total_variation,
+)
 from methods.gfn.policy import sample_trajectories, terminal_states, uniform_policy
 
 
@@ -36,8 +42,9 @@ class Explorer(Protocol):
 ExplorerFactory = Callable[[Any, GFNConfig, torch.device], Explorer]
 
 
-def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
-          explorer_factory: ExplorerFactory | None = None) -> dict[str, float]:
+def train_learner(
+    cfg: GFNConfig, run: Run, learner: Learner, explorer_factory: ExplorerFactory | None = None
+) -> dict[str, float]:
     """Train a GFlowNet with ``learner``; log metrics every ``eval_every`` iterations
     (and at iteration 0), checkpoint every ``checkpoint_every``, save the model at the end.
     Returns the last logged metrics."""
@@ -55,8 +62,12 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     # an EMA sampling copy (sampling_tau): training data from the lagged net; its samples are
     # still the method's own (modes and L1 are counted on them, as QGFN's code counts them)
     sampler = None
-    if (cfg.sampling_tau > 0 and learner.behaviour == "policy" and not learner.owns_sampler
-            and not isinstance(learner, TransitionLearner)):
+    if (
+        cfg.sampling_tau > 0
+        and learner.behaviour == "policy"
+        and not learner.owns_sampler
+        and not isinstance(learner, TransitionLearner)
+    ):
         sampler = frozen_copy(net)
         behaviour = method_policy(learner, env, sampler)
     gen = torch.Generator(device=device).manual_seed(run.seed)
@@ -90,8 +101,7 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     def metrics() -> dict[str, float]:
         nan = float("nan")
         with torch.no_grad():
-            log_z_value = float(log_z()) if learner.uses_log_z else float(
-                net(env.obs(env.initial(1, device)))[2])
+            log_z_value = float(log_z()) if learner.uses_log_z else float(net(env.obs(env.initial(1, device)))[2])
         return {
             "trajectories": n_traj,
             "exact_tv": total_variation(exact.terminal_probs(policy), target) if exact else nan,
@@ -103,22 +113,37 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
         }
 
     def checkpoint(iteration: int) -> None:
-        run.save_checkpoint({
-            "net": net.state_dict(), "log_z": log_z.state_dict(), "opt": opt.state_dict(),
-            "gen": gen.get_state(), "replay": replay.state_dict(),
-            "tracker": tracker.state_dict(), "iteration": iteration, "n_traj": n_traj,
-            "loss": last_loss, "explorer": explorer.state_dict() if explorer is not None else None,
-            "loss_state": learner.state_dict(), "budget": budget.state_dict(),
-            "sampler": sampler.state_dict() if sampler is not None else None,
-        }, iteration)
+        run.save_checkpoint(
+            {
+                "net": net.state_dict(),
+                "log_z": log_z.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+                "replay": replay.state_dict(),
+                "tracker": tracker.state_dict(),
+                "iteration": iteration,
+                "n_traj": n_traj,
+                "loss": last_loss,
+                "explorer": explorer.state_dict() if explorer is not None else None,
+                "loss_state": learner.state_dict(),
+                "budget": budget.state_dict(),
+                "sampler": sampler.state_dict() if sampler is not None else None,
+            },
+            iteration,
+        )
 
     def model_state(m: dict[str, float]) -> dict[str, Any]:
         return {
-            "net": net.state_dict(), "log_z": log_z().detach().cpu(), "config": cfg.to_dict(),
+            "net": net.state_dict(),
+            "log_z": log_z().detach().cpu(),
+            "config": cfg.to_dict(),
             "learner": learner.model_state(),
-            "train_stats": {"emp_l1": m["emp_l1"], "modes_found": m["modes_found"],
-                            "high_reward_samples": m.get("high_reward_samples", float("nan")),
-                            "trajectories": n_traj},
+            "train_stats": {
+                "emp_l1": m["emp_l1"],
+                "modes_found": m["modes_found"],
+                "high_reward_samples": m.get("high_reward_samples", float("nan")),
+                "trajectories": n_traj,
+            },
         }
 
     if start == 0:
@@ -184,8 +209,9 @@ def train_learner(cfg: GFNConfig, run: Run, learner: Learner,
     return final
 
 
-def evaluate_model(cfg: GFNConfig, model: dict[str, Any], seed: int,
-                   device: torch.device | str, assets_dir: Any, learner: Learner) -> dict[str, Any]:
+def evaluate_model(
+    cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.device | str, assets_dir: Any, learner: Learner
+) -> dict[str, Any]:
     """Final metrics of a trained model, sampled with ``learner``'s policy: exact TV, mean
     reward of ``eval_samples`` fresh samples (per-sample rewards returned), and the
     training-time empirical L1 / modes. A pure function of (model, seed): the global
@@ -195,8 +221,9 @@ def evaluate_model(cfg: GFNConfig, model: dict[str, Any], seed: int,
 
 
 @torch.no_grad()
-def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.device | str,
-              assets_dir: Any, learner: Learner) -> dict[str, Any]:
+def _evaluate(
+    cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.device | str, assets_dir: Any, learner: Learner
+) -> dict[str, Any]:
     device = torch.device(device)
     env, net, _ = build(cfg, device, seed)
     net.load_state_dict(model["net"])
@@ -215,7 +242,7 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
         term = exact.terminal_probs(policy)
         r_all = (cfg.reward_beta * env.log_reward(exact.states).double()).exp()
         r_all = torch.where(env.terminal_mask(exact.states), r_all, torch.zeros_like(r_all))
-        expected_target = float((r_all**2).sum() / r_all.sum())      # E_{p*}[R] = sum R^2 / sum R
+        expected_target = float((r_all**2).sum() / r_all.sum())  # E_{p*}[R] = sum R^2 / sum R
         rel = (float(rewards.mean()) - expected_target) / expected_target
         metrics.update(
             exact_tv=total_variation(term, target),
@@ -223,14 +250,16 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
             # exact E_{p_theta}[R] / E_{p*}[R], capped at 1
             accuracy=min(float((term * r_all).sum()) / expected_target, 1.0),
             # Shen et al.'s relative mean error, from the evaluation samples
-            rel_mean_error=rel, abs_rel_mean_error=abs(rel))
+            rel_mean_error=rel,
+            abs_rel_mean_error=abs(rel),
+        )
     unique = torch.unique(terminal, dim=0)
     order = torch.sort((cfg.reward_beta * env.log_reward(unique)).exp(), descending=True)
     top, top_states = order.values[:100], unique[order.indices[:100]]
     d = env.pairwise_distance(top_states) if len(top_states) > 1 else None
     if d is not None:
         n = len(top_states)
-        metrics["top100_diversity"] = float(d.sum() / (n * (n - 1)))   # mean over pairs i != j
+        metrics["top100_diversity"] = float(d.sum() / (n * (n - 1)))  # mean over pairs i != j
     else:
         metrics["top100_diversity"] = nan
     flat = flat_reward(env, terminal)
@@ -247,15 +276,15 @@ def _evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: torch.de
         top100_reward=float(top.double().mean()),
     )
     r_list = rewards.cpu().numpy()
-    return {"metrics": metrics, "per_episode": {"reward": [float(r) for r in r_list]},
-            "n_episodes": int(len(r_list))}
+    return {"metrics": metrics, "per_episode": {"reward": [float(r) for r in r_list]}, "n_episodes": int(len(r_list))}
 
 
 LearnerFactory = Callable[[Any], Learner]
 
 
-def entry_points(make_learner: LearnerFactory, explorer_factory: ExplorerFactory | None = None
-                 ) -> tuple[LearnerFactory, Callable[..., dict[str, float]], Callable[..., dict[str, Any]]]:
+def entry_points(
+    make_learner: LearnerFactory, explorer_factory: ExplorerFactory | None = None
+) -> tuple[LearnerFactory, Callable[..., dict[str, float]], Callable[..., dict[str, Any]]]:
     """The ``make_learner``, ``train`` and ``evaluate`` a GFlowNet method module exposes (the
     method registry's contract), the last two built from ``make_learner(cfg)``: evaluation
     always samples with the method's own policy."""
@@ -263,8 +292,9 @@ def entry_points(make_learner: LearnerFactory, explorer_factory: ExplorerFactory
     def train(cfg: GFNConfig, run: Run) -> dict[str, float]:
         return train_learner(cfg, run, make_learner(cfg), explorer_factory)
 
-    def evaluate(cfg: GFNConfig, model: dict[str, Any], seed: int, device: str = "cpu",
-                 assets_dir: Any = None) -> dict[str, Any]:
+    def evaluate(
+        cfg: GFNConfig, model: dict[str, Any], seed: int, device: str = "cpu", assets_dir: Any = None
+    ) -> dict[str, Any]:
         return evaluate_model(cfg, model, seed, device, assets_dir, make_learner(cfg))
 
     return make_learner, train, evaluate

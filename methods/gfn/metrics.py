@@ -1,6 +1,7 @@
 """Exact and empirical metrics of the GFlowNet core: the policy's terminal distribution by
 dynamic programming, total variation, the EGFN empirical L1 over a window of visited
 terminal states, modes found, and the exact target R^beta / Z."""
+
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from methods.gfn.policy import ExactLogitsPolicy, Policy, PolicyNet, as_policy, masked_log_softmax
+
 
 class ExactDistribution:
     """Terminal distribution of P_F computed exactly by dynamic programming over the DAG,
@@ -44,10 +46,9 @@ class ExactDistribution:
             logp = masked_log_softmax(policy.exact_logits(self), env.forward_mask(self.states))
         else:
             logits_of = as_policy(env, policy)
-            logp = torch.cat([
-                masked_log_softmax(logits_of(s).double(), env.forward_mask(s))
-                for s in self.states.split(chunk)
-            ])
+            logp = torch.cat(
+                [masked_log_softmax(logits_of(s).double(), env.forward_mask(s)) for s in self.states.split(chunk)]
+            )
         probs = logp.exp()
         reach = torch.zeros(len(self.states), dtype=torch.float64, device=self.device)
         term = torch.zeros_like(reach)
@@ -89,7 +90,7 @@ class VisitTracker:
 
     def add(self, terminal: torch.Tensor) -> None:
         if self.env.enumerable:
-            idx = self.env.index(terminal)[-self.window:]
+            idx = self.env.index(terminal)[-self.window :]
             pos = (self.n_seen + torch.arange(idx.numel(), device=idx.device)) % self.window
             self.ring[pos] = idx
         self.n_seen += terminal.shape[0]
@@ -110,8 +111,12 @@ class VisitTracker:
         return float((p_hat - target).abs()[terminal].mean())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ring": self.ring, "n_seen": self.n_seen, "modes": self.modes,
-                "high_reward_states": sorted(self.high_reward_states)}
+        return {
+            "ring": self.ring,
+            "n_seen": self.n_seen,
+            "modes": self.modes,
+            "high_reward_states": sorted(self.high_reward_states),
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.ring, self.n_seen, self.modes = d["ring"], d["n_seen"], d["modes"]
@@ -126,7 +131,6 @@ def exact_target(env: Any, reward_beta: float, states: torch.Tensor, cache_dir: 
     log_r = reward_beta * env.log_reward(states).double()
     log_r = torch.where(env.terminal_mask(states), log_r, torch.full_like(log_r, -math.inf))
     return torch.softmax(log_r, 0)
-
 
 
 def flat_reward(env: Any, states: torch.Tensor) -> torch.Tensor:
@@ -151,7 +155,7 @@ def modes_in_samples(env: Any, states: torch.Tensor, flat: torch.Tensor) -> int:
     accepted: list[int] = []
     for i in high.tolist():
         if accepted:
-            sim = env.similarity(states[i:i + 1], states[accepted])
+            sim = env.similarity(states[i : i + 1], states[accepted])
             if float(torch.as_tensor(sim).max()) >= env.mode_similarity:
                 continue
         accepted.append(i)

@@ -4,6 +4,7 @@ A policy maps states [N, S] to forward logits [N, A]; by default it is the netwo
 head, a method may define another (RPE-style flows over children) or sample with the uniform
 policy. Trajectories are padded forward-action sequences [B, L] (pad -1).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,12 +13,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+
 # ----------------------------------------------------------------------------- network
 class PolicyNet(nn.Module):
     """MLP with heads: forward logits (A), backward logits (A_B), log state flow (1)."""
 
-    def __init__(self, obs_dim: int, n_actions: int, n_backward: int, hidden: int,
-                 n_hidden_layers: int):
+    def __init__(self, obs_dim: int, n_actions: int, n_backward: int, hidden: int, n_hidden_layers: int):
         super().__init__()
         layers: list[nn.Module] = []
         width = obs_dim
@@ -31,7 +32,7 @@ class PolicyNet(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.body(obs)
         a, b = self.n_actions, self.n_backward
-        return out[..., :a], out[..., a:a + b], out[..., a + b]
+        return out[..., :a], out[..., a : a + b], out[..., a + b]
 
 
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor, empty_rows_finite: bool = False) -> torch.Tensor:
@@ -79,8 +80,9 @@ def as_policy(env: Any, policy: PolicyNet | Policy) -> Policy:
 
 
 @torch.no_grad()
-def sample_trajectories(env: Any, policy: PolicyNet | Policy, n: int, gen: torch.Generator,
-                        epsilon: float = 0.0) -> torch.Tensor:
+def sample_trajectories(
+    env: Any, policy: PolicyNet | Policy, n: int, gen: torch.Generator, epsilon: float = 0.0
+) -> torch.Tensor:
     """Roll out ``n`` trajectories with a policy (a net's P_F by default; ε-uniform mixing);
     returns actions [n, L], pad -1."""
     logits_of = as_policy(env, policy)

@@ -24,6 +24,7 @@ At evaluation p is a free knob: ``evaluate`` measures the model at ``eval_p`` (d
 trained p) and, from the same trained networks, at every p of ``eval_p_sweep`` — the paper's
 "controllable greediness" without retraining (metrics ``<name>_p<100 p>``).
 """
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,7 @@ class Config(core.GFNConfig):
     mixture: str = "p_greedy"
     p: float = 0.4
     p_ramp_steps: int = 1500
-    eval_p: float | None = None                 # None: the trained p
+    eval_p: float | None = None  # None: the trained p
     eval_p_sweep: list = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9])
     dqn_n_step: int = 25
     dqn_tau: float = 0.95
@@ -72,9 +73,11 @@ class Config(core.GFNConfig):
     q_loss_weight: float = 1.0
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "p": within(0, 1), "p_ramp_steps": at_least(0), "dqn_n_step": at_least(1),
-        "dqn_tau": within(0, 1, hi_open=True),        # 1 would freeze the lagged Q
-        "sampling_tau": within(0, 1, hi_open=True),   # 1 would freeze the sampling model
+        "p": within(0, 1),
+        "p_ramp_steps": at_least(0),
+        "dqn_n_step": at_least(1),
+        "dqn_tau": within(0, 1, hi_open=True),  # 1 would freeze the lagged Q
+        "sampling_tau": within(0, 1, hi_open=True),  # 1 would freeze the sampling model
         "q_loss_weight": at_least(0),
     }
 
@@ -94,8 +97,14 @@ def ramped_p(p: float, step: int, ramp_steps: int) -> float:
     return p * (1.0 - math.cos(math.pi * min(step, ramp_steps) / ramp_steps)) / 2.0
 
 
-def mixture_log_probs(kind: str, p: float, pf_logits: torch.Tensor, q: torch.Tensor,
-                      mask: torch.Tensor, blocks: list[tuple[int, int]] | None = None) -> torch.Tensor:
+def mixture_log_probs(
+    kind: str,
+    p: float,
+    pf_logits: torch.Tensor,
+    q: torch.Tensor,
+    mask: torch.Tensor,
+    blocks: list[tuple[int, int]] | None = None,
+) -> torch.Tensor:
     """log pi(.|s) of the QGFN mixture ``kind`` at greediness ``p`` (-inf off the support).
     ``blocks``: the env's action types; p-quantile keeps, within each type, the actions at or
     above that type's p-quantile (yunglau/QGFN: one torch.quantile per logit row; None: one
@@ -119,8 +128,14 @@ def mixture_log_probs(kind: str, p: float, pf_logits: torch.Tensor, q: torch.Ten
     return masked_log_softmax(pf_logits, keep)
 
 
-def n_step_targets(q_online_next: torch.Tensor, q_lagged_next: torch.Tensor, mask_next: torch.Tensor,
-                   lengths: torch.Tensor, reward: torch.Tensor, n: int) -> torch.Tensor:
+def n_step_targets(
+    q_online_next: torch.Tensor,
+    q_lagged_next: torch.Tensor,
+    mask_next: torch.Tensor,
+    lengths: torch.Tensor,
+    reward: torch.Tensor,
+    n: int,
+) -> torch.Tensor:
     """Double-DQN n-step targets with gamma = 1 and reward only at the end, ``[B, L]``.
 
     ``q_*_next[b, k]`` are Q-values at state s_k (k = 0..L) of trajectory b; transition t
@@ -128,9 +143,9 @@ def n_step_targets(q_online_next: torch.Tensor, q_lagged_next: torch.Tensor, mas
     B, L1, _ = q_online_next.shape
     L = L1 - 1
     t = torch.arange(L, device=lengths.device)
-    boot_at = (t[None] + n).clamp(max=L)                                   # [1, L]
-    best = q_online_next.masked_fill(~mask_next, -math.inf).argmax(-1)     # [B, L+1]
-    v = q_lagged_next.gather(-1, best[..., None]).squeeze(-1)              # [B, L+1]
+    boot_at = (t[None] + n).clamp(max=L)  # [1, L]
+    best = q_online_next.masked_fill(~mask_next, -math.inf).argmax(-1)  # [B, L+1]
+    v = q_lagged_next.gather(-1, best[..., None]).squeeze(-1)  # [B, L+1]
     v_boot = v.gather(1, boot_at.expand(B, L))
     bootstrap = (t[None] + n) < lengths[:, None]
     return torch.where(bootstrap, v_boot, reward[:, None].to(v.dtype).expand(B, L))
@@ -153,8 +168,9 @@ class QGFNLearner(core.TrajectoryLearner):
         self.env, self.net = env, net
         device = next(net.parameters()).device
         # same architecture as the GFlowNet; only its forward head is read (as Q(s, .))
-        self.q_net = PolicyNet(env.obs_dim, env.n_actions, env.n_backward_actions,
-                               self.cfg.hidden, self.cfg.n_hidden_layers).to(device)
+        self.q_net = PolicyNet(
+            env.obs_dim, env.n_actions, env.n_backward_actions, self.cfg.hidden, self.cfg.n_hidden_layers
+        ).to(device)
         self.q_lagged = frozen_copy(self.q_net)
         self.sampler = frozen_copy(net)
 
@@ -174,8 +190,10 @@ class QGFNLearner(core.TrajectoryLearner):
         def mixture(states: torch.Tensor) -> torch.Tensor:
             mask = env.forward_mask(states)
             obs = env.obs(states)
-            return mixture_log_probs(self.cfg.mixture, self.current_p(), self.sampler(obs)[0],
-                                     self.q_net(obs)[0], mask, env.action_blocks())
+            return mixture_log_probs(
+                self.cfg.mixture, self.current_p(), self.sampler(obs)[0], self.q_net(obs)[0], mask, env.action_blocks()
+            )
+
         return mixture
 
     # ---------------------------------------------------------------- losses
@@ -198,10 +216,9 @@ class QGFNLearner(core.TrajectoryLearner):
                 lagged[boot] = self.q_lagged(batch.obs[boot])[0]
             q_lag[visited] = lagged
             mask = torch.ones(B, L1, env.n_actions, dtype=torch.bool, device=q_on.device)
-            mask[visited] = batch.forward_mask      # padding rows stay all-valid: never used
+            mask[visited] = batch.forward_mask  # padding rows stay all-valid: never used
             reward = self.q_reward(batch).to(q_on.dtype)
-            y = n_step_targets(q_on.detach(), q_lag, mask, batch.valid.sum(1), reward,
-                               self.cfg.dqn_n_step)
+            y = n_step_targets(q_on.detach(), q_lag, mask, batch.valid.sum(1), reward, self.cfg.dqn_n_step)
         actions = batch.actions.clamp(min=0)
         q_sa = q_on[:, :-1].gather(-1, actions[..., None]).squeeze(-1)
         return F.huber_loss(q_sa[batch.valid], y[batch.valid])
@@ -210,7 +227,7 @@ class QGFNLearner(core.TrajectoryLearner):
         """The Q network's terminal reward: the flat reward (no exponent); -10 for an invalid
         molecule where the env tells (QGFN's code)."""
         env = self.env
-        if env.flat_reward_is_tempered_log_reward:   # from the log-reward computed for the batch
+        if env.flat_reward_is_tempered_log_reward:  # from the log-reward computed for the batch
             reward = (batch.log_reward.double() / (self.cfg.reward_beta * float(env.beta))).exp()
         else:
             reward = flat_reward(env, batch.terminal).to(batch.log_reward.device)
@@ -225,8 +242,12 @@ class QGFNLearner(core.TrajectoryLearner):
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {"q_net": self.q_net.state_dict(), "q_lagged": self.q_lagged.state_dict(),
-                "sampler": self.sampler.state_dict(), "step": self.step}
+        return {
+            "q_net": self.q_net.state_dict(),
+            "q_lagged": self.q_lagged.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "step": self.step,
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.q_net.load_state_dict(d["q_net"])
@@ -251,8 +272,9 @@ def make_learner(cfg: Config) -> QGFNLearner:
 _, train, _evaluate_at = loop.entry_points(make_learner)
 
 
-def evaluate(cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu",
-             assets_dir: Any = None) -> dict[str, Any]:
+def evaluate(
+    cfg: Config, model: dict[str, Any], seed: int, device: str = "cpu", assets_dir: Any = None
+) -> dict[str, Any]:
     """The core's evaluation at ``eval_p``, plus the sweep metrics at every p of ``eval_p_sweep``
     (same trained networks, same evaluation seed)."""
     result = _evaluate_at(cfg, model, seed, device, assets_dir)

@@ -1,6 +1,7 @@
 """QGFN with the p-of-max mixture (Lau et al., NeurIPS 2024): sample from P_F renormalised over
 the actions with max(Q, 0) >= p max(max Q, 0); p = 0.99 (yunglau/QGFN default). Everything
 else is methods.gfn.qgfn."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """QGFN with the p-quantile mixture (Lau et al., NeurIPS 2024): sample from P_F renormalised
 over the actions whose Q is at or above the p-quantile of Q(s, .); p = 0.8 (yunglau/QGFN
 example). Everything else is methods.gfn.qgfn."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -35,6 +35,7 @@ g(tau, s) only along the trajectory, but evaluating pi_U with a *Markov* rectifi
 R'(x) = g(x) R(x) needs g(x) to be the same on every path. That holds on trees (AR sequences)
 and PA-MDPs (g = |V|^t) and fails on hypergrids; tests/test_rpe.py shows both.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,11 +79,11 @@ class Config(core.GFNConfig):
 class Children:
     """Every out-edge of a batch of non-terminal states ``[N, S]`` (one slot per action)."""
 
-    states: torch.Tensor        # [N, A, S] child s'_a (the terminal copy for stop)
-    valid: torch.Tensor         # [N, A] action a is valid at s
-    terminal: torch.Tensor      # [N, A] s'_a is a terminal node (stop or forced)
+    states: torch.Tensor  # [N, A, S] child s'_a (the terminal copy for stop)
+    valid: torch.Tensor  # [N, A] action a is valid at s
+    terminal: torch.Tensor  # [N, A] s'_a is a terminal node (stop or forced)
     log_n_parents: torch.Tensor  # [N, A] log |B(s'_a)| (1 for a stop child)
-    log_reward: torch.Tensor    # [N, A] beta log R(s'_a) where terminal, else 0
+    log_reward: torch.Tensor  # [N, A] beta log R(s'_a) where terminal, else 0
 
 
 def children(env: Any, states: torch.Tensor, reward_beta: float = 1.0) -> Children:
@@ -98,8 +99,13 @@ def children(env: Any, states: torch.Tensor, reward_beta: float = 1.0) -> Childr
     terminal = is_stop | env.is_forced_terminal(nxt)
     n_parents = torch.where(is_stop, torch.ones_like(safe), env.backward_mask(nxt).sum(-1))
     log_r = torch.where(terminal, reward_beta * env.log_reward(nxt), torch.zeros((), device=states.device))
-    return Children(nxt.view(N, A, -1), valid, terminal.view(N, A),
-                    n_parents.clamp(min=1).double().log().to(log_r.dtype).view(N, A), log_r.view(N, A))
+    return Children(
+        nxt.view(N, A, -1),
+        valid,
+        terminal.view(N, A),
+        n_parents.clamp(min=1).double().log().to(log_r.dtype).view(N, A),
+        log_r.view(N, A),
+    )
 
 
 def child_log_flows(env: Any, net: torch.nn.Module, ch: Children) -> torch.Tensor:
@@ -162,17 +168,15 @@ class ChildFlowPolicy(ExactLogitsPolicy):
         log_r = (self.reward_beta * env.log_reward(states)).double()
         log_f = torch.where(exact.forced, log_r, log_f)
         log_b = env.backward_mask(states).sum(-1).clamp(min=1).double().log()
-        logits = torch.full((len(states), env.n_actions), -math.inf, dtype=torch.float64,
-                            device=states.device)
+        logits = torch.full((len(states), env.n_actions), -math.inf, dtype=torch.float64, device=states.device)
         for k, idx in enumerate(exact.levels):
             n_idx = idx[~exact.forced[idx]]
             if n_idx.numel() == 0:
                 continue
             kids = exact.children[k]
-            logits[n_idx[:, None], torch.tensor(exact.moves, device=states.device)[None]] = (
-                log_f[kids] - log_b[kids])
+            logits[n_idx[:, None], torch.tensor(exact.moves, device=states.device)[None]] = log_f[kids] - log_b[kids]
             if env.stop_action is not None:
-                logits[n_idx, env.stop_action] = log_r[n_idx]   # stop child: F = R, |B| = 1
+                logits[n_idx, env.stop_action] = log_r[n_idx]  # stop child: F = R, |B| = 1
         return logits
 
 
@@ -198,7 +202,7 @@ class RectifiedPolicyEvaluation(core.TrajectoryLearner):
     def residuals(self, batch: EvaluatedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Residual per visited non-terminal state ``[M]`` and its (b, t) mask ``[B, L]``."""
         env = self.env
-        sel = batch.valid                              # s_t is the source of a transition
+        sel = batch.valid  # s_t is the source of a transition
         states = batch.states[:, :-1][sel]
         ch = children(env, states, self.reward_beta)
         with torch.no_grad():

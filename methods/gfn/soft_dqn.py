@@ -14,6 +14,7 @@ MDP whose intermediate reward is log P_B(s|s') = -log|B(s')|. Per transition (s,
 between Q(s, a) and y on a batch of transitions from a proportional prioritised buffer
 (alpha 0.5, beta 0, capacity 1e5, batch 256); lr 1e-3; MLP 2 x 256 (hypergrid config).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ class Config(core.GFNConfig):
 
     lr: float = 1e-3
     online_batch: int = 16
-    replay_batch: int = 0          # the core's trajectory replay is not used
+    replay_batch: int = 0  # the core's trajectory replay is not used
     transition_batch: int = 256
     buffer_size: int = 100_000
     per_alpha: float = 0.5
@@ -44,11 +45,12 @@ class Config(core.GFNConfig):
     munchausen_l0: float = -100.0
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "transition_batch": at_least(1), "buffer_size": at_least(1),
-        "per_alpha": at_least(0),                   # priority exponent; 0 = uniform sampling
-        "target_tau": within(0, 1, lo_open=True),   # Polyak weight; 0 would freeze the target
-        "munchausen_alpha": at_least(0),            # 0 = soft DQN
-        "munchausen_l0": at_most(0),                # lower clip of a log-probability
+        "transition_batch": at_least(1),
+        "buffer_size": at_least(1),
+        "per_alpha": at_least(0),  # priority exponent; 0 = uniform sampling
+        "target_tau": within(0, 1, lo_open=True),  # Polyak weight; 0 would freeze the target
+        "munchausen_alpha": at_least(0),  # 0 = soft DQN
+        "munchausen_l0": at_most(0),  # lower clip of a log-probability
     }
 
 

@@ -21,6 +21,7 @@ r(i, j) = u_i - u_j.
 separate learned scalar log Z (with ``log_z_lr``) instead of the flow head (default: flow head,
 as in this project's DB).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,22 +44,20 @@ class Config(core.GFNConfig):
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {"lamda": positive()}  # geometric weight lamda^len
 
 
-def subtb_residuals(batch: EvaluatedBatch, log_z: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def subtb_residuals(batch: EvaluatedBatch, log_z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """All sub-trajectory residuals r(i, j) ``[B, L+1, L+1]`` and the mask of pairs
     0 <= i < j <= n_b that exist."""
     B, L = batch.valid.shape
-    lengths = batch.valid.sum(1)                                     # n_b
+    lengths = batch.valid.sum(1)  # n_b
     k = torch.arange(L + 1, device=lengths.device)
     # log F(s_k), with R(x) at k = n and optionally log Z at k = 0
-    log_f = torch.where(k[None] == lengths[:, None], batch.log_reward[:, None].to(batch.log_f.dtype),
-                        batch.log_f)
+    log_f = torch.where(k[None] == lengths[:, None], batch.log_reward[:, None].to(batch.log_f.dtype), batch.log_f)
     if log_z is not None:
         log_f = torch.cat([log_z.expand(B, 1).to(log_f.dtype), log_f[:, 1:]], 1)
     step = torch.where(batch.valid, batch.log_pf - batch.log_pb, torch.zeros_like(batch.log_pf))
-    cum = torch.cat([step.new_zeros(B, 1), step.cumsum(1)], 1)       # C_k, [B, L+1]
+    cum = torch.cat([step.new_zeros(B, 1), step.cumsum(1)], 1)  # C_k, [B, L+1]
     u = log_f - cum
-    res = u[:, :, None] - u[:, None, :]                              # r(i, j) = u_i - u_j
+    res = u[:, :, None] - u[:, None, :]  # r(i, j) = u_i - u_j
     i, j = k[:, None], k[None, :]
     mask = (i < j)[None] & (j[None] <= lengths[:, None, None])
     return res, mask
@@ -87,5 +86,4 @@ class SubTrajectoryBalance(core.TrajectoryLearner):
         return per_traj.mean()
 
 
-make_learner, train, evaluate = loop.entry_points(
-    lambda cfg: SubTrajectoryBalance(cfg.lamda, cfg.use_log_z))
+make_learner, train, evaluate = loop.entry_points(lambda cfg: SubTrajectoryBalance(cfg.lamda, cfg.use_log_z))

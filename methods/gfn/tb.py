@@ -5,6 +5,7 @@ For a complete trajectory tau = (s_0 -> ... -> s_n -> x):
 averaged over the batch. The stop transition has P_B = 1. log Z is a learned scalar with its
 own learning rate (EGFN: 0.1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,13 +44,13 @@ def uniform_log_pb(env: object, batch: EvaluatedBatch) -> torch.Tensor:
     return torch.where(move, -n_parents.to(batch.log_pf.dtype).log(), torch.zeros_like(batch.log_pf))
 
 
-def trajectory_balance_residuals(batch: EvaluatedBatch, log_z: torch.Tensor,
-                                 log_pb: torch.Tensor | None = None) -> torch.Tensor:
+def trajectory_balance_residuals(
+    batch: EvaluatedBatch, log_z: torch.Tensor, log_pb: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-trajectory residual log Z + sum log P_F - log R(x) - sum log P_B (the batch's learned
     P_B unless another ``log_pb [B, L]`` is given)."""
     log_pb = batch.log_pb if log_pb is None else log_pb
     return log_z + batch.log_pf.sum(1) - batch.log_reward - log_pb.sum(1)
 
 
-make_learner, train, evaluate = loop.entry_points(
-    lambda cfg: TrajectoryBalance(cfg.uniform_pb))
+make_learner, train, evaluate = loop.entry_points(lambda cfg: TrajectoryBalance(cfg.uniform_pb))

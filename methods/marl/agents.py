@@ -30,6 +30,7 @@ Schemes (``SCHEMES``):
 * ``seps``: one network per cluster of agents, the clusters found before training from an
   encoder of the agents' transitions (SePS, Christianos et al. 2021; methods/marl/value/seps.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -78,10 +79,16 @@ class AgentNetwork(nn.Module):
 def dense_1r3_flops(input_dim: int, hidden: int, n_actions: int) -> int:
     """Forward FLOPs of one dense 1R3 agent step: 2·in·out + out per linear layer, and the GRU
     cell's two products (x·W_ih, h·W_hh, 3 gates each) with their biases."""
+
     def lin(i: int, o: int) -> int:
         return 2 * i * o + o
-    return (lin(input_dim, hidden) + 2 * lin(hidden, 3 * hidden)        # fc1; GRU x·W_ih and h·W_hh
-            + 2 * lin(hidden, hidden) + lin(hidden, n_actions))     # fc2, fc3; fc4
+
+    return (
+        lin(input_dim, hidden)
+        + 2 * lin(hidden, 3 * hidden)  # fc1; GRU x·W_ih and h·W_hh
+        + 2 * lin(hidden, hidden)
+        + lin(hidden, n_actions)
+    )  # fc2, fc3; fc4
 
 
 class FuPSAgent(AgentNetwork):
@@ -132,7 +139,7 @@ class GroupedGRUCell(nn.Module):
         super().__init__()
         self.ih = GroupedLinear(groups, input_size, 3 * hidden_size)
         self.hh = GroupedLinear(groups, hidden_size, 3 * hidden_size)
-        bound = 1.0 / math.sqrt(hidden_size)    # nn.GRUCell initialises all with 1/sqrt(hidden)
+        bound = 1.0 / math.sqrt(hidden_size)  # nn.GRUCell initialises all with 1/sqrt(hidden)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
@@ -148,8 +155,7 @@ class NoPSAgent(AgentNetwork):
     """No parameter sharing: N separate 1R3 networks, evaluated as grouped products. With
     ``groups`` < N (SePS), G networks and ``self.index`` (N,) saying which one each agent uses."""
 
-    def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int = 64,
-                 groups: int | None = None):
+    def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int = 64, groups: int | None = None):
         super().__init__()
         self.input_dim, self.n_agents, self.n_actions, self.hidden_dim = input_dim, n_agents, n_actions, hidden_dim
         g = self.groups = n_agents if groups is None else groups
@@ -200,12 +206,12 @@ class SNPPSAgent(FuPSAgent):
         masks = torch.zeros(3, n_agents, hidden_dim)
         for layer in range(3):
             for n in range(n_agents):
-                masks[layer, n, torch.randperm(hidden_dim)[:k]] = 1.0   # the global generator: seeded by the run
+                masks[layer, n, torch.randperm(hidden_dim)[:k]] = 1.0  # the global generator: seeded by the run
         self.register_buffer("unit_masks", masks)
 
     def forward(self, inputs: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
         b, n, _ = inputs.shape
-        m1, m2, m3 = self.unit_masks                       # (N, hidden) each, broadcast over the batch
+        m1, m2, m3 = self.unit_masks  # (N, hidden) each, broadcast over the batch
         x = F.relu(self.fc1(inputs)) * m1
         h = self.rnn(x.reshape(b * n, -1), hidden.reshape(b * n, -1)).view(b, n, -1)
         z = F.relu(self.fc3(F.relu(self.fc2(h)) * m2)) * m3
@@ -222,5 +228,8 @@ class SNPPSAgent(FuPSAgent):
 
 # scheme -> network class; whether the learner appends the one-hot id is the config's obs_agent_id
 SCHEMES: dict[str, type[AgentNetwork]] = {
-    "fups": FuPSAgent, "fups_id": FuPSAgent, "nops": NoPSAgent, "multih": MultiHeadAgent,
+    "fups": FuPSAgent,
+    "fups_id": FuPSAgent,
+    "nops": NoPSAgent,
+    "multih": MultiHeadAgent,
 }

@@ -17,6 +17,7 @@ loss histories, the step of the last reset) travels in the module's ``state_dict
 ``_extra_state`` (:meth:`~KaleidoscopeAgent.get_extra_state`), so a checkpoint of the agent
 network carries it; the target network's hard copy receives a harmless copy of it too.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,6 +44,7 @@ RESET_LAYERS = ("fc2", "fc3", "fc4")  # fc1 is never reset (official code, reset
 # settings
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class KaleidoscopeSettings(Constrained):
     """Kaleidoscope's own hyperparameters (MPE values of the official config as defaults).
@@ -64,7 +66,9 @@ class KaleidoscopeSettings(Constrained):
     deque_len: int = 100
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "div_coef": at_least(0), "reset_interval": at_least(0), "reset_ratio": within(0, 1),
+        "div_coef": at_least(0),
+        "reset_interval": at_least(0),
+        "reset_ratio": within(0, 1),
         "deque_len": at_least(1),
     }
 
@@ -76,8 +80,10 @@ class KaleidoscopeSettings(Constrained):
         if len(self.threshold_init) != 2:
             raise ValueError(f"threshold_init: must be (scale, bias) (got {self.threshold_init!r})")
         if len(self.layer_weights) != len(MASKED_LAYERS):
-            raise ValueError(f"layer_weights: must have {len(MASKED_LAYERS)} entries, one per "
-                             f"masked layer (got {self.layer_weights!r})")
+            raise ValueError(
+                f"layer_weights: must have {len(MASKED_LAYERS)} entries, one per "
+                f"masked layer (got {self.layer_weights!r})"
+            )
         for name, values in (("threshold_init", self.threshold_init), ("layer_weights", self.layer_weights)):
             if any(not math.isfinite(v) or v < 0 for v in values):
                 raise ValueError(f"{name}: entries must be finite and >= 0 (got {values!r})")
@@ -86,6 +92,7 @@ class KaleidoscopeSettings(Constrained):
 # ---------------------------------------------------------------------------------------------
 # diversity loss and its adaptive coefficient
 # ---------------------------------------------------------------------------------------------
+
 
 def diversity_loss(layers: Sequence[MaskedLinear], layer_weights: Sequence[float]) -> Tensor:
     """``L_div = -Σ_l c_l Σ_{j,k} ‖M̃_j − M̃_k‖_1 / (K(K−1)·P)`` (ordered pairs; P = weights of
@@ -183,6 +190,7 @@ def reset_pruned_(layers: Sequence[MaskedLinear], ratio: float, generator: torch
 # the agent network
 # ---------------------------------------------------------------------------------------------
 
+
 def gru_cell_flops(cell: nn.GRUCell) -> int:
     """FLOPs of one GRUCell step for one sample, by methods/common/flops.py's conventions: 2 per
     multiply-add of the input and hidden projections plus their bias adds; the gates'
@@ -206,16 +214,24 @@ class KaleidoscopeAgent(AgentNetwork):
             types), pass ``mask_ids`` to :meth:`forward`.
     """
 
-    def __init__(self, input_dim: int, n_actions: int, n_agents: int, hidden_dim: int = 64,
-                 settings: KaleidoscopeSettings | None = None, n_masks: int | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        n_actions: int,
+        n_agents: int,
+        hidden_dim: int = 64,
+        settings: KaleidoscopeSettings | None = None,
+        n_masks: int | None = None,
+    ):
         super().__init__()
         self.settings = settings if settings is not None else KaleidoscopeSettings()
         self.n_agents, self.n_actions, self.hidden_dim = n_agents, n_actions, hidden_dim
         self.n_masks = n_agents if n_masks is None else n_masks
 
         def masked(n_in: int, n_out: int) -> MaskedLinear:
-            return MaskedLinear(n_in, n_out, self.n_masks, soft_threshold=True,
-                                threshold_init=self.settings.threshold_init)
+            return MaskedLinear(
+                n_in, n_out, self.n_masks, soft_threshold=True, threshold_init=self.settings.threshold_init
+            )
 
         self.fc1 = masked(input_dim, hidden_dim)
         self.rnn = nn.GRUCell(hidden_dim, hidden_dim)
@@ -237,8 +253,7 @@ class KaleidoscopeAgent(AgentNetwork):
     def init_hidden(self, batch_size: int) -> Tensor:
         return self.fc1.weight.new_zeros(batch_size, self.n_agents, self.hidden_dim)
 
-    def forward(self, inputs: Tensor, hidden: Tensor,
-                mask_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, inputs: Tensor, hidden: Tensor, mask_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``inputs [B, N, in]``, ``hidden [B, N, H]`` → ``q [B, N, A]``, new hidden ``[B, N, H]``.
 
         ``mask_ids``: LongTensor ``[B, N]`` (or ``[N]``, the same for every batch row) of the
@@ -362,7 +377,13 @@ class KaleidoscopeAgent(AgentNetwork):
         self.last_reset_t = int(state["last_reset_t"])
 
 
-def make_agent(settings: KaleidoscopeSettings, input_dim: int, n_actions: int, n_agents: int,
-               hidden_dim: int = 64, n_masks: int | None = None) -> KaleidoscopeAgent:
+def make_agent(
+    settings: KaleidoscopeSettings,
+    input_dim: int,
+    n_actions: int,
+    n_agents: int,
+    hidden_dim: int = 64,
+    n_masks: int | None = None,
+) -> KaleidoscopeAgent:
     """The factory the QMIX learner calls."""
     return KaleidoscopeAgent(input_dim, n_actions, n_agents, hidden_dim, settings, n_masks)

@@ -2,6 +2,7 @@
 for any team task of the arrays API, discrete (QMIX, methods/marl/value/seps.py) or continuous
 (MATD3, methods/marl/actor_critic/matd3_seps.py): random-action transitions, a VAE whose encoder sees only
 the agent id, and k-means on the encoder means."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,15 +20,20 @@ from methods.common.constraints import Bound, at_least
 class SePSOptions:
     """SePS's config fields, mixed into the QMIX and MATD3 configs of its methods."""
 
-    seps_clusters: int = 2               # K [unverified: the paper picks K from the embeddings]
-    seps_pretrain_steps: int = 2000      # random-action env steps for the encoder [ours]
+    seps_clusters: int = 2  # K [unverified: the paper picks K from the embeddings]
+    seps_pretrain_steps: int = 2000  # random-action env steps for the encoder [ours]
     seps_embed_dim: int = 4
     seps_vae_updates: int = 300
     seps_kl_weight: float = 1e-3
 
     SEPS_CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "seps_clusters": at_least(1), "seps_pretrain_steps": at_least(1), "seps_embed_dim": at_least(1),
-        "seps_vae_updates": at_least(1), "seps_kl_weight": at_least(0)}
+        "seps_clusters": at_least(1),
+        "seps_pretrain_steps": at_least(1),
+        "seps_embed_dim": at_least(1),
+        "seps_vae_updates": at_least(1),
+        "seps_kl_weight": at_least(0),
+    }
+
 
 ActionSampler = Callable[[Any, torch.Generator], np.ndarray]
 
@@ -44,12 +50,13 @@ def uniform_box_actions(task: Any, gen: torch.Generator) -> np.ndarray:
     return (u * task.max_action * task.action_mask()).astype(np.float32)
 
 
-def random_transitions(task: Any, steps: int, gen: torch.Generator,
-                       sample_actions: ActionSampler = uniform_available_actions) -> dict[str, Tensor]:
+def random_transitions(
+    task: Any, steps: int, gen: torch.Generator, sample_actions: ActionSampler = uniform_available_actions
+) -> dict[str, Tensor]:
     """Per-agent transitions of random actions: obs (M, N, d), actions (M, N) long or (M, N, act)
     float, next_obs (M, N, d), reward (M,)."""
     rec: dict[str, list] = {"obs": [], "actions": [], "next_obs": [], "reward": []}
-    obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen, device=gen.device)))
+    obs = task.reset_arrays(seed=int(torch.randint(2**31, (1,), generator=gen, device=gen.device)))
     for _ in range(steps):
         actions = sample_actions(task, gen)
         nxt, reward, terminated, truncated = task.step_arrays(actions)
@@ -59,7 +66,7 @@ def random_transitions(task: Any, steps: int, gen: torch.Generator,
         rec["reward"].append(reward)
         obs = nxt
         if terminated or truncated:
-            obs = task.reset_arrays(seed=int(torch.randint(2 ** 31, (1,), generator=gen, device=gen.device)))
+            obs = task.reset_arrays(seed=int(torch.randint(2**31, (1,), generator=gen, device=gen.device)))
     out = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in rec.items()}
     if np.issubdtype(np.asarray(rec["actions"]).dtype, np.integer):
         out["actions"] = out["actions"].long()
@@ -74,8 +81,9 @@ class TransitionVAE(nn.Module):
         super().__init__()
         self.n_actions = n_actions
         self.encoder = nn.Sequential(nn.Linear(n_agents, hidden), nn.ReLU(), nn.Linear(hidden, 2 * embed))
-        self.decoder = nn.Sequential(nn.Linear(obs_dim + n_actions + embed, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, obs_dim + 1))
+        self.decoder = nn.Sequential(
+            nn.Linear(obs_dim + n_actions + embed, hidden), nn.ReLU(), nn.Linear(hidden, obs_dim + 1)
+        )
 
     def encode(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.encoder(ids).chunk(2, -1)
@@ -84,8 +92,9 @@ class TransitionVAE(nn.Module):
     def action_features(self, actions: Tensor) -> Tensor:
         return F.one_hot(actions, self.n_actions).float() if actions.dtype == torch.long else actions
 
-    def loss(self, obs: Tensor, actions: Tensor, ids: Tensor, target: Tensor, gen: torch.Generator,
-             kl_weight: float) -> Tensor:
+    def loss(
+        self, obs: Tensor, actions: Tensor, ids: Tensor, target: Tensor, gen: torch.Generator, kl_weight: float
+    ) -> Tensor:
         mu, logvar = self.encode(ids)
         z = mu + torch.randn(mu.shape, generator=gen, device=gen.device).to(mu.device) * (0.5 * logvar).exp()
         pred = self.decoder(torch.cat([obs, self.action_features(actions), z], -1))
@@ -114,8 +123,9 @@ def kmeans(points: Tensor, k: int, iters: int = 50) -> Tensor:
     return torch.tensor([order[int(j)] for j in labels])
 
 
-def agent_clusters(task: Any, cfg: Any, gen: torch.Generator,
-                   sample_actions: ActionSampler = uniform_available_actions) -> Tensor:
+def agent_clusters(
+    task: Any, cfg: Any, gen: torch.Generator, sample_actions: ActionSampler = uniform_available_actions
+) -> Tensor:
     """SePS steps 1-3 on any team task of the arrays API: the cluster of each learned agent (N,)
     long. ``cfg`` carries the ``seps_*`` fields."""
     data = random_transitions(task, cfg.seps_pretrain_steps, gen, sample_actions)
@@ -136,5 +146,3 @@ def agent_clusters(task: Any, cfg: Any, gen: torch.Generator,
     with torch.no_grad():
         mu, _ = vae.encode(torch.eye(n))
     return kmeans(mu, cfg.seps_clusters)
-
-

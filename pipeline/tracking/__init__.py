@@ -13,9 +13,19 @@ them into MLflow so runs can be browsed and searched. Two entry points:
 ``store.py`` holds what both share: URIs, the client, the one-time store initialisation,
 experiments and LogBatch requests within MLflow's limits. ``mlflow`` is imported lazily there.
 """
+
 from pipeline.tracking.live import LiveLogger
 from pipeline.tracking.registration import CONTENT_HASH_TAG, RUN_KEY_TAG, content_hash, register
 from pipeline.tracking.store import ENV_URI, ensure_store, live_logging_enabled, resolve_uri
 
-__all__ = ["CONTENT_HASH_TAG", "ENV_URI", "RUN_KEY_TAG", "LiveLogger", "content_hash", "ensure_store",
-           "live_logging_enabled", "register", "resolve_uri"]
+__all__ = [
+    "CONTENT_HASH_TAG",
+    "ENV_URI",
+    "RUN_KEY_TAG",
+    "LiveLogger",
+    "content_hash",
+    "ensure_store",
+    "live_logging_enabled",
+    "register",
+    "resolve_uri",
+]

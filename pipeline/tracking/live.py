@@ -1,5 +1,6 @@
 """Live curves during training, to an MLflow *server* only (``$MLFLOW_TRACKING_URI`` = http(s)):
 a single server serialises writes, SQLite under many concurrent jobs does not."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,15 @@ import time
 import warnings
 
 from pipeline.runfiles import as_float
-from pipeline.tracking.store import (MAX_PARAM_LEN, MAX_TAG_LEN, open_client, experiment_id, flatten, safe_key,
-                                     log_batched)
+from pipeline.tracking.store import (
+    MAX_PARAM_LEN,
+    MAX_TAG_LEN,
+    open_client,
+    experiment_id,
+    flatten,
+    safe_key,
+    log_batched,
+)
 
 
 class LiveLogger:

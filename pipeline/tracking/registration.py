@@ -1,5 +1,6 @@
 """`register`: batch-log finished run directories into MLflow, idempotently (one MLflow run
 per run directory, found by its run-key tag; replaced when the run's files change)."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -12,8 +13,16 @@ from typing import Any, Iterable
 
 from pipeline import layout
 from pipeline.runfiles import RunFiles, as_float
-from pipeline.tracking.store import (MAX_PARAM_LEN, MAX_TAG_LEN, open_client, ensure_store, experiment_id,
-                                     flatten, safe_key, log_batched)
+from pipeline.tracking.store import (
+    MAX_PARAM_LEN,
+    MAX_TAG_LEN,
+    open_client,
+    ensure_store,
+    experiment_id,
+    flatten,
+    safe_key,
+    log_batched,
+)
 
 RUN_KEY_TAG = layout.RUN_KEY_TAG
 CONTENT_HASH_TAG = "rlrepro.content_hash"
@@ -178,11 +187,7 @@ def register(run_dirs: Iterable[Path], results_root: Path, uri: str) -> dict:
         for rf in sorted(items, key=lambda r: r.run_key):
             old = existing.pop(rf.run_key, [])
             keep = next(
-                (
-                    r
-                    for r in old
-                    if r.data.tags.get(CONTENT_HASH_TAG) == rf.hash and r.info.status == "FINISHED"
-                ),
+                (r for r in old if r.data.tags.get(CONTENT_HASH_TAG) == rf.hash and r.info.status == "FINISHED"),
                 None,
             )
             for r in old:
@@ -194,4 +199,3 @@ def register(run_dirs: Iterable[Path], results_root: Path, uri: str) -> dict:
             _log_run(client, exp_id, rf, results_root)
             summary["replaced" if old else "logged"] += 1
     return summary
-

@@ -4,6 +4,7 @@ store initialisation, experiments, and LogBatch requests within MLflow's limits.
 ``mlflow`` is imported lazily: its import costs seconds and starts telemetry, which must be
 switched off *before* the import (``mlflow/__init__.py`` decides at import time).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +43,7 @@ def resolve_uri(configured: str, repo_root: Path) -> str:
     uri = os.environ.get(ENV_URI) or configured
     prefix = "sqlite:///"
     if uri.startswith(prefix):
-        path = uri[len(prefix):]
+        path = uri[len(prefix) :]
         if path and path != ":memory:" and not path.startswith("/"):
             path = os.path.expanduser(path)
             if not os.path.isabs(path):
@@ -59,7 +60,7 @@ def live_logging_enabled() -> bool:
 
 def _sqlite_path(uri: str) -> Path | None:
     if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if path and path != ":memory:":
             return Path(path)
     return None
@@ -207,4 +208,3 @@ def chunks(metrics: list, params: list, tags: list) -> Iterator[tuple[list, list
 def log_batched(client, run_id: str, metrics: list = (), params: list = (), tags: list = ()) -> None:
     for m, p, t in chunks(list(metrics), list(params), list(tags)):
         client.log_batch(run_id, metrics=m, params=p, tags=t)
-

@@ -18,6 +18,7 @@ checkpoints) and the final success-rate evaluation in ``loop.py``.
 Trajectories are padded forward-action sequences ``[B, L]`` (pad -1) with their goals ``[B, G]``;
 states are recomputed from them by the environment (``envs/goal_grid.py``, ``envs/goal_seq.py``).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,9 +59,9 @@ class GoalConfig(MethodConfig):
     activation: str = "leaky_relu"
     # optimisation: one gradient step per iteration
     lr: float = 1e-3
-    grad_clip: float = 0.0               # max gradient norm; 0 = no clipping (grid code)
-    online_batch: int = 16               # goals, i.e. forward rollouts, per iteration
-    batch_size: int = 256                # replay slots drawn per step (a paired learner's slot is 2 rows)
+    grad_clip: float = 0.0  # max gradient norm; 0 = no clipping (grid code)
+    online_batch: int = 16  # goals, i.e. forward rollouts, per iteration
+    batch_size: int = 256  # replay slots drawn per step (a paired learner's slot is 2 rows)
     # an unpaired learner draws 2 x batch_size slots, so every method trains on as many rows
     # per gradient step as RBS / HER, whose paired replay doubles each batch (the official
     # grid/buffer.py); the official script trains no unpaired baseline (chosen here)
@@ -76,13 +77,22 @@ class GoalConfig(MethodConfig):
     curve_goals: int = 128
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
-        "hidden": at_least(1), "trunk_layers": at_least(1), "head_layers": at_least(0),
+        "iterations": at_least(1),
+        "eval_every": at_least(1),
+        "checkpoint_every": at_least(1),
+        "hidden": at_least(1),
+        "trunk_layers": at_least(1),
+        "head_layers": at_least(0),
         "activation": one_of("leaky_relu", "relu"),
-        "lr": positive(), "grad_clip": at_least(0),
-        "online_batch": at_least(1), "batch_size": at_least(1),
-        "replay_capacity": at_least(1), "per_alpha": within(0, 1), "per_eps": positive(),
-        "eval_goals": at_least(1), "curve_goals": at_least(1),
+        "lr": positive(),
+        "grad_clip": at_least(0),
+        "online_batch": at_least(1),
+        "batch_size": at_least(1),
+        "replay_capacity": at_least(1),
+        "per_alpha": within(0, 1),
+        "per_eps": positive(),
+        "eval_goals": at_least(1),
+        "curve_goals": at_least(1),
     }
     CURVE_AXES: ClassVar[tuple[str, ...]] = ("step", "trajectories")
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("online_batch",)
@@ -103,7 +113,9 @@ class GFNGoalConfig(GoalConfig):
     drop_mean_residual: float = 10.0
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "reward_scale": positive(), "pb_kl_coef": at_least(0), "pb_kl_decay": within(0, 1),
+        "reward_scale": positive(),
+        "pb_kl_coef": at_least(0),
+        "pb_kl_decay": within(0, 1),
         "drop_mean_residual": positive(),
     }
 
@@ -114,8 +126,16 @@ class GoalNet(nn.Module):
     the code); forward head [Linear(h, h)-act] x head_layers - Linear(h, A + 1) (logits, log F);
     backward head [Linear(h, h)-act] x head_layers - Linear(h, A_back)."""
 
-    def __init__(self, in_dim: int, n_actions: int, n_backward: int, hidden: int,
-                 trunk_layers: int = 2, head_layers: int = 1, activation: str = "leaky_relu"):
+    def __init__(
+        self,
+        in_dim: int,
+        n_actions: int,
+        n_backward: int,
+        hidden: int,
+        trunk_layers: int = 2,
+        head_layers: int = 1,
+        activation: str = "leaky_relu",
+    ):
         super().__init__()
         act = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU}[activation]
         trunk: list[nn.Module] = [nn.Linear(in_dim, hidden)]
@@ -141,8 +161,15 @@ class GoalNet(nn.Module):
 def build(cfg: GoalConfig, device: torch.device | str, seed: int) -> tuple[Any, GoalNet]:
     env = envs.make(cfg.env, **cfg.env_kwargs)
     torch.manual_seed(seed)
-    net = GoalNet(env.obs_dim + env.goal_obs_dim, env.n_actions, env.n_backward_actions,
-                  cfg.hidden, cfg.trunk_layers, cfg.head_layers, cfg.activation).to(device)
+    net = GoalNet(
+        env.obs_dim + env.goal_obs_dim,
+        env.n_actions,
+        env.n_backward_actions,
+        cfg.hidden,
+        cfg.trunk_layers,
+        cfg.head_layers,
+        cfg.activation,
+    ).to(device)
     return env, net
 
 
@@ -158,8 +185,7 @@ Chooser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], 
 def forward_sampler(env: Any, net: GoalNet) -> Chooser:
     """Sample from P_F(·|s, y) at temperature 1 (the code's training and evaluation sampler)."""
 
-    def choose(states: torch.Tensor, goals: torch.Tensor, mask: torch.Tensor,
-               gen: torch.Generator) -> torch.Tensor:
+    def choose(states: torch.Tensor, goals: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         logits = net(net_inputs(env, states, goals))[0]
         probs = masked_log_softmax(logits, mask, empty_rows_finite=True).exp()
         return torch.multinomial(probs, 1, generator=gen).squeeze(1)
@@ -168,8 +194,9 @@ def forward_sampler(env: Any, net: GoalNet) -> Chooser:
 
 
 @torch.no_grad()
-def rollout(env: Any, goals: torch.Tensor, choose: Chooser, gen: torch.Generator,
-            noisy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def rollout(
+    env: Any, goals: torch.Tensor, choose: Chooser, gen: torch.Generator, noisy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Goal-conditioned forward rollouts: padded actions ``[B, max_traj_len]`` and terminal states.
     ``noisy``: the environment's training-time action noise (the grid's sticky actions)."""
     B = goals.shape[0]
@@ -200,7 +227,7 @@ def backward_synthesis(env: Any, net: GoalNet, goals: torch.Tensor, gen: torch.G
     has_stop = env.stop_action is not None
     n_moves = env.max_traj_len - (1 if has_stop else 0)
     s = env.goal_state(goals)
-    taken = torch.full((B, n_moves), -1, dtype=torch.long, device=dev)   # forward actions, last first
+    taken = torch.full((B, n_moves), -1, dtype=torch.long, device=dev)  # forward actions, last first
     count = torch.zeros(B, dtype=torch.long, device=dev)
     for t in range(n_moves):
         active = ~env.is_initial(s)
@@ -238,15 +265,22 @@ def terminal_log_target(reward: torch.Tensor, scale: float = 1.0) -> torch.Tenso
 def pb_kl_to_uniform(pb_logits: torch.Tensor, bmask: torch.Tensor) -> torch.Tensor:
     """KL(uniform ‖ P_B(·|s, y)) per state, uniform over all backward actions and masked ones at
     log-probability -1e9, as the code's KLDivLoss sees them; 0 at states without parents."""
-    logp = torch.where(bmask, masked_log_softmax(pb_logits, bmask, empty_rows_finite=True),
-                       torch.full_like(pb_logits, MASKED_LOG_PROB))
+    logp = torch.where(
+        bmask, masked_log_softmax(pb_logits, bmask, empty_rows_finite=True), torch.full_like(pb_logits, MASKED_LOG_PROB)
+    )
     n = pb_logits.shape[-1]
     kl = ((-math.log(n) - logp) / n).sum(-1)
     return torch.where(bmask.any(-1), kl, torch.zeros_like(kl))
 
 
-def db_residuals(env: Any, net: GoalNet, actions: torch.Tensor, goals: torch.Tensor,
-                 log_target: torch.Tensor, pb_kl_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def db_residuals(
+    env: Any,
+    net: GoalNet,
+    actions: torch.Tensor,
+    goals: torch.Tensor,
+    log_target: torch.Tensor,
+    pb_kl_coef: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Conditional DB residual per transition ``[B, L]`` and its validity mask:
         log F(s|y) + log P_F(s'|s, y) - log F(s'|y) - log P_B(s|s', y),
     with log F(s'|y) := ``log_target`` on the last transition (the stop on the grid: it has no
@@ -258,8 +292,8 @@ def db_residuals(env: Any, net: GoalNet, actions: torch.Tensor, goals: torch.Ten
     valid = actions >= 0
     is_stop = (actions == env.stop_action) if env.stop_action is not None else torch.zeros_like(valid)
     lengths = valid.sum(1)
-    states = env.trajectory_states(actions)                          # [B, L+1, S]
-    visited = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)   # s_0 and every arrival
+    states = env.trajectory_states(actions)  # [B, L+1, S]
+    visited = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)  # s_0 and every arrival
     rows = torch.arange(B, device=dev)[:, None].expand(B, L + 1)[visited]
     flat = states[visited]
     pf_logits, pb_logits, log_f_v = net(net_inputs(env, flat, goals[rows]))
@@ -326,8 +360,9 @@ class GoalLearner(ABC):
     def policy(self) -> Chooser:
         return forward_sampler(self.env, self.net)
 
-    def pair(self, goals: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    def pair(
+        self, goals: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         return None
 
     @abstractmethod
@@ -352,6 +387,6 @@ class ConditionalDB(GoalLearner):
     def loss(self, batch: ReplayBatch, iteration: int) -> torch.Tensor:
         cfg = self.cfg
         target = terminal_log_target(batch.reward, cfg.reward_scale)
-        kl_coef = cfg.pb_kl_coef * cfg.pb_kl_decay ** iteration
+        kl_coef = cfg.pb_kl_coef * cfg.pb_kl_decay**iteration
         res, valid = db_residuals(self.env, self.net, batch.actions, batch.goals, target, kl_coef)
         return db_loss(res, valid, cfg.drop_mean_residual if cfg.drop_large_residuals else None)

@@ -9,6 +9,7 @@ Per iteration:
 The official grid script takes no gradient step at all unless ``--backward`` or ``--her`` is set;
 this baseline trains on the forward data alone, which is the comparison the paper describes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ Q(s, y, a) (Schaul et al., ICML 2015), i.e. the goal is part of the input:
     * uniform replay of whole trajectories (the same buffer, priorities never reset), all
       transitions of 256 replayed trajectories per gradient step; one step per iteration.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,11 @@ class Config(core.GoalConfig):
     target_update_every: int = 100
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "gamma": within(0, 1), "eps_start": within(0, 1), "eps_end": within(0, 1),
-        "eps_fraction": within(0, 1), "target_update_every": at_least(1),
+        "gamma": within(0, 1),
+        "eps_start": within(0, 1),
+        "eps_end": within(0, 1),
+        "eps_fraction": within(0, 1),
+        "target_update_every": at_least(1),
     }
 
 
@@ -62,8 +66,7 @@ class GoalDQN(core.GoalLearner):
     def _chooser(self, epsilon: float) -> core.Chooser:
         env, net = self.env, self.net
 
-        def choose(states: torch.Tensor, goals: torch.Tensor, mask: torch.Tensor,
-                   gen: torch.Generator) -> torch.Tensor:
+        def choose(states: torch.Tensor, goals: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
             greedy = _greedy(net(core.net_inputs(env, states, goals))[0], mask)
             if epsilon <= 0:
                 return greedy

@@ -7,6 +7,7 @@ Per iteration:
     3. store the original and, in its slot, the relabelled trajectory
     4. one Adam step on the conditional DB loss of 256 slots (256 original + 256 relabelled)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ class Config(core.GFNGoalConfig):
 class HindsightRelabelling(core.ConditionalDB):
     paired = True
 
-    def pair(self, goals: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pair(
+        self, goals: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         achieved = self.env.achieved(terminal)
         return actions, achieved, torch.ones(goals.shape[0], device=goals.device)
 

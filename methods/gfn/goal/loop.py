@@ -1,6 +1,7 @@
 """The training loop and evaluation of the goal-conditioned GFlowNets (methods/gfn/goal): one
 loop for every learner of methods/gfn/goal/core.py (RBS, GC-GFN, HER, GC-DQN), which each method
 module turns into its ``train`` / ``evaluate`` with :func:`entry_points`."""
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -40,11 +41,26 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator(device=device).manual_seed(run.seed)
     eval_gen = torch.Generator(device=device).manual_seed(run.seed + 1_000_003)
-    replay = GoalReplay(cfg.replay_capacity, env.max_traj_len, env.goal_len, learner.paired,
-                        cfg.per_alpha, cfg.per_eps, cfg.priority_reset, device)
+    replay = GoalReplay(
+        cfg.replay_capacity,
+        env.max_traj_len,
+        env.goal_len,
+        learner.paired,
+        cfg.per_alpha,
+        cfg.per_eps,
+        cfg.priority_reset,
+        device,
+    )
     nan = float("nan")
-    st: dict[str, Any] = {"iteration": 0, "n_traj": 0, "loss": nan, "win_succ": 0, "win_n": 0,
-                          "history": [], "budget": BudgetMeter().state_dict()}
+    st: dict[str, Any] = {
+        "iteration": 0,
+        "n_traj": 0,
+        "loss": nan,
+        "win_succ": 0,
+        "win_n": 0,
+        "history": [],
+        "budget": BudgetMeter().state_dict(),
+    }
     ckpt = run.load_checkpoint()
     if ckpt is not None:
         net.load_state_dict(ckpt["net"])
@@ -60,12 +76,18 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
     def log(step: int) -> dict[str, float]:
         policy = learner.policy()
         sr = success_rate(env, policy, env.sample_goals(cfg.curve_goals, eval_gen), eval_gen)
-        hsr = success_rate(env, policy, env.sample_goals(cfg.curve_goals, eval_gen, heldout=True),
-                           eval_gen) if _has_heldout(env) else None
-        row = {"trajectories": st["n_traj"], "success_rate": 100.0 * float(sr.float().mean()),
-               "heldout_success_rate": nan if hsr is None else 100.0 * float(hsr.float().mean()),
-               "train_success_rate": 100.0 * st["win_succ"] / st["win_n"] if st["win_n"] else nan,
-               "loss": st["loss"]}
+        hsr = (
+            success_rate(env, policy, env.sample_goals(cfg.curve_goals, eval_gen, heldout=True), eval_gen)
+            if _has_heldout(env)
+            else None
+        )
+        row = {
+            "trajectories": st["n_traj"],
+            "success_rate": 100.0 * float(sr.float().mean()),
+            "heldout_success_rate": nan if hsr is None else 100.0 * float(hsr.float().mean()),
+            "train_success_rate": 100.0 * st["win_succ"] / st["win_n"] if st["win_n"] else nan,
+            "loss": st["loss"],
+        }
         run.log(step, row)
         st["history"].append(row["success_rate"])
         st["win_succ"] = st["win_n"] = 0
@@ -74,17 +96,30 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
     def checkpoint(iteration: int) -> None:
         st["iteration"] = iteration
         st["budget"] = budget.state_dict()
-        run.save_checkpoint({"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                             "eval_gen": eval_gen.get_state(), "replay": replay.state_dict(),
-                             "learner": learner.state_dict(), "progress": dict(st, history=list(st["history"]))},
-                            iteration)
+        run.save_checkpoint(
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+                "eval_gen": eval_gen.get_state(),
+                "replay": replay.state_dict(),
+                "learner": learner.state_dict(),
+                "progress": dict(st, history=list(st["history"])),
+            },
+            iteration,
+        )
 
     def model_state(row: dict[str, float]) -> dict[str, Any]:
         history = st["history"]
         return {
-            "net": net.state_dict(), "config": cfg.to_dict(), "learner": learner.state_dict(),
-            "train_stats": {"success_auc": sum(history) / len(history), "trajectories": st["n_traj"],
-                            "train_success_rate": row.get("train_success_rate", nan)},
+            "net": net.state_dict(),
+            "config": cfg.to_dict(),
+            "learner": learner.state_dict(),
+            "train_stats": {
+                "success_auc": sum(history) / len(history),
+                "trajectories": st["n_traj"],
+                "train_success_rate": row.get("train_success_rate", nan),
+            },
         }
 
     row: dict[str, float] = {}
@@ -100,7 +135,7 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
         success = reached(env, terminal, goals)
         paired = learner.pair(goals, actions, terminal, gen)
         replay.add(actions, goals, success.float(), paired)
-        budget.collected += int(goals.shape[0])     # synthetic / relabelled trajectories take no env steps
+        budget.collected += int(goals.shape[0])  # synthetic / relabelled trajectories take no env steps
         st["n_traj"] += goals.shape[0]
         st["win_succ"] += int(success.sum())
         st["win_n"] += goals.shape[0]
@@ -126,8 +161,9 @@ def train_learner(cfg: GoalConfig, run: Run, learner: GoalLearner) -> dict[str, 
     return dict(row, success_auc=sum(history) / len(history))
 
 
-def evaluate_model(cfg: GoalConfig, model: dict[str, Any], seed: int, device: torch.device | str,
-                   learner: GoalLearner) -> dict[str, Any]:
+def evaluate_model(
+    cfg: GoalConfig, model: dict[str, Any], seed: int, device: torch.device | str, learner: GoalLearner
+) -> dict[str, Any]:
     """Final metrics of a trained model, a pure function of (model, seed): success rate (%) of the
     method's evaluation policy on min(``eval_goals``, #training goals) goals drawn uniformly (with
     replacement, as the grid code's ``evaluate``) from the training goals, and on as many held-out
@@ -139,19 +175,21 @@ def evaluate_model(cfg: GoalConfig, model: dict[str, Any], seed: int, device: to
         net.load_state_dict(model["net"])
         learner.bind(env, net)
         learner.load_state_dict(model.get("learner", {}))
-        gen = torch.Generator(device=device).manual_seed(10_000 + seed)   # disjoint from training
+        gen = torch.Generator(device=device).manual_seed(10_000 + seed)  # disjoint from training
         policy = learner.policy()
         n = int(min(cfg.eval_goals, env.n_goals))
         succ = success_rate(env, policy, env.sample_goals(n, gen), gen)
         nan = float("nan")
         held = nan
         if _has_heldout(env):
-            held = 100.0 * float(success_rate(env, policy, env.sample_goals(n, gen, heldout=True), gen)
-                                 .float().mean())
+            held = 100.0 * float(success_rate(env, policy, env.sample_goals(n, gen, heldout=True), gen).float().mean())
         stats = model.get("train_stats", {})
-        metrics = {"success_rate": 100.0 * float(succ.float().mean()), "heldout_success_rate": held,
-                   "success_auc": float(stats.get("success_auc", nan)),
-                   "train_success_rate": float(stats.get("train_success_rate", nan))}
+        metrics = {
+            "success_rate": 100.0 * float(succ.float().mean()),
+            "heldout_success_rate": held,
+            "success_auc": float(stats.get("success_auc", nan)),
+            "train_success_rate": float(stats.get("train_success_rate", nan)),
+        }
         per_goal = [float(v) for v in succ.float().cpu().tolist()]
         return {"metrics": metrics, "per_episode": {"success": per_goal}, "n_episodes": len(per_goal)}
 
@@ -159,15 +197,17 @@ def evaluate_model(cfg: GoalConfig, model: dict[str, Any], seed: int, device: to
 LearnerFactory = Callable[[Any], GoalLearner]
 
 
-def entry_points(make_learner: LearnerFactory) -> tuple[LearnerFactory, Callable[..., dict[str, float]],
-                                                         Callable[..., dict[str, Any]]]:
+def entry_points(
+    make_learner: LearnerFactory,
+) -> tuple[LearnerFactory, Callable[..., dict[str, float]], Callable[..., dict[str, Any]]]:
     """``make_learner``, ``train`` and ``evaluate`` of a goal-conditioned method module."""
 
     def train(cfg: GoalConfig, run: Run) -> dict[str, float]:
         return train_learner(cfg, run, make_learner(cfg))
 
-    def evaluate(cfg: GoalConfig, model: dict[str, Any], seed: int, device: str = "cpu",
-                 assets_dir: Any = None) -> dict[str, Any]:
+    def evaluate(
+        cfg: GoalConfig, model: dict[str, Any], seed: int, device: str = "cpu", assets_dir: Any = None
+    ) -> dict[str, Any]:
         return evaluate_model(cfg, model, seed, device, make_learner(cfg))
 
     return make_learner, train, evaluate

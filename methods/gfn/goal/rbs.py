@@ -11,6 +11,7 @@ Per iteration:
     5. one Adam step on the conditional DB loss (terminal target log(c·R + 1e-9); grid: P_B KL
        regulariser 1e-11 decayed x0.999 per step, trajectories with mean residual >= 10 dropped)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ class Config(core.GFNGoalConfig):
 class RetrospectiveBackwardSynthesis(core.ConditionalDB):
     paired = True
 
-    def pair(self, goals: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pair(
+        self, goals: torch.Tensor, actions: torch.Tensor, terminal: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         synthetic = core.backward_synthesis(self.env, self.net, goals, gen)
         return synthetic, goals, torch.ones(goals.shape[0], device=goals.device)
 

@@ -1,6 +1,7 @@
 """The goal-conditioned replay of methods/gfn/goal (the official code's prioritised buffer):
 forward trajectories with their goals and rewards, each with an optional paired trajectory in
 the same slot (RBS's synthetic one, HER's relabelled one)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +12,10 @@ import torch
 
 @dataclass
 class ReplayBatch:
-    actions: torch.Tensor     # [N, L] padded forward actions
-    goals: torch.Tensor       # [N, G]
-    reward: torch.Tensor      # [N] R(x | y) in {0, 1}
-    index: torch.Tensor       # [n] sampled buffer slots (the first n rows; paired rows follow)
+    actions: torch.Tensor  # [N, L] padded forward actions
+    goals: torch.Tensor  # [N, G]
+    reward: torch.Tensor  # [N] R(x | y) in {0, 1}
+    index: torch.Tensor  # [n] sampled buffer slots (the first n rows; paired rows follow)
 
 
 class GoalReplay:
@@ -29,9 +30,17 @@ class GoalReplay:
 
     FIELDS = ("actions", "goals", "reward", "p_actions", "p_goals", "p_reward")
 
-    def __init__(self, capacity: int, traj_len: int, goal_len: int, paired: bool,
-                 alpha: float = 0.5, eps: float = 1e-6, reset_sampled: bool = True,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        capacity: int,
+        traj_len: int,
+        goal_len: int,
+        paired: bool,
+        alpha: float = 0.5,
+        eps: float = 1e-6,
+        reset_sampled: bool = True,
+        device: torch.device | str = "cpu",
+    ):
         self.capacity, self.paired = int(capacity), paired
         self.traj_len, self.goal_len = traj_len, goal_len
         self.reset_value = (0.0 + eps) ** alpha
@@ -41,8 +50,12 @@ class GoalReplay:
         self.data: dict[str, torch.Tensor] = self._empty(0)
 
     def _empty(self, n: int) -> dict[str, torch.Tensor]:
-        shapes = {"actions": ((n, self.traj_len), torch.int16), "goals": ((n, self.goal_len), torch.int16),
-                  "reward": ((n,), torch.float32), "priority": ((n,), torch.float64)}
+        shapes = {
+            "actions": ((n, self.traj_len), torch.int16),
+            "goals": ((n, self.goal_len), torch.int16),
+            "reward": ((n,), torch.float32),
+            "priority": ((n,), torch.float64),
+        }
         if self.paired:
             shapes.update(p_actions=shapes["actions"], p_goals=shapes["goals"], p_reward=shapes["reward"])
         return {k: torch.zeros(s, dtype=d, device=self.device) for k, (s, d) in shapes.items()}
@@ -59,8 +72,13 @@ class GoalReplay:
             grown[k][:have] = v
         self.data = grown
 
-    def add(self, actions: torch.Tensor, goals: torch.Tensor, reward: torch.Tensor,
-            paired: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+    def add(
+        self,
+        actions: torch.Tensor,
+        goals: torch.Tensor,
+        reward: torch.Tensor,
+        paired: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
         if (paired is not None) != self.paired:
             raise ValueError("a paired replay needs a paired trajectory for every forward one, and only it")
         n = actions.shape[0]
@@ -92,8 +110,7 @@ class GoalReplay:
         return ReplayBatch(acts.long(), goals.long(), rew, idx)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": {k: v[: self.size].clone() for k, v in self.data.items()},
-                "size": self.size, "ptr": self.ptr}
+        return {"data": {k: v[: self.size].clone() for k, v in self.data.items()}, "size": self.size, "ptr": self.ptr}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.size, self.ptr = d["size"], d["ptr"]

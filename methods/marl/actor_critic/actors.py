@@ -23,6 +23,7 @@ Schemes (``ACTOR_SCHEMES``, the config's ``actor_net``):
 * SePS (``SePSActor``): one network per cluster of agents (Christianos et al. 2021); the clusters
   come from a pre-training on random actions, so methods/marl/actor_critic/matd3_seps.py builds it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -112,7 +113,7 @@ class MultiHeadActor(Actor):
         return self.max_action * torch.tanh(self.heads[agent](self.trunk(inputs)))
 
     def forward(self, inputs: Tensor) -> Tensor:
-        z = self.trunk(inputs)             # the trunk once for all agents
+        z = self.trunk(inputs)  # the trunk once for all agents
         return self.max_action * torch.tanh(torch.stack([h(z[..., i, :]) for i, h in enumerate(self.heads)], -2))
 
     def inference_flops_per_agent(self) -> float:
@@ -128,8 +129,7 @@ class SNPPSActor(Actor):
     each hidden layer (a unit mask per agent and layer, drawn once from the run's seeded global
     generator; no extra parameters)."""
 
-    def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float, n_agents: int,
-                 keep: float = 0.5):
+    def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float, n_agents: int, keep: float = 0.5):
         super().__init__()
         self.fc1 = nn.Linear(input_dim, hidden)
         self.fc2, self.fc3 = nn.Linear(hidden, hidden), nn.Linear(hidden, act_dim)
@@ -146,7 +146,7 @@ class SNPPSActor(Actor):
         return self.max_action * torch.tanh(self.fc3(z))
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self._masked(inputs, self.unit_masks[0], self.unit_masks[1])   # (N, hidden) broadcast over B
+        return self._masked(inputs, self.unit_masks[0], self.unit_masks[1])  # (N, hidden) broadcast over B
 
     def forward_agent(self, inputs: Tensor, agent: int) -> Tensor:
         return self._masked(inputs, self.unit_masks[0, agent], self.unit_masks[1, agent])
@@ -154,8 +154,7 @@ class SNPPSActor(Actor):
     def inference_flops_per_agent(self) -> float:
         """A pruned unit drops its row in its layer and its column in the next one."""
         k1, k2 = (float(m.sum(-1).mean()) for m in self.unit_masks)
-        return (linear_flops(self.fc1.in_features, k1) + linear_flops(k1, k2)
-                + linear_flops(k2, self.fc3.out_features))
+        return linear_flops(self.fc1.in_features, k1) + linear_flops(k1, k2) + linear_flops(k2, self.fc3.out_features)
 
 
 class SePSActor(Actor):
@@ -163,8 +162,16 @@ class SePSActor(Actor):
     saved with the actor); agent n acts with its cluster's network, so an agent's actor step
     moves only its own cluster's parameters."""
 
-    def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float, n_agents: int,
-                 clusters: Tensor, n_clusters: int):
+    def __init__(
+        self,
+        input_dim: int,
+        act_dim: int,
+        hidden: int,
+        max_action: float,
+        n_agents: int,
+        clusters: Tensor,
+        n_clusters: int,
+    ):
         super().__init__()
         # n_clusters is fixed by the config (k-means may leave a cluster empty)
         self.nets = nn.ModuleList(mlp([input_dim, hidden, hidden, act_dim]) for _ in range(n_clusters))
@@ -182,5 +189,8 @@ class SePSActor(Actor):
 
 
 ACTOR_SCHEMES: dict[str, type[Actor]] = {
-    "fups": SharedActor, "nops": NoPSActor, "multih": MultiHeadActor, "snp_ps": SNPPSActor,
+    "fups": SharedActor,
+    "nops": NoPSActor,
+    "multih": MultiHeadActor,
+    "snp_ps": SNPPSActor,
 }  # SePSActor needs its clusters first: methods/marl/actor_critic/matd3_seps.py builds it

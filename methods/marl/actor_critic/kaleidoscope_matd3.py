@@ -18,6 +18,7 @@ official code (LXXXXR/Kaleidoscope Kalei_MaMuJoCo), on the learner of methods/ma
 
 Target copies carry their own thresholds, Polyak-averaged with the weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,22 +40,28 @@ LAYER_WEIGHTS = (1.0, 2.0, 4.0)
 
 @dataclass
 class Config(matd3.Config):
-    n_critics: int = 5                       # the critic ensemble (one mask per head)
-    critic_layernorm: bool = True            # Kalei_MLP's norm_flag, on in every tuned config
-    actor_critics: str = "mean"              # KaleiTwinContinuousQCritic.get_values: the members' mean
-    div_coef: float = 0.1                    # β of the actor (Kalei.div_coef)
-    critic_div_coef: float = 0.1             # β of the critic
-    reset_interval: int = 1_000_000          # R of the actor reset, env steps (0: off)
-    reset_ratio: float = 0.5                 # ρ
-    critic_reset_interval: int = 800_000     # one member's thresholds, in turn (0: off)
-    actor_threshold_init: tuple[float, float] = (5.0, 5.0)    # S = −(U·scale + bias)
+    n_critics: int = 5  # the critic ensemble (one mask per head)
+    critic_layernorm: bool = True  # Kalei_MLP's norm_flag, on in every tuned config
+    actor_critics: str = "mean"  # KaleiTwinContinuousQCritic.get_values: the members' mean
+    div_coef: float = 0.1  # β of the actor (Kalei.div_coef)
+    critic_div_coef: float = 0.1  # β of the critic
+    reset_interval: int = 1_000_000  # R of the actor reset, env steps (0: off)
+    reset_ratio: float = 0.5  # ρ
+    critic_reset_interval: int = 800_000  # one member's thresholds, in turn (0: off)
+    actor_threshold_init: tuple[float, float] = (5.0, 5.0)  # S = −(U·scale + bias)
     critic_threshold_init: tuple[float, float] = (20.0, 0.0)
     deque_len: int = 100
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **matd3.Config.CONSTRAINTS, "div_coef": at_least(0), "critic_div_coef": at_least(0),
-        "reset_interval": at_least(0), "reset_ratio": within(0, 1), "critic_reset_interval": at_least(0),
-        "deque_len": at_least(1), "actor_net": one_of("fups")}   # the masks sit on the FuPS actor
+        **matd3.Config.CONSTRAINTS,
+        "div_coef": at_least(0),
+        "critic_div_coef": at_least(0),
+        "reset_interval": at_least(0),
+        "reset_ratio": within(0, 1),
+        "critic_reset_interval": at_least(0),
+        "deque_len": at_least(1),
+        "actor_net": one_of("fups"),
+    }  # the masks sit on the FuPS actor
 
     def __post_init__(self) -> None:
         self.actor_threshold_init = tuple(float(v) for v in self.actor_threshold_init)  # type: ignore[assignment]
@@ -68,17 +75,26 @@ class Config(matd3.Config):
 class MaskedActor(nn.Module):
     """The shared actor with one soft-threshold mask per agent on all 3 layers."""
 
-    def __init__(self, input_dim: int, act_dim: int, hidden: int, max_action: float, n_agents: int,
-                 threshold_init: tuple[float, float]):
+    def __init__(
+        self,
+        input_dim: int,
+        act_dim: int,
+        hidden: int,
+        max_action: float,
+        n_agents: int,
+        threshold_init: tuple[float, float],
+    ):
         super().__init__()
         sizes = [input_dim, hidden, hidden, act_dim]
-        self.layers = nn.ModuleList(MaskedLinear(i, o, n_agents, soft_threshold=True, threshold_init=threshold_init)
-                                    for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            MaskedLinear(i, o, n_agents, soft_threshold=True, threshold_init=threshold_init)
+            for i, o in zip(sizes[:-1], sizes[1:])
+        )
         self.max_action, self.n_agents = max_action, n_agents
 
     def forward(self, inputs: Tensor) -> Tensor:
         """``inputs [B, N, in]`` → ``[B, N, act]``; agent n through mask n, in one batched pass."""
-        x = inputs.transpose(0, 1)                      # [N, B, in]: agent-major for forward_all
+        x = inputs.transpose(0, 1)  # [N, B, in]: agent-major for forward_all
         for k, layer in enumerate(self.layers):
             x = layer.forward_all(x)
             if k < len(self.layers) - 1:
@@ -97,16 +113,19 @@ class MaskedActor(nn.Module):
 class MaskedCriticEnsemble(nn.Module):
     """One critic MLP with K masks = K Q-heads; ``forward(state, joint_action) → [K, B]``."""
 
-    def __init__(self, input_dim: int, hidden: int, n_heads: int, threshold_init: tuple[float, float],
-                 layernorm: bool = True):
+    def __init__(
+        self, input_dim: int, hidden: int, n_heads: int, threshold_init: tuple[float, float], layernorm: bool = True
+    ):
         super().__init__()
         sizes = [input_dim, hidden, hidden, 1]
-        self.layers = nn.ModuleList(MaskedLinear(i, o, n_heads, soft_threshold=True, threshold_init=threshold_init)
-                                    for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            MaskedLinear(i, o, n_heads, soft_threshold=True, threshold_init=threshold_init)
+            for i, o in zip(sizes[:-1], sizes[1:])
+        )
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) if layernorm else nn.Identity() for _ in range(2))
 
     def forward(self, state: Tensor, joint_action: Tensor) -> Tensor:
-        x = self.layers[0].forward_all(torch.cat([state, joint_action], -1), shared=True)   # [K, B, H]
+        x = self.layers[0].forward_all(torch.cat([state, joint_action], -1), shared=True)  # [K, B, H]
         x = F.relu(self.norms[0](x))
         x = F.relu(self.norms[1](self.layers[1].forward_all(x)))
         return self.layers[2].forward_all(x).squeeze(-1)
@@ -125,13 +144,19 @@ class KaleidoscopeMATD3Learner(matd3.MATD3Learner):
 
     def build_actor(self) -> nn.Module:
         c = self.cfg
-        return MaskedActor(self.input_dim, self.act_dim, c.hidden, self.max_action, self.n_agents,
-                           c.actor_threshold_init)
+        return MaskedActor(
+            self.input_dim, self.act_dim, c.hidden, self.max_action, self.n_agents, c.actor_threshold_init
+        )
 
     def build_critic(self) -> nn.Module:
         c = self.cfg
-        return MaskedCriticEnsemble(self.state_dim + self.n_agents * self.act_dim, c.hidden, c.n_critics,
-                                    c.critic_threshold_init, c.critic_layernorm)
+        return MaskedCriticEnsemble(
+            self.state_dim + self.n_agents * self.act_dim,
+            c.hidden,
+            c.n_critics,
+            c.critic_threshold_init,
+            c.critic_layernorm,
+        )
 
     # -- the diversity terms ------------------------------------------------------------------
     def actor_aux_loss(self, base: Tensor) -> Tensor:
@@ -147,12 +172,18 @@ class KaleidoscopeMATD3Learner(matd3.MATD3Learner):
         """The official conditions, strict on both sides: more than R steps since the last
         reset and more than R before ``iterations``."""
         c, out = self.cfg, {}
-        if c.reset_interval > 0 and t_env - self.last_reset_t > c.reset_interval \
-                and c.iterations - t_env > c.reset_interval:
+        if (
+            c.reset_interval > 0
+            and t_env - self.last_reset_t > c.reset_interval
+            and c.iterations - t_env > c.reset_interval
+        ):
             out["actor_reset_positions"] = float(reset_pruned_(list(self.actor.layers), c.reset_ratio, self.gen))
             self.last_reset_t = t_env
-        if c.critic_reset_interval > 0 and t_env - self.last_critic_reset_t > c.critic_reset_interval \
-                and c.iterations - t_env > c.critic_reset_interval:
+        if (
+            c.critic_reset_interval > 0
+            and t_env - self.last_critic_reset_t > c.critic_reset_interval
+            and c.iterations - t_env > c.critic_reset_interval
+        ):
             self.reset_critic_member_(self.next_critic_member)
             out["critic_reset_member"] = float(self.next_critic_member)
             self.next_critic_member = (self.next_critic_member + 1) % c.n_critics
@@ -186,8 +217,10 @@ class KaleidoscopeMATD3Learner(matd3.MATD3Learner):
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {
-            "actor_coef": self.actor_coef.state_dict(), "critic_coef": self.critic_coef.state_dict(),
-            "resets": [self.last_reset_t, self.last_critic_reset_t, self.next_critic_member]}
+            "actor_coef": self.actor_coef.state_dict(),
+            "critic_coef": self.critic_coef.state_dict(),
+            "resets": [self.last_reset_t, self.last_critic_reset_t, self.next_critic_member],
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         super().load_state_dict(d)

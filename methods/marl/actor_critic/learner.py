@@ -41,6 +41,7 @@ kaleidoscope_matd3.py) overrides.
 The runner (episodes, evaluation, checkpoints) is ``loop.py``; ``matd3.py`` is the MATD3 method
 module.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -61,12 +62,13 @@ from methods.marl.actor_critic.actors import ACTOR_SCHEMES, SNPPSActor, dense_ac
 @dataclass
 class Config(MethodConfig):
     env: str = "mamujoco"
-    env_kwargs: dict = field(default_factory=lambda: {"scenario": "HalfCheetah", "agent_conf": "2x3",
-                                                      "agent_obsk": 0, "episode_limit": 1000})
-    iterations: int = 10_000_000         # env steps
+    env_kwargs: dict = field(
+        default_factory=lambda: {"scenario": "HalfCheetah", "agent_conf": "2x3", "agent_obsk": 0, "episode_limit": 1000}
+    )
+    iterations: int = 10_000_000  # env steps
     eval_every: int = 10_000
     checkpoint_every: int = 50_000
-    eval_episodes: int = 40              # the paper's evaluation (40 episodes)
+    eval_episodes: int = 40  # the paper's evaluation (40 episodes)
     actor_lr: float = 5e-4
     critic_lr: float = 1e-3
     batch: int = 1000
@@ -74,17 +76,17 @@ class Config(MethodConfig):
     tau: float = 0.005
     hidden: int = 256
     buffer_size: int = 1_000_000
-    start_steps: int = 10_000            # uniform random warm-up (official tuned configs)
-    n_step: int = 10                     # HalfCheetah 2x3 (Hopper/Ant 5, Walker 20/25)
+    start_steps: int = 10_000  # uniform random warm-up (official tuned configs)
+    n_step: int = 10  # HalfCheetah 2x3 (Hopper/Ant 5, Walker 20/25)
     policy_freq: int = 2
     policy_noise: float = 0.2
     noise_clip: float = 0.5
     expl_noise: float = 0.1
-    n_critics: int = 2                   # 2: twin critics (TD3); 5: the critic ensemble
-    critic_layernorm: bool = False       # HARL's twin critic is a plain MLP (PlainMLP)
-    obs_agent_id: bool = False           # HARL's share_param MATD3 feeds observations only
-    train_interval: int = 50             # env steps between training rounds
-    updates_per_train: int = 5           # one update per 10 env transitions, as HARL with 10 envs
+    n_critics: int = 2  # 2: twin critics (TD3); 5: the critic ensemble
+    critic_layernorm: bool = False  # HARL's twin critic is a plain MLP (PlainMLP)
+    obs_agent_id: bool = False  # HARL's share_param MATD3 feeds observations only
+    train_interval: int = 50  # env steps between training rounds
+    updates_per_train: int = 5  # one update per 10 env transitions, as HARL with 10 envs
     # a_{−i} in agent i's actor loss: the replay batch's (HARL's off_policy_ma_runner.train and
     # Kaleidoscope's copy of it) or the current policies' ("policy")
     others_actions: str = "batch"
@@ -92,23 +94,38 @@ class Config(MethodConfig):
     # Kaleidoscope's masked ensemble averages all of them ("mean")
     actor_critics: str = "first"
     target_actor_polyak_per_agent: bool = True
-    actor_net: str = "fups"              # parameter-sharing scheme of the actor (methods/marl/actor_critic/actors.py)
-    snp_keep: float = 0.5                # SNP-PS: share of hidden units each agent keeps [unverified]
+    actor_net: str = "fups"  # parameter-sharing scheme of the actor (methods/marl/actor_critic/actors.py)
+    snp_keep: float = 0.5  # SNP-PS: share of hidden units each agent keeps [unverified]
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
-        "eval_episodes": at_least(1), "actor_lr": positive(), "critic_lr": positive(),
-        "batch": at_least(1), "gamma": within(0, 1), "tau": within(0, 1, lo_open=True),
-        "hidden": at_least(1), "buffer_size": at_least(1), "start_steps": at_least(0),
-        "n_step": at_least(1), "policy_freq": at_least(1), "policy_noise": at_least(0),
-        "noise_clip": at_least(0), "expl_noise": at_least(0), "n_critics": at_least(1),
-        "train_interval": at_least(1), "updates_per_train": at_least(1),
-        "others_actions": one_of("policy", "batch"), "actor_critics": one_of("first", "mean"),
+        "iterations": at_least(1),
+        "eval_every": at_least(1),
+        "checkpoint_every": at_least(1),
+        "eval_episodes": at_least(1),
+        "actor_lr": positive(),
+        "critic_lr": positive(),
+        "batch": at_least(1),
+        "gamma": within(0, 1),
+        "tau": within(0, 1, lo_open=True),
+        "hidden": at_least(1),
+        "buffer_size": at_least(1),
+        "start_steps": at_least(0),
+        "n_step": at_least(1),
+        "policy_freq": at_least(1),
+        "policy_noise": at_least(0),
+        "noise_clip": at_least(0),
+        "expl_noise": at_least(0),
+        "n_critics": at_least(1),
+        "train_interval": at_least(1),
+        "updates_per_train": at_least(1),
+        "others_actions": one_of("policy", "batch"),
+        "actor_critics": one_of("first", "mean"),
         "actor_net": one_of(*ACTOR_SCHEMES),
         "snp_keep": within(0, 1, lo_open=True),
     }
     # (the family-wide list of old, QMIX's batch_size, missed MATD3's batch entirely)
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("batch", "buffer_size", "updates_per_train")
+
     def measure_iterations(self) -> tuple[int, int]:
         # after a 1000-step warm-up (the paper's 10k would dominate a short run)
         return 1500, 3500
@@ -118,8 +135,12 @@ class Config(MethodConfig):
         return {"env_steps": self.iterations, "updates": rounds * self.updates_per_train}
 
     def measurement_config(self, iterations: int) -> Config:
-        return replace(super().measurement_config(iterations), start_steps=min(self.start_steps, 1000),
-                       eval_episodes=1, buffer_size=min(self.buffer_size, iterations))
+        return replace(
+            super().measurement_config(iterations),
+            start_steps=min(self.start_steps, 1000),
+            eval_episodes=1,
+            buffer_size=min(self.buffer_size, iterations),
+        )
 
     def __post_init__(self) -> None:
         if self.env != "mamujoco":
@@ -154,8 +175,14 @@ class MATD3Learner:
     def build_critic(self) -> nn.Module:
         """K Q-networks on (state, joint action): [in → 256 → 256 → 1], Linear → LayerNorm → ReLU."""
         c = self.cfg
-        return Critics(c.n_critics, self.state_dim, self.n_agents * self.act_dim, c.hidden, 2,
-                       "all" if c.critic_layernorm else "none")
+        return Critics(
+            c.n_critics,
+            self.state_dim,
+            self.n_agents * self.act_dim,
+            c.hidden,
+            2,
+            "all" if c.critic_layernorm else "none",
+        )
 
     def actor_aux_loss(self, base: Tensor) -> Tensor:
         return base.new_zeros(())
@@ -196,7 +223,7 @@ class MATD3Learner:
     def update(self, b: dict[str, Tensor]) -> dict[str, float]:
         c = self.cfg
         y = self.td_target(b)
-        q = self.critic(b["state"], b["actions"].flatten(1))           # [K, B]
+        q = self.critic(b["state"], b["actions"].flatten(1))  # [K, B]
         critic_base = (q - y).pow(2).mean(1).sum()
         critic_loss = critic_base + self.critic_aux_loss(critic_base)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -213,7 +240,7 @@ class MATD3Learner:
 
     def update_actor(self, b: dict[str, Tensor]) -> float:
         """One Adam step per agent, in agent order, on the shared actor."""
-        inputs = self.inputs(b["obs"])                                  # [B, N, in]
+        inputs = self.inputs(b["obs"])  # [B, N, in]
         if self.cfg.others_actions == "policy":
             with torch.no_grad():
                 joint = self.actor(inputs) * self.action_mask
@@ -222,8 +249,8 @@ class MATD3Learner:
         losses = []
         for i in range(self.n_agents):
             a_i = self.actor.forward_agent(inputs[:, i], i) * self.action_mask[i]
-            acts = torch.cat([joint[:, :i], a_i[:, None], joint[:, i + 1:]], 1)
-            q = self.critic(b["state"], acts.flatten(1))                # [K, B]
+            acts = torch.cat([joint[:, :i], a_i[:, None], joint[:, i + 1 :]], 1)
+            q = self.critic(b["state"], acts.flatten(1))  # [K, B]
             base = -(q[0] if self.cfg.actor_critics == "first" else q).mean()
             loss = base + self.actor_aux_loss(base)
             self.actor_opt.zero_grad(set_to_none=True)
@@ -248,9 +275,9 @@ class MATD3Learner:
         return {"flops_ratio": self.inference_flops_per_agent() / self.dense_inference_flops_per_agent()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v.state_dict() for k, v in vars(self).items()
-                if isinstance(v, (nn.Module, torch.optim.Optimizer))} | {"n_updates": self.n_updates,
-                                                                         "t_env": self.t_env}
+        return {
+            k: v.state_dict() for k, v in vars(self).items() if isinstance(v, (nn.Module, torch.optim.Optimizer))
+        } | {"n_updates": self.n_updates, "t_env": self.t_env}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         for k, v in vars(self).items():

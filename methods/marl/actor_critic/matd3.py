@@ -3,6 +3,7 @@
 The algorithm and its settings are in ``learner.py`` (``Config``, ``MATD3Learner``), the runner in
 ``loop.py``; the MATD3-based variants and the tests reach them through this module's names.
 """
+
 from __future__ import annotations
 
 from methods.marl.actor_critic.learner import Config as Config

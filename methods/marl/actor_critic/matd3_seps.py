@@ -10,6 +10,7 @@ Steps 1-3 are methods/marl/seps_clusters.py, shared with SePS on QMIX; the criti
 else are methods/marl/actor_critic/matd3.py. [Pre-training steps are not counted in the run's env steps, as
 for QMIX; K is a config value (the paper reads it off the embeddings); VAE sizes are ours.]
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,10 +29,13 @@ from methods.marl.seps_clusters import SePSOptions, agent_clusters, uniform_box_
 @dataclass
 class Config(SePSOptions, matd3.Config):
     actor_net: str = "seps"
-    obs_agent_id: bool = True            # as SePS on QMIX: agents of one cluster can still differ
+    obs_agent_id: bool = True  # as SePS on QMIX: agents of one cluster can still differ
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **matd3.Config.CONSTRAINTS, **SePSOptions.SEPS_CONSTRAINTS, "actor_net": one_of("seps")}
+        **matd3.Config.CONSTRAINTS,
+        **SePSOptions.SEPS_CONSTRAINTS,
+        "actor_net": one_of("seps"),
+    }
 
 
 class SePSLearner(matd3.MATD3Learner):
@@ -41,14 +45,21 @@ class SePSLearner(matd3.MATD3Learner):
         c = self.cfg
         # the pre-training draws from its own generator seeded off the run's global stream, and
         # runs on a task of its own so the run's env starts where it would without it
-        gen = torch.Generator().manual_seed(int(torch.randint(2 ** 31, (1,))))
+        gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
         task = MaMuJoCoTask(**c.env_kwargs)
         try:
             clusters = agent_clusters(task, c, gen, uniform_box_actions)
         finally:
             task.close()
-        return SePSActor(self.input_dim, self.act_dim, c.hidden, self.max_action, self.n_agents,
-                         clusters, min(c.seps_clusters, self.n_agents))
+        return SePSActor(
+            self.input_dim,
+            self.act_dim,
+            c.hidden,
+            self.max_action,
+            self.n_agents,
+            clusters,
+            min(c.seps_clusters, self.n_agents),
+        )
 
     def diagnostics(self) -> dict[str, float]:
         return {**super().diagnostics(), "seps_clusters_used": float(len(torch.unique(self.actor.clusters)))}

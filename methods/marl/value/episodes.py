@@ -2,6 +2,7 @@
 (envs/mpe.py, envs/smax.py, envs/sc2.py: one arrays API), one ε-greedy episode recorded for the episode
 replay, and the greedy test episodes (team returns and, where the env reports battles, wins).
 ``learner`` is a methods/marl/value/qmix.py QLearner (its ``agent.init_hidden`` and ``act``)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,8 +41,9 @@ def as_batch(env: Any) -> TeamBatch | SMAXBatch:
 FIELDS = ("obs", "state", "avail", "actions", "reward", "terminated")
 
 
-def run_episodes(learner: Any, batch: Any, seeds: list[int], epsilon: float,
-                 gen: torch.Generator) -> list[tuple[dict[str, np.ndarray], float]]:
+def run_episodes(
+    learner: Any, batch: Any, seeds: list[int], epsilon: float, gen: torch.Generator
+) -> list[tuple[dict[str, np.ndarray], float]]:
     """One episode per env of ``batch`` (envs/team_batch.py), started from ``seeds``, with
     ε-greedy actions (ε = 0: greedy) chosen for all envs in one agent pass per step; returns
     each episode's padded-buffer record and team return, in seed order."""
@@ -83,8 +85,9 @@ def run_episodes(learner: Any, batch: Any, seeds: list[int], epsilon: float,
     return out
 
 
-def run_episode(learner: Any, env: TeamTask, seed: int, epsilon: float,
-                gen: torch.Generator) -> tuple[dict[str, np.ndarray], float]:
+def run_episode(
+    learner: Any, env: TeamTask, seed: int, epsilon: float, gen: torch.Generator
+) -> tuple[dict[str, np.ndarray], float]:
     """One episode of a single task (a batch of one)."""
     return run_episodes(learner, TeamBatch.of(env), [seed], epsilon, gen)[0]
 
@@ -101,7 +104,7 @@ def greedy_episodes(learner: Any, env: Any, seed: int, episodes: int) -> tuple[l
     so the batch keeps its shape) and, where the env reports battles (SMAX's ``won``), 1.0 for
     each won one (else None)."""
     batch = as_batch(env)
-    gen = torch.Generator().manual_seed(seed)          # unused by greedy selection
+    gen = torch.Generator().manual_seed(seed)  # unused by greedy selection
     returns, wins = [], []
     for start in range(0, episodes, batch.n_envs):
         seeds = [eval_seed(seed, k) for k in range(start, start + batch.n_envs)]

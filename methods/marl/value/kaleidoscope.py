@@ -15,6 +15,7 @@ are unchanged; the agent network is methods/marl/kaleidoscope_agent.py):
 The defaults are the official MPE config's (LXXXXR/Kaleidoscope Kalei_MPE): β 0.5, R 200k, ρ 0.1,
 thresholds S = −(U·5 + 5). Everything else is QMIX's (methods/marl/value/qmix.py Config).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,38 +31,51 @@ from methods.marl.kaleidoscope_agent import KaleidoscopeAgent, KaleidoscopeSetti
 
 @dataclass
 class Config(qmix.Config):
-    agent_net: str = "kaleidoscope"      # the masked FuPS+ID network below (one-hot ids on)
-    div_coef: float = 0.5                # β: target ratio of the diversity term to the TD loss
-    reset_interval: int = 200_000        # R, env steps (0: no resets)
-    reset_ratio: float = 0.1             # ρ
-    threshold_init: tuple[float, float] = (5.0, 5.0)                 # S = −(U·scale + bias)
+    agent_net: str = "kaleidoscope"  # the masked FuPS+ID network below (one-hot ids on)
+    div_coef: float = 0.5  # β: target ratio of the diversity term to the TD loss
+    reset_interval: int = 200_000  # R, env steps (0: no resets)
+    reset_ratio: float = 0.1  # ρ
+    threshold_init: tuple[float, float] = (5.0, 5.0)  # S = −(U·scale + bias)
     layer_weights: tuple[float, ...] = field(default=(1.0, 2.0, 4.0, 8.0))  # c_l of fc1..fc4
     deque_len: int = 100
-    mask_owner: str = "agent"            # "agent": K = N; "unit_type": one mask per unit type (SMAX, SC2)
+    mask_owner: str = "agent"  # "agent": K = N; "unit_type": one mask per unit type (SMAX, SC2)
 
-    CONSTRAINTS: ClassVar[dict[str, Bound]] = {**qmix.Config.CONSTRAINTS,
-                                               "agent_net": one_of("kaleidoscope"),
-                                               "mask_owner": one_of("agent", "unit_type"),
-                                               **KaleidoscopeSettings.CONSTRAINTS}
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        **qmix.Config.CONSTRAINTS,
+        "agent_net": one_of("kaleidoscope"),
+        "mask_owner": one_of("agent", "unit_type"),
+        **KaleidoscopeSettings.CONSTRAINTS,
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mask_owner == "unit_type":
             if self.env not in ("smax", "sc2"):
-                raise ValueError(f"mask_owner 'unit_type' needs env 'smax' or 'sc2' (got {self.env!r}): the "
-                                 "type is read from the unit-type bits that end their observations")
+                raise ValueError(
+                    f"mask_owner 'unit_type' needs env 'smax' or 'sc2' (got {self.env!r}): the "
+                    "type is read from the unit-type bits that end their observations"
+                )
             if self.env == "sc2" and unit_types(self)[1] == 0:
-                raise ValueError(f"mask_owner 'unit_type': map {self.env_kwargs.get('map_name')!r} has one unit "
-                                 "type (no unit-type bits in its observations); use mask_owner 'agent'")
+                raise ValueError(
+                    f"mask_owner 'unit_type': map {self.env_kwargs.get('map_name')!r} has one unit "
+                    "type (no unit-type bits in its observations); use mask_owner 'agent'"
+                )
         if not self.obs_agent_id:
-            raise ValueError("obs_agent_id must be true: Kaleidoscope sits on FuPS+ID (the one-hot "
-                             "id stays in the input beside the per-agent masks)")
-        self.settings()     # its own checks, with the field names of this config
+            raise ValueError(
+                "obs_agent_id must be true: Kaleidoscope sits on FuPS+ID (the one-hot "
+                "id stays in the input beside the per-agent masks)"
+            )
+        self.settings()  # its own checks, with the field names of this config
 
     def settings(self) -> KaleidoscopeSettings:
-        return KaleidoscopeSettings(div_coef=self.div_coef, reset_interval=self.reset_interval,
-                                    reset_ratio=self.reset_ratio, threshold_init=self.threshold_init,
-                                    layer_weights=self.layer_weights, deque_len=self.deque_len)
+        return KaleidoscopeSettings(
+            div_coef=self.div_coef,
+            reset_interval=self.reset_interval,
+            reset_ratio=self.reset_ratio,
+            threshold_init=self.threshold_init,
+            layer_weights=self.layer_weights,
+            deque_len=self.deque_len,
+        )
 
 
 class UnitTypeKaleidoscopeAgent(KaleidoscopeAgent):
@@ -71,8 +85,17 @@ class UnitTypeKaleidoscopeAgent(KaleidoscopeAgent):
     observation is all zero; it uses mask 0 (its only action is the no-op). [The official code
     reads the type from the environment's state; the observation carries the same bits.]"""
 
-    def __init__(self, input_dim: int, obs_dim: int, n_actions: int, n_agents: int, hidden_dim: int,
-                 settings: KaleidoscopeSettings, types: tuple[int, ...], type_bits: int):
+    def __init__(
+        self,
+        input_dim: int,
+        obs_dim: int,
+        n_actions: int,
+        n_agents: int,
+        hidden_dim: int,
+        settings: KaleidoscopeSettings,
+        types: tuple[int, ...],
+        type_bits: int,
+    ):
         super().__init__(input_dim, n_actions, n_agents, hidden_dim, settings, n_masks=len(types))
         lookup = torch.zeros(type_bits, dtype=torch.long)
         lookup[list(types)] = torch.arange(len(types))
@@ -81,7 +104,7 @@ class UnitTypeKaleidoscopeAgent(KaleidoscopeAgent):
 
     def mask_ids(self, inputs: Tensor) -> Tensor:
         """``inputs [B, N, in]`` → each row's mask ``[B, N]``."""
-        onehot = inputs[..., self.type_slice[0]:self.type_slice[1]]
+        onehot = inputs[..., self.type_slice[0] : self.type_slice[1]]
         return torch.where(onehot.sum(-1) > 0, self.type_to_mask[onehot.argmax(-1)], 0)
 
     def forward(self, inputs: Tensor, hidden: Tensor, mask_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -108,9 +131,10 @@ def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -
     if cfg.mask_owner == "agent":
         return make_agent(cfg.settings(), input_dim, n_actions, n_agents, cfg.hidden_dim)
     types, bits = unit_types(cfg)
-    obs_dim = input_dim - (n_actions if cfg.obs_last_action else 0) - n_agents   # obs ⊕ [last action] ⊕ id
-    return UnitTypeKaleidoscopeAgent(input_dim, obs_dim, n_actions, n_agents, cfg.hidden_dim, cfg.settings(),
-                                     types, bits)
+    obs_dim = input_dim - (n_actions if cfg.obs_last_action else 0) - n_agents  # obs ⊕ [last action] ⊕ id
+    return UnitTypeKaleidoscopeAgent(
+        input_dim, obs_dim, n_actions, n_agents, cfg.hidden_dim, cfg.settings(), types, bits
+    )
 
 
 train, evaluate = qmix.entry_points(make_agent_net)

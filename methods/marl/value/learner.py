@@ -36,6 +36,7 @@ env steps, or when the run is asked to stop) hold the networks, optimiser, rewar
 replay buffer and every random state; episodes are reset with seeds drawn from a checkpointed
 generator, so a resumed run is bit-identical to an uninterrupted one on CPU.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -52,10 +53,18 @@ from methods.common.constraints import Bound, at_least, one_of, positive, within
 from methods.common.replay import EpisodeReplay
 from methods.marl.agents import SCHEMES, AgentNetwork
 from methods.marl.value.episodes import TASKS, TeamTask
-from methods.marl.value.value_blocks import (QMixer, RunningMeanStd, VDNMixer, next_agent_values, select_actions,
-                                             td_targets)
+from methods.marl.value.value_blocks import (
+    QMixer,
+    RunningMeanStd,
+    VDNMixer,
+    next_agent_values,
+    select_actions,
+    td_targets,
+)
 
 MIXERS = ("qmix", "vdn")
+
+
 @dataclass
 class Config(MethodConfig):
     """EPyMARL QMIX with Kaleidoscope's MPE settings: 1R3 GRU agent (hidden 64) with one-hot
@@ -66,43 +75,57 @@ class Config(MethodConfig):
 
     env: str = "mpe"
     env_kwargs: dict = field(default_factory=lambda: {"task": "spread"})
-    iterations: int = 3_050_000          # t_max, environment steps
-    eval_every: int = 50_000             # test_interval
+    iterations: int = 3_050_000  # t_max, environment steps
+    eval_every: int = 50_000  # test_interval
     checkpoint_every: int = 50_000
-    eval_episodes: int = 100             # test_nepisode
-    agent_net: str = "fups_id"           # parameter-sharing scheme (methods/marl/agents.py)
-    obs_agent_id: bool = True            # the learner appends the one-hot agent id
-    obs_last_action: bool = False        # ... and the agent's previous action, one-hot (EPyMARL's
-                                         # MPE configs: off; pymarl2/SMAC: on)
+    eval_episodes: int = 100  # test_nepisode
+    agent_net: str = "fups_id"  # parameter-sharing scheme (methods/marl/agents.py)
+    obs_agent_id: bool = True  # the learner appends the one-hot agent id
+    obs_last_action: bool = False  # ... and the agent's previous action, one-hot (EPyMARL's
+    # MPE configs: off; pymarl2/SMAC: on)
     hidden_dim: int = 64
     mixer: str = "qmix"
     mixing_embed_dim: int = 32
     hypernet_embed: int = 64
     lr: float = 5e-4
     gamma: float = 0.99
-    batch_size: int = 32                 # episodes
-    buffer_size: int = 5000              # episodes
-    target_update_interval: int = 200    # learner steps
+    batch_size: int = 32  # episodes
+    buffer_size: int = 5000  # episodes
+    target_update_interval: int = 200  # learner steps
     grad_norm_clip: float = 10.0
     epsilon_start: float = 1.0
     epsilon_finish: float = 0.05
-    epsilon_anneal_steps: int = 50_000   # env steps
+    epsilon_anneal_steps: int = 50_000  # env steps
     double_q: bool = True
-    td_lambda: float = 0.0               # 0: 1-step targets (EPyMARL); pymarl2 uses 0.6
+    td_lambda: float = 0.0  # 0: 1-step targets (EPyMARL); pymarl2 uses 0.6
     standardise_rewards: bool = True
-    batch_size_run: int = 1              # envs run in lockstep, one learner step per batch of
-                                         # episodes (pymarl2's parallel runner; SMACv2: 4)
+    batch_size_run: int = 1  # envs run in lockstep, one learner step per batch of
+    # episodes (pymarl2's parallel runner; SMACv2: 4)
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        "iterations": at_least(1), "eval_every": at_least(1), "checkpoint_every": at_least(1),
-        "eval_episodes": at_least(1), "agent_net": one_of(*SCHEMES), "hidden_dim": at_least(1),
-        "mixer": one_of(*MIXERS), "mixing_embed_dim": at_least(1), "hypernet_embed": at_least(1),
-        "lr": positive(), "gamma": within(0, 1), "batch_size": at_least(1), "buffer_size": at_least(1),
-        "target_update_interval": at_least(1), "grad_norm_clip": positive(),
-        "epsilon_start": within(0, 1), "epsilon_finish": within(0, 1), "epsilon_anneal_steps": at_least(1),
-        "td_lambda": within(0, 1), "batch_size_run": at_least(1),
+        "iterations": at_least(1),
+        "eval_every": at_least(1),
+        "checkpoint_every": at_least(1),
+        "eval_episodes": at_least(1),
+        "agent_net": one_of(*SCHEMES),
+        "hidden_dim": at_least(1),
+        "mixer": one_of(*MIXERS),
+        "mixing_embed_dim": at_least(1),
+        "hypernet_embed": at_least(1),
+        "lr": positive(),
+        "gamma": within(0, 1),
+        "batch_size": at_least(1),
+        "buffer_size": at_least(1),
+        "target_update_interval": at_least(1),
+        "grad_norm_clip": positive(),
+        "epsilon_start": within(0, 1),
+        "epsilon_finish": within(0, 1),
+        "epsilon_anneal_steps": at_least(1),
+        "td_lambda": within(0, 1),
+        "batch_size_run": at_least(1),
     }
     BUDGET_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "buffer_size")
+
     def measure_iterations(self) -> tuple[int, int]:
         # learner steps start once ``batch_size`` episodes are stored (800-4000 env steps)
         return 5000, 12000
@@ -119,8 +142,10 @@ class Config(MethodConfig):
             raise ValueError(f"QMIX-family methods need env one of {sorted(TASKS)} (got {self.env!r})")
         super().__post_init__()
         if self.agent_net in ("fups", "fups_id") and self.obs_agent_id != (self.agent_net == "fups_id"):
-            raise ValueError(f"obs_agent_id must be {self.agent_net == 'fups_id'} with agent_net "
-                             f"{self.agent_net!r} (fups_id is FuPS with the one-hot id appended)")
+            raise ValueError(
+                f"obs_agent_id must be {self.agent_net == 'fups_id'} with agent_net "
+                f"{self.agent_net!r} (fups_id is FuPS with the one-hot id appended)"
+            )
         if self.buffer_size < self.batch_size:
             raise ValueError(f"buffer_size ({self.buffer_size}) must be >= batch_size ({self.batch_size})")
 
@@ -154,8 +179,9 @@ class QLearner:
     def __init__(self, cfg: Config, env: TeamTask, make_agent_net: AgentNetFactory, device: torch.device):
         self.cfg, self.device = cfg, device
         self.n_agents, self.n_actions = env.n_agents, env.n_actions
-        self.input_dim = (env.obs_dim + (env.n_actions if cfg.obs_last_action else 0)
-                          + (env.n_agents if cfg.obs_agent_id else 0))
+        self.input_dim = (
+            env.obs_dim + (env.n_actions if cfg.obs_last_action else 0) + (env.n_agents if cfg.obs_agent_id else 0)
+        )
         self.agent = make_agent_net(cfg, self.input_dim, env.n_agents, env.n_actions).to(device)
         self.mixer = make_mixer(cfg, env.n_agents, env.state_dim).to(device)
         # the interface's target: a deep copy, hard-copied with load_state_dict (masks travel)
@@ -164,7 +190,7 @@ class QLearner:
         self.build_optimizer()
         self.reward_ms = RunningMeanStd()
         self.n_updates = 0
-        self.t_env = 0                       # set by the runner before each learner step
+        self.t_env = 0  # set by the runner before each learner step
         self.eye = torch.eye(env.n_agents, device=device)
         self.env_dims = (env.episode_limit, env.n_agents, env.obs_dim, env.state_dim, env.n_actions)
 
@@ -216,12 +242,18 @@ class QLearner:
         return torch.cat(parts, -1) if len(parts) > 1 else obs
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, avail: np.ndarray, hidden: Tensor, epsilon: float,
-            gen: torch.Generator, last_actions: np.ndarray) -> tuple[np.ndarray, Tensor]:
+    def act(
+        self,
+        obs: np.ndarray,
+        avail: np.ndarray,
+        hidden: Tensor,
+        epsilon: float,
+        gen: torch.Generator,
+        last_actions: np.ndarray,
+    ) -> tuple[np.ndarray, Tensor]:
         """ε-greedy actions of one env (obs (N, d)) or of a batch of envs (obs (B, N, d), the
         hidden state of B episodes)."""
-        x = self.inputs(torch.as_tensor(obs, device=self.device),
-                        torch.as_tensor(last_actions, device=self.device))
+        x = self.inputs(torch.as_tensor(obs, device=self.device), torch.as_tensor(last_actions, device=self.device))
         one_env = x.dim() == 2
         q, hidden = self.agent(x.unsqueeze(0) if one_env else x, hidden)
         a = select_actions(q[0] if one_env else q, torch.as_tensor(avail, device=self.device).bool(), epsilon, gen)
@@ -245,8 +277,8 @@ class QLearner:
         # the action before step t: none at t = 0, then a_{t-1} (the bootstrap step sees the last)
         before = torch.full_like(b["actions"][:, :1], -1)
         inputs = self.inputs(b["obs"], torch.cat([before, b["actions"]], 1))
-        q_all = self.unroll(self.agent, inputs)                               # (B, T+1, N, A)
-        q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)   # (B, T, N)
+        q_all = self.unroll(self.agent, inputs)  # (B, T+1, N, A)
+        q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)  # (B, T, N)
         loss, targets, td, extra = self.td_loss(b, rewards, inputs, q_all, q_taken)
         aux = self.agent.auxiliary_loss(loss)
         total = loss + aux if aux is not None else loss
@@ -256,22 +288,27 @@ class QLearner:
             self.update_targets()
         n = filled.sum()
         loss, total, td, q_taken = loss.detach(), total.detach(), td.detach(), q_taken.detach()
-        return {"loss": float(loss), "total_loss": float(total), "grad_norm": float(grad_norm),
-                "td_error_abs": float(td.abs().sum() / n),
-                "q_taken_mean": float((q_taken * filled.unsqueeze(-1)).sum() / (n * self.n_agents)),
-                "target_mean": float((targets * filled).sum() / n), **extra}
+        return {
+            "loss": float(loss),
+            "total_loss": float(total),
+            "grad_norm": float(grad_norm),
+            "td_error_abs": float(td.abs().sum() / n),
+            "q_taken_mean": float((q_taken * filled.unsqueeze(-1)).sum() / (n * self.n_agents)),
+            "target_mean": float((targets * filled).sum() / n),
+            **extra,
+        }
 
-    def td_loss(self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor,
-                q_taken: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+    def td_loss(
+        self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor, q_taken: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
         """QMIX's loss on a batch: (masked MSE, targets (B, T), masked TD errors (B, T), extra
         metrics). ``q_all`` (B, T+1, N, A) are the online agent Qs, ``q_taken`` (B, T, N)."""
         filled = b["filled"]
         with torch.no_grad():
             target_all = self.unroll(self.target_agent, inputs)[:, 1:]
             q_next = self.bootstrap_values(q_all.detach()[:, 1:], target_all, b["avail"][:, 1:])
-            next_tot = self.target_mixer(q_next, b["state"][:, 1:])           # (B, T)
-            targets = td_targets(rewards, b["terminated"], filled, next_tot, self.cfg.gamma,
-                                 self.current_td_lambda())
+            next_tot = self.target_mixer(q_next, b["state"][:, 1:])  # (B, T)
+            targets = td_targets(rewards, b["terminated"], filled, next_tot, self.cfg.gamma, self.current_td_lambda())
         q_tot = self.mixer(q_taken, b["state"][:, :-1])
         td = (q_tot - targets) * filled
         return td.pow(2).sum() / filled.sum(), targets, td, {}
@@ -289,9 +326,15 @@ class QLearner:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-                "target_agent": self.target_agent.state_dict(), "target_mixer": self.target_mixer.state_dict(),
-                "opt": self.opt.state_dict(), "reward_ms": self.reward_ms.state_dict(), "n_updates": self.n_updates}
+        return {
+            "agent": self.agent.state_dict(),
+            "mixer": self.mixer.state_dict(),
+            "target_agent": self.target_agent.state_dict(),
+            "target_mixer": self.target_mixer.state_dict(),
+            "opt": self.opt.state_dict(),
+            "reward_ms": self.reward_ms.state_dict(),
+            "n_updates": self.n_updates,
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.agent.load_state_dict(d["agent"])

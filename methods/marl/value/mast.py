@@ -24,6 +24,7 @@ relative to a dense agent; training per update (3× forward for forward + backwa
 forward, with a dense backward at the steps that accumulate the dense gradient, as RigL counts)
 relative to the dense model, and the nonzero parameters (agents + mixer) relative to dense.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,34 +51,45 @@ class Config(qmix.Config):
     must confirm (docs/papers/mast.md); sources in config/papers/mast.yaml."""
 
     agent_net: str = "sparse"
-    sharing: str = "nops"                # per-agent sparse networks (Fig. 11/12 masks differ per agent) [unverified]
-    obs_agent_id: bool = False           # true with sharing fups_id
-    density: float = 0.1                 # 1 − sparsity (Fig. 1: 10 % of the parameters)
-    sparse_mixer: bool = True            # the mixer's hypernetworks sparse too [unverified]
-    mask_allocation: str = "er"          # Erdős–Rényi (RLx2 sparse_set)
-    topology: str = "rigl"               # gradient growth; "set": random; "static": none
-    topology_interval: int = 200         # Δ, learner updates (≈ episodes; "every 200 episodes", ICLR review)
-    drop_fraction: float = 0.5           # ζ0 (RLx2 default)
-    topology_end: float = 1.0            # T_end as a fraction of t_max (RLx2: total − warm-up) [unverified]
-    grad_accumulation: int = 1           # updates whose dense gradients are summed for growth [unverified]
+    sharing: str = "nops"  # per-agent sparse networks (Fig. 11/12 masks differ per agent) [unverified]
+    obs_agent_id: bool = False  # true with sharing fups_id
+    density: float = 0.1  # 1 − sparsity (Fig. 1: 10 % of the parameters)
+    sparse_mixer: bool = True  # the mixer's hypernetworks sparse too [unverified]
+    mask_allocation: str = "er"  # Erdős–Rényi (RLx2 sparse_set)
+    topology: str = "rigl"  # gradient growth; "set": random; "static": none
+    topology_interval: int = 200  # Δ, learner updates (≈ episodes; "every 200 episodes", ICLR review)
+    drop_fraction: float = 0.5  # ζ0 (RLx2 default)
+    topology_end: float = 1.0  # T_end as a fraction of t_max (RLx2: total − warm-up) [unverified]
+    grad_accumulation: int = 1  # updates whose dense gradients are summed for growth [unverified]
     soft_mellowmax: bool = True
-    sm_omega: float = 10.0               # ω ∈ {5, 10} per map (ICLR review) [unverified per task]
-    sm_alpha: float = 1.0                # α [unverified]
-    hybrid_td: bool = True               # else QMIX's td_lambda throughout
-    td_lambda_before: float = 0.0        # λ before T0: 1-step (RLx2's delayed multi-step) [unverified]
-    td_lambda_after: float = 0.6         # λ after T0 (pymarl2's λ) [unverified]
-    td_switch: float = 0.1               # T0 as a fraction of t_max [unverified]
+    sm_omega: float = 10.0  # ω ∈ {5, 10} per map (ICLR review) [unverified per task]
+    sm_alpha: float = 1.0  # α [unverified]
+    hybrid_td: bool = True  # else QMIX's td_lambda throughout
+    td_lambda_before: float = 0.0  # λ before T0: 1-step (RLx2's delayed multi-step) [unverified]
+    td_lambda_after: float = 0.6  # λ after T0 (pymarl2's λ) [unverified]
+    td_switch: float = 0.1  # T0 as a fraction of t_max [unverified]
     dual_buffer: bool = True
-    onpolicy_buffer_size: int = 0        # episodes; 0: batch_size [unverified]
-    onpolicy_fraction: float = 0.5       # share of a batch from the recent buffer [unverified]
+    onpolicy_buffer_size: int = 0  # episodes; 0: batch_size [unverified]
+    onpolicy_fraction: float = 0.5  # share of a batch from the recent buffer [unverified]
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **qmix.Config.CONSTRAINTS, "agent_net": one_of("sparse"), "sharing": one_of("nops", "fups_id"),
-        "density": within(0, 1, lo_open=True), "mask_allocation": one_of("er", "erk", "uniform"),
-        "topology": one_of(*TOPOLOGIES), "topology_interval": at_least(1), "drop_fraction": within(0, 1),
-        "topology_end": within(0, 1), "grad_accumulation": at_least(1), "sm_omega": positive(),
-        "sm_alpha": at_least(0), "td_lambda_before": within(0, 1), "td_lambda_after": within(0, 1),
-        "td_switch": within(0, 1), "onpolicy_buffer_size": at_least(0), "onpolicy_fraction": within(0, 1),
+        **qmix.Config.CONSTRAINTS,
+        "agent_net": one_of("sparse"),
+        "sharing": one_of("nops", "fups_id"),
+        "density": within(0, 1, lo_open=True),
+        "mask_allocation": one_of("er", "erk", "uniform"),
+        "topology": one_of(*TOPOLOGIES),
+        "topology_interval": at_least(1),
+        "drop_fraction": within(0, 1),
+        "topology_end": within(0, 1),
+        "grad_accumulation": at_least(1),
+        "sm_omega": positive(),
+        "sm_alpha": at_least(0),
+        "td_lambda_before": within(0, 1),
+        "td_lambda_after": within(0, 1),
+        "td_switch": within(0, 1),
+        "onpolicy_buffer_size": at_least(0),
+        "onpolicy_fraction": within(0, 1),
     }
 
     def __post_init__(self) -> None:
@@ -85,8 +97,9 @@ class Config(qmix.Config):
         if self.obs_agent_id != (self.sharing == "fups_id"):
             raise ValueError(f"obs_agent_id must be {self.sharing == 'fups_id'} with sharing {self.sharing!r}")
         if self.grad_accumulation > self.topology_interval:
-            raise ValueError(f"grad_accumulation ({self.grad_accumulation}) must be <= topology_interval "
-                             f"({self.topology_interval})")
+            raise ValueError(
+                f"grad_accumulation ({self.grad_accumulation}) must be <= topology_interval ({self.topology_interval})"
+            )
 
 
 def soft_mellowmax(q: Tensor, avail: Tensor, omega: float, alpha: float) -> Tensor:
@@ -102,8 +115,9 @@ def soft_mellowmax(q: Tensor, avail: Tensor, omega: float, alpha: float) -> Tens
 
 def _dense_forward_flops(layers: list[MaskedLinear], dense: bool) -> float:
     """Forward FLOPs of one sample through ``layers``: 2 per (active) weight + the bias adds."""
-    return float(sum(2 * (layer.weight.numel() if dense else int(layer.masks[0].sum())) + layer.out_features
-                     for layer in layers))
+    return float(
+        sum(2 * (layer.weight.numel() if dense else int(layer.masks[0].sum())) + layer.out_features for layer in layers)
+    )
 
 
 class MASTLearner(qmix.QLearner):
@@ -113,12 +127,12 @@ class MASTLearner(qmix.QLearner):
     def __init__(self, cfg: Config, env: qmix.TeamTask, make_agent_net: qmix.AgentNetFactory, device: torch.device):
         super().__init__(cfg, env, make_agent_net, device)
         if cfg.sparse_mixer and cfg.mixer == "qmix":
-            sparsify_linears_(self.mixer)          # same parameters, all-ones masks for now
+            sparsify_linears_(self.mixer)  # same parameters, all-ones masks for now
             self.target_mixer = sparsify_linears_(self.target_mixer)
             self.build_optimizer()
         self.sparse_layers = masked_layers(self.agent) + masked_layers(self.mixer)
         self.layer_densities = self.init_masks()
-        self.update_targets()                       # targets share the online masks
+        self.update_targets()  # targets share the online masks
         self.flops = {"sparse": 0.0, "dense": 0.0}  # training FLOPs per sample, summed over updates
 
     # -- sparsity ---------------------------------------------------------------------------------
@@ -141,8 +155,11 @@ class MASTLearner(qmix.QLearner):
     def topology_step(self) -> bool:
         """Whether the current update (index ``n_updates``) evolves the topology."""
         cfg = self.cfg
-        return (cfg.topology != "static" and (self.n_updates + 1) % cfg.topology_interval == 0
-                and self.t_env < cfg.topology_end * cfg.iterations)
+        return (
+            cfg.topology != "static"
+            and (self.n_updates + 1) % cfg.topology_interval == 0
+            and self.t_env < cfg.topology_end * cfg.iterations
+        )
 
     def tracks_dense_grad(self) -> bool:
         """The last ``grad_accumulation`` updates up to a topology step record dense gradients."""
@@ -170,8 +187,13 @@ class MASTLearner(qmix.QLearner):
         cfg = self.cfg
         if not cfg.dual_buffer:
             return super().make_buffer()
-        return DualEpisodeReplay(cfg.buffer_size, cfg.onpolicy_buffer_size or cfg.batch_size,
-                                 cfg.onpolicy_fraction, *self.env_dims, self.device)
+        return DualEpisodeReplay(
+            cfg.buffer_size,
+            cfg.onpolicy_buffer_size or cfg.batch_size,
+            cfg.onpolicy_fraction,
+            *self.env_dims,
+            self.device,
+        )
 
     def bootstrap_values(self, online_next: Tensor, target_next: Tensor, avail_next: Tensor) -> Tensor:
         if not self.cfg.soft_mellowmax:
@@ -199,7 +221,7 @@ class MASTLearner(qmix.QLearner):
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_norm_clip)
         self.last_moved = 0
         if self.topology_step():
-            self.last_moved = self.update_topology()   # RLx2: no optimiser step on a topology update
+            self.last_moved = self.update_topology()  # RLx2: no optimiser step on a topology update
         else:
             self.opt.step()
             # a no-op with Adam (absent weights get zero gradients and their state is reset when
@@ -224,11 +246,13 @@ class MASTLearner(qmix.QLearner):
         agent = [lay for lay in self.sparse_layers if isinstance(lay, GroupedMaskedLinear)]
         mixer = [lay for lay in self.sparse_layers if not isinstance(lay, GroupedMaskedLinear)]
         unmasked = [m for m in self.mixer.modules() if isinstance(m, nn.Linear)]
-        f_s = _dense_forward_flops(agent + mixer, dense=False) + sum(2 * m.weight.numel() + m.out_features
-                                                                      for m in unmasked)
-        f_d = _dense_forward_flops(agent + mixer, dense=True) + sum(2 * m.weight.numel() + m.out_features
-                                                                     for m in unmasked)
-        extra = self.unmasked_forward_flops()       # dense networks beside (WQMIX's central Q̂*)
+        f_s = _dense_forward_flops(agent + mixer, dense=False) + sum(
+            2 * m.weight.numel() + m.out_features for m in unmasked
+        )
+        f_d = _dense_forward_flops(agent + mixer, dense=True) + sum(
+            2 * m.weight.numel() + m.out_features for m in unmasked
+        )
+        extra = self.unmasked_forward_flops()  # dense networks beside (WQMIX's central Q̂*)
         f_s, f_d = f_s + extra, f_d + extra
         sparse = 4 * f_s + (f_d - f_s if dense_backward else 0.0)
         self.flops["sparse"] += sparse
@@ -262,4 +286,3 @@ def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -
 
 
 train, evaluate = qmix.entry_points(make_agent_net, MASTLearner)
-

@@ -3,6 +3,7 @@ agents and mixer, topology evolution, hybrid TD(λ), dual buffer) over the softm
 return regulariser of methods/marl/value/res.py. RES's softmax over joint actions takes the place of
 the bootstrap operator, so MAST's Soft Mellowmax is not used here [unverified: how the paper
 combines the two operators is not known]."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from methods.marl.value import mast, qmix, res
 
 @dataclass
 class Config(mast.Config, res.Config):
-    soft_mellowmax: bool = False         # RES's softmax is the bootstrap operator
+    soft_mellowmax: bool = False  # RES's softmax is the bootstrap operator
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {**res.Config.CONSTRAINTS, **mast.Config.CONSTRAINTS}
 

@@ -4,6 +4,7 @@ the weighted QMIX loss and central Q̂* of methods/marl/value/wqmix.py. The Soft
 the central target's utilities (where WQMIX bootstraps). Q̂* stays dense: whether MAST
 sparsifies it is not known [unverified]; its FLOPs are counted, dense, on both sides of the
 training-FLOPs ratio, and it is not part of the model size (execution uses the agents only)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ The algorithm and its settings are in ``learner.py`` (``Config``, ``QLearner``),
 ``loop.py``; the QMIX-family variants and the tests reach the learner, the runner, the episode
 helpers and the value blocks through this module's names.
 """
+
 from __future__ import annotations
 
 from methods.marl.value.episodes import TASKS as TASKS

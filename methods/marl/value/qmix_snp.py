@@ -2,6 +2,7 @@
 SNPPSAgent): one shared network, each agent restricted to its own fixed random subset of the
 hidden units — a parameter-sharing baseline of Kaleidoscope. Shared network with the one-hot id,
 as FuPS+ID [unverified]; everything else as methods/marl/value/qmix.py."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,10 +17,13 @@ from methods.marl.agents import SNPPSAgent
 class Config(qmix.Config):
     agent_net: str = "snp_ps"
     obs_agent_id: bool = True
-    snp_keep: float = 0.5                # fraction of hidden units each agent keeps [unverified]
+    snp_keep: float = 0.5  # fraction of hidden units each agent keeps [unverified]
 
-    CONSTRAINTS: ClassVar[dict[str, Bound]] = {**qmix.Config.CONSTRAINTS, "agent_net": one_of("snp_ps"),
-                                               "snp_keep": within(0, 1, lo_open=True)}
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        **qmix.Config.CONSTRAINTS,
+        "agent_net": one_of("snp_ps"),
+        "snp_keep": within(0, 1, lo_open=True),
+    }
 
 
 def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> SNPPSAgent:

@@ -2,6 +2,7 @@
 whose hidden width is cut until an agent has at most ``param_fraction`` of the parameters of a
 ``hidden_dim`` agent — a small dense network of the sparse network's size (Hu et al. 2024,
 Table 1). The mixer keeps its configured size. Everything else as methods/marl/value/qmix.py."""
+
 from __future__ import annotations
 
 import math
@@ -17,10 +18,13 @@ from methods.marl.agents import NoPSAgent
 class Config(qmix.Config):
     agent_net: str = "nops"
     obs_agent_id: bool = False
-    param_fraction: float = 0.1          # MAST's density: the same parameter budget
+    param_fraction: float = 0.1  # MAST's density: the same parameter budget
 
-    CONSTRAINTS: ClassVar[dict[str, Bound]] = {**qmix.Config.CONSTRAINTS, "agent_net": one_of("nops"),
-                                               "param_fraction": within(0, 1, lo_open=True)}
+    CONSTRAINTS: ClassVar[dict[str, Bound]] = {
+        **qmix.Config.CONSTRAINTS,
+        "agent_net": one_of("nops"),
+        "param_fraction": within(0, 1, lo_open=True),
+    }
 
 
 def tiny_hidden(input_dim: int, n_actions: int, hidden_dim: int, fraction: float) -> int:

@@ -15,6 +15,7 @@ NeurIPS 2021) on the learner of methods/marl/value/qmix.py: MAST's third base al
 
 Hyper-parameters: the official res_qmix config: β 0.05, λ_RES 0.05, double Q; the rest as QMIX.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,11 +30,14 @@ from methods.marl.value import qmix
 
 @dataclass
 class Config(qmix.Config):
-    res_beta: float = 0.05               # β of the softmax over joint actions
-    res_lambda: float = 0.05             # weight of the return regulariser
+    res_beta: float = 0.05  # β of the softmax over joint actions
+    res_lambda: float = 0.05  # weight of the return regulariser
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **qmix.Config.CONSTRAINTS, "res_beta": at_least(0), "res_lambda": at_least(0)}
+        **qmix.Config.CONSTRAINTS,
+        "res_beta": at_least(0),
+        "res_lambda": at_least(0),
+    }
 
 
 def discounted_returns(rewards: Tensor, filled: Tensor, gamma: float) -> Tensor:
@@ -51,20 +55,21 @@ def one_change_joint_actions(q: Tensor, greedy: Tensor) -> Tensor:
     action: q (..., N, A), greedy (..., N) → (..., N, A, N), entry [i, a, j] = agent j's
     utility when agent i plays a and the others their greedy action."""
     n = q.shape[-2]
-    at_greedy = q.gather(-1, greedy.unsqueeze(-1)).squeeze(-1)                  # (..., N)
-    base = at_greedy[..., None, None, :].expand(*q.shape, n)                    # (..., N, A, N)
-    own = torch.eye(n, dtype=torch.bool, device=q.device)[:, None, :]          # (N, 1, N): j == i
+    at_greedy = q.gather(-1, greedy.unsqueeze(-1)).squeeze(-1)  # (..., N)
+    base = at_greedy[..., None, None, :].expand(*q.shape, n)  # (..., N, A, N)
+    own = torch.eye(n, dtype=torch.bool, device=q.device)[:, None, :]  # (N, 1, N): j == i
     return torch.where(own, q.unsqueeze(-1).expand(*q.shape, n), base)
 
 
-def softmax_value(mixer, target_mixer, online: Tensor, target: Tensor, avail: Tensor, states: Tensor,
-                  beta: float) -> Tensor:
+def softmax_value(
+    mixer, target_mixer, online: Tensor, target: Tensor, avail: Tensor, states: Tensor, beta: float
+) -> Tensor:
     """RES's V(s'): online (..., N, A) detached online Qs, target (..., N, A) target Qs, avail
     (..., N, A), states (..., S) → (...). Steps with no available action (padding) get 0."""
     n, a = online.shape[-2:]
-    greedy = online.masked_fill(~avail, -float("inf")).argmax(-1)               # (..., N)
+    greedy = online.masked_fill(~avail, -float("inf")).argmax(-1)  # (..., N)
     s = states[..., None, None, :].expand(*online.shape[:-2], n, a, states.shape[-1])
-    online_tot = mixer(one_change_joint_actions(online, greedy), s)             # (..., N, A)
+    online_tot = mixer(one_change_joint_actions(online, greedy), s)  # (..., N, A)
     target_tot = target_mixer(one_change_joint_actions(target, greedy), s)
     any_avail = avail.flatten(-2).any(-1, keepdim=True)
     logits = torch.where(avail, beta * online_tot, torch.tensor(-float("inf"), device=online.device)).flatten(-2)
@@ -76,23 +81,34 @@ def softmax_value(mixer, target_mixer, online: Tensor, target: Tensor, avail: Te
 class RESLearner(qmix.QLearner):
     """QMIX's learner with RES's softmax target and return regulariser."""
 
-    def td_loss(self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor,
-                q_taken: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+    def td_loss(
+        self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor, q_taken: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
         cfg, filled = self.cfg, b["filled"]
         with torch.no_grad():
             target_all = self.unroll(self.target_agent, inputs)[:, 1:]
-            next_value = softmax_value(self.mixer, self.target_mixer, q_all.detach()[:, 1:], target_all,
-                                       b["avail"][:, 1:], b["state"][:, 1:], cfg.res_beta)
-            targets = qmix.td_targets(rewards, b["terminated"], filled, next_value, cfg.gamma,
-                                      self.current_td_lambda())
+            next_value = softmax_value(
+                self.mixer,
+                self.target_mixer,
+                q_all.detach()[:, 1:],
+                target_all,
+                b["avail"][:, 1:],
+                b["state"][:, 1:],
+                cfg.res_beta,
+            )
+            targets = qmix.td_targets(rewards, b["terminated"], filled, next_value, cfg.gamma, self.current_td_lambda())
             returns = discounted_returns(rewards, filled, cfg.gamma)
         q_tot = self.mixer(q_taken, b["state"][:, :-1])
         td = (q_tot - targets) * filled
         n = filled.sum()
         td_loss = td.pow(2).sum() / n
         reg = ((q_tot - returns) * filled).pow(2).sum() / n
-        return td_loss + cfg.res_lambda * reg, targets, td.detach(), {
-            "td_loss": float(td_loss.detach()), "return_reg": float(reg.detach())}
+        return (
+            td_loss + cfg.res_lambda * reg,
+            targets,
+            td.detach(),
+            {"td_loss": float(td_loss.detach()), "return_reg": float(reg.detach())},
+        )
 
 
 train, evaluate = qmix.entry_points(qmix.scheme_agent_net, RESLearner)

@@ -13,6 +13,7 @@ The clusters are a buffer of the network (saved and restored with it). Pre-train
 not counted in the run's env steps [as the paper reports its curves]. [The number of clusters is
 a config value here; the paper reads it off the embeddings. Sizes of the VAE are ours.]
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,10 @@ class Config(SePSOptions, qmix.Config):
     obs_agent_id: bool = True
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **qmix.Config.CONSTRAINTS, **SePSOptions.SEPS_CONSTRAINTS, "agent_net": one_of("seps")}
+        **qmix.Config.CONSTRAINTS,
+        **SePSOptions.SEPS_CONSTRAINTS,
+        "agent_net": one_of("seps"),
+    }
 
 
 # ------------------------------------------------------------------------------ clustering
@@ -47,8 +51,9 @@ class SePSAgent(NoPSAgent):
     """One 1R3 network per cluster (NoPS's grouped products with G = clusters); agent n uses
     the weights of cluster ``clusters[n]``."""
 
-    def __init__(self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int, clusters: Tensor,
-                 n_clusters: int):
+    def __init__(
+        self, input_dim: int, n_agents: int, n_actions: int, hidden_dim: int, clusters: Tensor, n_clusters: int
+    ):
         # n_clusters is fixed by the config (k-means may leave a cluster empty)
         super().__init__(input_dim, n_agents, n_actions, hidden_dim, groups=n_clusters)
         self.register_buffer("clusters", clusters.clone().long())
@@ -63,9 +68,10 @@ class SePSAgent(NoPSAgent):
 
 def make_agent_net(cfg: Config, input_dim: int, n_agents: int, n_actions: int) -> SePSAgent:
     # the pre-training draws from its own generator seeded off the run's global stream
-    gen = torch.Generator().manual_seed(int(torch.randint(2 ** 31, (1,))))
-    return SePSAgent(input_dim, n_agents, n_actions, cfg.hidden_dim, cluster_agents(cfg, gen),
-                     min(cfg.seps_clusters, n_agents))
+    gen = torch.Generator().manual_seed(int(torch.randint(2**31, (1,))))
+    return SePSAgent(
+        input_dim, n_agents, n_actions, cfg.hidden_dim, cluster_agents(cfg, gen), min(cfg.seps_clusters, n_agents)
+    )
 
 
 train, evaluate = qmix.entry_points(make_agent_net)

@@ -10,6 +10,7 @@ Masks are set by the learner (ER allocation, magnitude init, topology updates); 
 only applies them. Biases are dense (RigL/RLx2 sparsify weight matrices only). FLOPs follow
 agents.dense_1r3_flops: 2 per active multiply-add plus the bias adds, per agent.
 """
+
 from __future__ import annotations
 
 import torch

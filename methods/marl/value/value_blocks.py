@@ -2,6 +2,7 @@
 ε-greedy selection over available actions, the per-agent bootstrap values (double Q), TD(λ)
 targets over padded episodes, EPyMARL's running reward statistics, and the QMIX / VDN mixers.
 Each is a function or module of tensors, tested by hand in tests/test_marl.py."""
+
 from __future__ import annotations
 
 import torch
@@ -16,21 +17,20 @@ def select_actions(q: Tensor, avail: Tensor, epsilon: float, gen: torch.Generato
     greedy = masked.argmax(-1)
     if epsilon <= 0:
         return greedy
-    flat = avail.reshape(-1, avail.shape[-1])          # (N, A) for one env: the draws of one env
+    flat = avail.reshape(-1, avail.shape[-1])  # (N, A) for one env: the draws of one env
     explore = torch.rand(flat.shape[0], generator=gen, device=gen.device).to(q.device) < epsilon
     random = torch.multinomial(flat.float(), 1, generator=gen).squeeze(-1)
     return torch.where(explore, random, greedy.reshape(-1)).reshape(greedy.shape)
 
 
-def td_targets(rewards: Tensor, terminated: Tensor, filled: Tensor, next_q: Tensor, gamma: float,
-               lam: float) -> Tensor:
+def td_targets(rewards: Tensor, terminated: Tensor, filled: Tensor, next_q: Tensor, gamma: float, lam: float) -> Tensor:
     """TD(λ) targets (B, T): y_t = r_t + γ(1-d_t)[(1-λ) next_q_t + λ y_{t+1}], where next_q_t is
     the target Q_tot at s_{t+1}; past the episode's last filled step y_{t+1} is replaced by
     next_q_t (the last step bootstraps fully). λ = 0 is the 1-step target."""
     if lam == 0:
         return rewards + gamma * (1 - terminated) * next_q
     ys = torch.zeros_like(rewards)
-    later = next_q[:, -1]                                       # the horizon: bootstrap fully
+    later = next_q[:, -1]  # the horizon: bootstrap fully
     for t in range(rewards.shape[1] - 1, -1, -1):
         ys[:, t] = rewards[:, t] + gamma * (1 - terminated[:, t]) * ((1 - lam) * next_q[:, t] + lam * later)
         if t > 0:
@@ -62,7 +62,7 @@ class RunningMeanStd:
             return
         b_mean, b_var = float(x.mean()), float(x.var(unbiased=False))
         delta, total = b_mean - self.mean, self.count + n
-        m2 = self.var * self.count + b_var * n + delta ** 2 * self.count * n / total
+        m2 = self.var * self.count + b_var * n + delta**2 * self.count * n / total
         self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
 
     def normalise(self, x: Tensor) -> Tensor:
@@ -82,10 +82,12 @@ class QMixer(nn.Module):
     def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_embed: int = 64):
         super().__init__()
         self.n_agents, self.embed = n_agents, embed
-        self.hyper_w1 = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
-                                      nn.Linear(hypernet_embed, embed * n_agents))
-        self.hyper_w_final = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
-                                           nn.Linear(hypernet_embed, embed))
+        self.hyper_w1 = nn.Sequential(
+            nn.Linear(state_dim, hypernet_embed), nn.ReLU(), nn.Linear(hypernet_embed, embed * n_agents)
+        )
+        self.hyper_w_final = nn.Sequential(
+            nn.Linear(state_dim, hypernet_embed), nn.ReLU(), nn.Linear(hypernet_embed, embed)
+        )
         self.hyper_b1 = nn.Linear(state_dim, embed)
         self.v = nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, 1))
 

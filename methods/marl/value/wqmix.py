@@ -21,6 +21,7 @@ as QMIX here (Adam instead of RMSProp, as for every QMIX variant in this project
 per-agent bootstrap values go through the learner's ``bootstrap_values`` hook with the central
 target's utilities, so MAST's Soft Mellowmax (methods/marl/value/mast.py) replaces the max there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,17 +39,22 @@ from methods.marl.agents import AgentNetwork
 
 @dataclass
 class Config(qmix.Config):
-    weighting: str = "ow"                # "ow": OW-QMIX; "cw": CW-QMIX
-    w: float = 0.1                       # α, the weight of the down-weighted joint actions
+    weighting: str = "ow"  # "ow": OW-QMIX; "cw": CW-QMIX
+    w: float = 0.1  # α, the weight of the down-weighted joint actions
     central_loss_coef: float = 1.0
     qmix_loss_coef: float = 1.0
     central_mixing_embed_dim: int = 256
     central_rnn_hidden_dim: int = 64
 
     CONSTRAINTS: ClassVar[dict[str, Bound]] = {
-        **qmix.Config.CONSTRAINTS, "weighting": one_of("ow", "cw"), "w": at_least(0),
-        "central_loss_coef": at_least(0), "qmix_loss_coef": at_least(0),
-        "central_mixing_embed_dim": at_least(1), "central_rnn_hidden_dim": at_least(1)}
+        **qmix.Config.CONSTRAINTS,
+        "weighting": one_of("ow", "cw"),
+        "w": at_least(0),
+        "central_loss_coef": at_least(0),
+        "qmix_loss_coef": at_least(0),
+        "central_mixing_embed_dim": at_least(1),
+        "central_rnn_hidden_dim": at_least(1),
+    }
 
 
 class CentralRNNAgent(AgentNetwork):
@@ -72,8 +78,15 @@ class FeedForwardMixer(nn.Module):
 
     def __init__(self, n_agents: int, state_dim: int, embed: int = 256):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_agents + state_dim, embed), nn.ReLU(), nn.Linear(embed, embed),
-                                 nn.ReLU(), nn.Linear(embed, embed), nn.ReLU(), nn.Linear(embed, 1))
+        self.net = nn.Sequential(
+            nn.Linear(n_agents + state_dim, embed),
+            nn.ReLU(),
+            nn.Linear(embed, embed),
+            nn.ReLU(),
+            nn.Linear(embed, embed),
+            nn.ReLU(),
+            nn.Linear(embed, 1),
+        )
         self.v = nn.Sequential(nn.Linear(state_dim, embed), nn.ReLU(), nn.Linear(embed, 1))
 
     def forward(self, agent_qs: Tensor, states: Tensor) -> Tensor:
@@ -81,8 +94,9 @@ class FeedForwardMixer(nn.Module):
         return (self.net(torch.cat([agent_qs, states], -1)) + self.v(states)).squeeze(-1)
 
 
-def weights(kind: str, w: float, td: Tensor, targets: Tensor, greedy_taken: Tensor,
-            central_at_greedy: Tensor) -> Tensor:
+def weights(
+    kind: str, w: float, td: Tensor, targets: Tensor, greedy_taken: Tensor, central_at_greedy: Tensor
+) -> Tensor:
     """WQMIX's per-step weights (B, T): 1 on the joint actions the weighting favours, ``w``
     elsewhere. ``td`` = Q_tot − y; ``greedy_taken`` (B, T) bool: every agent took its greedy
     action; ``central_at_greedy``: Q̂*_target at the greedy joint action (CW's comparison)."""
@@ -102,8 +116,9 @@ class WQMIXLearner(qmix.QLearner):
         super().__init__(cfg, env, make_agent_net, device)
         # the central agent always sees the one-hot id: one network for every agent
         self.central_input_dim = self.input_dim + (0 if cfg.obs_agent_id else env.n_agents)
-        self.central_agent = CentralRNNAgent(self.central_input_dim, env.n_agents, env.n_actions,
-                                             cfg.central_rnn_hidden_dim).to(device)
+        self.central_agent = CentralRNNAgent(
+            self.central_input_dim, env.n_agents, env.n_actions, cfg.central_rnn_hidden_dim
+        ).to(device)
         self.central_mixer = FeedForwardMixer(env.n_agents, env.state_dim, cfg.central_mixing_embed_dim).to(device)
         self.target_central_agent = frozen_copy(self.central_agent)
         self.target_central_mixer = frozen_copy(self.central_mixer)
@@ -119,38 +134,47 @@ class WQMIXLearner(qmix.QLearner):
             return inputs
         return torch.cat([inputs, self.eye.expand(*inputs.shape[:-1], self.n_agents)], -1)
 
-    def td_loss(self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor,
-                q_taken: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+    def td_loss(
+        self, b: dict[str, Tensor], rewards: Tensor, inputs: Tensor, q_all: Tensor, q_taken: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
         cfg, filled, actions = self.cfg, b["filled"], b["actions"]
         c_inputs = self.central_inputs(inputs)
-        central_all = self.unroll(self.central_agent, c_inputs)                        # (B, T+1, N, A)
+        central_all = self.unroll(self.central_agent, c_inputs)  # (B, T+1, N, A)
         central_taken = central_all[:, :-1].gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
-            target_central = self.unroll(self.target_central_agent, c_inputs)       # (B, T+1, N, A)
+            target_central = self.unroll(self.target_central_agent, c_inputs)  # (B, T+1, N, A)
             online = q_all.detach()
             # per-agent utilities of the central target at the online greedy actions (double Q)
             q_next = self.bootstrap_values(online[:, 1:], target_central[:, 1:], b["avail"][:, 1:])
             next_tot = self.target_central_mixer(q_next, b["state"][:, 1:])
-            targets = qmix.td_targets(rewards, b["terminated"], filled, next_tot, cfg.gamma,
-                                      self.current_td_lambda())
+            targets = qmix.td_targets(rewards, b["terminated"], filled, next_tot, cfg.gamma, self.current_td_lambda())
         q_tot = self.mixer(q_taken, b["state"][:, :-1])
         td = (q_tot - targets) * filled
         central_td = (self.central_mixer(central_taken, b["state"][:, :-1]) - targets) * filled
         with torch.no_grad():
-            greedy = online[:, :-1].masked_fill(~b["avail"][:, :-1], -float("inf")).argmax(-1)   # (B, T, N)
+            greedy = online[:, :-1].masked_fill(~b["avail"][:, :-1], -float("inf")).argmax(-1)  # (B, T, N)
             greedy_taken = (greedy == actions).all(-1)
             central_at_greedy = None
             if cfg.weighting == "cw":
                 at_greedy = target_central[:, :-1].gather(-1, greedy.unsqueeze(-1)).squeeze(-1)
                 central_at_greedy = self.target_central_mixer(at_greedy, b["state"][:, :-1])
-            ws = weights(cfg.weighting, cfg.w, td, targets, greedy_taken,
-                         central_at_greedy if central_at_greedy is not None else targets)
+            ws = weights(
+                cfg.weighting,
+                cfg.w,
+                td,
+                targets,
+                greedy_taken,
+                central_at_greedy if central_at_greedy is not None else targets,
+            )
         n = filled.sum()
         qmix_loss = (ws * td.pow(2)).sum() / n
         central_loss = central_td.pow(2).sum() / n
         loss = cfg.qmix_loss_coef * qmix_loss + cfg.central_loss_coef * central_loss
-        extra = {"qmix_loss": float(qmix_loss.detach()), "central_loss": float(central_loss.detach()),
-                 "w_mean": float((ws * filled).sum() / n)}
+        extra = {
+            "qmix_loss": float(qmix_loss.detach()),
+            "central_loss": float(central_loss.detach()),
+            "w_mean": float((ws * filled).sum() / n),
+        }
         return loss, targets, td.detach(), extra
 
     def update_targets(self) -> None:
@@ -162,8 +186,11 @@ class WQMIXLearner(qmix.QLearner):
         """Per-sample forward FLOPs of Q̂* (central agents for every agent, and the FF mixer)."""
         lin = lambda m: 2 * m.weight.numel() + m.out_features  # noqa: E731
         agent = self.central_agent
-        per_agent = lin(agent.fc1) + lin(agent.fc2) + sum(2 * w.numel() + w.shape[0]
-                                                          for w in (agent.rnn.weight_ih, agent.rnn.weight_hh))
+        per_agent = (
+            lin(agent.fc1)
+            + lin(agent.fc2)
+            + sum(2 * w.numel() + w.shape[0] for w in (agent.rnn.weight_ih, agent.rnn.weight_hh))
+        )
         mixer = sum(lin(m) for m in self.central_mixer.modules() if isinstance(m, nn.Linear))
         return float(self.n_agents * per_agent + mixer)
 
