@@ -1,0 +1,61 @@
+"""Networks of k seeds stacked into one module: the first piece of seed batching (issue 26).
+
+k independent MLPs of the same shape are held as weights ``[k, in, out]`` and run with one
+batched matmul per layer on inputs ``[k, B, in]``, so k seeds' updates cost one kernel launch
+per layer instead of k. Each slice is exactly one seed's network: built from (and written back
+to) ordinary ``nn.Sequential`` MLPs of ``methods/common/nets.py``, so a seed-batched run's
+parameters are the ones its single-seed run would hold, up to the float rounding of the
+batched matmul. Adam is element-wise, so one Adam over the stacked tensors steps every seed as
+its own Adam would.
+
+Plain Linear/ReLU MLPs only (no LayerNorm, dropout or masks): the TD3/SAC baselines of the
+control papers; the variants with those layers keep their single-seed path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class StackedMLP(nn.Module):
+    """``k`` Linear-ReLU-...-Linear MLPs; ``forward(x [k, B, in]) -> [k, B, out]``."""
+
+    def __init__(self, mlps: list[nn.Sequential]):
+        super().__init__()
+        linears = [[m for m in seq if isinstance(m, nn.Linear)] for seq in mlps]
+        for seq, lins in zip(mlps, linears):
+            kinds = {type(m) for m in seq}
+            if not kinds <= {nn.Linear, nn.ReLU} or len(seq) != 2 * len(lins) - 1:
+                raise ValueError(f"StackedMLP takes Linear-ReLU MLPs only (got {[type(m).__name__ for m in seq]})")
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([lins[i].weight.detach().t() for lins in linears]).contiguous())
+            for i in range(len(linears[0]))
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([lins[i].bias.detach()[None] for lins in linears]).contiguous())
+            for i in range(len(linears[0]))
+        )
+
+    @property
+    def k(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """``rows`` runs a subset of the stacked MLPs (a view: their gradients flow back)."""
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if rows is not None:
+                w, b = w[rows], b[rows]
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = torch.relu(x)
+        return x
+
+    @torch.no_grad()
+    def write_back(self, mlps: list[nn.Sequential]) -> None:
+        """Copy every seed's slice into its ordinary MLP (the run contract saves those)."""
+        for s, seq in enumerate(mlps):
+            for lin, w, b in zip((m for m in seq if isinstance(m, nn.Linear)), self.weights, self.biases):
+                lin.weight.copy_(w[s].t())
+                lin.bias.copy_(b[s, 0])
