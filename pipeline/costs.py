@@ -81,6 +81,10 @@ def _count(n: int | None, partial: bool = False) -> str:
     return f"{at_least}{n}"
 
 
+def _hours(h: float) -> str:
+    return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
+
+
 def cost_line(row: dict[str, Any]) -> str:
     """One paper's cost in a line of ``plan``'s output."""
     work = ", ".join(
@@ -89,7 +93,9 @@ def cost_line(row: dict[str, Any]) -> str:
     if row["measured_runs"] == 0:
         est = "time not measured yet (bench/cost_bench.py)"
     else:
-        est = f"~{row['cpu_hours']:.3g} CPU core-hours for the {row['measured_runs']} of {row['runs']} runs measured"
+        est = (
+            f"~{_hours(row['cpu_hours'])} CPU core-hours for the {row['measured_runs']} of {row['runs']} runs measured"
+        )
     return f"cost: {row['runs']} runs, {work}; {est}"
 
 
@@ -102,7 +108,9 @@ def cost_table(rows: list[dict[str, Any]], measured: dict[str, Any], scale: str)
     )
     lines = [head, "|---" * (len(WORK_COLUMNS) + 4) + "|"]
     for r in rows:
-        hours = f"{r['cpu_hours']:.3g} ({r['measured_runs']} of {r['runs']})" if r["measured_runs"] else "not measured"
+        hours = (
+            f"{_hours(r['cpu_hours'])} ({r['measured_runs']} of {r['runs']})" if r["measured_runs"] else "not measured"
+        )
         lines.append(
             f"| {r['paper']} | {r['runs']} | "
             + " | ".join(_count(r["work"].get(k), k in r["partial"]) for k, _ in WORK_COLUMNS)
