@@ -26,6 +26,7 @@ envvars:
 
 include: "pipeline/rules/common.smk"
 include: "pipeline/rules/setup.smk"
+include: "pipeline/rules/stage.smk"
 include: "pipeline/rules/train.smk"
 include: "pipeline/rules/evaluate.smk"
 include: "pipeline/rules/aggregate.smk"

@@ -27,6 +27,8 @@ _REGISTRY: dict[str, str] = {
     "goal_grid": "envs.goal_grid:GoalGrid",
     "goal_bitseq": "envs.goal_seq:GoalBitSequence",
     "goal_tfbind8": "envs.goal_seq:GoalTFBind8",
+    # VPDD's demonstrations and actionless videos (Meta-World v3, gymnasium-robotics)
+    "metaworld_video": "envs.vpdd_data:MetaWorldVideo",
 }
 
 

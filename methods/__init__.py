@@ -73,6 +73,12 @@ METHODS: dict[str, str] = {
     "matd3_snp": "methods.marl.actor_critic.variants:matd3_snp",
     "matd3_seps": "methods.marl.actor_critic.matd3_seps",
     "kalei_matd3": "methods.marl.actor_critic.kaleidoscope_matd3",
+    # video-pretrained discrete diffusion policy (VPDD) on Meta-World, its ablations and baseline
+    "vpdd": "methods.video.vpdd",
+    "vpdd_no_human": "methods.video.variants:vpdd_no_human",
+    "mt_diffusion_policy": "methods.video.variants:mt_diffusion_policy",
+    "vpdd_1demo": "methods.video.variants:vpdd_1demo",
+    "vpdd_5demos": "methods.video.variants:vpdd_5demos",
 }
 
 

@@ -114,6 +114,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads or wf.main["threads_per_run"],
         assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
         code_hash=method_code_hash(job.method, job.env),
+        stage_dirs=_stage_dirs(paths, job.scale, job.paper, job.stages),
+    )
+
+
+def _stage_dirs(paths: layout.Layout, scale: str, paper: str, stages: dict[str, str]) -> dict[str, Path]:
+    return {name: paths.run_dir(layout.stage_key(scale, paper, i)) for name, i in stages.items()}
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from pipeline.codehash import stage_code_hash
+    from pipeline.run import execute_stage
+
+    if args.log:
+        attempt_log(Path(args.log))
+    wf = _workflow(args)
+    job = wf.stage_job(args.paper, args.stage_id)
+    paths = _layout(wf)
+    return execute_stage(
+        job,
+        out_dir=_path(args.out_dir, paths.run_dir(job.key)),
+        ckpt_dir=paths.checkpoint_dir(job.key),
+        device=wf.main["device"],
+        threads=args.threads or wf.main["threads_per_run"],
+        assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
+        code_hash=stage_code_hash(job.module, job.env),
+        stage_dirs=_stage_dirs(paths, job.scale, job.paper, job.needs),
     )
 
 
@@ -405,6 +431,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_train)
     p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
     p.add_argument("--run-dir", help="the run directory to write")
+    p.add_argument("--assets-dir", help="the env's assets (setup's output)")
+    p = sub.add_parser("stage", help="train a stage several runs read (methods/common/stages.py)")
+    p.add_argument("--paper", required=True)
+    p.add_argument("--stage-id", required=True)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(fn=cmd_stage)
+    p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
+    p.add_argument("--out-dir", help="the stage directory to write")
     p.add_argument("--assets-dir", help="the env's assets (setup's output)")
     p = sub.add_parser("evaluate")
     run_args(p)

@@ -172,3 +172,13 @@ def method_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
 
 def env_code_hash(env: str, root: Path = REPO_ROOT) -> str:
     return files_hash(module_closure(envs.module_of(env), root), root)
+
+
+def stage_code_hash(module: str, env: str, root: Path = REPO_ROOT) -> str:
+    """A stage's code (methods/common/stages.py): its module's closure, its env's, the run contract.
+    A run reading the stage hashes its own method's closure, which need not hold the stage's code
+    (VPDD's fine-tuning does not import the tokenizer's training): the stage's output, newer after
+    a rerun, is what reruns the run."""
+    files = module_closure(module, root) + module_closure(envs.module_of(env), root)
+    files += tuple(root / f for f in CONTRACT_FILES)
+    return files_hash(tuple(sorted(set(files))), root)

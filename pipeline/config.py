@@ -8,6 +8,7 @@ stops with a :class:`ConfigError` naming the file and the field.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -19,6 +20,7 @@ import methods
 from pipeline import REPO_ROOT, layout, yamlio
 from pipeline.config_base import (
     SCALES,  # noqa: F401 (re-exported)
+    STAGE_PLAN,
     ConfigError,  # noqa: F401 (re-exported)
     fail,
     fill_defaults,
@@ -105,6 +107,8 @@ class RunJob:
     checkpoint_every: int
     runtime_min: int
     hparams: dict
+    # the stages this run reads (methods/common/stages.py): name -> stage id, in order
+    stages: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -118,7 +122,7 @@ class RunJob:
 
     def resolved(self) -> dict[str, Any]:
         """The run's resolved config: written as config.yaml and hashed into `params`."""
-        return {
+        doc = {
             "scale": self.scale,
             "paper": self.paper,
             "experiment": self.experiment,
@@ -131,12 +135,16 @@ class RunJob:
             "checkpoint_every": self.checkpoint_every,
             "hparams": dict(self.hparams),
         }
+        if self.stages:  # only where there are any: the other runs' config hashes stay as they were
+            doc["stages"] = dict(self.stages)
+        return doc
 
     @classmethod
     def from_resolved(cls, doc: dict[str, Any], runtime_min: int = 0) -> RunJob:
         """The job a run's config.yaml (``resolved()``, written by train) describes."""
         return cls(
             runtime_min=runtime_min,
+            stages=dict(doc.get("stages") or {}),
             **{
                 k: doc[k]
                 for k in (
@@ -175,6 +183,77 @@ class RunJob:
         )
 
 
+@dataclass(frozen=True)
+class StageJob:
+    """One stage job (methods/common/stages.py): an artifact several runs of a paper read,
+    identified by what it reads, so that runs agreeing on it share one job."""
+
+    scale: str
+    paper: str
+    name: str
+    module: str
+    settings: dict
+    seed: int
+    env: str
+    env_kwargs: dict
+    needs: dict  # upstream stage name -> stage id
+    runtime_min: int
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "settings": dict(self.settings),
+            "seed": self.seed,
+            "env": self.env,
+            "env_kwargs": dict(self.env_kwargs),
+            "needs": dict(self.needs),
+        }
+
+    @functools.cached_property
+    def stage_id(self) -> str:
+        return f"{self.name}-{stable_hash(self.identity())[:10]}"
+
+    @property
+    def key(self) -> str:
+        return layout.stage_key(self.scale, self.paper, self.stage_id)
+
+    @functools.cached_property
+    def env_key(self) -> str:
+        return env_key(self.env, self.env_kwargs)
+
+    def resolved(self) -> dict[str, Any]:
+        """Written as the stage's config.yaml (its identity, and where it lives)."""
+        return {"scale": self.scale, "paper": self.paper, "stage_id": self.stage_id, **self.identity()}
+
+    def config_hash(self) -> str:
+        return stable_hash(self.resolved())
+
+
+def stage_jobs_of(
+    specs: list[dict], *, scale: str, paper: str, seed: int, env: str, env_kwargs: dict, runtime_min: int
+) -> list[StageJob]:
+    """The stage jobs one run reads, from its Config's stage specs (``StageSpec.to_dict``), in order."""
+    ids: dict[str, str] = {}
+    out = []
+    for spec in specs:
+        job = StageJob(
+            scale=scale,
+            paper=paper,
+            name=spec["name"],
+            module=spec["module"],
+            settings=dict(spec["settings"]),
+            seed=seed if spec["per_seed"] else int(spec["settings"].get("seed", 0)),
+            env=env,
+            env_kwargs=dict(env_kwargs),
+            needs={n: ids[n] for n in spec["needs"]},
+            runtime_min=runtime_min,
+        )
+        ids[job.name] = job.stage_id
+        out.append(job)
+    return out
+
+
 def stable_hash(obj: Any) -> str:
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -184,13 +263,25 @@ def env_key(env: str, kwargs: dict) -> str:
     return f"{env}-{stable_hash(kwargs)[:10]}"
 
 
-def expand_jobs(paper_cfg: dict, scale: str) -> list[RunJob]:
+def expand_jobs(paper_cfg: dict, scale: str, stage_table: dict[str, StageJob] | None = None) -> list[RunJob]:
+    """The paper's runs at ``scale``; the stage jobs they read go into ``stage_table`` (id -> job)."""
+    stage_table = {} if stage_table is None else stage_table
     jobs = []
     for exp_id, exp in paper_cfg["experiments"].items():
         sc = exp["scales"][scale]
         for method in sc.get("methods") or exp["methods"]:
             hp = merged_overrides(exp, scale, method)
+            specs = (((paper_cfg.get(STAGE_PLAN) or {}).get(exp_id) or {}).get(scale) or {}).get(method) or []
             for seed in range(sc["seeds"]):
+                stages = stage_jobs_of(
+                    specs,
+                    scale=scale,
+                    paper=paper_cfg["paper"],
+                    seed=seed,
+                    env=exp["env"],
+                    env_kwargs=sc["env_kwargs"],
+                    runtime_min=sc.get("runtime_min", 60),
+                )
                 jobs.append(
                     RunJob(
                         scale=scale,
@@ -205,8 +296,10 @@ def expand_jobs(paper_cfg: dict, scale: str) -> list[RunJob]:
                         checkpoint_every=sc.get("checkpoint_every", sc["eval_every"]),
                         runtime_min=sc.get("runtime_min", 60),
                         hparams=hp,
+                        stages={j.name: j.stage_id for j in stages},
                     )
                 )
+                stage_table.update({j.stage_id: j for j in stages})
     return jobs
 
 
@@ -226,7 +319,8 @@ class Workflow:
         # expanded once per paper: the Snakefile asks for a job by its wildcards ~4x per job
         cache = self.__dict__.setdefault("_jobs", {})
         if paper not in cache:
-            cache[paper] = expand_jobs(self.papers[paper], self.scale)
+            stage_tables = self.__dict__.setdefault("_stages", {})
+            cache[paper] = expand_jobs(self.papers[paper], self.scale, stage_tables.setdefault(paper, {}))
             index = self.__dict__.setdefault("_index", {})
             index.update({(paper, j.experiment, j.method, j.seed): j for j in cache[paper]})
         return cache[paper]
@@ -241,6 +335,17 @@ class Workflow:
         job = self.__dict__.get("_index", {}).get((paper, experiment, method, int(seed)))
         if job is None:
             raise KeyError(f"no run {layout.run_key(self.scale, paper, experiment, method, seed)}")
+        return job
+
+    def stage_jobs(self, paper: str) -> dict[str, StageJob]:
+        """Stage id -> stage job, of the stages ``paper``'s runs read."""
+        self._expanded(paper)
+        return self.__dict__["_stages"][paper]
+
+    def stage_job(self, paper: str, stage_id: str) -> StageJob:
+        job = self.stage_jobs(paper).get(stage_id) if paper in self.papers else None
+        if job is None:
+            raise KeyError(f"no stage {layout.stage_key(self.scale, paper, stage_id)}")
         return job
 
     def envs(self) -> dict[str, tuple[str, dict]]:

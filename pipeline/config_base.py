@@ -18,6 +18,9 @@ from pipeline import yamlio
 
 SCALES = ("smoke", "small", "paper")
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+# where a validated paper document carries its methods' stage specs (pipeline/paper_checks.py puts
+# them there from each method's Config, so the Snakefile plans stages without importing a method)
+STAGE_PLAN = "stage_plan"
 
 
 class ConfigError(ValueError):

@@ -49,7 +49,8 @@ def paper_cost(paper_cfg: dict, scale: str, measured: dict[str, Any]) -> dict[st
     work: Counter[str] = Counter()
     reported: Counter[str] = Counter()  # runs that count each kind of work
     seconds, measured_runs = 0.0, 0
-    jobs = expand_jobs(paper_cfg, scale)
+    stage_jobs: dict = {}
+    jobs = expand_jobs(paper_cfg, scale, stage_jobs)
     for job in jobs:
         cfg = job.method_config()
         planned = cfg.planned_work()
@@ -59,11 +60,14 @@ def paper_cost(paper_cfg: dict, scale: str, measured: dict[str, Any]) -> dict[st
         if rate is not None:
             seconds += float(rate) * cfg.iterations
             measured_runs += 1
+    # the stages the runs read (VPDD's tokenizer and video pre-training) are trained once each
+    work["updates"] += sum(int(st.settings.get("steps", 0)) for st in stage_jobs.values())
     # a kind of work only some runs count (QMIX's updates depend on episode lengths) is a lower bound
     partial = sorted(k for k, n in reported.items() if n < len(jobs))
     return {
         "paper": paper_cfg["paper"],
         "runs": len(jobs),
+        "stages": len(stage_jobs),
         "work": dict(work),
         "partial": partial,
         "cpu_hours": seconds / 3600.0,
@@ -96,7 +100,8 @@ def cost_line(row: dict[str, Any]) -> str:
         est = (
             f"~{_hours(row['cpu_hours'])} CPU core-hours for the {row['measured_runs']} of {row['runs']} runs measured"
         )
-    return f"cost: {row['runs']} runs, {work}; {est}"
+    stages = f" + {row['stages']} stages they read" if row.get("stages") else ""
+    return f"cost: {row['runs']} runs{stages}, {work}; {est}"
 
 
 def cost_table(rows: list[dict[str, Any]], measured: dict[str, Any], scale: str) -> str:

@@ -4,6 +4,7 @@
 
     <results>/<scale>/_envs/<env_key>/info.json                  setup (+ the env's cached assets)
     <results>/<scale>/<paper>/<experiment>/<method>/seed<k>/     one run (RUN_FILES)
+    <results>/<scale>/<paper>/_stages/<stage id>/                 a stage several runs read (TRAIN_FILES)
     <results>/<scale>/<paper>/summary.csv, stats.json            aggregate
     <results>/<scale>/<paper>/claims.json                        claims
     <results>/<scale>/_tracking/store.json, registered.json      init_tracking, register (MLflow)
@@ -61,6 +62,16 @@ def run_key(scale: str, paper: str, experiment: str, method: str, seed: int | st
     return f"{scale}/{_in_paper(paper, experiment, method, seed)}"
 
 
+STAGES_DIR = "_stages"
+
+
+def stage_key(scale: str, paper: str, stage_id: str) -> str:
+    """``<scale>/<paper>/_stages/<stage id>``: a stage's identity and its directory below the
+    results root (also its checkpoint directory below ``work/ckpt``); experiment ids cannot begin
+    with ``_``, so it never meets a run's directory."""
+    return f"{scale}/{paper}/{STAGES_DIR}/{stage_id}"
+
+
 def figure_name(figure_id: str, fmt: str = "png") -> str:
     return f"{figure_id}.{fmt}"
 
@@ -85,6 +96,10 @@ class Layout:
 
     def run_file(self, key: str, name: str) -> Path:
         return self.run_dir(key) / name
+
+    def stage_log(self, stage: str, scale: str, paper: str, stage_id: str) -> Path:
+        """``logs/<scale>/<stage>/<paper>/_stages/<stage id>.log``"""
+        return self.logs / scale / stage / paper / STAGES_DIR / f"{stage_id}.log"
 
     def checkpoint_dir(self, key: str) -> Path:
         return self.work / "ckpt" / key

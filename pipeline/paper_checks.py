@@ -16,6 +16,7 @@ import methods
 from methods.common.budget import MEASURED
 from pipeline.config_base import (
     SCALES,
+    STAGE_PLAN,
     fail,
     load_yaml,
     merged_overrides,
@@ -94,9 +95,10 @@ def check_paper(path: Path) -> dict:
                     if k in cls.__dataclass_fields__
                 }
                 try:  # the dataclass's own checks (__post_init__) on the merged values
-                    cls(**task, **hp)
+                    cfg = cls(**task, **hp)
                 except (TypeError, ValueError) as exc:
                     fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
+                _record_stages(doc, exp_id, scale, m, cfg, sc)
     paper_methods = {m for exp in doc["experiments"].values() for m in exp["methods"]}
     for method, entry in (doc.get("method_differs") or {}).items():
         if method not in paper_methods:
@@ -252,6 +254,20 @@ def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "expe
                     f"method {item[key]!r} is not run at scale {scale!r} of experiment "
                     f"{item['experiment']!r} (scales.{scale}.methods)",
                 )
+
+
+def _record_stages(doc: dict, exp_id: str, scale: str, method: str, cfg: Any, sc: dict) -> None:
+    """Put the stages a method's runs read (its Config's ``stages()``, with the scale's run length
+    filled in) into the document, where the workflow plans them without importing the method."""
+    full = dataclasses.replace(
+        cfg,
+        iterations=sc["iterations"],
+        eval_every=sc["eval_every"],
+        checkpoint_every=sc.get("checkpoint_every", sc["eval_every"]),
+    )
+    specs = [spec.to_dict() for spec in full.stages()]
+    if specs:
+        doc.setdefault(STAGE_PLAN, {}).setdefault(exp_id, {}).setdefault(scale, {})[method] = specs
 
 
 def _check_overrides(path: Path, where: str, overrides: dict, exp_methods: list[str]) -> None:

@@ -33,7 +33,7 @@ import yaml
 
 from methods.common.runapi import UNTRAINED_KEY, Preempted, snapshot
 from pipeline import REPO_ROOT, layout
-from pipeline.config import RunJob
+from pipeline.config import RunJob, StageJob
 from pipeline.atomic import (
     atomic_write,
     atomic_write_checked,
@@ -107,22 +107,24 @@ def now_iso() -> str:
 
 
 class FileRun:
-    """File-backed implementation of methods.common.runapi.Run for one RunJob."""
+    """File-backed implementation of methods.common.runapi.Run for one RunJob (or StageJob)."""
 
     def __init__(
         self,
-        job: RunJob,
+        job: RunJob | StageJob,
         run_dir: Path,
         ckpt_dir: Path,
         device: torch.device,
         assets_dir: Path | None = None,
         code_hash: str = "",
         live_logger: Any = None,
+        stage_dirs: dict[str, Path] | None = None,
     ):
         self.job = job
         self.seed = job.seed
         self.device = device
         self.assets_dir = assets_dir
+        self.stage_dirs = dict(stage_dirs or {})
         self.out_dir = Path(run_dir)
         self.ckpt_dir = Path(ckpt_dir)
         self.code_hash = code_hash
@@ -294,32 +296,44 @@ def execute_train(
     threads: int = 1,
     assets_dir: Path | None = None,
     code_hash: str = "",
+    stage_dirs: dict[str, Path] | None = None,
 ) -> int:
     """Train one run into ``run_dir`` (resuming from ``ckpt_dir`` if it holds a checkpoint).
     Returns an exit code."""
     import methods
     from pipeline import tracking
 
-    torch.set_num_threads(threads)
-    seed_everything(job.seed)
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        # the flag itself; torch.use_deterministic_algorithms also imports torch._inductor
-        # (dynamo, sympy: ~2 s per job) only to set the compiler's flag, which we never use
-        torch._C._set_deterministic_algorithms(True)
+    dev = _prepare(job.seed, device, threads)
     live = None
     if tracking.live_logging_enabled():
         live = tracking.LiveLogger(
             os.environ["MLFLOW_TRACKING_URI"], job.paper, tags=job_tags(job), params=job.resolved()
         )
-    run = FileRun(job, run_dir, ckpt_dir, dev, assets_dir, code_hash, live)
-    run.install_sigterm_handler()
+    run = FileRun(job, run_dir, ckpt_dir, dev, assets_dir, code_hash, live, stage_dirs)
     module = methods.load(job.method)
+    return _train_and_write(run, lambda: module.train(job.method_config(), run), threads, live)
+
+
+def _prepare(seed: int, device: str, threads: int) -> torch.device:
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        # the flag itself; torch.use_deterministic_algorithms also imports torch._inductor
+        # (dynamo, sympy: ~2 s per job) only to set the compiler's flag, which we never use
+        torch._C._set_deterministic_algorithms(True)
+    return dev
+
+
+def _train_and_write(run: FileRun, train: Any, threads: int, live: Any = None) -> int:
+    """Run ``train()`` under the run contract: SIGTERM checkpoints and exits with
+    PREEMPTED_EXIT_CODE; a finished run writes config, curve and manifest, then drops its checkpoints."""
+    run.install_sigterm_handler()
     started, t0 = now_iso(), time.perf_counter()
     try:
-        module.train(job.method_config(), run)
+        train()
     except Preempted as exc:
-        print(f"[run] {job.key}: {exc}; checkpoint in {run.ckpt_dir}", file=sys.stderr)
+        print(f"[run] {run.job.key}: {exc}; checkpoint in {run.ckpt_dir}", file=sys.stderr)
         if live is not None:
             live.close("KILLED")
         return PREEMPTED_EXIT_CODE
@@ -334,6 +348,28 @@ def execute_train(
     if live is not None:
         live.close("FINISHED")
     return 0
+
+
+def execute_stage(
+    job: StageJob,
+    *,
+    out_dir: Path,
+    ckpt_dir: Path,
+    device: str = "auto",
+    threads: int = 1,
+    assets_dir: Path | None = None,
+    code_hash: str = "",
+    stage_dirs: dict[str, Path] | None = None,
+) -> int:
+    """Train one stage (methods/common/stages.py) into ``out_dir`` under the run contract (its
+    ``model.pt`` is what the runs read); resumes from ``ckpt_dir`` like a run. Returns an exit code."""
+    import importlib
+
+    module = importlib.import_module(job.module)
+    settings = module.Settings(**job.settings)
+    dev = _prepare(job.seed, device, threads)
+    run = FileRun(job, out_dir, ckpt_dir, dev, assets_dir, code_hash, None, stage_dirs)
+    return _train_and_write(run, lambda: module.train(settings, run), threads)
 
 
 def execute_evaluate(

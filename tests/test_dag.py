@@ -205,6 +205,82 @@ def test_adding_a_seed_adds_only_that_seed(smoke_workspace):
         p.write_text(original)
 
 
+VPDD_SMOKE = {"vpdd", "vpdd_no_human", "mt_diffusion_policy"}
+
+
+def _vpdd_runs(jobs: list[tuple[str, dict]], rule: str) -> set[tuple[str, str]]:
+    return {(w["method"], w["seed"]) for r, w in jobs if r == rule and w.get("paper") == "vpdd"}
+
+
+def _stage_jobs(jobs: list[tuple[str, dict]]) -> list[str]:
+    return sorted(w["stage_id"].split("-")[0] for r, w in jobs if r == "stage")
+
+
+def test_vpdd_stages_are_shared_by_the_runs_that_read_them(smoke_workspace):
+    """One tokenizer for every method and seed; one pre-trained video model per (pre-training
+    setting, seed): VPDD's and the 'w/o human data' ablation's, two seeds each; the no-pre-training
+    baseline reads the tokenizer alone. Every run's config names the stages it read."""
+    stages = smoke_workspace / "results/smoke/vpdd/_stages"
+    names = sorted(p.name.split("-")[0] for p in stages.iterdir())
+    assert names == ["pretrain"] * 4 + ["tokenizer"]
+    for method in VPDD_SMOKE:
+        for seed in (0, 1):
+            run = smoke_workspace / f"results/smoke/vpdd/metaworld/{method}/seed{seed}"
+            read = yaml.safe_load((run / "config.yaml").read_text())["stages"]
+            assert set(read) == ({"tokenizer"} if method == "mt_diffusion_policy" else {"tokenizer", "pretrain"})
+            assert all((stages / i / "model.pt").is_file() for i in read.values())
+
+
+def test_editing_vpdds_action_model_reruns_fine_tuning_and_evaluation_only(smoke_workspace):
+    ws = smoke_workspace
+    with edited(ws / "methods/video/action_model.py"):
+        jobs = planned_jobs(ws, "--config", "scale=smoke")
+    every = {(m, s) for m in VPDD_SMOKE for s in ("0", "1")}
+    assert _vpdd_runs(jobs, "train") == every == _vpdd_runs(jobs, "evaluate")
+    assert not {r for r, _ in jobs} & {"stage", "setup_env"}
+    assert {w["paper"] for r, w in jobs if r == "train"} == {"vpdd"}
+
+
+def test_editing_vpdds_fine_tuning_config_reruns_fine_tuning_and_evaluation_only(smoke_workspace):
+    ws = smoke_workspace
+    p = ws / "config/papers/vpdd.yaml"
+    original = p.read_text()
+    try:
+        doc = yaml.safe_load(original)
+        doc["experiments"]["metaworld"]["scales"]["smoke"]["overrides"]["all"]["batch"] = 6
+        p.write_text(yaml.safe_dump(doc))
+        jobs = planned_jobs(ws, "--config", "scale=smoke")
+    finally:
+        p.write_text(original)
+    assert _vpdd_runs(jobs, "train") == {(m, s) for m in VPDD_SMOKE for s in ("0", "1")}
+    assert not {r for r, _ in jobs} & {"stage", "setup_env"}
+
+
+def test_editing_vpdds_tokenizer_reruns_everything_downstream_of_it(smoke_workspace):
+    ws = smoke_workspace
+    with edited(ws / "methods/video/tokenizer.py"):
+        jobs = planned_jobs(ws, "--config", "scale=smoke")
+    assert _stage_jobs(jobs) == ["pretrain"] * 4 + ["tokenizer"]
+    assert _vpdd_runs(jobs, "train") == {(m, s) for m in VPDD_SMOKE for s in ("0", "1")}
+    assert "setup_env" not in {r for r, _ in jobs}
+    assert {w["paper"] for r, w in jobs if r == "train"} == {"vpdd"}
+
+
+def test_adding_a_vpdd_seed_adds_only_its_stages_and_runs(smoke_workspace):
+    ws = smoke_workspace
+    p = ws / "config/papers/vpdd.yaml"
+    original = p.read_text()
+    try:
+        doc = yaml.safe_load(original)
+        doc["experiments"]["metaworld"]["scales"]["smoke"]["seeds"] = 3
+        p.write_text(yaml.safe_dump(doc))
+        jobs = planned_jobs(ws, "--config", "scale=smoke")
+    finally:
+        p.write_text(original)
+    assert _stage_jobs(jobs) == ["pretrain", "pretrain"]  # seed 2 of VPDD and of its ablation; no tokenizer
+    assert _vpdd_runs(jobs, "train") == {(m, "2") for m in VPDD_SMOKE} == _vpdd_runs(jobs, "evaluate")
+
+
 def test_lint_is_clean(smoke_workspace):
     proc = snakemake(smoke_workspace, "--lint", "--config", "scale=smoke", check=False)
     out = proc.stdout + proc.stderr
@@ -233,6 +309,14 @@ def test_slurm_profile_resolves_train_resources(smoke_workspace):
         assert "cpus_per_task" not in res
     res = re.search(r"resources: (.*)", setup[0]).group(1)
     assert "slurm_partition=cpu" in res and "gpu=" not in res
+    # a stage (VPDD's tokenizer and video pre-training) is a GPU job of its own, timed like its runs
+    stages = [b for b in blocks if re.search(r"^\s*rule stage:", b, re.M)]
+    assert stages
+    vpdd = yaml.safe_load((smoke_workspace / "config/papers/vpdd.yaml").read_text())
+    for b in stages:
+        res = re.search(r"resources: (.*)", b).group(1)
+        assert "gpu=1" in res and "slurm_partition=gpu" in res and "mem_mb=16000" in res
+        assert f"runtime={vpdd['experiments']['metaworld']['scales']['paper']['runtime_min']}" in res
 
 
 def _train_cmd(ws: Path, seed: int) -> list[str]:

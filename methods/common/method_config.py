@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
 from methods.common.constraints import Constrained
+from methods.common.stages import StageSpec
 
 # Fields the pipeline fills from the experiment (env, budget, schedule); every other field
 # is a hyper-parameter that paper configs may override.
@@ -35,6 +36,11 @@ class MethodConfig(Constrained):
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def stages(self) -> tuple[StageSpec, ...]:
+        """The trained artifacts a run of this config reads, each made by a job of its own before
+        the run (methods/common/stages.py); most methods read none."""
+        return ()
 
     # ------------------------------------------------------------------ the cost plan
     # (pipeline/costs.py, bench/cost_bench.py). A family whose updates or env steps follow

@@ -22,6 +22,8 @@ class Run(Protocol):
     seed: int
     device: torch.device
     assets_dir: Path | None
+    # output directories of the stages this run reads (methods/common/stages.py), by stage name
+    stage_dirs: dict[str, Path]
 
     def log(self, step: int, metrics: dict[str, float]) -> None: ...
     def should_stop(self) -> bool: ...
@@ -52,10 +54,12 @@ class MemoryRun:
         device: str | torch.device = "cpu",
         assets_dir: Path | None = None,
         stop_after_checkpoints: int | None = None,
+        stage_dirs: dict[str, Path] | None = None,
     ):
         self.seed = seed
         self.device = torch.device(device)
         self.assets_dir = assets_dir
+        self.stage_dirs = dict(stage_dirs or {})
         self.rows: list[dict[str, float]] = []
         self.checkpoint: dict[str, Any] | None = None
         self.model: dict[str, Any] | None = None

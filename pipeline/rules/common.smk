@@ -4,7 +4,7 @@ import os
 import sys
 
 from pipeline import layout
-from pipeline.codehash import env_code_hash, method_code_hash
+from pipeline.codehash import env_code_hash, method_code_hash, stage_code_hash
 from pipeline.config import ConfigError, load_workflow
 
 try:
@@ -24,11 +24,17 @@ REPORTS = WF.main["reports_dir"]
 # every path below comes from pipeline/layout.py, called with wildcard patterns
 LAYOUT = layout.Layout(results=RESULTS, reports=REPORTS)
 RUN = layout.run_key("{scale}", "{paper}", "{experiment}", "{method}", "{seed}")
+STAGE = layout.stage_key("{scale}", "{paper}", "{stage_id}")
 
 
 def run_file(name):
     """A file of the run-directory contract, as a pattern over the run wildcards."""
     return str(LAYOUT.run_file(RUN, name))
+
+
+def stage_file(name):
+    """A file of a stage's directory (the run contract's training files), as a pattern."""
+    return str(LAYOUT.run_file(STAGE, name))
 
 
 def run_log(stage):
@@ -63,6 +69,7 @@ wildcard_constraints:
     method="[A-Za-z0-9_-]+",
     seed="[0-9]+",
     env_key="[A-Za-z0-9_.-]+",
+    stage_id="[a-z0-9_]+-[0-9a-f]{10}",
 
 
 def _job(wc):
@@ -98,6 +105,42 @@ def get_env_name(wc):
 def get_env_kwargs(wc):
     # canonical JSON: a reordered YAML mapping must not look like a changed param
     return json.dumps(WF.envs()[wc.env_key][1], sort_keys=True)
+
+
+def get_stage_models(wc):
+    """The model.pt of every stage a run reads."""
+    job = _job(wc)
+    return [str(LAYOUT.run_file(layout.stage_key(job.scale, job.paper, i), layout.MODEL)) for i in job.stages.values()]
+
+
+def _stage(wc):
+    return WF.stage_job(wc.paper, wc.stage_id)
+
+
+def get_stage_env_assets(wc):
+    return str(LAYOUT.env_info(wc.scale, _stage(wc).env_key))
+
+
+def get_stage_env_dir(wc):
+    return str(LAYOUT.env_dir(wc.scale, _stage(wc).env_key))
+
+
+def get_stage_upstream(wc):
+    job = _stage(wc)
+    return [str(LAYOUT.run_file(layout.stage_key(job.scale, job.paper, i), layout.MODEL)) for i in job.needs.values()]
+
+
+def get_stage_code_hash(wc):
+    job = _stage(wc)
+    return stage_code_hash(job.module, job.env)
+
+
+def get_stage_config_hash(wc):
+    return _stage(wc).config_hash()
+
+
+def get_stage_runtime(wc, attempt):
+    return _stage(wc).runtime_min * attempt
 
 
 def get_runtime(wc, attempt):

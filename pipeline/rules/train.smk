@@ -6,6 +6,7 @@
 rule train:
     input:
         env=get_env_assets,
+        stages=get_stage_models,
     output:
         config=run_file(layout.CONFIG),
         manifest=run_file(layout.MANIFEST),

@@ -1,0 +1,1 @@
+"""VPDD: video tokenizer, discrete diffusion, video predictor and action model."""
