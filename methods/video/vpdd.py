@@ -102,6 +102,7 @@ class Config(MethodConfig):
                 "grad_accum",
                 "eval_episodes",
                 "eval_max_steps",
+                "replan_every",
             )
         },
         **{
@@ -175,9 +176,12 @@ class Config(MethodConfig):
     eval_episodes: int = 20  # per task
     eval_max_steps: int = 200
     truncation_r: float = 0.88
+    replan_every: int = 1  # actions of each sampled chunk executed before replanning (paper: 1)
     video_eval_clips: int = 64  # held-out windows scored for the predicted future clip
 
     def __post_init__(self) -> None:
+        if self.replan_every > self.horizon:
+            raise ValueError(f"replan_every ({self.replan_every}) cannot exceed the chunk's horizon ({self.horizon})")
         if self.finetune_predictor is False and self.video_pretraining is False:
             raise ValueError("video_pretraining=false needs finetune_predictor=true (a frozen untrained video model)")
         super().__post_init__()
@@ -531,14 +535,15 @@ def rollouts(
             while not all(done):
                 clips = frames_to_clip(np.stack([np.stack(w[-frames:]) for w in window])).to(policy.device)
                 history = policy.tokenizer.encode(clips).flatten(1)
-                first = policy.chunk(policy.sample(history, prompt, gen))[:, 0]
-                for j, env in enumerate(envs_):
-                    if done[j]:
-                        continue
-                    _, reward, terminated, truncated, _ = env.step(first[j])
-                    ret[j] += reward
-                    window[j].append(env.render())
-                    done[j] = terminated or truncated or env.ever_succeeded
+                chunk = policy.chunk(policy.sample(history, prompt, gen))
+                for k in range(cfg.replan_every):  # the chunk's first actions, then replan
+                    for j, env in enumerate(envs_):
+                        if done[j]:
+                            continue
+                        _, reward, terminated, truncated, _ = env.step(chunk[j, k])
+                        ret[j] += reward
+                        window[j].append(env.render())
+                        done[j] = terminated or truncated or env.ever_succeeded
             per_task[name] = [float(env.ever_succeeded) for env in envs_]
             returns.extend(ret)
         finally:
