@@ -662,6 +662,42 @@ MUTANTS: list[Mutant] = [
         'importlib.import_module("smac.env.starcraft2.maps")',
         ("tests/test_sc2.py",),
     ),
+    # ---------------------------------------------------------------- VPDD and its stages
+    Mutant(
+        "stages: a shared (per_seed False) stage is trained once per seed",
+        "pipeline/config.py",
+        'seed=seed if spec["per_seed"] else int(spec["settings"].get("seed", 0)),',
+        "seed=seed,",
+        ("tests/test_vpdd.py",),
+    ),
+    Mutant(
+        "VPDD: the EMA weights copy the live weights after the EMA starts",
+        "methods/video/loop.py",
+        "self.shadow[name].mul_(self.decay).add_(value, alpha=1 - self.decay)",
+        "self.shadow[name].copy_(value)",
+        ("tests/test_vpdd.py",),
+    ),
+    Mutant(
+        "VPDD: the action model's attention is not causal",
+        "methods/video/action_model.py",
+        "attend(q, k, v, self.heads, p, causal=True)",
+        "attend(q, k, v, self.heads, p, causal=False)",
+        ("tests/test_vpdd_networks.py",),
+    ),
+    Mutant(
+        "VPDD: a resumed stage forgets the curve sums since its last row",
+        "methods/video/loop.py",
+        'step, sums = ckpt["step"], ckpt["sums"]',
+        'step, sums = ckpt["step"], {}',
+        ("tests/test_vpdd.py",),
+    ),
+    Mutant(
+        "VPDD: the forward corruption masks with probability 1 - alpha_bar instead of gamma_bar",
+        "methods/video/diffusion.py",
+        "torch.where(u < gamma_bar, layout.mask_id,",
+        "torch.where(u < 1 - alpha_bar, layout.mask_id,",
+        ("tests/test_vpdd_diffusion.py",),
+    ),
 ]
 
 

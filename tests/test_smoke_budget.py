@@ -9,7 +9,10 @@ from __future__ import annotations
 from pipeline.config import load_from_files
 
 SMOKE_RUNS_PER_PAPER = 44
-SMOKE_STEPS_PER_RUN = {"gfn": 60, "control": 1200, "marl": 200}
+SMOKE_STEPS_PER_RUN = {"gfn": 60, "control": 1200, "marl": 200, "video": 20}
+# the stages runs read (VPDD's tokenizer and video pre-training): at most this many jobs a paper,
+# each at most its family's steps
+SMOKE_STAGES_PER_PAPER = 6
 
 
 def test_every_paper_fits_the_smoke_budget():
@@ -20,3 +23,6 @@ def test_every_paper_fits_the_smoke_budget():
         limit = SMOKE_STEPS_PER_RUN[cfg["family"]]
         long = [(j.key, j.iterations) for j in jobs if j.iterations > limit]
         assert not long, (paper, long)
+        stages = wf.stage_jobs(paper).values()
+        assert len(stages) <= SMOKE_STAGES_PER_PAPER, (paper, len(stages))
+        assert not [(s.key, s.settings["steps"]) for s in stages if s.settings["steps"] > limit], paper

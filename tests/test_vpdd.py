@@ -83,6 +83,20 @@ def test_gripper_tokens_are_the_experts_values_and_noise_takes_the_nearest():
     assert (again.encode(actions) == tok.encode(actions)).all()
 
 
+def test_ema_weights_copy_until_the_start_then_average_every_k_steps():
+    """The official trainer's EMA: a copy of the weights before ``start``, then every ``every``-th
+    step shadow = decay * shadow + (1 - decay) * weights; integer buffers are copied."""
+    from methods.video.loop import EMAWeights
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = EMAWeights(net, decay=0.9, start=4, every=2)
+    for step, w in enumerate([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], start=1):
+        net.weight.data.fill_(w)
+        ema.update(net, step)
+    # step 2 copies 2; step 4 (= start): 0.9 * 2 + 0.1 * 4 = 2.2; step 6: 0.9 * 2.2 + 0.1 * 6 = 2.58
+    assert ema.state_dict()["weight"].item() == pytest.approx(2.58)
+
+
 # ------------------------------------------------------------------ the stage plan
 def _stages(method: str, **hp) -> list[dict]:
     cfg = methods.load(method).Config(**{**TINY, **hp})
