@@ -380,6 +380,50 @@ def test_determinism_and_sigterm_resume(tmp_path):
     assert not ckpt.exists()  # cleared after success
 
 
+def test_a_stage_resumes_exactly_after_sigterm(tmp_path):
+    """A stage job (VPDD's tokenizer) under SIGTERM checkpoints and exits 75 like a run; the retry
+    resumes and ends with the curve and model of a stage never interrupted."""
+    import torch
+
+    from pipeline.config import load_from_files
+
+    ws = make_workspace(tmp_path / "repo")
+    p = ws / "config/papers/vpdd.yaml"
+    doc = yaml.safe_load(p.read_text())
+    doc["experiments"]["metaworld"]["scales"]["smoke"]["overrides"]["all"].update(
+        tokenizer_steps=120, tokenizer_checkpoint_every=5
+    )
+    p.write_text(yaml.safe_dump(doc))
+    snakemake(ws, "--cores", "1", "--config", "scale=smoke", "papers=[vpdd]", "--until", "setup_env")
+    wf = load_from_files(ws / "config/config.yaml", {"scale": "smoke", "papers": ["vpdd"]}, ws)
+    stage = next(j for j in wf.stage_jobs("vpdd").values() if j.name == "tokenizer")
+    cmd = [sys.executable, "-m", "pipeline", "--scale", "smoke", "--papers", "vpdd", "stage"]
+    cmd += ["--paper", "vpdd", "--stage-id", stage.stage_id, "--threads", "1"]
+    out = ws / "results" / stage.key
+    subprocess.run(cmd, cwd=ws, check=True, capture_output=True)
+    curve = (out / "curve.csv").read_bytes()
+    model = torch.load(out / "model.pt", weights_only=False)
+    for f in out.iterdir():
+        f.unlink()
+
+    ckpt = ws / "work/ckpt" / stage.key / "latest.pt"
+    proc = subprocess.Popen(cmd, cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err.decode()[-2000:]
+    assert ckpt.exists() and not (out / "model.pt").exists()
+    res = subprocess.run(cmd, cwd=ws, check=True, capture_output=True, text=True)
+    assert "resuming" in res.stderr
+    assert (out / "curve.csv").read_bytes() == curve
+    resumed = torch.load(out / "model.pt", weights_only=False)
+    assert all(torch.equal(model["state"][k], resumed["state"][k]) for k in model["state"])
+    assert (model["demo_tokens"] == resumed["demo_tokens"]).all()
+    assert json.loads((out / "manifest.json").read_text())["resumed_from"] > 0
+
+
 def test_snapshot_clone_restore_has_nothing_to_do(smoke_workspace, tmp_path):
     """make snapshot -> fresh clone -> make restore -> `snakemake -n` has nothing to do.
     (Runs last: it adds DVC files to the shared workspace.)"""
