@@ -135,6 +135,31 @@ def test_who_shares_which_stage():
     assert longer["tokenizer"] == vpdd0["tokenizer"] and longer["pretrain"] != vpdd0["pretrain"]
 
 
+def test_bad_vpdd_settings_stop_before_any_job_with_the_field_named(tmp_path):
+    import yaml
+
+    from pipeline.config import ConfigError
+    from pipeline.paper_checks import check_paper
+
+    src = Path(__file__).resolve().parent.parent / "config/papers/vpdd.yaml"
+    for where, value, expected in (
+        (("env_kwargs", "actionless_episodes"), 0, "actionless_episodes"),
+        (("env_kwargs", "tasks"), ["reach-v9"], "reach-v9"),
+        (("overrides", "all", "replan_every"), 9, "replan_every"),
+        (("overrides", "all", "pretrain_human_fraction"), 1.5, "pretrain_human_fraction"),
+    ):
+        doc = yaml.safe_load(src.read_text())
+        node = doc["experiments"]["metaworld"]["scales"]["smoke"]
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = value
+        bad = tmp_path / "vpdd.yaml"
+        bad.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ConfigError, match=expected) as err:
+            check_paper(bad)
+        assert "experiments.metaworld.scales.smoke" in str(err.value)
+
+
 def test_runs_without_stages_keep_their_config_hash():
     """The stage field enters a run's resolved config only where it has stages: every other run's
     config hash (and so its results) is what it was."""

@@ -182,6 +182,12 @@ class Config(MethodConfig):
     def __post_init__(self) -> None:
         if self.replan_every > self.horizon:
             raise ValueError(f"replan_every ({self.replan_every}) cannot exceed the chunk's horizon ({self.horizon})")
+        human = self.video_pretraining and self.pretrain_human_videos
+        if human and self.env_kwargs and not self.env_kwargs.get("actionless_episodes", 0):
+            raise ValueError(
+                "pretrain_human_videos needs actionless videos: set env_kwargs.actionless_episodes > 0 "
+                "(or pretrain_human_videos: false)"
+            )
         if self.finetune_predictor is False and self.video_pretraining is False:
             raise ValueError("video_pretraining=false needs finetune_predictor=true (a frozen untrained video model)")
         super().__post_init__()
