@@ -49,25 +49,27 @@ def run_steps(
     log_every: int,
     checkpoint_every: int,
     step_fn: Callable[[int], dict[str, float]],
-    state: Callable[[], dict[str, Any]],
-    restore: Callable[[dict[str, Any]], None],
+    stateful: dict[str, Any],
     gen: torch.Generator,
     rng: np.random.Generator,
 ) -> None:
     """Call ``step_fn(step)`` for step = 1..steps (from the checkpoint's step when resuming). The
     mean of each metric since the last row goes into the curve at every ``log_every``-th step and
-    at the last. ``state()``/``restore()`` carry the caller's objects through a checkpoint."""
+    at the last. ``stateful``: the caller's objects (``state_dict`` / ``load_state_dict``: modules,
+    optimisers, EMA weights, the timestep sampler, the budget meter) carried through a checkpoint."""
     step = 0
     sums: dict[str, float] = {}
     ckpt = run.load_checkpoint()
     if ckpt is not None:
-        restore(ckpt["owner"])
+        for name, obj in stateful.items():
+            obj.load_state_dict(ckpt["owner"][name])
         restore_rng_states(ckpt, gen, rng)
         step, sums = ckpt["step"], ckpt["sums"]
     count = step % log_every
 
     def checkpoint() -> None:
-        run.save_checkpoint({"owner": state(), **rng_states(gen, rng), "step": step, "sums": sums}, step)
+        owner = {name: obj.state_dict() for name, obj in stateful.items()}
+        run.save_checkpoint({"owner": owner, **rng_states(gen, rng), "step": step, "sums": sums}, step)
 
     while step < steps:
         step += 1

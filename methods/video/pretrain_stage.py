@@ -188,20 +188,6 @@ def train(s: Settings, run: Run) -> None:
         ema.update(model, step)
         return {"loss": total}
 
-    def state() -> dict:
-        return {
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "ema": ema.state_dict(),
-            "sampler": sampler.state_dict(),
-        }
-
-    def restore(saved: dict) -> None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        ema.load_state_dict(saved["ema"])
-        sampler.load_state_dict(saved["sampler"])
-
     model.train()
     run_steps(
         run,
@@ -209,8 +195,7 @@ def train(s: Settings, run: Run) -> None:
         log_every=s.log_every,
         checkpoint_every=s.checkpoint_every,
         step_fn=step_fn,
-        state=state,
-        restore=restore,
+        stateful={"model": model, "opt": opt, "ema": ema, "sampler": sampler},
         gen=gen,
         rng=rng,
     )

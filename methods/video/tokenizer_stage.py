@@ -110,13 +110,6 @@ def train(s: Settings, run: Run) -> None:
             "perplexity": out["perplexity"].item(),
         }
 
-    def state() -> dict:
-        return {"model": model.state_dict(), "opt": opt.state_dict()}
-
-    def restore(saved: dict) -> None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-
     model.train()
     run_steps(
         run,
@@ -124,8 +117,7 @@ def train(s: Settings, run: Run) -> None:
         log_every=s.log_every,
         checkpoint_every=s.checkpoint_every,
         step_fn=step_fn,
-        state=state,
-        restore=restore,
+        stateful={"model": model, "opt": opt},
         gen=gen,
         rng=rng,
     )

@@ -443,27 +443,6 @@ def train(cfg: Config, run: Run) -> dict[str, float]:
             ema_video.update(predictor, step)
         return {"loss": total}
 
-    def state() -> dict:
-        return {
-            "predictor": predictor.state_dict(),
-            "action_model": action_model.state_dict(),
-            "opt": opt.state_dict(),
-            "ema_action": ema_action.state_dict(),
-            "ema_video": ema_video.state_dict() if ema_video else None,
-            "sampler": sampler.state_dict(),
-            "budget": budget.state_dict(),
-        }
-
-    def restore(saved: dict) -> None:
-        predictor.load_state_dict(saved["predictor"])
-        action_model.load_state_dict(saved["action_model"])
-        opt.load_state_dict(saved["opt"])
-        ema_action.load_state_dict(saved["ema_action"])
-        if ema_video is not None:
-            ema_video.load_state_dict(saved["ema_video"])
-        sampler.load_state_dict(saved["sampler"])
-        budget.load_state_dict(saved["budget"])
-
     # a resumed run's checkpoint brings back the untrained model saved here at its start
     run.save_untrained_model(model_state())
     run_steps(
@@ -472,8 +451,15 @@ def train(cfg: Config, run: Run) -> dict[str, float]:
         log_every=cfg.eval_every,
         checkpoint_every=cfg.checkpoint_every,
         step_fn=step_fn,
-        state=state,
-        restore=restore,
+        stateful={
+            "predictor": predictor,
+            "action_model": action_model,
+            "opt": opt,
+            "ema_action": ema_action,
+            **({"ema_video": ema_video} if ema_video is not None else {}),
+            "sampler": sampler,
+            "budget": budget,
+        },
         gen=gen,
         rng=rng,
     )
