@@ -102,6 +102,21 @@ def variant_of(method: str) -> tuple[str, str] | None:
     return (table, entry) if sep else None
 
 
+# methods whose seeds can train together in one job (a paper config's seed_batch > 1) -> the module
+# with their ``train_group(cfg, group)``. Kept out of the method's own module, so that the runs
+# of the methods built on it (NE on TD3) do not hold the group loop in their code hash.
+GROUP_TRAINERS: dict[str, str] = {
+    "td3": "methods.control.seed_batch",
+    "td3_ln": "methods.control.seed_batch",
+}
+
+
+def group_trainer(method: str) -> ModuleType | None:
+    """The module that trains k seeds of ``method`` together, or None where it cannot."""
+    name = GROUP_TRAINERS.get(method)
+    return importlib.import_module(name) if name else None
+
+
 _VARIANT_MODULES: dict[str, ModuleType] = {}
 
 

@@ -106,6 +106,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     wf = _workflow(args)
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
     paths = _layout(wf)
+    if job.seed_group:  # its group job trained it (train-group): take its files
+        from pipeline.run import adopt_group_member
+
+        member = paths.run_dir(layout.group_member(job.group_key, job.seed))
+        return adopt_group_member(job, member, _path(args.run_dir, paths.run_dir(job.key)))
     return execute_train(
         job,
         run_dir=_path(args.run_dir, paths.run_dir(job.key)),
@@ -114,6 +119,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads or wf.main["threads_per_run"],
         assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
         code_hash=method_code_hash(job.method, job.env),
+        stage_dirs=_stage_dirs(paths, job.scale, job.paper, job.stages),
+    )
+
+
+def cmd_train_group(args: argparse.Namespace) -> int:
+    from pipeline.codehash import group_code_hash
+    from pipeline.run import execute_group
+
+    if args.log:
+        attempt_log(Path(args.log))
+    wf = _workflow(args)
+    job = wf.group_job(args.paper, args.experiment, args.method, args.first, args.last)
+    paths = _layout(wf)
+    return execute_group(
+        job,
+        group_dir=_path(args.group_dir, paths.run_dir(job.key)),
+        ckpt_dir=paths.checkpoint_dir(job.key),
+        device=wf.main["device"],
+        threads=args.threads or wf.main["threads_per_run"],
+        assets_dir=_path(args.assets_dir, paths.env_dir(wf.scale, job.env_key)),
+        code_hash=group_code_hash(job.method, job.env),
         stage_dirs=_stage_dirs(paths, job.scale, job.paper, job.stages),
     )
 
@@ -431,6 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_train)
     p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
     p.add_argument("--run-dir", help="the run directory to write")
+    p.add_argument("--assets-dir", help="the env's assets (setup's output)")
+    p = sub.add_parser("train-group", help="train a seed group's runs in one process (seed_batch > 1)")
+    p.add_argument("--paper", required=True)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--first", type=int, required=True, help="the group's first seed")
+    p.add_argument("--last", type=int, required=True, help="the group's last seed")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(fn=cmd_train_group)
+    p.add_argument("--log", help="write to <log stem>.attempt<N>.log, linked as LOG (one file per attempt)")
+    p.add_argument("--group-dir", help="the group's directory to write")
     p.add_argument("--assets-dir", help="the env's assets (setup's output)")
     p = sub.add_parser("stage", help="train a stage several runs read (methods/common/stages.py)")
     p.add_argument("--paper", required=True)

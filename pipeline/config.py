@@ -20,6 +20,7 @@ import methods
 from pipeline import REPO_ROOT, layout, yamlio
 from pipeline.config_base import (
     SCALES,  # noqa: F401 (re-exported)
+    SEED_GROUPS,
     STAGE_PLAN,
     ConfigError,  # noqa: F401 (re-exported)
     fail,
@@ -109,10 +110,19 @@ class RunJob:
     hparams: dict
     # the stages this run reads (methods/common/stages.py): name -> stage id, in order
     stages: dict = dataclasses.field(default_factory=dict)
+    # the seeds trained together with this one in one job (GroupJob), itself included; () alone
+    seed_group: tuple = ()
 
     @property
     def key(self) -> str:
         return layout.run_key(self.scale, self.paper, self.experiment, self.method, self.seed)
+
+    @property
+    def group_key(self) -> str:
+        """The directory key of the group job that trains this run (``seed_group`` not empty)."""
+        return layout.group_key(
+            self.scale, self.paper, self.experiment, self.method, self.seed_group[0], self.seed_group[-1]
+        )
 
     # computed once per job: the Snakefile asks for them several times a job (a job is never changed
     # after expansion)
@@ -137,6 +147,8 @@ class RunJob:
         }
         if self.stages:  # only where there are any: the other runs' config hashes stay as they were
             doc["stages"] = dict(self.stages)
+        if self.seed_group:  # trained beside these seeds: equal to its lone run up to float rounding
+            doc["seed_group"] = list(self.seed_group)
         return doc
 
     @classmethod
@@ -145,6 +157,7 @@ class RunJob:
         return cls(
             runtime_min=runtime_min,
             stages=dict(doc.get("stages") or {}),
+            seed_group=tuple(doc.get("seed_group") or ()),
             **{
                 k: doc[k]
                 for k in (
@@ -230,6 +243,57 @@ class StageJob:
         return stable_hash(self.resolved())
 
 
+@dataclass(frozen=True)
+class GroupJob:
+    """k seeds of one (experiment, method) trained in one process (methods/control/group_loop.py).
+    It writes each seed's run files into ``<group dir>/seed<N>/``; each seed's own train job then
+    takes them into its ordinary run directory, so everything downstream sees ordinary runs."""
+
+    members: tuple  # the RunJobs, in seed order
+
+    # what the members share, read off the first
+    scale = property(lambda self: self.members[0].scale)
+    paper = property(lambda self: self.members[0].paper)
+    experiment = property(lambda self: self.members[0].experiment)
+    method = property(lambda self: self.members[0].method)
+    env = property(lambda self: self.members[0].env)
+    env_key = property(lambda self: self.members[0].env_key)
+    stages = property(lambda self: self.members[0].stages)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(m.seed for m in self.members)
+
+    @property
+    def seed(self) -> int:
+        return self.members[0].seed
+
+    @property
+    def key(self) -> str:
+        return self.members[0].group_key
+
+    @property
+    def runtime_min(self) -> int:
+        # an upper bound: k seeds together never take longer than k runs one after another
+        return self.members[0].runtime_min * len(self.members)
+
+    def resolved(self) -> dict[str, Any]:
+        return {"members": [m.resolved() for m in self.members]}
+
+    def config_hash(self) -> str:
+        return stable_hash(self.resolved())
+
+    def method_config(self) -> Any:
+        """The members' Config (equal but for the seed, which a Config does not hold)."""
+        return self.members[0].method_config()
+
+
+def seed_chunks(n_seeds: int, k: int) -> list[tuple[int, ...]]:
+    """Seeds 0..n-1 in groups of k: 0..k-1, k..2k-1, ... (the last may be smaller). A seed's group
+    depends on its index only, so adding a seed touches the last group alone."""
+    return [tuple(range(i, min(i + k, n_seeds))) for i in range(0, n_seeds, k)]
+
+
 def stage_jobs_of(
     specs: list[dict], *, scale: str, paper: str, seed: int, env: str, env_kwargs: dict, runtime_min: int
 ) -> list[StageJob]:
@@ -272,6 +336,10 @@ def expand_jobs(paper_cfg: dict, scale: str, stage_table: dict[str, StageJob] | 
         for method in sc.get("methods") or exp["methods"]:
             hp = merged_overrides(exp, scale, method)
             specs = (((paper_cfg.get(STAGE_PLAN) or {}).get(exp_id) or {}).get(scale) or {}).get(method) or []
+            together = method in ((paper_cfg.get(SEED_GROUPS) or {}).get(exp_id) or {}).get(scale, [])
+            group_of = {}
+            for chunk in seed_chunks(sc["seeds"], sc.get("seed_batch", 1) if together else 1):
+                group_of.update({s: chunk if len(chunk) > 1 else () for s in chunk})
             for seed in range(sc["seeds"]):
                 stages = stage_jobs_of(
                     specs,
@@ -297,6 +365,7 @@ def expand_jobs(paper_cfg: dict, scale: str, stage_table: dict[str, StageJob] | 
                         runtime_min=sc.get("runtime_min", 60),
                         hparams=hp,
                         stages={j.name: j.stage_id for j in stages},
+                        seed_group=group_of[seed],
                     )
                 )
                 stage_table.update({j.stage_id: j for j in stages})
@@ -335,6 +404,21 @@ class Workflow:
         job = self.__dict__.get("_index", {}).get((paper, experiment, method, int(seed)))
         if job is None:
             raise KeyError(f"no run {layout.run_key(self.scale, paper, experiment, method, seed)}")
+        return job
+
+    def group_jobs(self, paper: str | None = None) -> dict[str, GroupJob]:
+        """Group key -> group job, of ``paper``'s runs (every paper's without one)."""
+        members: dict[str, list[RunJob]] = {}
+        for j in self.jobs(paper):
+            if j.seed_group:
+                members.setdefault(j.group_key, []).append(j)
+        return {key: GroupJob(tuple(runs)) for key, runs in members.items()}
+
+    def group_job(self, paper: str, experiment: str, method: str, first: int, last: int) -> GroupJob:
+        key = layout.group_key(self.scale, paper, experiment, method, first, last)
+        job = self.group_jobs(paper).get(key) if paper in self.papers else None
+        if job is None:
+            raise KeyError(f"no seed group {key}")
         return job
 
     def stage_jobs(self, paper: str) -> dict[str, StageJob]:

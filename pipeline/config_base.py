@@ -21,6 +21,9 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 # where a validated paper document carries its methods' stage specs (pipeline/paper_checks.py puts
 # them there from each method's Config, so the Snakefile plans stages without importing a method)
 STAGE_PLAN = "stage_plan"
+# where it carries, per experiment and scale with seed_batch > 1, the methods whose seeds train
+# together (their module has ``train_group``), for the same reason
+SEED_GROUPS = "seed_groups"
 
 
 class ConfigError(ValueError):

@@ -72,6 +72,20 @@ def stage_key(scale: str, paper: str, stage_id: str) -> str:
     return f"{scale}/{paper}/{STAGES_DIR}/{stage_id}"
 
 
+GROUPS_DIR = "_groups"
+
+
+def group_key(scale: str, paper: str, experiment: str, method: str, first: int | str, last: int | str) -> str:
+    """``<scale>/<paper>/_groups/<experiment>/<method>/seeds<first>-<last>``: a seed group's
+    directory (pipeline.config.GroupJob; also its checkpoint directory below ``work/ckpt``)."""
+    return f"{scale}/{paper}/{GROUPS_DIR}/{experiment}/{method}/seeds{first}-{last}"
+
+
+def group_member(group: str, seed: int | str) -> str:
+    """Where a group job writes one seed's run files, below the group's directory."""
+    return f"{group}/seed{seed}"
+
+
 def figure_name(figure_id: str, fmt: str = "png") -> str:
     return f"{figure_id}.{fmt}"
 
@@ -100,6 +114,10 @@ class Layout:
     def stage_log(self, stage: str, scale: str, paper: str, stage_id: str) -> Path:
         """``logs/<scale>/<stage>/<paper>/_stages/<stage id>.log``"""
         return self.logs / scale / stage / paper / STAGES_DIR / f"{stage_id}.log"
+
+    def group_log(self, scale: str, paper: str, experiment: str, method: str, first: str, last: str) -> Path:
+        """``logs/<scale>/train_group/<paper>/<experiment>/<method>/seeds<first>-<last>.log``"""
+        return self.logs / scale / "train_group" / paper / experiment / method / f"seeds{first}-{last}.log"
 
     def checkpoint_dir(self, key: str) -> Path:
         return self.work / "ckpt" / key

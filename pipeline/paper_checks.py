@@ -16,6 +16,7 @@ import methods
 from methods.common.budget import MEASURED
 from pipeline.config_base import (
     SCALES,
+    SEED_GROUPS,
     STAGE_PLAN,
     fail,
     load_yaml,
@@ -99,6 +100,7 @@ def check_paper(path: Path) -> dict:
                 except (TypeError, ValueError) as exc:
                     fail(path, f"{where}.scales.{scale} (overrides of {m})", str(exc))
                 _record_stages(doc, exp_id, scale, m, cfg, sc)
+            _record_seed_groups(path, doc, exp_id, scale, sc, f"{where}.scales.{scale}")
     paper_methods = {m for exp in doc["experiments"].values() for m in exp["methods"]}
     for method, entry in (doc.get("method_differs") or {}).items():
         if method not in paper_methods:
@@ -254,6 +256,23 @@ def _check_ref(path: Path, where: str, item: dict, doc: dict, field: str = "expe
                     f"method {item[key]!r} is not run at scale {scale!r} of experiment "
                     f"{item['experiment']!r} (scales.{scale}.methods)",
                 )
+
+
+def _record_seed_groups(path: Path, doc: dict, exp_id: str, scale: str, sc: dict, where: str) -> None:
+    """With ``seed_batch`` > 1, record which of the scale's methods train their seeds together
+    (methods/control/group_loop.py); a batch no method can use is an error, not a silent no-op."""
+    if sc.get("seed_batch", 1) == 1:
+        return
+    exp_methods = sc.get("methods") or doc["experiments"][exp_id]["methods"]
+    grouped = [m for m in exp_methods if m in methods.GROUP_TRAINERS]
+    if not grouped:
+        fail(
+            path,
+            f"{where}.seed_batch",
+            f"none of this scale's methods ({', '.join(exp_methods)}) can train seeds together; "
+            f"those that can: {', '.join(methods.GROUP_TRAINERS)}",
+        )
+    doc.setdefault(SEED_GROUPS, {}).setdefault(exp_id, {})[scale] = grouped
 
 
 def _record_stages(doc: dict, exp_id: str, scale: str, method: str, cfg: Any, sc: dict) -> None:

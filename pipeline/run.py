@@ -18,6 +18,7 @@ import io
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,7 +34,7 @@ import yaml
 
 from methods.common.runapi import UNTRAINED_KEY, Preempted, snapshot
 from pipeline import REPO_ROOT, layout
-from pipeline.config import RunJob, StageJob
+from pipeline.config import GroupJob, RunJob, StageJob
 from pipeline.atomic import (
     atomic_write,
     atomic_write_checked,
@@ -134,6 +135,7 @@ class FileRun:
         self.budget: dict[str, Any] | None = None
         self._stop = False
         self._live = live_logger
+        self.manifest_extra: dict[str, Any] = {}  # a seed group's member names its group
 
     # ---- Run protocol
     def log(self, step: int, metrics: dict[str, float]) -> None:
@@ -148,9 +150,8 @@ class FileRun:
     def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
         payload = {
             "state": state,
-            "rows": self.rows,
+            **self._progress(),
             "step": step,
-            "untrained": self.untrained,
             "config_hash": self.job.config_hash(),
             "code_hash": self.code_hash,
         }
@@ -189,11 +190,18 @@ class FileRun:
             )
             self.clear_checkpoints()
             return None
-        self.rows = payload["rows"]
-        self.untrained = payload.get("untrained")
+        self._restore_progress(payload)
         self.resumed_from = int(payload["step"])
         print(f"[run] resuming {self.job.key} from step {self.resumed_from}", file=sys.stderr)
         return payload["state"]
+
+    def _progress(self) -> dict[str, Any]:
+        """What the checkpoint keeps besides the method's state: the curve so far, the step-0 model."""
+        return {"rows": self.rows, "untrained": self.untrained}
+
+    def _restore_progress(self, payload: dict[str, Any]) -> None:
+        self.rows = payload["rows"]
+        self.untrained = payload.get("untrained")
 
     @property
     def ckpt_path(self) -> Path:
@@ -270,6 +278,7 @@ class FileRun:
                 # forked from the job server (pipeline/jobserver.py) or a process of its own
                 "launcher": "jobserver" if os.environ.get("RLREPRO_FORKED") else "process",
                 "budget": self.budget,
+                **self.manifest_extra,
             },
         )
 
@@ -278,6 +287,52 @@ class FileRun:
         for pattern in ("*.pt", "*.pt.sha256"):
             for f in self.ckpt_dir.glob(pattern):
                 f.unlink()
+
+
+class FileRunGroup(FileRun):
+    """A seed group's job (pipeline.config.GroupJob): one :class:`FileRun` per member writing into
+    ``<group dir>/seed<N>/``, one checkpoint and one stop flag for all of them. The group's own
+    config.yaml and manifest.json (written last: the job's declared output) name its members."""
+
+    def __init__(
+        self,
+        job: GroupJob,
+        group_dir: Path,
+        ckpt_dir: Path,
+        device: torch.device,
+        assets_dir: Path | None = None,
+        code_hash: str = "",
+        stage_dirs: dict[str, Path] | None = None,
+    ):
+        super().__init__(job, group_dir, ckpt_dir, device, assets_dir, code_hash, None, stage_dirs)
+        self.runs = [
+            FileRun(m, group_dir / f"seed{m.seed}", ckpt_dir, device, assets_dir, code_hash, None, stage_dirs)
+            for m in job.members
+        ]
+        for run in self.runs:
+            run.manifest_extra = {"seed_group": job.key, "seed_group_seeds": list(job.seeds)}
+        self.manifest_extra = {"seeds": list(job.seeds)}
+
+    def _progress(self) -> dict[str, Any]:
+        return {"rows": [r.rows for r in self.runs], "untrained": [r.untrained for r in self.runs]}
+
+    def _restore_progress(self, payload: dict[str, Any]) -> None:
+        for run, rows, untrained in zip(self.runs, payload["rows"], payload["untrained"]):
+            run.rows, run.untrained, run.resumed_from = rows, untrained, int(payload["step"])
+
+    def write_config(self) -> None:
+        for run in self.runs:
+            run.write_config()
+        super().write_config()
+
+    def write_curve(self) -> None:
+        for run in self.runs:
+            run.write_curve()
+
+    def write_manifest(self, started: str, wall: float, threads: int) -> None:
+        for run in self.runs:  # the group's wall time: the seeds trained at once
+            run.write_manifest(started, wall, threads)
+        super().write_manifest(started, wall, threads)
 
 
 def _fmt(v: Any) -> Any:
@@ -370,6 +425,48 @@ def execute_stage(
     dev = _prepare(job.seed, device, threads)
     run = FileRun(job, out_dir, ckpt_dir, dev, assets_dir, code_hash, None, stage_dirs)
     return _train_and_write(run, lambda: module.train(settings, run), threads)
+
+
+def execute_group(
+    job: GroupJob,
+    *,
+    group_dir: Path,
+    ckpt_dir: Path,
+    device: str = "auto",
+    threads: int = 1,
+    assets_dir: Path | None = None,
+    code_hash: str = "",
+    stage_dirs: dict[str, Path] | None = None,
+) -> int:
+    """Train a seed group's k runs in one process (the method module's ``train_group``) into
+    ``group_dir/seed<N>/`` under the run contract; resumes from ``ckpt_dir`` like a run."""
+    import methods
+
+    dev = _prepare(job.seed, device, threads)
+    group = FileRunGroup(job, group_dir, ckpt_dir, dev, assets_dir, code_hash, stage_dirs)
+    trainer = methods.group_trainer(job.method)
+    return _train_and_write(group, lambda: trainer.train_group(job.method_config(), group), threads)
+
+
+def adopt_group_member(job: RunJob, member_dir: Path, run_dir: Path) -> int:
+    """A grouped seed's train job: take the run files its group job wrote into ``run_dir``
+    (hard links where the filesystem has them; each file atomically, the manifest last)."""
+    written = yaml.safe_load((member_dir / layout.CONFIG).read_text(encoding="utf-8"))
+    if written != job.resolved():
+        raise RuntimeError(
+            f"{member_dir}: the group trained another config than this run's ({job.key}); rerun its group job"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (layout.MODEL, layout.CURVE, layout.CONFIG, layout.MANIFEST):
+        tmp = run_dir / f".{name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(member_dir / name, tmp)
+        except OSError:  # a filesystem without hard links
+            shutil.copy2(member_dir / name, tmp)
+        os.replace(tmp, run_dir / name)
+    print(f"[run] {job.key}: trained in its seed group {job.group_key}", file=sys.stderr)
+    return 0
 
 
 def execute_evaluate(

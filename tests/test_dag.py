@@ -205,6 +205,56 @@ def test_adding_a_seed_adds_only_that_seed(smoke_workspace):
         p.write_text(original)
 
 
+def test_ne_td3_seeds_train_in_groups(smoke_workspace):
+    """NE's smoke sets seed_batch: 2 on its MuJoCo experiment: td3 and td3_ln train their two seeds
+    in one group job each; every seed's run directory is ordinary and names its group; the
+    methods that cannot train together (NE, Reset, ReDo, PI) ran one seed a job."""
+    ws = smoke_workspace
+    groups = ws / "results/smoke/ne/_groups/mujoco"
+    assert sorted(p.name for p in groups.iterdir()) == ["td3", "td3_ln"]
+    for method in ("td3", "td3_ln"):
+        group = groups / method / "seeds0-1"
+        assert json.loads((group / "manifest.json").read_text())["seeds"] == [0, 1]
+        for seed in (0, 1):
+            run = ws / f"results/smoke/ne/mujoco/{method}/seed{seed}"
+            assert all((run / f).stat().st_size > 0 for f in ("config.yaml", "curve.csv", "model.pt", "eval.json"))
+            assert json.loads((run / "manifest.json").read_text())["seed_group"].endswith(f"mujoco/{method}/seeds0-1")
+            assert yaml.safe_load((run / "config.yaml").read_text())["seed_group"] == [0, 1]
+    lone = yaml.safe_load((ws / "results/smoke/ne/mujoco/ne/seed0/config.yaml").read_text())
+    assert "seed_group" not in lone
+
+
+def test_adding_a_seed_beside_full_groups_adds_only_that_seed(smoke_workspace):
+    """Seeds are grouped by index (0-1, 2-3, ...): a third seed falls in a group of its own, so it
+    trains alone and the full groups rerun nothing."""
+    ws = smoke_workspace
+    p = ws / "config/papers/ne.yaml"
+    original = p.read_text()
+    try:
+        doc = yaml.safe_load(original)
+        doc["experiments"]["mujoco"]["scales"]["smoke"]["seeds"] = 3
+        p.write_text(yaml.safe_dump(doc))
+        jobs = planned_jobs(ws, "--config", "scale=smoke", "papers=[ne]")
+    finally:
+        p.write_text(original)
+    mujoco = {"ne", "td3", "td3_reset", "td3_redo", "td3_pi", "td3_ln"}
+    trained = {(w["method"], w["seed"]) for r, w in jobs if r == "train"}
+    assert trained == {(m, "2") for m in mujoco}
+    assert "train_group" not in {r for r, _ in jobs}
+
+
+def test_editing_the_group_loop_reruns_the_groups_and_their_seeds(smoke_workspace):
+    ws = smoke_workspace
+    with edited(ws / "methods/control/group_loop.py"):
+        jobs = planned_jobs(ws, "--config", "scale=smoke", "papers=[ne]")
+    groups = {(w["method"], w["first"], w["last"]) for r, w in jobs if r == "train_group"}
+    assert groups == {("td3", "0", "1"), ("td3_ln", "0", "1")}
+    # the grouped seeds take the new files; td3's lone runs (the cycle experiment) and every
+    # method built on TD3 do not hold the group loop
+    trained = {(w["experiment"], w["method"], w["seed"]) for r, w in jobs if r == "train"}
+    assert trained == {("mujoco", m, s) for m in ("td3", "td3_ln") for s in ("0", "1")}
+
+
 VPDD_SMOKE = {"vpdd", "vpdd_no_human", "mt_diffusion_policy"}
 
 

@@ -18,8 +18,10 @@ from methods.control.td3 import TD3Agent
 OBS, ACT, HID, B = 5, 2, 16, 32
 
 
-def _agent(seed: int) -> TD3Agent:
-    cfg = methods.load("td3").Config(hidden=HID, batch=B, lr=1e-3)
+def _agent(seed: int, critic_layernorm: str = "none") -> TD3Agent:
+    cfg = methods.load("td3").Config(
+        hidden=HID, batch=B, lr=1e-3, critic_layernorm=critic_layernorm, critic_hidden_layers=3
+    )
     torch.manual_seed(seed)
     return TD3Agent(cfg, OBS, ACT, 1.0, torch.device("cpu"), torch.Generator().manual_seed(seed))
 
@@ -50,13 +52,34 @@ def test_a_stacked_mlp_is_its_seeds_mlps():
         stacked.weights[0][1].add_(1.0)
     stacked.write_back(nets)
     assert torch.allclose(nets[1][0].weight, stacked.weights[0][1].t())
-    with pytest.raises(ValueError, match="Linear-ReLU"):
-        StackedMLP([mlp([4, 8, 3], layernorm="all")])
+    with pytest.raises(ValueError, match="Linear-\\[LayerNorm\\]-ReLU"):
+        StackedMLP([mlp([4, 8, 3], dropout=0.1)])
+    with pytest.raises(ValueError, match="one shape"):
+        StackedMLP([mlp([4, 8, 3]), mlp([4, 8, 3], layernorm="all")])
 
 
-def test_k_seeds_updated_together_match_their_single_seed_updates():
+def test_a_stacked_mlp_with_layernorm_is_its_seeds_mlps():
+    """NE's TD3 critic: LayerNorm on the last hidden layer, its gain and shift per seed."""
+    torch.manual_seed(0)
+    nets = [mlp([4, 8, 8, 8, 1], layernorm="last") for _ in range(3)]
+    for n in nets:
+        with torch.no_grad():
+            n[5].weight.uniform_(0.5, 1.5)
+            n[5].bias.uniform_(-0.5, 0.5)
+    stacked = StackedMLP(nets)
+    x = torch.randn(3, 5, 4)
+    want = torch.stack([n(x[i]) for i, n in enumerate(nets)])
+    assert torch.allclose(stacked(x), want, atol=1e-6)
+    with torch.no_grad():
+        stacked.norms["weight2"][1].add_(1.0)
+    stacked.write_back(nets)
+    assert torch.equal(nets[1][5].weight, stacked.norms["weight2"][1, 0])
+
+
+@pytest.mark.parametrize("critic_layernorm", ["none", "last"])
+def test_k_seeds_updated_together_match_their_single_seed_updates(critic_layernorm):
     seeds = (0, 1, 2)
-    single = [_agent(s) for s in seeds]
+    single = [_agent(s, critic_layernorm) for s in seeds]
     batched_agents = [copy.deepcopy(a) for a in single]
     buffers = [_buffer(s) for s in seeds]
     gens_single = [torch.Generator().manual_seed(7 + s) for s in seeds]
@@ -79,7 +102,9 @@ def test_k_seeds_updated_together_match_their_single_seed_updates():
 
 
 def test_only_plain_td3_agents_are_batched():
-    cfg = methods.load("td3").Config(hidden=HID, critic_layernorm="last")
-    agent = TD3Agent(cfg, OBS, ACT, 1.0, torch.device("cpu"), torch.Generator().manual_seed(0))
+    """A subclass (Reset, ReDo, Plasticity Injection) has hooks the stacked update would skip."""
+    from methods.control.td3_reset import Config, ResetAgent
+
+    agent = ResetAgent(Config(hidden=HID), OBS, ACT, 1.0, torch.device("cpu"), torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="plain TD3"):
         StackedTD3([agent])

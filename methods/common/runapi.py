@@ -96,3 +96,32 @@ class MemoryRun:
 
     def save_model(self, state: dict[str, Any]) -> None:
         self.model = state if self.untrained is None else {**state, UNTRAINED_KEY: self.untrained}
+
+
+class MemoryRunGroup:
+    """In-memory group of runs trained together (methods/control/group_loop.py): one
+    :class:`MemoryRun` per seed, and one checkpoint for the group holding each run's rows."""
+
+    def __init__(self, seeds: list[int], device: str | torch.device = "cpu", stop_after_checkpoints: int | None = None):
+        self.runs = [MemoryRun(seed, device) for seed in seeds]
+        self.device = torch.device(device)
+        self.checkpoint: dict[str, Any] | None = None
+        self.resumed_from: int | None = None
+        self._stop_after = stop_after_checkpoints
+        self._n_ckpt = 0
+
+    def should_stop(self) -> bool:
+        return self._stop_after is not None and self._n_ckpt >= self._stop_after
+
+    def save_checkpoint(self, state: dict[str, Any], step: int) -> None:
+        runs = [{"rows": r.rows, "untrained": r.untrained} for r in self.runs]
+        self.checkpoint = copy.deepcopy({"state": state, "runs": runs, "step": step})
+        self._n_ckpt += 1
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        if self.checkpoint is None:
+            return None
+        self.resumed_from = self.checkpoint["step"]
+        for run, saved in zip(self.runs, copy.deepcopy(self.checkpoint["runs"])):
+            run.rows, run.untrained, run.resumed_from = saved["rows"], saved["untrained"], self.resumed_from
+        return copy.deepcopy(self.checkpoint["state"])

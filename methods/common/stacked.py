@@ -8,14 +8,16 @@ parameters are the ones its single-seed run would hold, up to the float rounding
 batched matmul. Adam is element-wise, so one Adam over the stacked tensors steps every seed as
 its own Adam would.
 
-Plain Linear/ReLU MLPs only (no LayerNorm, dropout or masks): the TD3/SAC baselines of the
-control papers; the variants with those layers keep their single-seed path.
+Linear/ReLU MLPs with optional LayerNorm in hidden blocks (``nets.mlp``'s Linear -> [LayerNorm]
+-> ReLU; NE's TD3 critic normalises its last hidden layer). Dropout and masked layers are not
+stacked: the variants with those keep their single-seed path.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class StackedMLP(nn.Module):
@@ -24,10 +26,23 @@ class StackedMLP(nn.Module):
     def __init__(self, mlps: list[nn.Sequential]):
         super().__init__()
         linears = [[m for m in seq if isinstance(m, nn.Linear)] for seq in mlps]
+        shapes = {tuple(type(m).__name__ for m in seq) for seq in mlps}
         for seq, lins in zip(mlps, linears):
             kinds = {type(m) for m in seq}
-            if not kinds <= {nn.Linear, nn.ReLU} or len(seq) != 2 * len(lins) - 1:
-                raise ValueError(f"StackedMLP takes Linear-ReLU MLPs only (got {[type(m).__name__ for m in seq]})")
+            n_norms = sum(isinstance(m, nn.LayerNorm) for m in seq)
+            if not kinds <= {nn.Linear, nn.ReLU, nn.LayerNorm} or len(seq) != 2 * len(lins) - 1 + n_norms:
+                raise ValueError(
+                    f"StackedMLP takes Linear-[LayerNorm]-ReLU MLPs only (got {[type(m).__name__ for m in seq]})"
+                )
+        if len(shapes) != 1:
+            raise ValueError(f"StackedMLP stacks MLPs of one shape (got {sorted(shapes)})")
+        # LayerNorms by the index of the Linear they follow
+        norms = [self._norms_of(seq) for seq in mlps]
+        self.norm_eps = {i: ln.eps for i, ln in norms[0].items()}
+        self.norms = nn.ParameterDict()
+        for i in norms[0]:
+            self.norms[f"weight{i}"] = nn.Parameter(torch.stack([n[i].weight.detach()[None] for n in norms]))
+            self.norms[f"bias{i}"] = nn.Parameter(torch.stack([n[i].bias.detach()[None] for n in norms]))
         self.weights = nn.ParameterList(
             nn.Parameter(torch.stack([lins[i].weight.detach().t() for lins in linears]).contiguous())
             for i in range(len(linears[0]))
@@ -36,6 +51,16 @@ class StackedMLP(nn.Module):
             nn.Parameter(torch.stack([lins[i].bias.detach()[None] for lins in linears]).contiguous())
             for i in range(len(linears[0]))
         )
+
+    @staticmethod
+    def _norms_of(seq: nn.Sequential) -> dict[int, nn.LayerNorm]:
+        out, n_linear = {}, 0
+        for m in seq:
+            if isinstance(m, nn.Linear):
+                n_linear += 1
+            elif isinstance(m, nn.LayerNorm):
+                out[n_linear - 1] = m
+        return out
 
     @property
     def k(self) -> int:
@@ -48,6 +73,11 @@ class StackedMLP(nn.Module):
             if rows is not None:
                 w, b = w[rows], b[rows]
             x = torch.baddbmm(b, x, w)
+            if i in self.norm_eps:
+                gain, shift = self.norms[f"weight{i}"], self.norms[f"bias{i}"]
+                if rows is not None:
+                    gain, shift = gain[rows], shift[rows]
+                x = torch.addcmul(shift, F.layer_norm(x, x.shape[-1:], eps=self.norm_eps[i]), gain)
             if i < last:
                 x = torch.relu(x)
         return x
@@ -59,3 +89,6 @@ class StackedMLP(nn.Module):
             for lin, w, b in zip((m for m in seq if isinstance(m, nn.Linear)), self.weights, self.biases):
                 lin.weight.copy_(w[s].t())
                 lin.bias.copy_(b[s, 0])
+            for i, ln in self._norms_of(seq).items():
+                ln.weight.copy_(self.norms[f"weight{i}"][s, 0])
+                ln.bias.copy_(self.norms[f"bias{i}"][s, 0])

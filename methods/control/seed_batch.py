@@ -7,26 +7,29 @@ single-seed run to float tolerance (tests/test_seed_batch.py). What is shared is
 arithmetic: one batched matmul per layer for all seeds, one fused Adam step over the stacked
 tensors (element-wise, so per seed the same rule).
 
-Not yet wired into the pipeline: a job that trains k seeds and writes k ordinary run
-directories (and its resume) is the next step; this module is the update it will run.
+The loop that trains k seeds with it, and its checkpoints: methods/control/group_loop.py.
 """
 
 from __future__ import annotations
 
 import torch
 
+from typing import Any
+
 from methods.common.replay import ReplayBuffer
 from methods.common.stacked import StackedMLP
-from methods.control.td3 import TD3Agent
+from methods.control import group_loop
+from methods.control.td3 import TD3Agent, make_agent
 
 
 class StackedTD3:
-    """k plain TD3 agents (no LayerNorm critic, no masks) updated together."""
+    """k TD3 agents of the plain ``TD3Agent`` class (no masks, resets or other hooks; LayerNorm
+    critics allowed) updated together."""
 
     def __init__(self, agents: list[TD3Agent]):
         first = agents[0]
-        if any(a.cfg.critic_layernorm != "none" or type(a) is not TD3Agent for a in agents):
-            raise ValueError("StackedTD3 batches plain TD3 agents only")
+        if any(type(a) is not TD3Agent for a in agents):
+            raise ValueError("StackedTD3 batches plain TD3 agents only (no subclass: its hooks would be skipped)")
         self.agents, self.cfg, self.max_action = agents, first.cfg, first.max_action
         self.actor = StackedMLP([a.actor.net for a in agents])
         self.actor_target = StackedMLP([a.actor_target.net for a in agents])
@@ -47,6 +50,29 @@ class StackedTD3:
         x = torch.cat([obs, act], -1)
         k, n, _ = x.shape
         return net(x.repeat_interleave(2, 0)).view(k, 2, n)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, gens: list[torch.Generator] | None) -> torch.Tensor:
+        """Every seed's action ``[k, act]`` for its observation ``obs [k, obs]``; with ``gens``
+        (exploring), each seed's Gaussian noise drawn from its own generator as ``TD3Agent.act`` draws it."""
+        a = self._pi(self.actor, obs[:, None])[:, 0]
+        if gens is None:
+            return a
+        scale = self.cfg.expl_noise * self.max_action
+        noise = torch.stack([torch.randn(a.shape[1:], generator=g, device=a.device) for g in gens])
+        return (a + noise * scale).clamp(-self.max_action, self.max_action)
+
+    def state_dict(self) -> dict[str, Any]:
+        nets = ("actor", "actor_target", "critic", "critic_target", "actor_opt", "critic_opt")
+        return {name: getattr(self, name).state_dict() for name in nets} | {"n_updates": self.n_updates}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        for name, value in d.items():
+            if name == "n_updates":
+                self.n_updates = value
+            else:
+                getattr(self, name).load_state_dict(value)
+        self.write_back()
 
     def update(self, buffers: list[ReplayBuffer], gens: list[torch.Generator]) -> dict[str, torch.Tensor]:
         """One TD3 update of every seed; per-seed losses ``[k]``."""
@@ -90,3 +116,9 @@ class StackedTD3:
         self.critic_target.write_back([mm for a in self.agents for mm in a.critic_target.members])
         for a in self.agents:
             a.n_updates = self.n_updates
+
+
+def train_group(cfg: Any, group: group_loop.RunGroup) -> list[dict[str, float]]:
+    """k seeds of TD3 (``td3``, or ``td3_ln``: the same agent with a LayerNorm critic) in one
+    process: the group loop with this stacked update (methods.GROUP_TRAINERS points here)."""
+    return group_loop.train_group(cfg, group, make_agent, StackedTD3)

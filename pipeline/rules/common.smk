@@ -4,7 +4,7 @@ import os
 import sys
 
 from pipeline import layout
-from pipeline.codehash import env_code_hash, method_code_hash, stage_code_hash
+from pipeline.codehash import env_code_hash, group_code_hash, method_code_hash, stage_code_hash
 from pipeline.config import ConfigError, load_workflow
 
 try:
@@ -25,6 +25,7 @@ REPORTS = WF.main["reports_dir"]
 LAYOUT = layout.Layout(results=RESULTS, reports=REPORTS)
 RUN = layout.run_key("{scale}", "{paper}", "{experiment}", "{method}", "{seed}")
 STAGE = layout.stage_key("{scale}", "{paper}", "{stage_id}")
+GROUP = layout.group_key("{scale}", "{paper}", "{experiment}", "{method}", "{first}", "{last}")
 
 
 def run_file(name):
@@ -35,6 +36,11 @@ def run_file(name):
 def stage_file(name):
     """A file of a stage's directory (the run contract's training files), as a pattern."""
     return str(LAYOUT.run_file(STAGE, name))
+
+
+def group_file(name):
+    """A file of a seed group's directory, as a pattern over the group wildcards."""
+    return str(LAYOUT.run_file(GROUP, name))
 
 
 def run_log(stage):
@@ -70,6 +76,8 @@ wildcard_constraints:
     seed="[0-9]+",
     env_key="[A-Za-z0-9_.-]+",
     stage_id="[a-z0-9_]+-[0-9a-f]{10}",
+    first="[0-9]+",
+    last="[0-9]+",
 
 
 def _job(wc):
@@ -111,6 +119,42 @@ def get_stage_models(wc):
     """The model.pt of every stage a run reads."""
     job = _job(wc)
     return [str(LAYOUT.run_file(layout.stage_key(job.scale, job.paper, i), layout.MODEL)) for i in job.stages.values()]
+
+
+def get_seed_group(wc):
+    """A grouped seed's train job reads its group's manifest (none for a seed trained alone)."""
+    job = _job(wc)
+    return [str(LAYOUT.run_file(job.group_key, layout.MANIFEST))] if job.seed_group else []
+
+
+def _group(wc):
+    return WF.group_job(wc.paper, wc.experiment, wc.method, int(wc.first), int(wc.last))
+
+
+def get_group_env_assets(wc):
+    return str(LAYOUT.env_info(wc.scale, _group(wc).env_key))
+
+
+def get_group_stage_models(wc):
+    job = _group(wc)
+    return [str(LAYOUT.run_file(layout.stage_key(job.scale, job.paper, i), layout.MODEL)) for i in job.stages.values()]
+
+
+def get_group_env_dir(wc):
+    return str(LAYOUT.env_dir(wc.scale, _group(wc).env_key))
+
+
+def get_group_code_hash(wc):
+    job = _group(wc)
+    return group_code_hash(job.method, job.env)
+
+
+def get_group_config_hash(wc):
+    return _group(wc).config_hash()
+
+
+def get_group_runtime(wc, attempt):
+    return _group(wc).runtime_min * attempt
 
 
 def _stage(wc):

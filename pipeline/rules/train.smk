@@ -3,10 +3,13 @@
 # rerun. Resumable checkpoints live in work/ckpt/ (undeclared: a failed job keeps them).
 # Snakemake deletes {log} before each attempt, so `--log` writes every attempt to its own
 # <log stem>.attempt<N>.log and links {log} to the latest (no `> {log}` redirection here).
+# A seed of a seed group (seed_batch > 1) was trained by its group job (rule train_group below):
+# its train job only takes the group's files for that seed into its run directory.
 rule train:
     input:
         env=get_env_assets,
         stages=get_stage_models,
+        group=get_seed_group,
     output:
         config=run_file(layout.CONFIG),
         manifest=run_file(layout.MANIFEST),
@@ -29,3 +32,31 @@ rule train:
         " --experiment {wildcards.experiment} --method {wildcards.method}"
         " --seed {wildcards.seed} --threads {threads} --run-dir {params.run_dir}"
         " --assets-dir {params.assets} --log {log}"
+
+
+# k seeds of one (experiment, method) trained in one process (seed_batch: k in the paper config;
+# methods/control/group_loop.py). Its output is the group's manifest, written after every
+# member's files (results/<scale>/<paper>/_groups/<experiment>/<method>/seeds<a>-<b>/seed<N>/).
+rule train_group:
+    input:
+        env=get_group_env_assets,
+        stages=get_group_stage_models,
+    output:
+        manifest=group_file(layout.MANIFEST),
+    params:
+        code=get_group_code_hash,
+        cfg=get_group_config_hash,
+        group_dir=str(LAYOUT.run_dir(GROUP)),
+        assets=get_group_env_dir,
+    threads: WF.main["threads_per_run"]
+    resources:
+        runtime=get_group_runtime,
+    conda:
+        CONDA_ENV
+    log:
+        str(LAYOUT.group_log("{scale}", "{paper}", "{experiment}", "{method}", "{first}", "{last}")),
+    shell:
+        CLI + " --papers {wildcards.paper} train-group --paper {wildcards.paper}"
+        " --experiment {wildcards.experiment} --method {wildcards.method}"
+        " --first {wildcards.first} --last {wildcards.last} --threads {threads}"
+        " --group-dir {params.group_dir} --assets-dir {params.assets} --log {log}"
