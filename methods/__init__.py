@@ -108,6 +108,8 @@ def variant_of(method: str) -> tuple[str, str] | None:
 GROUP_TRAINERS: dict[str, str] = {
     "td3": "methods.control.seed_batch",
     "td3_ln": "methods.control.seed_batch",
+    "sac": "methods.control.seed_batch",
+    "sac20": "methods.control.seed_batch",
 }
 
 

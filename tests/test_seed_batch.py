@@ -108,3 +108,47 @@ def test_only_plain_td3_agents_are_batched():
     agent = ResetAgent(Config(hidden=HID), OBS, ACT, 1.0, torch.device("cpu"), torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="plain TD3"):
         StackedTD3([agent])
+
+
+@pytest.mark.parametrize("critic_layernorm", ["none", "last"])
+def test_k_sac_seeds_updated_together_match_their_single_seed_updates(critic_layernorm):
+    """SAC at UTD 2: critic updates every call, policy and temperature on every second; each
+    seed's draws (batch, next-action noise, policy noise) from its own generator."""
+    from methods.control.sac import Config, SACAgent
+    from methods.control.seed_batch import StackedSAC
+
+    cfg = Config(hidden=HID, batch=B, lr=1e-3, utd=2, critic_layernorm=critic_layernorm)
+    seeds = (0, 1, 2)
+    single = []
+    for s in seeds:
+        torch.manual_seed(s)
+        single.append(SACAgent(cfg, OBS, ACT, 2.0, torch.device("cpu"), torch.Generator().manual_seed(7 + s)))
+    batched_agents = [copy.deepcopy(a) for a in single]
+    gens = [torch.Generator().manual_seed(7 + s) for s in seeds]
+    buffers = [_buffer(s) for s in seeds]
+    stacked = StackedSAC(batched_agents)
+    for _ in range(100):
+        outs = [a.update(buf, 0) for a, buf in zip(single, buffers)]
+        out = stacked.update(buffers, gens)
+        for key in outs[0]:
+            assert torch.allclose(out[key], torch.stack([o[key] for o in outs]), rtol=1e-4, atol=1e-5), key
+    stacked.write_back()
+    for a, b in zip(single, batched_agents):
+        assert a.n_updates == b.n_updates == 100
+        for name in ("actor", "critic", "critic_target", "temperature"):
+            for p, q in zip(getattr(a, name).parameters(), getattr(b, name).parameters()):
+                assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), name
+    assert all(torch.equal(a.gen.get_state(), g.get_state()) for a, g in zip(single, gens))
+    obs = torch.randn(3, OBS)
+    want = torch.stack([a.act(obs[i], explore=False) for i, a in enumerate(single)])
+    assert torch.allclose(stacked.act(obs, None), want, atol=1e-5)
+
+
+def test_droq_and_redq_keep_one_seed_a_job():
+    from methods.control.sac import Config, SACAgent
+    from methods.control.seed_batch import StackedSAC
+
+    for cfg in (Config(hidden=HID, critic_dropout=0.01), Config(hidden=HID, n_critics=10, target_subset=2)):
+        agent = SACAgent(cfg, OBS, ACT, 1.0, torch.device("cpu"), torch.Generator().manual_seed(0))
+        with pytest.raises(ValueError, match="without critic dropout"):
+            StackedSAC([agent])

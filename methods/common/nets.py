@@ -82,18 +82,28 @@ class GaussianActor(nn.Module):
         self, obs: torch.Tensor, deterministic: bool = False, gen: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Action in [-max_action, max_action] and its log-probability ``[B]``."""
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
-        log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
-        if deterministic:
-            u = mean
-        else:
-            eps = torch.randn(mean.shape, generator=gen, device=mean.device, dtype=mean.dtype)
-            u = mean + log_std.exp() * eps
-        a = torch.tanh(u)
-        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter in a stable form
-        log_prob = (-0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
-        return self.max_action * a, log_prob - a.shape[-1] * math.log(self.max_action)
+        out = self.net(obs)
+        eps = None
+        if not deterministic:
+            shape = (*out.shape[:-1], out.shape[-1] // 2)
+            eps = torch.randn(shape, generator=gen, device=out.device, dtype=out.dtype)
+        return squashed_gaussian(out, eps, self.max_action)
+
+
+def squashed_gaussian(
+    out: torch.Tensor, eps: torch.Tensor | None, max_action: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAC's head on the network output ``[..., 2 * act]`` (mean, log std): the action
+    ``max_action * tanh(mean + std * eps)`` (``eps`` None: the mean) and its log-probability
+    ``[...]``. Shared by GaussianActor and the seed-stacked SAC (methods/control/seed_batch.py)."""
+    mean, log_std = out.chunk(2, dim=-1)
+    log_std = log_std.clamp(GaussianActor.LOG_STD_MIN, GaussianActor.LOG_STD_MAX)
+    u = mean if eps is None else mean + log_std.exp() * eps
+    a = torch.tanh(u)
+    # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter in a stable form
+    log_prob = (-0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    log_prob = log_prob - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)
+    return max_action * a, log_prob - a.shape[-1] * math.log(max_action)
 
 
 class Critics(nn.Module):
