@@ -8,6 +8,7 @@ and the GPU request come from the command line, never from editing the profile:
     snakemake --workflow-profile profiles/slurm --config scale=smoke papers=[omnet] \\
         --default-resources slurm_partition=debug slurm_account=root mem_mb=1000 runtime=10 \\
         --set-resources train:slurm_partition=debug train:gpu=0 train:cpus_per_gpu=0 \\
+            train_group:slurm_partition=debug train_group:gpu=0 train_group:cpus_per_gpu=0 \\
         --slurm-init-seconds-before-status-checks 2
 """
 
@@ -73,6 +74,11 @@ def slurm_args(part: str) -> list[str]:
         "train:gpu=0",
         "train:cpus_per_gpu=0",
         "train:mem_mb=1000",
+        # OMNet's smoke trains SAC's and SAC-20's two seeds in one group job each
+        f"train_group:slurm_partition={part}",
+        "train_group:gpu=0",
+        "train_group:cpus_per_gpu=0",
+        "train_group:mem_mb=1000",
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--jobs",
