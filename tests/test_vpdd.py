@@ -286,3 +286,26 @@ def test_the_no_pretraining_baseline_trains_its_video_model(assets, tmp_path):
     before = run.untrained["predictor"]["state"]
     after = run.model["predictor"]["state"]
     assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+
+
+def test_the_untrained_agent_reads_the_untrained_video_model(assets, staged):
+    """The guards compare a run with its untrained agent (pipeline/guards.py). For VPDD the
+    future-clip metrics are the video model's, frozen in fine-tuning: the untrained agent's video
+    model is the pre-training stage's step-0 model, so "did it learn" asks of pre-training too
+    (with the pre-trained model in it, trained and untrained would score the same by construction)."""
+    from methods.common.runapi import UNTRAINED_KEY
+
+    cfg, dirs = staged
+    pre = torch.load(dirs["pretrain"] / "model.pt", weights_only=False)
+    assert UNTRAINED_KEY in pre and pre[UNTRAINED_KEY]["config"] == pre["config"]
+    assert any(not torch.equal(pre["state"][k], v) for k, v in pre[UNTRAINED_KEY]["state"].items())
+    run = MemoryRun(seed=0, assets_dir=assets, stage_dirs=dirs)
+    methods.load("vpdd_no_human").train(cfg, run)
+    _same_state(run.untrained["predictor"], pre[UNTRAINED_KEY])
+    _same_state(run.model["predictor"]["state"], pre["state"])
+    ecfg = dataclasses.replace(cfg, env_kwargs={"render_size": 32})
+    module = methods.load("vpdd_no_human")
+    trained = module.evaluate(ecfg, copy.deepcopy(run.model), 3, "cpu", assets)["metrics"]
+    untrained = module.evaluate(ecfg, copy.deepcopy(run.untrained), 3, "cpu", assets)["metrics"]
+    video = ("future_token_acc", "future_frame_mse")
+    assert [trained[k] for k in video] != [untrained[k] for k in video]  # another video model scored

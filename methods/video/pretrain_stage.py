@@ -189,6 +189,9 @@ def train(s: Settings, run: Run) -> None:
         return {"loss": total}
 
     model.train()
+    # the step-0 video model: a run's "untrained" agent reads it, so that a claim on the video
+    # model's predictions asks whether pre-training learned (a resumed stage gets it back)
+    run.save_untrained_model({"config": asdict(model.cfg), "state": model.state_dict()})
     run_steps(
         run,
         steps=s.steps,

@@ -35,7 +35,7 @@ import torch
 from methods.common.budget import BudgetMeter
 from methods.common.constraints import Bound, at_least, positive, within
 from methods.common.method_config import MethodConfig
-from methods.common.runapi import Run
+from methods.common.runapi import UNTRAINED_KEY, Run
 from methods.common.seeding import seeded
 from methods.common.stages import StageSpec
 from methods.video import pretrain_stage, tokenizer_stage
@@ -443,8 +443,14 @@ def train(cfg: Config, run: Run) -> dict[str, float]:
             ema_video.update(predictor, step)
         return {"loss": total}
 
-    # a resumed run's checkpoint brings back the untrained model saved here at its start
-    run.save_untrained_model(model_state())
+    # a resumed run's checkpoint brings back the untrained model saved here at its start. Its video
+    # model is the pre-training stage's own step-0 model: before *any* of the method's training,
+    # so the guards' "did it learn" covers pre-training too (the future-clip metrics are made by
+    # the video model, which fine-tuning leaves frozen)
+    untrained = model_state()
+    if pre is not None and UNTRAINED_KEY in pre:
+        untrained["predictor"] = pre[UNTRAINED_KEY]
+    run.save_untrained_model(untrained)
     run_steps(
         run,
         steps=cfg.iterations,
