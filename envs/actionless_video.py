@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.metaworld_video import OffscreenRenderer, center_square, configure_headless_rendering
+from envs.metaworld_video import center_square
+from envs.offscreen import OffscreenRenderer, configure_headless_rendering
 
 FETCH_TASKS = ("FetchPickAndPlace-v4", "FetchPush-v4", "FetchReach-v4")
 ADROIT_TASKS = ("AdroitHandDoor-v1", "AdroitHandRelocate-v1", "AdroitHandHammer-v1")

@@ -58,7 +58,8 @@ class MetaWorldVideo:
 
     def check_steps(self) -> None:
         """The render libraries are there and one task renders a frame."""
-        from envs.metaworld_video import RenderedMetaWorld, check_render_libraries
+        from envs.metaworld_video import RenderedMetaWorld
+        from envs.offscreen import check_render_libraries
 
         check_render_libraries()
         env = RenderedMetaWorld(self.tasks[0], self.resolution, self.render_size, max_episode_steps=3)

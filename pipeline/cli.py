@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     job = wf.job(args.paper, args.experiment, args.method, args.seed)
     paths = _layout(wf)
     if job.seed_group:  # its group job trained it (train-group): take its files
-        from pipeline.run import adopt_group_member
+        from pipeline.groups import adopt_group_member
 
         member = paths.run_dir(layout.group_member(job.group_key, job.seed))
         return adopt_group_member(job, member, _path(args.run_dir, paths.run_dir(job.key)))
@@ -125,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_train_group(args: argparse.Namespace) -> int:
     from pipeline.codehash import group_code_hash
-    from pipeline.run import execute_group
+    from pipeline.groups import execute_group
 
     if args.log:
         attempt_log(Path(args.log))

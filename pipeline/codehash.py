@@ -188,7 +188,7 @@ def group_code_hash(method: str, env: str, root: Path = REPO_ROOT) -> str:
     """A seed group's code: its method's (method_code_hash) and its group trainer's closure
     (methods.GROUP_TRAINERS). The grouped seeds' own train jobs rerun after it (their input, the
     group's manifest, is newer); the method's lone runs do not hold the group loop."""
-    trainer = module_closure(methods.GROUP_TRAINERS[method], root)
+    trainer = module_closure(methods.GROUP_TRAINERS[method], root) + (root / "pipeline/groups.py",)
     return hashlib.sha256(f"{method_code_hash(method, env, root)}\0{files_hash(trainer, root)}".encode()).hexdigest()[
         :16
     ]

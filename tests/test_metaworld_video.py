@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 
-from envs.metaworld_video import configure_headless_rendering
+from envs.offscreen import configure_headless_rendering
 
 configure_headless_rendering()  # before anything imports mujoco's GL backends
 
@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import envs.metaworld_video as mv  # noqa: E402
+import envs.offscreen as offscreen  # noqa: E402
 from envs.actionless_video import collect_actionless_videos  # noqa: E402
 
 RES, RENDER = 32, 64
@@ -29,29 +30,29 @@ RES, RENDER = 32, 64
 
 
 def test_render_libraries_present_and_missing_one_is_named(monkeypatch):
-    mv.check_render_libraries()  # this machine has them
-    real = mv._find_render_library
+    offscreen.check_render_libraries()  # this machine has them
+    real = offscreen._find_render_library
 
     def without_egl(name):
         return None if name == "libEGL.so.1" else real(name)
 
-    monkeypatch.setattr(mv, "_find_render_library", without_egl)
+    monkeypatch.setattr(offscreen, "_find_render_library", without_egl)
     with pytest.raises(RuntimeError) as err:
-        mv.check_render_libraries()
+        offscreen.check_render_libraries()
     msg = str(err.value)
     assert "libegl1" in msg and "apt-get install" in msg
     assert "libegl-mesa0" not in msg and "libgl1-mesa-dri" not in msg  # only the missing one
 
-    monkeypatch.setattr(mv, "_find_render_library", lambda name: None)
+    monkeypatch.setattr(offscreen, "_find_render_library", lambda name: None)
     with pytest.raises(RuntimeError) as err:
-        mv.check_render_libraries()
+        offscreen.check_render_libraries()
     assert all(pkg in str(err.value) for pkg in ("libegl1", "libegl-mesa0", "libgl1-mesa-dri"))
 
 
 def test_configure_headless_rendering_keeps_explicit_settings(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     monkeypatch.delenv("GALLIUM_DRIVER", raising=False)
-    assert mv.configure_headless_rendering() == "osmesa"
+    assert offscreen.configure_headless_rendering() == "osmesa"
     assert os.environ["GALLIUM_DRIVER"] == "llvmpipe"
 
 

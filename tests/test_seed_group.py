@@ -19,7 +19,8 @@ from methods.common.runapi import MemoryRun, MemoryRunGroup, Preempted
 from pipeline import layout
 from pipeline.config import ConfigError, expand_jobs, seed_chunks
 from pipeline.paper_checks import check_paper
-from pipeline.run import adopt_group_member, execute_group, execute_train
+from pipeline.groups import adopt_group_member, execute_group
+from pipeline.run import execute_train
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [0, 1, 2]
@@ -170,7 +171,7 @@ def test_a_group_job_writes_ordinary_runs_and_resumes_exactly(tmp_path):
     assert manifest["seed_group"] == group.key and manifest["seed_group_seeds"] == [0, 1]
     assert yaml.safe_load((out / "seed1" / "config.yaml").read_text()) == members[1].resolved()
 
-    import pipeline.run as run_module
+    import pipeline.groups as run_module
 
     stops = []
     real = run_module.FileRunGroup.should_stop

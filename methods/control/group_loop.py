@@ -35,7 +35,7 @@ from methods.control.loop import Agent, AgentFactory, ControlConfig, evaluate_po
 
 
 class RunGroup(Protocol):
-    """The k runs of one group job and the group's own checkpoint (pipeline.run.FileRunGroup;
+    """The k runs of one group job and the group's own checkpoint (pipeline.groups.FileRunGroup;
     tests: methods.common.runapi.MemoryRunGroup)."""
 
     runs: list[Run]
