@@ -698,6 +698,35 @@ MUTANTS: list[Mutant] = [
         "torch.where(u < 1 - alpha_bar, layout.mask_id,",
         ("tests/test_vpdd_diffusion.py",),
     ),
+    # ---------------------------------------------------------------- seed groups (issue 26)
+    Mutant(
+        "seed groups: every seed's exploration noise drawn from the first seed's generator",
+        "methods/control/seed_batch.py",
+        "noise = torch.stack([torch.randn(a.shape[1:], generator=g, device=a.device) for g in gens])",
+        "noise = torch.stack([torch.randn(a.shape[1:], generator=gens[0], device=a.device) for g in gens])",
+        ("tests/test_seed_group.py",),
+    ),
+    Mutant(
+        "seed groups: a resumed env is reset without replaying the episode's actions",
+        "methods/control/group_loop.py",
+        "        for action in self.episode_actions:\n            obs, *_ = self.env.step(action)\n",
+        "",
+        ("tests/test_seed_group.py",),
+    ),
+    Mutant(
+        "seed groups: the stacked critic's LayerNorm ignores its per-seed gain",
+        "methods/common/stacked.py",
+        "x = torch.addcmul(shift, F.layer_norm(x, x.shape[-1:], eps=self.norm_eps[i]), gain)",
+        "x = F.layer_norm(x, x.shape[-1:], eps=self.norm_eps[i]) + shift",
+        ("tests/test_seed_batch.py",),
+    ),
+    Mutant(
+        "seed groups: adding a seed regroups every seed (groups counted from the last seed)",
+        "pipeline/config.py",
+        "return [tuple(range(i, min(i + k, n_seeds))) for i in range(0, n_seeds, k)]",
+        "return [tuple(range(max(0, i - k), i)) for i in range(n_seeds, 0, -k)][::-1]",
+        ("tests/test_seed_group.py",),
+    ),
 ]
 
 
