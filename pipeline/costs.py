@@ -64,9 +64,13 @@ def paper_cost(paper_cfg: dict, scale: str, measured: dict[str, Any]) -> dict[st
     work["updates"] += sum(int(st.settings.get("steps", 0)) for st in stage_jobs.values())
     # a kind of work only some runs count (QMIX's updates depend on episode lengths) is a lower bound
     partial = sorted(k for k, n in reported.items() if n < len(jobs))
+    groups = {j.group_key for j in jobs if j.seed_group}
     return {
         "paper": paper_cfg["paper"],
         "runs": len(jobs),
+        # training processes: the lone runs and the seed groups (seed_batch), each group one job
+        "train_jobs": sum(1 for j in jobs if not j.seed_group) + len(groups),
+        "seed_groups": len(groups),
         "stages": len(stage_jobs),
         "work": dict(work),
         "partial": partial,
@@ -101,6 +105,8 @@ def cost_line(row: dict[str, Any]) -> str:
             f"~{_hours(row['cpu_hours'])} CPU core-hours for the {row['measured_runs']} of {row['runs']} runs measured"
         )
     stages = f" + {row['stages']} stages they read" if row.get("stages") else ""
+    if row.get("seed_groups"):
+        stages += f" (trained in {row['train_jobs']} jobs: {row['seed_groups']} seed groups, the rest alone)"
     return f"cost: {row['runs']} runs{stages}, {work}; {est}"
 
 
@@ -129,8 +135,8 @@ def cost_table(rows: list[dict[str, Any]], measured: dict[str, Any], scale: str)
     )
     lines.append("")
     lines.append(
-        f"Scale `{scale}`: training time only (evaluations not counted), one process a seed "
-        f"(no seed batching or compiled updates yet), {where}. GPU-hours: no GPU measurement "
-        "was recorded, so none is estimated."
+        f"Scale `{scale}`: training time only (evaluations not counted), each run timed alone "
+        f"(seed groups, where the scale sets `seed_batch`, take less: bench/seed_group_bench.py; no "
+        f"compiled updates), {where}. GPU-hours: no GPU measurement was recorded, so none is estimated."
     )
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import methods
 from pipeline import costs
-from pipeline.config import expand_jobs, load_from_files
+from pipeline.config import expand_jobs, load_from_files, load_paper
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,14 @@ def test_paper_cost_uses_measured_rates_only():
     assert row["work"]["iterations"] == sum(j.iterations for j in jobs)
     assert "not measured yet" in costs.cost_line(costs.paper_cost(cfg, "smoke", {}))
     assert f"{len(same_pair)} of {len(jobs)} runs measured" in costs.cost_line(row)
+
+
+def test_seed_groups_are_counted_as_training_jobs():
+    """OMNet's smoke trains sac and sac20 in groups of 2: 14 runs in 12 training jobs."""
+    cfg = load_paper(REPO / "config/papers/omnet.yaml")
+    row = costs.paper_cost(cfg, "smoke", {})
+    assert (row["runs"], row["train_jobs"], row["seed_groups"]) == (14, 12, 2)
+    assert "trained in 12 jobs: 2 seed groups" in costs.cost_line(row)
 
 
 def test_the_readme_table_is_generated_from_the_measured_file():
