@@ -35,8 +35,8 @@ rule train:
 
 
 # k seeds of one (experiment, method) trained in one process (seed_batch: k in the paper config;
-# methods/control/group_loop.py). Its output is the group's manifest, written after every
-# member's files (results/<scale>/<paper>/_groups/<experiment>/<method>/seeds<a>-<b>/seed<N>/).
+# the loop is methods.control.group_loop). Its output is the group's manifest, written after every
+# member's run files (in the group directory's seed<N> folders: pipeline.layout.group_key).
 rule train_group:
     input:
         env=get_group_env_assets,
