@@ -47,7 +47,11 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
     from pipeline.config import env_key
 
-    wf = _workflow(args)
+    # the rule passes the env and its assets directory: then no paper config is read (the
+    # Snakefile validated the selected ones), so a setup job neither validates the papers a run
+    # did not select nor races another setup job over what their checks build (gymnasium-robotics
+    # writes MaMuJoCo's many-segment swimmer XML into its package while checking a factorisation)
+    wf = None if args.env is not None and args.assets_dir else _workflow(args)
     if args.env is not None:
         # the rule passes the env itself: its command then does not depend on which papers were
         # selected, so a run of one paper never re-runs a setup another paper shares
@@ -61,7 +65,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
         name, kwargs = wf.envs()[args.env_key]
     env = envs.make(name, **kwargs)
     env.check_steps()
-    info = env.write_assets(_path(args.assets_dir, _layout(wf).env_dir(wf.scale, args.env_key)))
+    assets = (
+        Path(args.assets_dir) if wf is None else _path(args.assets_dir, _layout(wf).env_dir(wf.scale, args.env_key))
+    )
+    info = env.write_assets(assets)
     print(json.dumps(info, indent=2))
     return 0
 

@@ -461,3 +461,27 @@ def test_statements_and_titles_say_what_the_scale_runs(tmp_path):
     bad.write_text(text.replace("{grid_large.height}x", "{grid_huge.height}x", 1))
     with pytest.raises(pc.ConfigError, match=r"unknown experiment 'grid_huge'"):
         check_paper(bad)
+
+
+def test_a_setup_job_reads_no_paper_config(tmp_path):
+    """The setup rule passes the env and its assets directory, so the job reads no paper config:
+    it neither validates papers the run did not select nor races another setup job over what
+    their checks build (two setup jobs once collided over gymnasium-robotics' generated swimmer
+    XML while validating Kaleidoscope). A broken paper in the configured list does not stop it."""
+    import json
+
+    from pipeline import cli
+
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "broken.yaml").write_text("paper: broken\n")  # fails its schema
+    main = tmp_path / "config.yaml"
+    doc = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    main.write_text(yaml.safe_dump({**doc, "papers": ["broken"], "paper_dir": str(papers)}))
+    kwargs = {"suite": "gym", "task": "Pendulum-v1"}
+    out = tmp_path / "assets"
+    argv = ["--config-file", str(main), "setup", "--env-key", pc.env_key("control", kwargs), "--env", "control"]
+    assert cli.main([*argv, "--env-kwargs", json.dumps(kwargs), "--assets-dir", str(out)]) == 0
+    assert (out / "info.json").is_file()
+    # without the env on the command line the configs are read (to look the env up by its key)
+    assert cli.main(["--config-file", str(main), "setup", "--env-key", pc.env_key("control", kwargs)]) != 0
